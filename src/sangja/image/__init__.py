@@ -1,0 +1,1 @@
+"""Images: root filesystems, layers and (later) the content-addressed store."""

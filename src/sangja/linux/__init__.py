@@ -1,0 +1,1 @@
+"""Thin wrappers over the Linux kernel. The only package that uses ctypes."""

@@ -1,0 +1,219 @@
+"""Control groups: find the host's hierarchies (v1, v2 or hybrid) and manage one container's
+cgroup across all of them.
+
+`Cgroup.for_path()` is the entry point. Resource limits are applied by `resources.py`
+(a later step); this module owns creation, membership, listing, freezing and removal.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+CGROUP2_SUPER_MAGIC = 0x63677270
+
+
+class Hierarchy:
+    """One mounted cgroup hierarchy: v1 (with its controllers) or the v2 unified tree."""
+
+    __slots__ = ("mountpoint", "root", "controllers", "version")
+
+    def __init__(self, mountpoint: str, root: str, controllers: tuple[str, ...], version: int):
+        self.mountpoint = mountpoint
+        self.root = root
+        self.controllers = controllers
+        self.version = version
+
+    def __repr__(self) -> str:
+        return f"Hierarchy({self.mountpoint!r}, v{self.version}, {self.controllers})"
+
+
+def hierarchies(mountinfo: str = "/proc/self/mountinfo") -> list[Hierarchy]:
+    """Every cgroup hierarchy mounted in this mount namespace, once each."""
+    found: dict[str, Hierarchy] = {}
+    with open(mountinfo) as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fstype, _source, superopts = post.split()[:3]
+            if fstype not in ("cgroup", "cgroup2"):
+                continue
+            fields = pre.split()
+            root, mountpoint = _unescape(fields[3]), _unescape(fields[4])
+            if fstype == "cgroup2":
+                key, h = "", Hierarchy(mountpoint, root, (), 2)
+            else:
+                ctrls = tuple(
+                    o for o in superopts.split(",")
+                    if o not in ("rw", "ro", "relatime", "noprefix", "clone_children",
+                                 "xattr", "nsdelegate", "cpuset_v2_mode", "favordynmods")
+                    and not o.startswith("release_agent=")
+                )
+                key, h = ",".join(ctrls), Hierarchy(mountpoint, root, ctrls, 1)
+            found.setdefault(key, h)
+    return list(found.values())
+
+
+def _unescape(s: str) -> str:
+    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace(
+        "\\134", "\\")
+
+
+def own_paths(pid: int | str = "self") -> dict[str, str]:
+    """/proc/PID/cgroup as {controllers-key: path}; the v2 entry has the key ""."""
+    out = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, key, path = line.rstrip("\n").split(":", 2)
+            out[key] = path
+    return out
+
+
+def mode() -> str:
+    """"v2", "v1" or "hybrid" for this host."""
+    hs = hierarchies()
+    v1 = any(h.version == 1 and not all(c.startswith("name=") for c in h.controllers)
+             for h in hs)
+    v2 = any(h.version == 2 for h in hs)
+    return "hybrid" if v1 and v2 else "v1" if v1 else "v2"
+
+
+class Cgroup:
+    """A container's cgroup: one directory per hierarchy, all at the same relative path."""
+
+    def __init__(self, rel: str, dirs: list[tuple[Hierarchy, str]]):
+        self.rel = rel
+        self.dirs = dirs
+
+    @classmethod
+    def for_path(cls, cgroups_path: str | None, default: str) -> "Cgroup":
+        """Resolve runtime-spec `cgroupsPath`: absolute from each hierarchy's root, relative
+        below this process's own cgroup, absent -> `default` (absolute)."""
+        path = cgroups_path or default
+        own = own_paths()
+        dirs = []
+        for h in hierarchies():
+            key = ",".join(h.controllers) if h.version == 1 else ""
+            if path.startswith("/"):
+                rel = path
+            else:
+                rel = os.path.join(own.get(key, "/"), path)
+            # The mount may show only a subtree (inside a cgroup namespace): strip its root.
+            inside = rel
+            if h.root != "/" and (rel == h.root or rel.startswith(h.root + "/")):
+                inside = rel[len(h.root):] or "/"
+            dirs.append((h, os.path.normpath(h.mountpoint + "/" + inside.lstrip("/"))))
+        if ".." in path.split("/"):
+            raise ValueError(f"linux.cgroupsPath {path!r} must not contain '..'")
+        return cls(path, dirs)
+
+    @property
+    def paths(self) -> list[str]:
+        return [d for _, d in self.dirs]
+
+    def create(self) -> None:
+        for h, d in self.dirs:
+            if "cpuset" in h.controllers:
+                _mkdir_cpuset(h.mountpoint, d)
+            else:
+                os.makedirs(d, exist_ok=True)
+
+    def join(self, pid: int = 0) -> None:
+        """Move `pid` (0: the caller) into every hierarchy of this cgroup."""
+        data = str(pid).encode()
+        for h, d in self.dirs:
+            try:
+                _write(os.path.join(d, "cgroup.procs"), data)
+            except OSError as e:
+                if h.version == 2 and len(self.dirs) > 1 and e.errno in (errno.EBUSY,
+                                                                         errno.EOPNOTSUPP):
+                    continue  # hybrid host: the v2 tree holds no controllers we rely on
+                raise
+
+    def pids(self) -> list[int]:
+        """Every process in the container's cgroup."""
+        for d in self._listing_dirs():
+            try:
+                return read_pids(d)
+            except FileNotFoundError:
+                continue
+        return []
+
+    def _listing_dirs(self) -> list[str]:
+        prefs = [d for h, d in self.dirs if h.version == 1 and ("pids" in h.controllers
+                                                               or "freezer" in h.controllers)]
+        return prefs + [d for _, d in self.dirs]
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(d) for d in self.paths)
+
+    def destroy(self, timeout: float = 5.0) -> None:
+        """Remove every directory (deepest first); retry while exiting processes linger."""
+        deadline = time.monotonic() + timeout
+        for _, d in self.dirs:
+            _rmdir_tree(d, deadline)
+        # Remove the parent we made for the default path, when nobody else uses it.
+        for _, d in self.dirs:
+            parent = os.path.dirname(d)
+            if os.path.basename(parent) == "sangja":
+                try:
+                    os.rmdir(parent)
+                except OSError:
+                    pass
+
+
+def _write(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def read_pids(d: str) -> list[int]:
+    out: list[int] = []
+    with open(os.path.join(d, "cgroup.procs")) as f:
+        out.extend(int(x) for x in f.read().split())
+    for name in os.listdir(d):
+        sub = os.path.join(d, name)
+        if os.path.isdir(sub):
+            out.extend(read_pids(sub))
+    return out
+
+
+def _mkdir_cpuset(mountpoint: str, d: str) -> None:
+    """cpuset v1 children start with no cpus and mems: copy the parent's on the way down."""
+    rel = os.path.relpath(d, mountpoint)
+    cur = mountpoint
+    for part in rel.split("/"):
+        parent, cur = cur, os.path.join(cur, part)
+        if os.path.isdir(cur):
+            continue
+        os.makedirs(cur, exist_ok=True)
+        for f in ("cpuset.cpus", "cpuset.mems"):
+            try:
+                with open(os.path.join(parent, f)) as src:
+                    val = src.read().strip()
+                if val:
+                    _write(os.path.join(cur, f), val.encode())
+            except FileNotFoundError:
+                pass
+
+
+def _rmdir_tree(d: str, deadline: float) -> None:
+    if not os.path.isdir(d):
+        return
+    for name in os.listdir(d):
+        sub = os.path.join(d, name)
+        if os.path.isdir(sub):
+            _rmdir_tree(sub, deadline)
+    while True:
+        try:
+            os.rmdir(d)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

@@ -1,0 +1,1 @@
+"""Data models of the OCI specs (runtime config and state), with validation."""

@@ -1,0 +1,129 @@
+"""Load a bundle and decide, before anything is created, whether this runtime can honour
+every field of its config.json. Fail closed: a field asking for something not implemented
+is an error naming the field."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import ConfigError, Unsupported
+from ..oci.runtime_spec import Spec, load
+
+PROPAGATIONS = ("shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate",
+                "runbindable")
+
+# Fields accepted only when they ask for nothing; a later issue implements them.
+_NOT_YET = {
+    ("linux", "uidMappings"): "user namespace mappings",
+    ("linux", "gidMappings"): "user namespace mappings",
+    ("linux", "seccomp"): "seccomp",
+    ("linux", "intelRdt"): "Intel RDT",
+    ("linux", "personality"): "personality",
+    ("linux", "timeOffsets"): "time namespace offsets",
+    ("linux", "memoryPolicy"): "NUMA memory policy",
+    ("linux", "mountLabel"): "SELinux mount labels",
+    ("process", "scheduler"): "process scheduler settings",
+    ("process", "ioPriority"): "I/O priority",
+    ("process", "execCPUAffinity"): "exec CPU affinity",
+}
+_RESOURCES_HANDLED = ("devices",)
+
+
+def asks_nothing(value) -> bool:
+    """None, empty containers and containers of such ask for nothing."""
+    if value is None or value == "" or value == [] or value == {}:
+        return True
+    if isinstance(value, dict):
+        return all(asks_nothing(v) for v in value.values())
+    return False
+
+
+class Bundle:
+    """A validated bundle: its directory, spec and absolute rootfs path."""
+
+    def __init__(self, path: str):
+        self.path = os.path.abspath(path)
+        if not os.path.isdir(self.path):
+            raise ConfigError(f"bundle {self.path} is not a directory")
+        self.spec: Spec = load(os.path.join(self.path, "config.json"))
+        root = self.spec.root_path
+        self.rootfs = os.path.normpath(root if root.startswith("/") else
+                                       os.path.join(self.path, root))
+        if not os.path.isdir(self.rootfs):
+            raise ConfigError(f"root.path {self.rootfs} does not exist or is not a directory")
+        check_supported(self.spec)
+
+
+def check_supported(spec: Spec, cgroup_mode: str | None = None) -> None:
+    raw = spec.raw
+    if spec.process is None:
+        raise ConfigError("process is required to create a container")
+    if not spec.process.args:
+        raise ConfigError("process.args must not be empty")
+    for (section, key), what in _NOT_YET.items():
+        val = (raw.get(section) or {}).get(key)
+        if not asks_nothing(val):
+            raise Unsupported(f"{section}.{key}", f"({what}) is not supported by this runtime yet")
+    if spec.process.apparmor_profile:
+        raise Unsupported("process.apparmorProfile", _lsm_reason("apparmor"))
+    if spec.process.selinux_label:
+        raise Unsupported("process.selinuxLabel", _lsm_reason("selinux"))
+    for key, val in spec.linux.resources.items():
+        if key not in _RESOURCES_HANDLED and not asks_nothing(val):
+            raise Unsupported(f"linux.resources.{key}",
+                              "(cgroup resource limits) is not supported by this runtime yet")
+    types = {n.type: n for n in spec.linux.namespaces}
+    if "mount" not in types or types["mount"].path:
+        raise ConfigError("linux.namespaces must include a new mount namespace "
+                          "(setting up a root filesystem in the host's would change the host)")
+    user = types.get("user")
+    if user is not None and not user.path:
+        raise Unsupported("linux.namespaces[user]",
+                          "(a new user namespace needs uid/gid mappings) is not supported yet")
+    if spec.hostname and ("uts" not in types or types["uts"].path):
+        raise ConfigError("hostname is set but linux.namespaces has no new uts namespace")
+    if spec.domainname and ("uts" not in types or types["uts"].path):
+        raise ConfigError("domainname is set but linux.namespaces has no new uts namespace")
+    prop = spec.linux.rootfs_propagation
+    if prop and prop not in PROPAGATIONS:
+        raise ConfigError(f"linux.rootfsPropagation {prop!r} is not one of "
+                          f"{', '.join(PROPAGATIONS)}")
+    for i, m in enumerate(spec.mounts):
+        if not asks_nothing(raw["mounts"][i].get("uidMappings")) or \
+                not asks_nothing(raw["mounts"][i].get("gidMappings")):
+            raise Unsupported(f"mounts[{i}].uidMappings", "(idmapped mounts) is not supported yet")
+        from ..linux.mounts import MountOptions
+
+        try:
+            MountOptions(m.options)
+        except ValueError as e:
+            raise Unsupported(f"mounts[{i}].options", f"({e})") from None
+    devices = spec.linux.resources.get("devices")
+    if devices:
+        from ..linux.cgroups.devices import check_rules
+
+        check_rules(devices, cgroup_mode)
+    from ..linux.sysctl import check as check_sysctl
+
+    check_sysctl(spec.linux.sysctl, types)
+    from ..linux.capabilities import CapabilitySets
+
+    try:
+        CapabilitySets(spec.process.capabilities)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    from ..linux.process import RLIMITS
+
+    for i, r in enumerate(spec.process.rlimits):
+        if r.type not in RLIMITS:
+            raise ConfigError(f"process.rlimits[{i}].type {r.type!r} is not a known rlimit")
+        if r.soft > r.hard:
+            raise ConfigError(f"process.rlimits[{i}] ({r.type}): soft limit above hard limit")
+
+
+def _lsm_reason(lsm: str) -> str:
+    present = os.path.exists(f"/sys/kernel/security/{lsm}") or (
+        lsm == "selinux" and os.path.exists("/sys/fs/selinux"))
+    if not present:
+        return f"is set but this host has no {lsm} security module"
+    return f"({lsm}) is not supported by this runtime yet"

@@ -1,0 +1,163 @@
+"""`create`: validate the bundle, claim the id, make the cgroup, fork the init and drive
+it through setup (see init.py). On any failure everything made so far is undone."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from ..errors import ConfigError, SangjaError
+from ..linux import process as lp
+from .bundle import Bundle
+from .hooks import HookFailed, run_hooks, run_warn
+from .store import Container, Store, now_rfc3339
+from .sync import Channel
+
+
+def _owner() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (KeyError, ImportError):
+        return str(os.geteuid())
+
+
+def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None = None,
+           console_socket: str | None = None, console_fd: int | None = None,
+           no_pivot: bool = False, preserve_fds: int = 0, warn=None) -> Container:
+    """Create container `cid` from the bundle; return it locked, in state "created"."""
+    if not isinstance(bundle, Bundle):
+        bundle = Bundle(bundle)
+    spec = bundle.spec
+    if spec.process.terminal and console_socket is None and console_fd is None:
+        raise ConfigError("process.terminal is true: a --console-socket is needed to hand "
+                          "over the terminal (or use `run` in the foreground)")
+    if console_socket is not None and not spec.process.terminal:
+        raise ConfigError("--console-socket given but process.terminal is false")
+    if preserve_fds < 0:
+        raise SangjaError("--preserve-fds must not be negative")
+    record = {"id": cid, "pid": 0, "bundle": bundle.path, "rootfs": bundle.rootfs,
+              "created": now_rfc3339(), "owner": _owner(),
+              "annotations": spec.annotations, "hooks": _hooks_for_later(spec)}
+    c = store.reserve(cid, record)
+    cgroup = None
+    child = init_pid = 0
+    chan = None
+    hook_failed = False
+    try:
+        os.mkfifo(c.fifo, 0o622)
+        os.chmod(c.fifo, 0o622)
+        cgroup = _make_cgroup(c, spec)
+        if console_socket is not None:
+            try:
+                from ..linux.pty import connect_unix
+
+                console_fd = connect_unix(console_socket)
+            except OSError as e:
+                raise SangjaError(f"cannot connect to console socket {console_socket}: "
+                                  f"{e.strerror}") from None
+        chan, child_chan = Channel.pair()
+        from .init import InitJob
+
+        job = InitJob(cid=cid, spec=spec, bundle=bundle.path, rootfs_path=bundle.rootfs,
+                      fifo=c.fifo, chan=child_chan, cgroup=cgroup, console_fd=console_fd,
+                      no_pivot=no_pivot, preserve_fds=preserve_fds)
+        child = os.fork()
+        if child == 0:
+            chan.close()
+            from .init import child_main
+
+            child_main(job)
+        child_chan.close()
+        if console_socket is not None:
+            os.close(console_fd)
+        init_pid = chan.expect("pid")["pid"]
+        record["pid"] = init_pid
+        record["init_start"] = lp.start_time(init_pid)
+        c.save()
+        while True:
+            msg = chan.expect_any(("hooks", "created"))
+            if msg["t"] == "created":
+                break
+            state = c.oci_state() | {"status": "creating", "pid": init_pid}
+            try:
+                run_hooks(spec.hooks["prestart"], "prestart", state)
+                run_hooks(spec.hooks["createRuntime"], "createRuntime", state)
+            except HookFailed:
+                hook_failed = True
+                raise
+            chan.send("state", state=state)
+        if child != init_pid:
+            os.waitpid(child, 0)
+            child = 0
+        if pid_file:
+            from ..jsonio import write_atomic
+
+            write_atomic(os.path.abspath(pid_file), str(init_pid), 0o644)
+        c.save()
+        chan.send("go", state=c.oci_state())
+        chan.close()
+        return c
+    except BaseException as e:
+        hook_failed = hook_failed or getattr(e, "hook", False)
+        _undo(c, cgroup, init_pid, child, warn if hook_failed else None)
+        if chan is not None:
+            chan.close()
+        raise
+
+
+def _hooks_for_later(spec) -> dict:
+    """poststart/poststop run from later commands: keep them with the state."""
+    return {k: [h.to_dict() for h in spec.hooks[k]] for k in ("poststart", "poststop")
+            if spec.hooks[k]}
+
+
+def _make_cgroup(c: Container, spec):
+    from ..linux.cgroups import Cgroup
+
+    try:
+        cg = Cgroup.for_path(spec.linux.cgroups_path or None, f"/sangja/{c.id}")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if not cg.dirs:
+        return None
+    c.record["cgroup"] = cg.rel
+    c.record["cgroup_dirs"] = cg.paths
+    c.save()  # recorded first: a crash after mkdir still lets `delete --force` clean up
+    cg.create()
+    rules = spec.linux.resources.get("devices")
+    if rules:
+        from ..linux.cgroups.devices import apply_v1
+
+        for h, d in cg.dirs:
+            if "devices" in h.controllers:
+                apply_v1(d, rules, spec.linux.devices)
+    return cg
+
+
+def _undo(c: Container, cgroup, init_pid: int, child: int, warn) -> None:
+    """Take back a failed create: processes, cgroup, poststop hooks (after a hook
+    failure, as the spec asks), state directory."""
+    for pid in (init_pid, child):
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    if child:
+        try:
+            os.waitpid(child, 0)
+        except ChildProcessError:
+            pass
+    if init_pid and init_pid != child:
+        lp.wait_gone(init_pid, None, 5.0)
+    if cgroup is not None:
+        try:
+            cgroup.destroy()
+        except OSError:
+            pass
+    if warn is not None and c.record.get("hooks", {}).get("poststop"):
+        run_warn(c.record["hooks"]["poststop"], "poststop",
+                 c.oci_state() | {"status": "stopped"}, warn)
+    c.remove()

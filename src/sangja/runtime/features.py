@@ -1,0 +1,33 @@
+"""`features`: what this runtime implements, in the runtime-spec features.json format."""
+
+from __future__ import annotations
+
+from .. import OCI_VERSION
+from ..linux import capabilities, mounts, namespaces
+from ..oci.runtime_spec import HOOK_KINDS
+
+
+def features() -> dict:
+    from ..linux.cgroups import mode
+
+    words = sorted(set(mounts.FLAG_WORDS) | set(mounts.PROPAGATION_WORDS)
+                   | set(mounts.RECURSIVE_WORDS))
+    cg = mode()
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": list(HOOK_KINDS),
+        "mountOptions": words,
+        "linux": {
+            "namespaces": [t for t in namespaces.available() if t != "user"],
+            "capabilities": list(capabilities.NAMES[: capabilities.last_cap() + 1]),
+            "cgroup": {"v1": cg in ("v1", "hybrid"), "v2": cg in ("v2", "hybrid"),
+                       "systemd": False, "systemdUser": False, "rdma": False},
+            "seccomp": {"enabled": False},
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+        },
+        "annotations": {"org.opencontainers.runtime-spec.features": "sangja"},
+    }

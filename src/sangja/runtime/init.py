@@ -1,0 +1,208 @@
+"""The container side of `create`: runs in the forked child, in the order runtime-spec
+gives. Everything here happens before the user's program; errors go back to the runtime
+process over the sync channel as one line.
+
+Process chain: the runtime forks C1, which joins/creates namespaces; a new pid (or time)
+namespace only applies to children, so C1 forks C2, the container's PID 1, and exits.
+C2 sets up the root filesystem, reports "created", and blocks opening the exec fifo until
+`start` opens the other end; then it runs startContainer hooks and execs the program.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..linux import namespaces as ns
+from ..linux import process as lp
+from . import process_setup as ps
+from . import rootfs
+
+
+class InitJob:
+    """Everything the child needs, prepared by the parent before fork."""
+
+    def __init__(self, *, cid: str, spec, bundle: str, rootfs_path: str, fifo: str, chan, cgroup,
+                 console_fd: int | None, no_pivot: bool, preserve_fds: int):
+        self.cid = cid
+        self.spec = spec
+        self.bundle = bundle
+        self.rootfs = rootfs_path
+        self.fifo = fifo
+        self.chan = chan
+        self.cgroup = cgroup
+        self.console_fd = console_fd
+        self.no_pivot = no_pivot
+        self.preserve_fds = preserve_fds
+
+
+def child_main(job: InitJob) -> None:
+    """Entry point of C1 (never returns)."""
+    code = 1
+    try:
+        os.setsid()
+        lp.set_dumpable(False)  # no ptrace or /proc/PID/exe games before exec
+        lp.set_pdeathsig(9)
+        if job.cgroup is not None:
+            job.cgroup.join(0)
+        flags = enter_namespaces(job.spec.linux.namespaces)
+        if flags & (ns.CLONE_NEWPID | ns.CLONE_NEWTIME) or _joins(job, ("pid", "time")):
+            pid = os.fork()
+            if pid:
+                job.chan.send("pid", pid=pid)
+                os._exit(0)
+        else:
+            job.chan.send("pid", pid=os.getpid())
+        container_init(job)
+    except BaseException as e:  # noqa: BLE001 - every failure must reach the parent
+        try:
+            from .hooks import HookFailed
+
+            job.chan.send("error", msg=describe(e), hook=isinstance(e, HookFailed))
+        except OSError:
+            pass
+    os._exit(code)
+
+
+def _joins(job: InitJob, types: tuple[str, ...]) -> bool:
+    return any(n.type in types and n.path for n in job.spec.linux.namespaces)
+
+
+def enter_namespaces(namespaces: list) -> int:
+    """Join the namespaces given by path, then create the others in one unshare."""
+    by_type = {n.type: n for n in namespaces}
+    for t in ns.JOIN_ORDER:
+        n = by_type.get(t)
+        if n is not None and n.path:
+            try:
+                ns.join(n.path, t)
+            except OSError as e:
+                raise OSError(e.errno, f"join {t} namespace {n.path}: {e.strerror}") from None
+    flags = 0
+    for n in namespaces:
+        if not n.path:
+            flags |= ns.TYPES[n.type][0]
+    ns.unshare(flags)
+    return flags
+
+
+def describe(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        text = e.strerror
+        if e.filename and str(e.filename) not in text:
+            text += f": {e.filename}"
+        return text
+    return str(e) or e.__class__.__name__
+
+
+def preload(spec) -> None:
+    """Import now what the steps after pivot_root need: the host's Python library is out of
+    reach once the container's root is "/"."""
+    import json  # noqa: F401 - the sync channel speaks JSON
+    import resource  # noqa: F401
+
+    from ..linux import capabilities, mounts, pty, sysctl, syscall  # noqa: F401
+    from ..linux.syscall import nr
+    from . import hooks  # noqa: F401
+
+    nr("close_range")
+    if spec.process.terminal:
+        import socket  # noqa: F401
+        import termios  # noqa: F401
+    if spec.hooks["startContainer"]:
+        import subprocess  # noqa: F401
+
+
+def container_init(job: InitJob) -> None:
+    """C2: the container's init until exec."""
+    spec = job.spec
+    preload(spec)
+    proc = spec.process
+    chan = job.chan
+    types = {n.type: n for n in spec.linux.namespaces}
+    os.chdir(job.bundle)
+    rootfs.prepare_root(job.rootfs, spec.linux.rootfs_propagation)
+    ctx = rootfs.MountContext(job.rootfs, job.bundle,
+                              job.cgroup.paths if job.cgroup is not None else [],
+                              "cgroup" in types and not types["cgroup"].path)
+    rootfs.mount_all(ctx, spec.mounts)
+    rootfs.create_devices(ctx, spec.linux.devices, not rootfs.dev_is_bind(spec.mounts))
+    ctx.close()
+    fifo = os.open(job.fifo, os.O_PATH | os.O_CLOEXEC)
+    hooks = spec.hooks
+    if hooks["prestart"] or hooks["createRuntime"] or hooks["createContainer"]:
+        chan.send("hooks")
+        state = chan.expect("state")["state"]
+        from .hooks import run_hooks
+
+        run_hooks(hooks["createContainer"], "createContainer", state)
+    if job.no_pivot:
+        rootfs.chroot_into(job.rootfs)
+    else:
+        rootfs.pivot(job.rootfs)
+    if spec.linux.rootfs_propagation in ("shared", "rshared"):
+        rootfs.set_root_propagation(spec.linux.rootfs_propagation)
+    if proc.terminal:
+        setup_console(job.console_fd, proc.console_size, proc.user.uid)
+    if spec.hostname:
+        _sethostname(spec.hostname, "sethostname")
+    if spec.domainname:
+        _sethostname(spec.domainname, "setdomainname")
+    if spec.linux.sysctl:
+        from ..linux.sysctl import apply
+
+        apply(spec.linux.sysctl)
+    for path in spec.linux.readonly_paths:
+        rootfs.make_readonly(path)
+    for path in spec.linux.masked_paths:
+        rootfs.mask(path)
+    if spec.root_readonly:
+        rootfs.readonly_root()
+    ps.set_oom_score_adj(proc.oom_score_adj)
+    ps.apply_rlimits(proc)
+    env = ps.exec_env(proc)
+    ps.drop_privileges(proc)
+    ps.enter_cwd(proc.cwd)
+    path = ps.lookup(proc.args[0], env, proc.cwd)
+    chan.send("created")
+    state = chan.expect("go")["state"]
+    chan.close()
+    lp.set_pdeathsig(0)  # from here on the init outlives the `create` command
+    wfd = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC)  # blocks until start
+    os.close(fifo)
+    try:
+        if hooks["startContainer"]:
+            from .hooks import run_hooks
+
+            run_hooks(hooks["startContainer"], "startContainer", state)
+        ps.reset_signals()
+        ps.close_extra_fds(job.preserve_fds, keep=(wfd,))
+        os.execve(path, proc.args, env)
+    except BaseException as e:  # noqa: BLE001 - reported to `start` through the fifo
+        os.write(wfd, describe(e).encode()[:4000] or b"error")
+        os._exit(1)
+
+
+def setup_console(console_fd: int | None, size, uid: int) -> None:
+    from ..linux import mounts
+    from ..linux import pty
+
+    master, slave = pty.open_pty()
+    if size and size[0] and size[1]:
+        pty.set_winsize(master, size[0], size[1])
+    os.fchown(slave, uid, -1)
+    if not os.path.exists("/dev/console"):
+        open("/dev/console", "a").close()
+    mounts.mount(f"/proc/self/fd/{slave}", "/dev/console", None, mounts.MS_BIND)
+    if console_fd is None:
+        raise OSError("process.terminal is true but there is no console socket")
+    pty.send_fd(console_fd, master)
+    os.close(master)
+    os.close(console_fd)
+    pty.make_controlling_tty(slave)
+
+
+def _sethostname(name: str, call: str) -> None:
+    from ..linux.syscall import check, libc
+
+    data = name.encode()
+    check(getattr(libc, call)(data, len(data)), call)
