@@ -39,7 +39,8 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
         raise SangjaError("--preserve-fds must not be negative")
     record = {"id": cid, "pid": 0, "bundle": bundle.path, "rootfs": bundle.rootfs,
               "created": now_rfc3339(), "owner": _owner(),
-              "annotations": spec.annotations, "hooks": _hooks_for_later(spec)}
+              "annotations": spec.annotations, "hooks": _hooks_for_later(spec),
+              "process": spec.process.raw}
     c = store.reserve(cid, record)
     cgroup = None
     child = init_pid = 0

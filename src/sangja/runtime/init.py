@@ -182,19 +182,22 @@ def container_init(job: InitJob) -> None:
         os._exit(1)
 
 
-def setup_console(console_fd: int | None, size, uid: int) -> None:
+def setup_console(console_fd: int | None, size, uid: int, console_mount: bool = True) -> None:
+    """Open a pty in the container's devpts, give the master to the console socket and
+    make the slave our controlling terminal (and, for the init, /dev/console)."""
     from ..linux import mounts
     from ..linux import pty
 
+    if console_fd is None:
+        raise OSError("process.terminal is true but there is no console socket")
     master, slave = pty.open_pty()
     if size and size[0] and size[1]:
         pty.set_winsize(master, size[0], size[1])
     os.fchown(slave, uid, -1)
-    if not os.path.exists("/dev/console"):
-        open("/dev/console", "a").close()
-    mounts.mount(f"/proc/self/fd/{slave}", "/dev/console", None, mounts.MS_BIND)
-    if console_fd is None:
-        raise OSError("process.terminal is true but there is no console socket")
+    if console_mount:
+        if not os.path.exists("/dev/console"):
+            open("/dev/console", "a").close()
+        mounts.mount(f"/proc/self/fd/{slave}", "/dev/console", None, mounts.MS_BIND)
     pty.send_fd(console_fd, master)
     os.close(master)
     os.close(console_fd)

@@ -107,6 +107,16 @@ class Cgroup:
             raise ValueError(f"linux.cgroupsPath {path!r} must not contain '..'")
         return cls(path, dirs)
 
+    @classmethod
+    def from_dirs(cls, rel: str, dirs: list[str]) -> "Cgroup":
+        """Rebuild a container's cgroup from the directories recorded at create."""
+        hs = sorted(hierarchies(), key=lambda h: -len(h.mountpoint))
+        pairs = []
+        for d in dirs:
+            h = next((h for h in hs if d.startswith(h.mountpoint.rstrip("/") + "/")), None)
+            pairs.append((h or Hierarchy(os.path.dirname(d), "/", (), 1), d))
+        return cls(rel, pairs)
+
     @property
     def paths(self) -> list[str]:
         return [d for _, d in self.dirs]
