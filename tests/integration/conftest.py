@@ -6,7 +6,8 @@ suite can be validated against real runc and then used against sangja-runtime:
     SANGJA_TEST_RUNTIME=/usr/sbin/runc python -m pytest tests/integration -n 2
 
 Default runtime when SANGJA_TEST_RUNTIME is unset: <repo>/.venv/bin/sangja-runtime if it exists,
-else `sangja-runtime` on PATH. Tests marked `sangja_only` are skipped when the runtime is runc.
+else `sangja-runtime` on PATH. Tests marked `sangja_only` are skipped when the runtime is runc
+(set SANGJA_TEST_FORCE_SANGJA_ONLY=1 to run them anyway and watch them fail).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 import os
 import re
 import shutil
-import socket
+import signal
 import subprocess
 import sys
 import tempfile
@@ -163,8 +164,6 @@ def pytest_configure(config):
         "markers",
         "sangja_only: tests sangja-specific behaviour; skipped when the runtime under test is runc",
     )
-    config.addinivalue_line("markers", "root: needs root and real kernel features")
-    config.addinivalue_line("markers", "slow: long-running tests (still run in CI)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -183,7 +182,11 @@ def pytest_collection_modifyitems(config, items):
                 )
             )
             continue
-        if item.get_closest_marker("sangja_only") and runtime_is_runc():
+        if (
+            item.get_closest_marker("sangja_only")
+            and runtime_is_runc()
+            and not os.environ.get("SANGJA_TEST_FORCE_SANGJA_ONLY")
+        ):
             item.add_marker(pytest.mark.skip(reason="sangja-specific behaviour; runtime is runc"))
 
 
@@ -267,11 +270,15 @@ def host_mountinfo() -> str:
 
 
 def processes_referencing(*needles: str) -> list[tuple[int, str]]:
-    """Host processes whose cmdline mentions a needle, or whose cwd/root lies under one.
+    """Host processes that still belong to a container identified by `needles`.
 
-    Needles that are paths match cwd/root links; all needles match the cmdline."""
+    A process matches when its cmdline mentions a needle, when its cwd/root lies under a
+    path needle, or when it lives in another mount namespace whose mount table mentions a
+    path needle (that is how a container's init is found: its / is the bundle's rootfs)."""
     hits = []
     me = os.getpid()
+    my_mnt = os.readlink("/proc/self/ns/mnt")
+    paths = [n.rstrip("/") for n in needles if n and n.startswith("/")]
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == me:
             continue
@@ -281,23 +288,35 @@ def processes_referencing(*needles: str) -> list[tuple[int, str]]:
                 cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
+        if not pid_alive(pid):
+            continue
+        words = [n for n in needles if n and not n.startswith("/")]
+        if any(w in cmdline for w in words) or any(
+            p + "/" in cmdline or p + " " in cmdline or cmdline.rstrip().endswith(p)
+            for p in paths
+        ):
+            hits.append((pid, cmdline))
+            continue
         links = []
         for name in ("cwd", "root"):
             try:
                 links.append(os.readlink(f"/proc/{pid}/{name}"))
             except OSError:
                 pass
-        for needle in needles:
-            if not needle:
+        if any(link == p or link.startswith(p + "/") for p in paths for link in links):
+            hits.append((pid, f"{cmdline} (cwd/root {links})"))
+            continue
+        if not paths:
+            continue
+        try:
+            if os.readlink(f"/proc/{pid}/ns/mnt") == my_mnt:
                 continue
-            if needle in cmdline:
-                hits.append((pid, cmdline))
-                break
-            if needle.startswith("/") and any(
-                link == needle or link.startswith(needle.rstrip("/") + "/") for link in links
-            ):
-                hits.append((pid, f"{cmdline} (cwd/root {links})"))
-                break
+            with open(f"/proc/{pid}/mountinfo") as f:
+                table = f.read()
+        except OSError:
+            continue
+        if any(p + "/" in table or p + " " in table for p in paths):
+            hits.append((pid, f"{cmdline} (mount namespace shows the bundle)"))
     return hits
 
 
@@ -362,6 +381,7 @@ class Spawned:
                 stderr=self._err,
                 pass_fds=pass_fds,
                 cwd=cwd,
+                start_new_session=True,  # so a timeout can kill the runtime's whole group
             )
         except BaseException:
             self._close()
@@ -387,12 +407,19 @@ class Spawned:
     def poll(self):
         return self.proc.poll()
 
+    def kill(self):
+        """SIGKILL the runtime and everything left in its process group."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
     def wait(self, timeout: float = 30, check: bool = False) -> subprocess.CompletedProcess:
         try:
             self.proc.communicate(self._input, timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.kill()
             self._close()
             raise
         texts = []
@@ -519,6 +546,19 @@ def runtime(tmp_path):
     rt = Runtime(binary, root, runtime_is_runc())
     yield rt
     rt.cleanup()
+    # Nothing may outlive the test: no process that mentions this test's directory (bundles,
+    # state root) or whose mount namespace shows it. Leftovers are killed and reported.
+    try:
+        wait_until(lambda: not processes_referencing(str(tmp_path)), timeout=5)
+    except AssertionError:
+        leaked = processes_referencing(str(tmp_path))
+        for pid, _ in leaked:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if leaked:
+            pytest.fail(f"processes left behind after delete --force: {leaked}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -223,8 +223,8 @@ def test_poststart_runs_after_start_with_running_state(runtime, hooked):
     runtime.create(bundle, cid)
     assert not (out / "poststart.json").exists()
     runtime.start(cid)
-    wait_until(lambda: (out / "poststart.json").exists() and (out / "poststart.json").stat().st_size,
-               message="poststart hook")
+    record = out / "poststart.json"
+    wait_until(lambda: record.exists() and record.stat().st_size, message="poststart hook")
     st = _state(out, "poststart")
     assert st["status"] == "running"
     assert st["pid"] == runtime.state(cid)["pid"]

@@ -30,10 +30,10 @@ def test_domainname(runtime, make_bundle):
     bundle = make_bundle(
         hostname="inner-host",
         domainname="inner.example",
-        args=sh("cat /proc/sys/kernel/domainname; domainname"),
+        args=sh("cat /proc/sys/kernel/domainname; hostname"),
     )
     out = _run_ok(runtime, bundle).split()
-    assert out[0] == "inner.example"
+    assert out == ["inner.example", "inner-host"]
 
 
 def test_default_hostname_from_config(runtime, make_bundle):

@@ -27,7 +27,7 @@ def _cgroup_dirs_named(names: set[str], max_depth: int = 3) -> list[str]:
     found = []
     base = "/sys/fs/cgroup"
     if not os.path.isdir(base):
-        return found
+        return sorted(set(found))
     tops = [base] + [os.path.join(base, d) for d in os.listdir(base)
                      if os.path.isdir(os.path.join(base, d))]
     for top in tops:
@@ -39,7 +39,7 @@ def _cgroup_dirs_named(names: set[str], max_depth: int = 3) -> list[str]:
                     found.append(os.path.join(dirpath, d))
             if depth >= max_depth - 1:
                 dirnames[:] = []
-    return found
+    return sorted(set(found))
 
 
 def test_create_start_delete_cycles_leak_nothing(runtime, make_bundle, tmp_path):

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 
 import pytest
-from conftest import add_mounts, bind, new_id, pid_alive, sh, wait_until
+from conftest import (
+    add_mounts,
+    bind,
+    new_id,
+    pid_alive,
+    processes_referencing,
+    sh,
+    wait_until,
+)
 
 pytestmark = pytest.mark.root
 
@@ -66,7 +73,7 @@ def test_run_foreground_init_killed_from_outside(runtime, make_bundle):
         r = proc.wait(timeout=20)
     finally:
         if proc.poll() is None:
-            proc.proc.kill()
+            proc.kill()
     assert r.returncode == 137, r
     assert cid not in runtime.ids()
 
@@ -110,6 +117,8 @@ def test_create_start_state_transitions(runtime, make_bundle, host_dir):
     runtime.run("delete", cid, check=True)
     assert cid not in runtime.ids()
     assert runtime.status(cid) is None
+    wait_until(lambda: not processes_referencing(cid, str(bundle)),
+               message="no runtime/container process left for the container")
 
 
 def test_stopped_after_process_exits(runtime, make_bundle):
@@ -193,11 +202,13 @@ def test_delete_running_without_force_fails(runtime, make_bundle):
 
 
 def test_delete_force_kills_and_removes(runtime, make_bundle):
-    cid, st, _ = _running(runtime, make_bundle)
+    cid, st, bundle = _running(runtime, make_bundle)
     r = runtime.run("delete", "--force", cid)
     assert r.returncode == 0, r.stderr
     assert cid not in runtime.ids()
     wait_until(lambda: not pid_alive(st["pid"]), message="init killed")
+    wait_until(lambda: not processes_referencing(cid, str(bundle)),
+               message="no runtime/container process left for the container")
 
 
 def test_delete_force_created_container(runtime, make_bundle):
@@ -208,6 +219,8 @@ def test_delete_force_created_container(runtime, make_bundle):
     runtime.run("delete", "--force", cid, check=True)
     assert cid not in runtime.ids()
     wait_until(lambda: not pid_alive(pid), message="created init killed")
+    wait_until(lambda: not processes_referencing(cid, str(bundle)),
+               message="no runtime/container process left for the container")
 
 
 def test_list_json(runtime, make_bundle):

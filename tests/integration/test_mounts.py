@@ -213,7 +213,7 @@ def test_slave_mount_receives_host_mounts(runtime, make_bundle, host_tmpfs, tmp_
         r = proc.wait(timeout=20)
     finally:
         if proc.poll() is None:
-            proc.proc.kill()
+            proc.kill()
         subprocess.run(["umount", "-l", str(src / "later")], capture_output=True)
     assert r.returncode == 0, r
     assert r.stdout == "seen\n"

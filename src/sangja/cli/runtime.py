@@ -17,7 +17,7 @@ GLOBAL = [
     Flag("--log", value=True, help="log file (default: stderr only)"),
     Flag("--log-format", value=True, default="text", help="text or json"),
     Flag("--debug", help="show tracebacks and debug messages"),
-    Flag("--systemd-cgroup", help="use systemd to manage cgroups (not supported)"),
+    Flag("--systemd-cgroup", help="cgroupsPath is systemd-style (slice:prefix:name)"),
     Flag("--criu", value=True, help="(accepted for runc compatibility; unused)"),
     Flag("--rootless", value=True, default="auto", help="auto or false"),
     Flag("-h,--help", dest="help", help="show help"),
@@ -102,7 +102,8 @@ def cmd_create(ctx: Context, argv: list[str]) -> int:
 
     c = create(ctx.store, cid, opts["bundle"], pid_file=opts["pid_file"],
                console_socket=opts["console_socket"], no_pivot=opts["no_pivot"],
-               preserve_fds=to_int(opts["preserve_fds"], "--preserve-fds"), warn=ctx.warn)
+               preserve_fds=to_int(opts["preserve_fds"], "--preserve-fds"),
+               systemd_cgroup=ctx.opts["systemd_cgroup"], warn=ctx.warn)
     c.unlock()
     return 0
 
@@ -115,7 +116,7 @@ def cmd_run(ctx: Context, argv: list[str]) -> int:
     return run(ctx.store, cid, opts["bundle"], detach=opts["detach"], pid_file=opts["pid_file"],
                console_socket=opts["console_socket"], no_pivot=opts["no_pivot"],
                preserve_fds=to_int(opts["preserve_fds"], "--preserve-fds"),
-               keep=opts["keep"], warn=ctx.warn)
+               keep=opts["keep"], systemd_cgroup=ctx.opts["systemd_cgroup"], warn=ctx.warn)
 
 
 def cmd_start(ctx: Context, argv: list[str]) -> int:
@@ -316,9 +317,6 @@ def main(argv: list[str] | None = None) -> int:
         if gopts["help"] or not rest:
             print(_help())
             return 0 if gopts["help"] else 1
-        if gopts["systemd_cgroup"]:
-            raise UsageError("--systemd-cgroup is not supported: sangja-runtime manages "
-                             "cgroups through cgroupfs")
         if gopts["rootless"] not in ("auto", "false") and os.geteuid() == 0:
             raise UsageError(f"--rootless={gopts['rootless']} is not supported yet")
         if gopts["log_format"] not in ("text", "json"):

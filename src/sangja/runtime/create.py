@@ -25,7 +25,8 @@ def _owner() -> str:
 
 def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None = None,
            console_socket: str | None = None, console_fd: int | None = None,
-           no_pivot: bool = False, preserve_fds: int = 0, warn=None) -> Container:
+           no_pivot: bool = False, preserve_fds: int = 0, systemd_cgroup: bool = False,
+           warn=None) -> Container:
     """Create container `cid` from the bundle; return it locked, in state "created"."""
     if not isinstance(bundle, Bundle):
         bundle = Bundle(bundle)
@@ -49,7 +50,7 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
     try:
         os.mkfifo(c.fifo, 0o622)
         os.chmod(c.fifo, 0o622)
-        cgroup = _make_cgroup(c, spec)
+        cgroup = _make_cgroup(c, spec, systemd_cgroup)
         if console_socket is not None:
             try:
                 from ..linux.pty import connect_unix
@@ -67,6 +68,7 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
         child = os.fork()
         if child == 0:
             chan.close()
+            os.close(c.lockfd)  # the lock belongs to this command, not to the container
             from .init import child_main
 
             child_main(job)
@@ -114,11 +116,14 @@ def _hooks_for_later(spec) -> dict:
             if spec.hooks[k]}
 
 
-def _make_cgroup(c: Container, spec):
-    from ..linux.cgroups import Cgroup
+def _make_cgroup(c: Container, spec, systemd: bool):
+    from ..linux.cgroups import Cgroup, systemd_path
 
+    path = spec.linux.cgroups_path or None
+    if path and systemd:
+        path = systemd_path(path)
     try:
-        cg = Cgroup.for_path(spec.linux.cgroups_path or None, f"/sangja/{c.id}")
+        cg = Cgroup.for_path(path, f"/sangja/{c.id}")
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if not cg.dirs:

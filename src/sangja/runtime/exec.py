@@ -183,6 +183,7 @@ def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd
             if pid:
                 chan.send("pid", pid=pid)
                 os._exit(0)
+            os.setsid()
         else:
             chan.send("pid", pid=os.getpid())
         if proc.terminal:

@@ -50,6 +50,7 @@ def child_main(job: InitJob) -> None:
             if pid:
                 job.chan.send("pid", pid=pid)
                 os._exit(0)
+            os.setsid()  # the init leads its own session (it may take a controlling tty)
         else:
             job.chan.send("pid", pid=os.getpid())
         container_init(job)
@@ -126,6 +127,7 @@ def container_init(job: InitJob) -> None:
                               "cgroup" in types and not types["cgroup"].path)
     rootfs.mount_all(ctx, spec.mounts)
     rootfs.create_devices(ctx, spec.linux.devices, not rootfs.dev_is_bind(spec.mounts))
+    os.close(rootfs.mkdir_all_in_root(ctx.rootfd, proc.cwd))  # runc creates a missing cwd
     ctx.close()
     fifo = os.open(job.fifo, os.O_PATH | os.O_CLOEXEC)
     hooks = spec.hooks
@@ -143,6 +145,8 @@ def container_init(job: InitJob) -> None:
         rootfs.set_root_propagation(spec.linux.rootfs_propagation)
     if proc.terminal:
         setup_console(job.console_fd, proc.console_size, proc.user.uid)
+    elif job.console_fd is not None:
+        os.close(job.console_fd)
     if spec.hostname:
         _sethostname(spec.hostname, "sethostname")
     if spec.domainname:
@@ -185,11 +189,18 @@ def container_init(job: InitJob) -> None:
 def setup_console(console_fd: int | None, size, uid: int, console_mount: bool = True) -> None:
     """Open a pty in the container's devpts, give the master to the console socket and
     make the slave our controlling terminal (and, for the init, /dev/console)."""
+    if console_fd is None:
+        raise OSError("process.terminal is true but there is no console socket")
+    try:
+        _console(console_fd, size, uid, console_mount)
+    except OSError as e:
+        raise OSError(e.errno, f"terminal setup: {e.strerror}") from None
+
+
+def _console(console_fd: int, size, uid: int, console_mount: bool) -> None:
     from ..linux import mounts
     from ..linux import pty
 
-    if console_fd is None:
-        raise OSError("process.terminal is true but there is no console socket")
     master, slave = pty.open_pty()
     if size and size[0] and size[1]:
         pty.set_winsize(master, size[0], size[1])

@@ -19,7 +19,8 @@ NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGWINCH
 
 def run(store: Store, cid: str, bundle_path: str, *, detach: bool = False,
         pid_file: str | None = None, console_socket: str | None = None, no_pivot: bool = False,
-        preserve_fds: int = 0, keep: bool = False, warn=None) -> int:
+        preserve_fds: int = 0, keep: bool = False, systemd_cgroup: bool = False,
+        warn=None) -> int:
     bundle = Bundle(bundle_path)
     terminal = bundle.spec.process.terminal
     local_console = terminal and console_socket is None
@@ -34,7 +35,7 @@ def run(store: Store, cid: str, bundle_path: str, *, detach: bool = False,
         lp.set_subreaper()
     c = create(store, cid, bundle, pid_file=pid_file, console_socket=console_socket,
                console_fd=theirs.fileno() if theirs else None, no_pivot=no_pivot,
-               preserve_fds=preserve_fds, warn=warn)
+               preserve_fds=preserve_fds, systemd_cgroup=systemd_cgroup, warn=warn)
     master = None
     try:
         if theirs is not None:

@@ -78,6 +78,25 @@ def mode() -> str:
     return "hybrid" if v1 and v2 else "v1" if v1 else "v2"
 
 
+def systemd_path(path: str) -> str:
+    """A systemd-style cgroupsPath ("slice:prefix:name", as podman and containerd pass with
+    --systemd-cgroup) as the cgroupfs path systemd would have made for it."""
+    parts = path.split(":")
+    if len(parts) != 3 or path.startswith("/"):
+        return path
+    slice_, prefix, name = parts
+    out = ""
+    if slice_ and slice_ != "-.slice":
+        stem = slice_.removesuffix(".slice")
+        acc = ""
+        for piece in stem.split("-"):
+            acc = f"{acc}-{piece}" if acc else piece
+            out += f"/{acc}.slice"
+    unit = name if name.endswith((".scope", ".slice")) else f"{prefix}-{name}.scope" \
+        if prefix else f"{name}.scope"
+    return f"{out or '/system.slice'}/{unit}"
+
+
 class Cgroup:
     """A container's cgroup: one directory per hierarchy, all at the same relative path."""
 
