@@ -95,6 +95,12 @@ def _one(pos: list[str], what: str = "container id") -> str:
     return pos[0]
 
 
+def _prime() -> None:
+    from ..linux.cgroups import prime_migration
+
+    prime_migration()
+
+
 def cmd_create(ctx: Context, argv: list[str]) -> int:
     opts, pos = parse(CREATE_FLAGS, argv, interspersed=True)
     cid = _one(pos)
@@ -328,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         if "-h" in sub[:1] or "--help" in sub[:1]:
             print(f"usage: {PROG} {name} [options] {COMMANDS[name][2]}")
             return 0
+        if name in ("create", "run"):
+            _prime()
         ctx = Context(gopts)
         return COMMANDS[name][0](ctx, sub)
     except KeyboardInterrupt:

@@ -7,7 +7,6 @@ import os
 import select
 import time
 
-from .capabilities import prctl
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -21,6 +20,12 @@ RLIMITS = {
     "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11,
     "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
 }
+
+
+def prctl(option: int, arg2: int = 0) -> None:
+    from .capabilities import prctl as _prctl  # ctypes: loaded only when needed
+
+    _prctl(option, arg2)
 
 
 def set_subreaper() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import select
-import signal
+from ..linux import signals as signal
 
 
 class RawMode:

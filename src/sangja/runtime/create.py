@@ -4,7 +4,7 @@ it through setup (see init.py). On any failure everything made so far is undone.
 from __future__ import annotations
 
 import os
-import signal
+from ..linux import signals as signal
 
 from ..errors import ConfigError, SangjaError
 from ..linux import process as lp
@@ -50,7 +50,7 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
     try:
         os.mkfifo(c.fifo, 0o622)
         os.chmod(c.fifo, 0o622)
-        cgroup = _make_cgroup(c, spec, systemd_cgroup)
+        cgroup = _plan_cgroup(c, spec, systemd_cgroup)
         if console_socket is not None:
             try:
                 from ..linux.pty import connect_unix
@@ -79,6 +79,10 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
         record["pid"] = init_pid
         record["init_start"] = lp.start_time(init_pid)
         c.save()
+        if cgroup is not None:  # made now, while the init mounts; see init.enter_cgroup
+            _make_cgroup(cgroup, spec)
+            cgroup.join(init_pid)
+        chan.send("cgroup")
         while True:
             msg = chan.expect_any(("hooks", "created"))
             if msg["t"] == "created":
@@ -116,7 +120,9 @@ def _hooks_for_later(spec) -> dict:
             if spec.hooks[k]}
 
 
-def _make_cgroup(c: Container, spec, systemd: bool):
+def _plan_cgroup(c: Container, spec, systemd: bool):
+    """Where the container's cgroup goes, recorded before anything is made there so that
+    a crash later still lets `delete --force` clean up."""
     from ..linux.cgroups import Cgroup, systemd_path
 
     path = spec.linux.cgroups_path or None
@@ -130,7 +136,11 @@ def _make_cgroup(c: Container, spec, systemd: bool):
         return None
     c.record["cgroup"] = cg.rel
     c.record["cgroup_dirs"] = cg.paths
-    c.save()  # recorded first: a crash after mkdir still lets `delete --force` clean up
+    c.save()
+    return cg
+
+
+def _make_cgroup(cg, spec) -> None:
     cg.create()
     rules = spec.linux.resources.get("devices")
     if rules:
@@ -139,7 +149,6 @@ def _make_cgroup(c: Container, spec, systemd: bool):
         for h, d in cg.dirs:
             if "devices" in h.controllers:
                 apply_v1(d, rules, spec.linux.devices)
-    return cg
 
 
 def _undo(c: Container, cgroup, init_pid: int, child: int, warn) -> None:

@@ -42,9 +42,7 @@ def child_main(job: InitJob) -> None:
         os.setsid()
         lp.set_dumpable(False)  # no ptrace or /proc/PID/exe games before exec
         lp.set_pdeathsig(9)
-        if job.cgroup is not None:
-            job.cgroup.join(0)
-        flags = enter_namespaces(job.spec.linux.namespaces)
+        flags = enter_namespaces(job.spec.linux.namespaces, defer=ns.CLONE_NEWCGROUP)
         if flags & (ns.CLONE_NEWPID | ns.CLONE_NEWTIME) or _joins(job, ("pid", "time")):
             pid = os.fork()
             if pid:
@@ -68,8 +66,9 @@ def _joins(job: InitJob, types: tuple[str, ...]) -> bool:
     return any(n.type in types and n.path for n in job.spec.linux.namespaces)
 
 
-def enter_namespaces(namespaces: list) -> int:
-    """Join the namespaces given by path, then create the others in one unshare."""
+def enter_namespaces(namespaces: list, defer: int = 0) -> int:
+    """Join the namespaces given by path, then create the others in one unshare (except
+    those in `defer`, created later by the caller)."""
     by_type = {n.type: n for n in namespaces}
     for t in ns.JOIN_ORDER:
         n = by_type.get(t)
@@ -82,7 +81,7 @@ def enter_namespaces(namespaces: list) -> int:
     for n in namespaces:
         if not n.path:
             flags |= ns.TYPES[n.type][0]
-    ns.unshare(flags)
+    ns.unshare(flags & ~defer)
     return flags
 
 
@@ -122,13 +121,26 @@ def container_init(job: InitJob) -> None:
     types = {n.type: n for n in spec.linux.namespaces}
     os.chdir(job.bundle)
     rootfs.prepare_root(job.rootfs, spec.linux.rootfs_propagation)
+    new_cgroupns = "cgroup" in types and not types["cgroup"].path
+    entered = []
+
+    def enter_cgroup() -> None:
+        """The runtime moves us into the container's cgroup while we mount (a cgroup move
+        can wait ~10 ms for the kernel); a new cgroup namespace must start from there."""
+        if not entered:
+            chan.expect("cgroup")
+            if new_cgroupns:
+                ns.unshare(ns.CLONE_NEWCGROUP)
+            entered.append(True)
+
     ctx = rootfs.MountContext(job.rootfs, job.bundle,
                               job.cgroup.paths if job.cgroup is not None else [],
-                              "cgroup" in types and not types["cgroup"].path)
+                              new_cgroupns, enter_cgroup)
     rootfs.mount_all(ctx, spec.mounts)
     rootfs.create_devices(ctx, spec.linux.devices, not rootfs.dev_is_bind(spec.mounts))
     os.close(rootfs.mkdir_all_in_root(ctx.rootfd, proc.cwd))  # runc creates a missing cwd
     ctx.close()
+    enter_cgroup()
     fifo = os.open(job.fifo, os.O_PATH | os.O_CLOEXEC)
     hooks = spec.hooks
     if hooks["prestart"] or hooks["createRuntime"] or hooks["createContainer"]:

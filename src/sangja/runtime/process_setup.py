@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-import signal
+from ..linux import signals as signal
 
 from ..errors import SangjaError
 from ..linux import capabilities as caps

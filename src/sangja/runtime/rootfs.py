@@ -46,7 +46,9 @@ class MountContext:
     """What mounting needs besides the spec: the bundle (for relative bind sources) and the
     container's cgroup directories (for `cgroup` mounts on v1 hosts)."""
 
-    def __init__(self, rootfs: str, bundle: str, cgroup_dirs: list[str], cgroupns: bool):
+    def __init__(self, rootfs: str, bundle: str, cgroup_dirs: list[str], cgroupns: bool,
+                 enter_cgroup=lambda: None):
+        self.enter_cgroup = enter_cgroup
         self.rootfs = rootfs
         self.bundle = bundle
         self.cgroup_dirs = cgroup_dirs
@@ -109,6 +111,7 @@ def _bind(ctx: MountContext, mnt, opts: m.MountOptions) -> None:
 def _cgroup(ctx: MountContext, mnt, opts: m.MountOptions) -> None:
     """Show the container its own cgroup. On a v2-only host with a cgroup namespace that is
     a fresh cgroup2 mount; otherwise a tmpfs holding a bind of each hierarchy's directory."""
+    ctx.enter_cgroup()  # our cgroup exists (and, if asked, our cgroup namespace) from here
     flags = opts.flags & ~(m.MS_BIND | m.MS_REC | m.MS_REMOUNT)
     v2_only = len(ctx.cgroup_dirs) == 1
     dfd = mkdir_all_in_root(ctx.rootfd, mnt.destination)

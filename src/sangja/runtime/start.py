@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import select
-import signal
+from ..linux import signals as signal
 
 from ..errors import InvalidState, SangjaError
 from ..linux import process as lp

@@ -78,6 +78,35 @@ def mode() -> str:
     return "hybrid" if v1 and v2 else "v1" if v1 else "v2"
 
 
+def prime_migration() -> None:
+    """Start, in a background thread, a no-op move of this process into its own cgroup.
+
+    The first cgroup migration after a quiet spell waits for an RCU grace period (the
+    kernel's cgroup_threadgroup_rwsem: 5-20 ms here) while holding cgroup_mutex; moves
+    within ~20 ms after it do not wait. Started first thing, the wait overlaps the
+    runtime's imports and bundle parsing instead of delaying the container. Failure is
+    harmless: the real move then pays the wait itself.
+    """
+    import _thread
+
+    _thread.start_new_thread(_noop_migration, ())
+
+
+def _noop_migration() -> None:
+    try:
+        own = own_paths()
+        for h in hierarchies():
+            path = own.get(",".join(h.controllers) if h.version == 1 else "")
+            if path is None:
+                continue
+            if h.root != "/" and path.startswith(h.root):
+                path = path[len(h.root):]
+            _write(os.path.join(h.mountpoint + path, "cgroup.procs"), b"0")
+            return
+    except (OSError, ValueError):
+        pass
+
+
 def systemd_path(path: str) -> str:
     """A systemd-style cgroupsPath ("slice:prefix:name", as podman and containerd pass with
     --systemd-cgroup) as the cgroupfs path systemd would have made for it."""
