@@ -170,11 +170,17 @@ class Cgroup:
         return [d for _, d in self.dirs]
 
     def create(self) -> None:
-        for h, d in self.dirs:
-            if "cpuset" in h.controllers:
-                _mkdir_cpuset(h.mountpoint, d)
-            else:
-                os.makedirs(d, exist_ok=True)
+        for attempt in range(5):
+            try:
+                for h, d in self.dirs:
+                    if "cpuset" in h.controllers:
+                        _mkdir_cpuset(h.mountpoint, d)
+                    else:
+                        os.makedirs(d, exist_ok=True)
+                return
+            except FileNotFoundError:
+                if attempt == 4:  # a concurrent delete removed the shared parent: redo
+                    raise
 
     def join(self, pid: int = 0) -> None:
         """Move `pid` (0: the caller) into every hierarchy of this cgroup."""
@@ -186,7 +192,8 @@ class Cgroup:
                 if h.version == 2 and len(self.dirs) > 1 and e.errno in (errno.EBUSY,
                                                                          errno.EOPNOTSUPP):
                     continue  # hybrid host: the v2 tree holds no controllers we rely on
-                raise
+                raise OSError(e.errno, f"cannot move process {pid or 'self'} into cgroup "
+                                       f"{d}: {e.strerror}") from None
 
     def pids(self) -> list[int]:
         """Every process in the container's cgroup."""
@@ -240,16 +247,18 @@ def read_pids(d: str) -> list[int]:
 
 
 def _mkdir_cpuset(mountpoint: str, d: str) -> None:
-    """cpuset v1 children start with no cpus and mems: copy the parent's on the way down."""
+    """cpuset v1 children start with no cpus and mems, and a cgroup without them takes no
+    tasks: fill every level that is empty, also one a concurrent create just made."""
     rel = os.path.relpath(d, mountpoint)
     cur = mountpoint
     for part in rel.split("/"):
         parent, cur = cur, os.path.join(cur, part)
-        if os.path.isdir(cur):
-            continue
         os.makedirs(cur, exist_ok=True)
         for f in ("cpuset.cpus", "cpuset.mems"):
             try:
+                with open(os.path.join(cur, f)) as mine:
+                    if mine.read().strip():
+                        continue
                 with open(os.path.join(parent, f)) as src:
                     val = src.read().strip()
                 if val:
