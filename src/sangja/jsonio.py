@@ -119,15 +119,18 @@ def load_file(path: str):
         return loads(f.read())
 
 
-def write_atomic(path: str, data: str | bytes, mode: int = 0o600) -> None:
-    """Write to a temp name, fsync, rename: readers see the old or the new file, never half."""
+def write_atomic(path: str, data: str | bytes, mode: int = 0o600, durable: bool = True) -> None:
+    """Write to a temp name, fsync, rename: readers see the old or the new file, never half.
+    `durable=False` skips the fsync, for state that lives on tmpfs (/run) and must only
+    survive a crashed process, not a power cut."""
     if isinstance(data, str):
         data = data.encode()
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)

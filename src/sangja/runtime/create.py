@@ -42,15 +42,21 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
               "created": now_rfc3339(), "owner": _owner(),
               "annotations": spec.annotations, "hooks": _hooks_for_later(spec),
               "process": spec.process.raw}
+    from .store import validate_id
+
+    validate_id(cid)
+    cgroup = _plan_cgroup(cid, spec, systemd_cgroup)
+    if cgroup is not None:
+        # Recorded before anything is made there: after a crash `delete --force` cleans up.
+        record["cgroup"] = cgroup.rel
+        record["cgroup_dirs"] = cgroup.paths
     c = store.reserve(cid, record)
-    cgroup = None
     child = init_pid = 0
     chan = None
     hook_failed = False
     try:
         os.mkfifo(c.fifo, 0o622)
         os.chmod(c.fifo, 0o622)
-        cgroup = _plan_cgroup(c, spec, systemd_cgroup)
         if console_socket is not None:
             try:
                 from ..linux.pty import connect_unix
@@ -120,24 +126,18 @@ def _hooks_for_later(spec) -> dict:
             if spec.hooks[k]}
 
 
-def _plan_cgroup(c: Container, spec, systemd: bool):
-    """Where the container's cgroup goes, recorded before anything is made there so that
-    a crash later still lets `delete --force` clean up."""
+def _plan_cgroup(cid: str, spec, systemd: bool):
+    """Where the container's cgroup goes (nothing is made yet)."""
     from ..linux.cgroups import Cgroup, systemd_path
 
     path = spec.linux.cgroups_path or None
     if path and systemd:
         path = systemd_path(path)
     try:
-        cg = Cgroup.for_path(path, f"/sangja/{c.id}")
+        cg = Cgroup.for_path(path, f"/sangja/{cid}")
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if not cg.dirs:
-        return None
-    c.record["cgroup"] = cg.rel
-    c.record["cgroup_dirs"] = cg.paths
-    c.save()
-    return cg
+    return cg if cg.dirs else None
 
 
 def _make_cgroup(cg, spec) -> None:

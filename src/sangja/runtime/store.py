@@ -55,7 +55,9 @@ class Container:
         return self.record.get("pid", 0)
 
     def save(self) -> None:
-        write_atomic(os.path.join(self.dir, STATE_FILE), _dumps(self.record))
+        # Runtime state is about live processes: it must survive a killed runtime (atomic
+        # rename), not a reboot (the processes would not either), so no fsync.
+        write_atomic(os.path.join(self.dir, STATE_FILE), _dumps(self.record), durable=False)
 
     def status(self) -> str:
         from ..linux.process import is_alive
