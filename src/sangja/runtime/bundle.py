@@ -14,8 +14,6 @@ PROPAGATIONS = ("shared", "slave", "private", "unbindable", "rshared", "rslave",
 
 # Fields accepted only when they ask for nothing; a later issue implements them.
 _NOT_YET = {
-    ("linux", "uidMappings"): "user namespace mappings",
-    ("linux", "gidMappings"): "user namespace mappings",
     ("linux", "seccomp"): "seccomp",
     ("linux", "intelRdt"): "Intel RDT",
     ("linux", "personality"): "personality",
@@ -76,10 +74,7 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None) -> None:
     if "mount" not in types or types["mount"].path:
         raise ConfigError("linux.namespaces must include a new mount namespace "
                           "(setting up a root filesystem in the host's would change the host)")
-    user = types.get("user")
-    if user is not None and not user.path:
-        raise Unsupported("linux.namespaces[user]",
-                          "(a new user namespace needs uid/gid mappings) is not supported yet")
+    _check_id_mappings(spec.linux.raw, types.get("user"))
     if spec.hostname and ("uts" not in types or types["uts"].path):
         raise ConfigError("hostname is set but linux.namespaces has no new uts namespace")
     if spec.domainname and ("uts" not in types or types["uts"].path):
@@ -119,6 +114,31 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None) -> None:
             raise ConfigError(f"process.rlimits[{i}].type {r.type!r} is not a known rlimit")
         if r.soft > r.hard:
             raise ConfigError(f"process.rlimits[{i}] ({r.type}): soft limit above hard limit")
+
+
+def _check_id_mappings(linux: dict, user) -> None:
+    """uid/gid mappings: required by a new user namespace, meaningless without one."""
+    for key in ("uidMappings", "gidMappings"):
+        maps = linux.get(key) or []
+        if not isinstance(maps, list):
+            raise ConfigError(f"linux.{key} must be an array")
+        if maps and (user is None or user.path):
+            raise ConfigError(f"linux.{key} is set but linux.namespaces has no new user "
+                              "namespace")
+        if user is not None and not user.path and not maps:
+            raise ConfigError(f"a new user namespace needs linux.{key}")
+        if len(maps) > 340:
+            raise ConfigError(f"linux.{key} has more than 340 ranges (the kernel's limit)")
+        for i, m in enumerate(maps):
+            where = f"linux.{key}[{i}]"
+            if not isinstance(m, dict):
+                raise ConfigError(f"{where} must be an object")
+            for f in ("containerID", "hostID", "size"):
+                v = m.get(f)
+                if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 1 << 32:
+                    raise ConfigError(f"{where}.{f} must be an integer from 0 to 4294967295")
+            if m["size"] == 0:
+                raise ConfigError(f"{where}.size must be greater than zero")
 
 
 def _lsm_reason(lsm: str) -> str:

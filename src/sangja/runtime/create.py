@@ -81,7 +81,12 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
         child_chan.close()
         if console_socket is not None:
             os.close(console_fd)
-        init_pid = chan.expect("pid")["pid"]
+        msg = chan.expect_any(("userns", "pid"))
+        if msg["t"] == "userns":
+            write_id_maps(child, spec.linux.raw)
+            chan.send("mapped")
+            msg = chan.expect("pid")
+        init_pid = msg["pid"]
         record["pid"] = init_pid
         record["init_start"] = lp.start_time(init_pid)
         c.save()
@@ -124,6 +129,21 @@ def _hooks_for_later(spec) -> dict:
     """poststart/poststop run from later commands: keep them with the state."""
     return {k: [h.to_dict() for h in spec.hooks[k]] for k in ("poststart", "poststop")
             if spec.hooks[k]}
+
+
+def write_id_maps(pid: int, linux: dict) -> None:
+    """uid_map and gid_map of a child's new user namespace, written from outside it."""
+    for key, name in (("gidMappings", "gid_map"), ("uidMappings", "uid_map")):
+        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n"
+                        for m in linux.get(key) or [])
+        try:
+            fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, lines.encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise SangjaError(f"linux.{key}: cannot write {name}: {e.strerror}") from None
 
 
 def _plan_cgroup(cid: str, spec, systemd: bool):

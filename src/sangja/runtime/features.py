@@ -19,7 +19,7 @@ def features() -> dict:
         "hooks": list(HOOK_KINDS),
         "mountOptions": words,
         "linux": {
-            "namespaces": [t for t in namespaces.available() if t != "user"],
+            "namespaces": namespaces.available(),
             "capabilities": list(capabilities.NAMES[: capabilities.last_cap() + 1]),
             "cgroup": {"v1": cg in ("v1", "hybrid"), "v2": cg in ("v2", "hybrid"),
                        "systemd": False, "systemdUser": False, "rdma": False},

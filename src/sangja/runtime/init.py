@@ -42,7 +42,8 @@ def child_main(job: InitJob) -> None:
         os.setsid()
         lp.set_dumpable(False)  # no ptrace or /proc/PID/exe games before exec
         lp.set_pdeathsig(9)
-        flags = enter_namespaces(job.spec.linux.namespaces, defer=ns.CLONE_NEWCGROUP)
+        flags = enter_namespaces(job.spec.linux.namespaces, defer=ns.CLONE_NEWCGROUP,
+                                 map_user=lambda: _await_mapping(job.chan))
         if flags & (ns.CLONE_NEWPID | ns.CLONE_NEWTIME) or _joins(job, ("pid", "time")):
             pid = os.fork()
             if pid:
@@ -66,10 +67,33 @@ def _joins(job: InitJob, types: tuple[str, ...]) -> bool:
     return any(n.type in types and n.path for n in job.spec.linux.namespaces)
 
 
-def enter_namespaces(namespaces: list, defer: int = 0) -> int:
+def _await_mapping(chan) -> None:
+    """A new user namespace: the runtime (privileged outside) writes our uid/gid maps."""
+    chan.send("userns")
+    chan.expect("mapped")
+
+
+def become_root_in_userns() -> None:
+    """Take uid/gid 0 of the user namespace we are in (when mapped), so the namespaces
+    created next belong to it and we hold its capabilities for the setup."""
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError:
+        pass  # root is not mapped: keep the credentials we have
+
+
+def enter_namespaces(namespaces: list, defer: int = 0, map_user=None) -> int:
     """Join the namespaces given by path, then create the others in one unshare (except
-    those in `defer`, created later by the caller)."""
+    those in `defer`, created later by the caller). A new user namespace comes first, so
+    that every other namespace is owned by it; `map_user` gets its mappings written."""
     by_type = {n.type: n for n in namespaces}
+    user = by_type.get("user")
+    if user is not None and not user.path:
+        ns.unshare(ns.CLONE_NEWUSER)
+        if map_user is not None:
+            map_user()
+        become_root_in_userns()
     for t in ns.JOIN_ORDER:
         n = by_type.get(t)
         if n is not None and n.path:
@@ -77,11 +101,13 @@ def enter_namespaces(namespaces: list, defer: int = 0) -> int:
                 ns.join(n.path, t)
             except OSError as e:
                 raise OSError(e.errno, f"join {t} namespace {n.path}: {e.strerror}") from None
+            if t == "user":
+                become_root_in_userns()
     flags = 0
     for n in namespaces:
         if not n.path:
             flags |= ns.TYPES[n.type][0]
-    ns.unshare(flags & ~defer)
+    ns.unshare(flags & ~(defer | ns.CLONE_NEWUSER))
     return flags
 
 
@@ -137,7 +163,8 @@ def container_init(job: InitJob) -> None:
                               job.cgroup.paths if job.cgroup is not None else [],
                               new_cgroupns, enter_cgroup)
     rootfs.mount_all(ctx, spec.mounts)
-    rootfs.create_devices(ctx, spec.linux.devices, not rootfs.dev_is_bind(spec.mounts))
+    rootfs.create_devices(ctx, spec.linux.devices, not rootfs.dev_is_bind(spec.mounts),
+                          bind=("user" in types))
     os.close(rootfs.mkdir_all_in_root(ctx.rootfd, proc.cwd))  # runc creates a missing cwd
     ctx.close()
     enter_cgroup()

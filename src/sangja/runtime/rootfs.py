@@ -82,7 +82,17 @@ def mount_one(ctx: MountContext, mnt) -> None:
             raise ConfigError(f"mount on {mnt.destination} has no type and is not a bind mount")
         dfd = mkdir_all_in_root(ctx.rootfd, mnt.destination)
         try:
-            m.mount(mnt.source or kind, fd_path(dfd), kind, opts.flags & ~m.MS_REMOUNT, opts.data)
+            try:
+                m.mount(mnt.source or kind, fd_path(dfd), kind, opts.flags & ~m.MS_REMOUNT,
+                        opts.data)
+            except PermissionError:
+                if kind != "sysfs":
+                    raise
+                # A user namespace may mount sysfs only with a network namespace of its own;
+                # otherwise show the host's /sys read-only, as runc does.
+                m.mount("/sys", fd_path(dfd), None, m.MS_BIND | m.MS_REC)
+                _with_target(ctx, mnt.destination, lambda t: m.remount_bind(
+                    t, m.MS_RDONLY | m.MS_NOSUID | m.MS_NODEV | m.MS_NOEXEC))
         finally:
             os.close(dfd)
         _after(ctx, mnt.destination, opts)
@@ -165,15 +175,19 @@ def dev_is_bind(mounts: list) -> bool:
     return False
 
 
-def create_devices(ctx: MountContext, devices: list, defaults: bool) -> None:
-    """Default device nodes, linux.devices, and the /dev links every program expects."""
+def create_devices(ctx: MountContext, devices: list, defaults: bool, bind: bool = False) -> None:
+    """Default device nodes, linux.devices, and the /dev links every program expects.
+    In a user namespace mknod is not allowed: the host's nodes are bind-mounted instead."""
     old = os.umask(0)
     try:
         devfd = mkdir_all_in_root(ctx.rootfd, "/dev")
         try:
             if defaults:
                 for name, major, minor, mode in DEFAULT_DEVICES:
-                    _mknod_at(devfd, name, stat.S_IFCHR | mode, os.makedev(major, minor))
+                    if bind:
+                        _bind_device(ctx, f"/dev/{name}", f"/dev/{name}")
+                    else:
+                        _mknod_at(devfd, name, stat.S_IFCHR | mode, os.makedev(major, minor))
                 for name, target in DEV_LINKS:
                     _symlink_at(devfd, name, target)
                 if os.path.exists("/proc/kcore"):
@@ -183,6 +197,9 @@ def create_devices(ctx: MountContext, devices: list, defaults: bool) -> None:
             os.close(devfd)
         for d in devices:
             kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+            if bind:
+                _bind_device(ctx, d.path, d.path)
+                continue
             parent, _, name = d.path.rstrip("/").rpartition("/")
             pfd = mkdir_all_in_root(ctx.rootfd, parent or "/")
             try:
@@ -197,6 +214,17 @@ def create_devices(ctx: MountContext, devices: list, defaults: bool) -> None:
                 os.close(pfd)
     finally:
         os.umask(old)
+
+
+def _bind_device(ctx: MountContext, host_path: str, dest: str) -> None:
+    if not os.path.exists(host_path):
+        raise OSError(2, f"device {host_path} does not exist on the host (needed for a bind "
+                         "mount: a user namespace cannot mknod)")
+    fd = create_file_in_root(ctx.rootfd, dest)
+    try:
+        m.mount(host_path, fd_path(fd), None, m.MS_BIND)
+    finally:
+        os.close(fd)
 
 
 def _reopen_dir(fd: int) -> int:
