@@ -41,7 +41,8 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
     record = {"id": cid, "pid": 0, "bundle": bundle.path, "rootfs": bundle.rootfs,
               "created": now_rfc3339(), "owner": _owner(),
               "annotations": spec.annotations, "hooks": _hooks_for_later(spec),
-              "process": spec.process.raw}
+              "process": spec.process.raw,
+              "seccomp": (spec.raw.get("linux") or {}).get("seccomp")}
     from .store import validate_id
 
     validate_id(cid)
@@ -95,9 +96,22 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
             cgroup.join(init_pid)
         chan.send("cgroup")
         while True:
-            msg = chan.expect_any(("hooks", "created"))
+            msg = chan.expect_any(("hooks", "created", "seccomp"))
             if msg["t"] == "created":
                 break
+            if msg["t"] == "seccomp":
+                from ..linux import seccomp
+
+                sc = record["seccomp"]
+                nfd = seccomp.take_fd(init_pid, msg["fd"])
+                try:
+                    seccomp.notify_listener(sc["listenerPath"], nfd, c.oci_state() | {
+                        "status": "creating", "pid": init_pid},
+                        sc.get("listenerMetadata") or "")
+                finally:
+                    os.close(nfd)
+                chan.send("seccompDone")
+                continue
             state = c.oci_state() | {"status": "creating", "pid": init_pid}
             try:
                 run_hooks(spec.hooks["prestart"], "prestart", state)

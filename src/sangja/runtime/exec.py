@@ -109,6 +109,18 @@ def exec_process(store: Store, cid: str, args: list[str], *, process_file=None, 
     try:
         pid = chan.expect("pid")["pid"]
         msg = chan.recv()  # EOF: the process exec'd (our end closed on exec)
+        if msg is not None and msg["t"] == "seccomp":
+            from ..linux import seccomp
+
+            sc = c.record["seccomp"]
+            nfd = seccomp.take_fd(pid, msg["fd"])
+            try:
+                seccomp.notify_listener(sc["listenerPath"], nfd, c.oci_state() | {
+                    "status": "running"}, sc.get("listenerMetadata") or "", pid=pid)
+            finally:
+                os.close(nfd)
+            chan.send("seccompDone")
+            msg = chan.recv()
         if msg is not None and msg["t"] == "error":
             code = msg.get("code", 1)
             err = SangjaError(msg.get("msg", "exec failed"))
@@ -154,6 +166,11 @@ def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd
         from .init import setup_console
 
         _preload_exec(proc)
+        filt = None
+        from ..linux import seccomp
+
+        if seccomp.enabled(record.get("seccomp")):
+            filt = seccomp.compile(record["seccomp"])  # before the chroot
         dirs = record.get("cgroup_dirs") or []
         if dirs:
             from ..linux.cgroups import Cgroup
@@ -190,9 +207,15 @@ def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd
             setup_console(console_fd, proc.console_size, proc.user.uid, console_mount=False)
         ps.apply_rlimits(proc)
         env = ps.exec_env(proc)
+        from .init import load_seccomp
+
+        if filt is not None and not proc.no_new_privileges:
+            load_seccomp(filt, chan)
         ps.drop_privileges(proc)
         ps.enter_cwd(proc.cwd)
         path = ps.lookup(proc.args[0], env, proc.cwd)
+        if filt is not None and proc.no_new_privileges:
+            load_seccomp(filt, chan)
         ps.reset_signals()
         lp.set_pdeathsig(0)
         ps.close_extra_fds(preserve_fds, keep=(chan.wfd,))

@@ -142,6 +142,12 @@ def container_init(job: InitJob) -> None:
     """C2: the container's init until exec."""
     spec = job.spec
     preload(spec)
+    filt = None
+    sc = (spec.raw.get("linux") or {}).get("seccomp")
+    from ..linux import seccomp
+
+    if seccomp.enabled(sc):
+        filt = seccomp.compile(sc)  # before pivot_root: dlopen libseccomp
     proc = spec.process
     chan = job.chan
     types = {n.type: n for n in spec.linux.namespaces}
@@ -203,9 +209,13 @@ def container_init(job: InitJob) -> None:
     ps.set_oom_score_adj(proc.oom_score_adj)
     ps.apply_rlimits(proc)
     env = ps.exec_env(proc)
+    if filt is not None and not proc.no_new_privileges:
+        load_seccomp(filt, chan)  # needs CAP_SYS_ADMIN: before the identity switch
     ps.drop_privileges(proc)
     ps.enter_cwd(proc.cwd)
     path = ps.lookup(proc.args[0], env, proc.cwd)
+    if filt is not None and proc.no_new_privileges:
+        load_seccomp(filt, chan)  # as late as the channel allows (runc)
     chan.send("created")
     state = chan.expect("go")["state"]
     chan.close()
@@ -223,6 +233,15 @@ def container_init(job: InitJob) -> None:
     except BaseException as e:  # noqa: BLE001 - reported to `start` through the fifo
         os.write(wfd, describe(e).encode()[:4000] or b"error")
         os._exit(1)
+
+
+def load_seccomp(filt, chan) -> None:
+    fd = filt.load()
+    filt.release()
+    if fd is not None:
+        chan.send("seccomp", fd=fd)
+        chan.expect("seccompDone")
+        os.close(fd)
 
 
 def setup_console(console_fd: int | None, size, uid: int, console_mount: bool = True) -> None:
