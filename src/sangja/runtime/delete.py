@@ -31,7 +31,7 @@ def delete(store: Store, cid: str, force: bool = False, warn=None) -> None:
 
 def destroy(c: Container, warn=None) -> None:
     state = c.oci_state()
-    stop_all(c)
+    stop_all(c, paused=state["status"] == "paused")
     dirs = c.record.get("cgroup_dirs")
     if dirs:
         from ..linux.cgroups import Cgroup
@@ -43,10 +43,11 @@ def destroy(c: Container, warn=None) -> None:
         run_warn(hooks, "poststop", state | {"status": "stopped"}, warn or (lambda m: None))
 
 
-def stop_all(c: Container) -> None:
+def stop_all(c: Container, paused: bool = False) -> None:
     """SIGKILL the init and anything left in the cgroup; wait until they are gone."""
     started = c.record.get("init_start")
-    _thaw(c.record)
+    if paused:
+        _thaw(c.record)
     for _ in range(3):
         pids = container_pids(c.record)
         if c.pid and lp.is_alive(c.pid, started):
