@@ -95,6 +95,19 @@ def _one(pos: list[str], what: str = "container id") -> str:
     return pos[0]
 
 
+def _check_preserve_fds(argv: list[str]) -> None:
+    """Before this process opens anything: the preserved fds must all be the caller's."""
+    n = "0"
+    for i, a in enumerate(argv):
+        if a.lstrip("-") == "preserve-fds" and i + 1 < len(argv):
+            n = argv[i + 1]
+        elif a.lstrip("-").startswith("preserve-fds="):
+            n = a.split("=", 1)[1]
+    from ..runtime.process_setup import check_preserved_fds
+
+    check_preserved_fds(to_int(n, "--preserve-fds"))
+
+
 def _prime() -> None:
     from ..linux.cgroups import prime_migration
 
@@ -284,6 +297,83 @@ def cmd_spec(ctx: Context, argv: list[str]) -> int:
     return 0
 
 
+UPDATE_FLAGS = [
+    Flag("-r,--resources", dest="resources", value=True,
+         help="linux.resources JSON file, '-' for stdin (other flags are then ignored)"),
+    Flag("--memory", value=True, help="memory limit in bytes (64m, 1g; -1 unlimited)"),
+    Flag("--memory-swap", value=True, help="memory+swap limit in bytes (-1 unlimited)"),
+    Flag("--memory-reservation", value=True, help="memory soft limit in bytes"),
+    Flag("--kernel-memory", value=True, help="kernel memory limit (v1)"),
+    Flag("--kernel-memory-tcp", value=True, help="kernel TCP buffer limit (v1)"),
+    Flag("--cpu-share,--cpu-shares", dest="cpu_share", value=True, help="CPU shares"),
+    Flag("--cpu-quota", value=True, help="CFS quota in microseconds per period"),
+    Flag("--cpu-period", value=True, help="CFS period in microseconds"),
+    Flag("--cpu-rt-runtime", value=True, help="realtime runtime in microseconds"),
+    Flag("--cpu-rt-period", value=True, help="realtime period in microseconds"),
+    Flag("--cpuset-cpus", value=True, help="CPUs to use (0-3,5)"),
+    Flag("--cpuset-mems", value=True, help="memory nodes to use"),
+    Flag("--pids-limit", value=True, help="maximum number of pids"),
+    Flag("--blkio-weight", value=True, help="block IO weight (10-1000)"),
+    Flag("--l3-cache-schema", value=True, help="(Intel RDT: not supported)"),
+    Flag("--mem-bw-schema", value=True, help="(Intel RDT: not supported)"),
+]
+
+
+def cmd_update(ctx: Context, argv: list[str]) -> int:
+    opts, pos = parse(UPDATE_FLAGS, argv, interspersed=True)
+    cid = _one(pos)
+    from ..runtime.update import FLAG_FIELDS, load_resources, resources_from_flags, update
+
+    if opts["resources"]:
+        resources = load_resources(opts["resources"])
+    else:
+        if opts["l3_cache_schema"] or opts["mem_bw_schema"]:
+            raise UsageError("Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported")
+        resources = resources_from_flags({f: opts[f.replace("-", "_")] for f in FLAG_FIELDS})
+    update(ctx.store, cid, resources)
+    return 0
+
+
+def cmd_pause(ctx: Context, argv: list[str]) -> int:
+    _, pos = parse([], argv)
+    from ..runtime.pause import pause
+
+    pause(ctx.store, _one(pos))
+    return 0
+
+
+def cmd_resume(ctx: Context, argv: list[str]) -> int:
+    _, pos = parse([], argv)
+    from ..runtime.pause import resume
+
+    resume(ctx.store, _one(pos))
+    return 0
+
+
+def cmd_events(ctx: Context, argv: list[str]) -> int:
+    opts, pos = parse([Flag("--stats", help="print the stats once and exit"),
+                       Flag("--interval", value=True, default="5s",
+                            help="stats interval (Go duration, default 5s)")],
+                      argv, interspersed=True)
+    cid = _one(pos)
+    from ..jsonio import dumps
+    from ..runtime import events
+
+    if opts["stats"]:
+        print(dumps(events.stats_event(ctx.store, cid)))
+        return 0
+    try:
+        interval = events.parse_duration(opts["interval"])
+    except ValueError as e:
+        raise UsageError(f"invalid --interval: {e}") from None
+
+    def emit(ev: dict) -> None:
+        sys.stdout.write(dumps(ev) + "\n")
+        sys.stdout.flush()
+
+    return events.stream(ctx.store, cid, interval, emit)
+
+
 COMMANDS = {
     "create": (cmd_create, "create a container", "ID"),
     "start": (cmd_start, "start a created container", "ID"),
@@ -293,6 +383,10 @@ COMMANDS = {
     "delete": (cmd_delete, "delete a container", "ID..."),
     "exec": (cmd_exec, "run a new process in a container", "ID [COMMAND [ARG...]]"),
     "ps": (cmd_ps, "list the processes of a container", "ID [PS ARGS]"),
+    "update": (cmd_update, "change a running container's resource limits", "ID"),
+    "pause": (cmd_pause, "freeze every process of a container", "ID"),
+    "resume": (cmd_resume, "thaw a paused container", "ID"),
+    "events": (cmd_events, "print a container's stats and OOM events as JSON", "ID"),
     "list": (cmd_list, "list containers", ""),
     "features": (cmd_features, "print the features of this runtime as JSON", ""),
     "spec": (cmd_spec, "write a default config.json", ""),
@@ -334,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         if "-h" in sub[:1] or "--help" in sub[:1]:
             print(f"usage: {PROG} {name} [options] {COMMANDS[name][2]}")
             return 0
+        if name in ("create", "run", "exec"):
+            _check_preserve_fds(sub)
         if name in ("create", "run"):
             _prime()
         ctx = Context(gopts)

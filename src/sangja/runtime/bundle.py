@@ -23,9 +23,6 @@ _NOT_YET = {
     ("process", "ioPriority"): "I/O priority",
     ("process", "execCPUAffinity"): "exec CPU affinity",
 }
-_RESOURCES_HANDLED = ("devices",)
-
-
 def asks_nothing(value) -> bool:
     """None, empty containers and containers of such ask for nothing."""
     if value is None or value == "" or value == [] or value == {}:
@@ -70,10 +67,6 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None) -> None:
         raise Unsupported("process.apparmorProfile", _lsm_reason("apparmor"))
     if spec.process.selinux_label:
         raise Unsupported("process.selinuxLabel", _lsm_reason("selinux"))
-    for key, val in spec.linux.resources.items():
-        if key not in _RESOURCES_HANDLED and not asks_nothing(val):
-            raise Unsupported(f"linux.resources.{key}",
-                              "(cgroup resource limits) is not supported by this runtime yet")
     types = {n.type: n for n in spec.linux.namespaces}
     if "mount" not in types or types["mount"].path:
         raise ConfigError("linux.namespaces must include a new mount namespace "
@@ -97,11 +90,10 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None) -> None:
             MountOptions(m.options)
         except ValueError as e:
             raise Unsupported(f"mounts[{i}].options", f"({e})") from None
-    devices = spec.linux.resources.get("devices")
-    if devices:
-        from ..linux.cgroups.devices import check_rules
+    if spec.linux.resources:
+        from ..linux.cgroups.resources import check as check_resources
 
-        check_rules(devices, cgroup_mode)
+        check_resources(spec.linux.resources, cgroup_mode)
     from ..linux.sysctl import check as check_sysctl
 
     check_sysctl(spec.linux.sysctl, types)

@@ -183,6 +183,9 @@ def _make_cgroup(cg, spec) -> None:
         for h, d in cg.dirs:
             if "devices" in h.controllers:
                 apply_v1(d, rules, spec.linux.devices)
+    from ..linux.cgroups.resources import apply
+
+    apply(cg, spec.linux.resources)  # on v2 this also enables the controllers stats read
 
 
 def _undo(c: Container, cgroup, init_pid: int, child: int, warn) -> None:

@@ -160,6 +160,8 @@ def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd
            preserve_fds: int) -> None:
     """C1: enter the container; fork C2 inside its pid namespace; C2 execs."""
     try:
+        ps.close_extra_fds(preserve_fds, keep=tuple(
+            fd for fd in (chan.rfd, chan.wfd, console_fd) if fd is not None))
         os.setsid()
         lp.set_dumpable(False)
         lp.set_pdeathsig(9)

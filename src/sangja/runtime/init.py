@@ -39,6 +39,10 @@ def child_main(job: InitJob) -> None:
     """Entry point of C1 (never returns)."""
     code = 1
     try:
+        # Only what we were given survives the fork: stdio, the caller's preserved fds, the
+        # channel and the console socket (nothing of the runtime reaches the container).
+        ps.close_extra_fds(job.preserve_fds, keep=tuple(
+            fd for fd in (job.chan.rfd, job.chan.wfd, job.console_fd) if fd is not None))
         os.setsid()
         lp.set_dumpable(False)  # no ptrace or /proc/PID/exe games before exec
         lp.set_pdeathsig(9)

@@ -115,6 +115,18 @@ def reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
+def check_preserved_fds(preserve: int) -> None:
+    """Every fd of --preserve-fds must be open in the caller: a free number in the range
+    could be taken by one of our own fds and handed to the container."""
+    if preserve < 0:
+        raise SangjaError("--preserve-fds must not be negative")
+    for fd in range(3, 3 + preserve):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise SangjaError(f"--preserve-fds {preserve}: fd {fd} is not open") from None
+
+
 def close_extra_fds(preserve: int, keep: tuple[int, ...] = ()) -> None:
     """Close all but stdio, the preserved fds (made inheritable) and `keep` (close-on-exec
     fds still needed until the exec itself)."""

@@ -67,10 +67,10 @@ class Container:
             return "creating"
         if not is_alive(pid, self.record.get("init_start")):
             return "stopped"
-        if os.path.exists(self.fifo):
-            return "created"
         if self.record.get("cgroup") and _frozen(self.record):
             return "paused"
+        if os.path.exists(self.fifo):
+            return "created"
         return "running"
 
     def oci_state(self) -> dict:
@@ -97,19 +97,15 @@ class Container:
 
 
 def _frozen(record: dict) -> bool:
-    for d in record.get("cgroup_dirs", ()):
-        if "/freezer/" in d:
+    """v1 freezer when the host has one (a hybrid host's v2 tree says nothing), else v2."""
+    dirs = record.get("cgroup_dirs", ())
+    for d in sorted(dirs, key=lambda d: "/freezer/" not in d):
+        for name, frozen in (("freezer.state", ("FROZEN", "FREEZING")), ("cgroup.freeze", ("1",))):
             try:
-                with open(os.path.join(d, "freezer.state")) as f:
-                    return f.read().strip() in ("FROZEN", "FREEZING")
+                with open(os.path.join(d, name)) as f:
+                    return f.read().strip() in frozen
             except OSError:
-                return False
-        if "/freezer/" not in d and os.path.exists(os.path.join(d, "cgroup.freeze")):
-            try:
-                with open(os.path.join(d, "cgroup.freeze")) as f:
-                    return f.read().strip() == "1"
-            except OSError:
-                return False
+                continue
     return False
 
 

@@ -212,6 +212,88 @@ class Cgroup:
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.paths)
 
+    @property
+    def controllers(self) -> set[str]:
+        """Controllers this cgroup has: its v1 hierarchies' plus those enabled for its v2
+        directory (cgroup.controllers)."""
+        out: set[str] = set()
+        for h, d in self.dirs:
+            if h.version == 1:
+                out.update(c for c in h.controllers if not c.startswith("name="))
+            else:
+                try:
+                    with open(os.path.join(d, "cgroup.controllers")) as f:
+                        out.update(f.read().split())
+                except OSError:
+                    pass
+        return out
+
+    def freezer(self) -> tuple[int, str] | None:
+        """(1, dir) for the v1 freezer, else (2, dir) for v2 cgroup.freeze, else None."""
+        for h, d in self.dirs:
+            if h.version == 1 and "freezer" in h.controllers:
+                return 1, d
+        for h, d in self.dirs:
+            if h.version == 2 and os.path.exists(os.path.join(d, "cgroup.freeze")):
+                return 2, d
+        return None
+
+    def frozen(self) -> bool:
+        fz = self.freezer()
+        if fz is None:
+            return False
+        ver, d = fz
+        try:
+            if ver == 1:
+                with open(os.path.join(d, "freezer.state")) as f:
+                    return f.read().strip() in ("FROZEN", "FREEZING")
+            with open(os.path.join(d, "cgroup.freeze")) as f:
+                return f.read().strip() == "1"
+        except OSError:
+            return False
+
+    def freeze(self, timeout: float = 10.0) -> None:
+        """Freeze every process; return once the kernel reports them frozen. On timeout
+        the cgroup is thawed again and TimeoutError raised."""
+        fz = self.freezer()
+        if fz is None:
+            raise OSError(errno.ENOTSUP, "no freezer: neither a v1 freezer hierarchy nor "
+                                         "cgroup v2 cgroup.freeze")
+        ver, d = fz
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        if ver == 1:
+            state = os.path.join(d, "freezer.state")
+            while True:
+                _write(state, b"FROZEN")
+                with open(state) as f:
+                    if f.read().strip() == "FROZEN":
+                        return
+                if time.monotonic() > deadline:
+                    _write(state, b"THAWED")
+                    raise TimeoutError(f"{state} still FREEZING after {timeout}s")
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        _write(os.path.join(d, "cgroup.freeze"), b"1")
+        while True:
+            if _events(d).get("frozen") == "1":
+                return
+            if time.monotonic() > deadline:
+                _write(os.path.join(d, "cgroup.freeze"), b"0")
+                raise TimeoutError(f"{d}/cgroup.events not frozen after {timeout}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def thaw(self) -> None:
+        fz = self.freezer()
+        if fz is None:
+            return
+        ver, d = fz
+        if ver == 1:
+            _write(os.path.join(d, "freezer.state"), b"THAWED")
+        else:
+            _write(os.path.join(d, "cgroup.freeze"), b"0")
+
     def destroy(self, timeout: float = 5.0) -> None:
         """Remove every directory (deepest first); retry while exiting processes linger."""
         deadline = time.monotonic() + timeout
@@ -235,6 +317,14 @@ def _write(path: str, data: bytes) -> None:
         os.close(fd)
 
 
+def _events(d: str) -> dict[str, str]:
+    try:
+        with open(os.path.join(d, "cgroup.events")) as f:
+            return dict(line.split(None, 1) for line in f.read().splitlines() if " " in line)
+    except OSError:
+        return {}
+
+
 def read_pids(d: str) -> list[int]:
     out: list[int] = []
     with open(os.path.join(d, "cgroup.procs")) as f:
@@ -248,23 +338,30 @@ def read_pids(d: str) -> list[int]:
 
 def _mkdir_cpuset(mountpoint: str, d: str) -> None:
     """cpuset v1 children start with no cpus and mems, and a cgroup without them takes no
-    tasks: fill every level that is empty, also one a concurrent create just made."""
-    rel = os.path.relpath(d, mountpoint)
-    cur = mountpoint
-    for part in rel.split("/"):
-        parent, cur = cur, os.path.join(cur, part)
-        os.makedirs(cur, exist_ok=True)
-        for f in ("cpuset.cpus", "cpuset.mems"):
-            try:
-                with open(os.path.join(cur, f)) as mine:
-                    if mine.read().strip():
-                        continue
-                with open(os.path.join(parent, f)) as src:
-                    val = src.read().strip()
-                if val:
-                    _write(os.path.join(cur, f), val.encode())
-            except FileNotFoundError:
-                pass
+    tasks: make the path one level at a time, filling each level from its parent. If a
+    concurrent delete removes a level we passed (the shared parent), start again."""
+    parts = os.path.relpath(d, mountpoint).split("/")
+    for _ in range(10):
+        cur = mountpoint
+        try:
+            for part in parts:
+                parent, cur = cur, os.path.join(cur, part)
+                try:
+                    os.mkdir(cur)
+                except FileExistsError:
+                    pass
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    with open(os.path.join(cur, f)) as mine:
+                        if mine.read().strip():
+                            continue
+                    with open(os.path.join(parent, f)) as src:
+                        val = src.read().strip()
+                    if val:
+                        _write(os.path.join(cur, f), val.encode())
+            return
+        except FileNotFoundError:
+            continue
+    raise OSError(errno.EAGAIN, f"cannot create {d}: its parent keeps disappearing")
 
 
 def _rmdir_tree(d: str, deadline: float) -> None:
