@@ -318,8 +318,7 @@ def compile(seccomp) -> Filter:
         for i, sc in enumerate(syscalls):
             _add_rules(lib, ctx, default, sc, f"{where}.syscalls[{i}]")
         if notify:
-            import json  # noqa: F401 - for send_listener after pivot_root
-            import socket  # noqa: F401
+            import socket  # noqa: F401 - for send_listener after pivot_root
             import struct  # noqa: F401
     except BaseException:
         f.release()
@@ -382,9 +381,10 @@ def send_listener(sock, notify_fd: int, state: dict, metadata: str = "",
     """Send the containerProcessState (JSON) with `notify_fd` in SCM_RIGHTS in one sendmsg,
     then close the connection (runtime-spec: one state per connection). `sock` is a
     connected fd (ours to close) or the listener's path. `pid` defaults to state["pid"]."""
-    import json
     import socket
     import struct
+
+    from ..jsonio import dumps
 
     if isinstance(sock, str):
         sock = connect_listener(sock)
@@ -393,7 +393,7 @@ def send_listener(sock, notify_fd: int, state: dict, metadata: str = "",
     if metadata:
         doc["metadata"] = metadata
     doc["state"] = state
-    data = json.dumps(doc, separators=(",", ":")).encode()
+    data = dumps(doc).encode()
     s = socket.socket(fileno=sock)
     try:
         n = s.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,

@@ -36,7 +36,7 @@ def destroy(c: Container, warn=None) -> None:
     if dirs:
         from ..linux.cgroups import Cgroup
 
-        Cgroup.from_dirs(c.record.get("cgroup", ""), dirs).destroy()
+        Cgroup(c.record.get("cgroup", ""), [(None, d) for d in dirs]).destroy()  # paths only
     hooks = c.record.get("hooks", {}).get("poststop")
     c.remove()
     if hooks:

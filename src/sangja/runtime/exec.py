@@ -233,7 +233,7 @@ def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd
 
 
 def _preload_exec(proc: Process) -> None:
-    import json  # noqa: F401
+    import _json  # noqa: F401 - sangja.jsonio
     import resource  # noqa: F401
 
     from ..linux import capabilities, pty  # noqa: F401

@@ -127,7 +127,7 @@ def describe(e: BaseException) -> str:
 def preload(spec) -> None:
     """Import now what the steps after pivot_root need: the host's Python library is out of
     reach once the container's root is "/"."""
-    import json  # noqa: F401 - the sync channel speaks JSON
+    import _json  # noqa: F401 - the sync channel speaks JSON (sangja.jsonio)
     import resource  # noqa: F401
 
     from ..linux import capabilities, mounts, pty, sysctl, syscall  # noqa: F401

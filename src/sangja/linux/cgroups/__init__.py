@@ -326,13 +326,13 @@ def _events(d: str) -> dict[str, str]:
 
 
 def read_pids(d: str) -> list[int]:
-    out: list[int] = []
+    """Processes in `d` and its sub-cgroups."""
     with open(os.path.join(d, "cgroup.procs")) as f:
-        out.extend(int(x) for x in f.read().split())
-    for name in os.listdir(d):
-        sub = os.path.join(d, name)
-        if os.path.isdir(sub):
-            out.extend(read_pids(sub))
+        out = [int(x) for x in f.read().split()]
+    with os.scandir(d) as it:
+        for entry in it:
+            if entry.is_dir(follow_symlinks=False):
+                out.extend(read_pids(entry.path))
     return out
 
 
@@ -365,12 +365,13 @@ def _mkdir_cpuset(mountpoint: str, d: str) -> None:
 
 
 def _rmdir_tree(d: str, deadline: float) -> None:
-    if not os.path.isdir(d):
+    try:
+        with os.scandir(d) as it:
+            subs = [e.path for e in it if e.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
         return
-    for name in os.listdir(d):
-        sub = os.path.join(d, name)
-        if os.path.isdir(sub):
-            _rmdir_tree(sub, deadline)
+    for sub in subs:
+        _rmdir_tree(sub, deadline)
     while True:
         try:
             os.rmdir(d)
