@@ -15,12 +15,9 @@ PROPAGATIONS = ("shared", "slave", "private", "unbindable", "rshared", "rslave",
 # Fields accepted only when they ask for nothing; a later issue implements them.
 _NOT_YET = {
     ("linux", "intelRdt"): "Intel RDT",
-    ("linux", "personality"): "personality",
     ("linux", "timeOffsets"): "time namespace offsets",
     ("linux", "memoryPolicy"): "NUMA memory policy",
     ("linux", "mountLabel"): "SELinux mount labels",
-    ("process", "scheduler"): "process scheduler settings",
-    ("process", "ioPriority"): "I/O priority",
     ("process", "execCPUAffinity"): "exec CPU affinity",
 }
 def asks_nothing(value) -> bool:
@@ -63,6 +60,14 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None) -> None:
         from ..linux import seccomp
 
         seccomp.check(seccomp_cfg)
+    from ..linux import sched
+
+    for section, key, check in (("process", "scheduler", sched.check_scheduler),
+                                ("process", "ioPriority", sched.check_io_priority),
+                                ("linux", "personality", sched.check_personality)):
+        val = (raw.get(section) or {}).get(key)
+        if val is not None:
+            check(val)
     if spec.process.apparmor_profile:
         raise Unsupported("process.apparmorProfile", _lsm_reason("apparmor"))
     if spec.process.selinux_label:

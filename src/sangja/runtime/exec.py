@@ -207,6 +207,7 @@ def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd
             chan.send("pid", pid=os.getpid())
         if proc.terminal:
             setup_console(console_fd, proc.console_size, proc.user.uid, console_mount=False)
+        ps.apply_scheduling(proc.raw, None)
         ps.apply_rlimits(proc)
         env = ps.exec_env(proc)
         from .init import load_seccomp

@@ -130,7 +130,7 @@ def preload(spec) -> None:
     import _json  # noqa: F401 - the sync channel speaks JSON (sangja.jsonio)
     import resource  # noqa: F401
 
-    from ..linux import capabilities, mounts, pty, sysctl, syscall  # noqa: F401
+    from ..linux import capabilities, mounts, pty, sched, sysctl, syscall  # noqa: F401
     from ..linux.syscall import nr
     from . import hooks  # noqa: F401
 
@@ -211,6 +211,7 @@ def container_init(job: InitJob) -> None:
     if spec.root_readonly:
         rootfs.readonly_root()
     ps.set_oom_score_adj(proc.oom_score_adj)
+    ps.apply_scheduling(proc.raw, spec.linux.raw.get("personality"))
     ps.apply_rlimits(proc)
     env = ps.exec_env(proc)
     if filt is not None and not proc.no_new_privileges:

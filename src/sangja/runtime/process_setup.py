@@ -63,6 +63,21 @@ def apply_rlimits(process) -> None:
         lp.set_rlimit(r.type, r.soft, r.hard)
 
 
+def apply_scheduling(process_raw: dict, personality: dict | None) -> None:
+    """process.scheduler, process.ioPriority and linux.personality (while still root)."""
+    sched_cfg = process_raw.get("scheduler")
+    io_cfg = process_raw.get("ioPriority")
+    if sched_cfg or io_cfg or personality:
+        from ..linux import sched
+
+        if sched_cfg:
+            sched.set_scheduler(sched_cfg)
+        if io_cfg:
+            sched.set_io_priority(io_cfg)
+        if personality:
+            sched.set_personality(personality)  # last: it changes what uname reports
+
+
 def set_oom_score_adj(value: int | None) -> None:
     if value is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
