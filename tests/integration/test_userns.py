@@ -114,3 +114,39 @@ def test_user_namespace_without_mappings_rejected(runtime, make_bundle):
     assert r.returncode != 0
     assert "uidMappings" in r.stderr or "gidMappings" in r.stderr
     assert runtime.ids() == []
+
+
+@pytest.mark.parametrize("option", ["idmap", "ridmap"])
+def test_idmapped_bind_mount(runtime, make_bundle, host_dir, option):
+    """Files of host root are root's inside (through the idmapped mount), and what the
+    container's root writes there belongs to host root, not to uid 100000. (The targets
+    exist in the rootfs: the container's root may not create directories in it.)"""
+    d = host_dir()
+    secret = d / "secret"
+    secret.write_text("only-root\n")
+    secret.chmod(0o600)
+
+    def cfg(c):
+        userns(c)
+        c["mounts"].append({"destination": "/home", "type": "bind", "source": str(d),
+                            "options": ["rbind", option]})
+        c["mounts"].append({"destination": "/var", "type": "bind", "source": str(d),
+                            "options": ["rbind"]})
+
+    r = runtime.run_container(make_bundle(cfg, args=sh(
+        "cat /home/secret; stat -c %u /home/secret; stat -c %u /var/secret; "
+        "cat /var/secret 2>/dev/null || echo plain-denied; echo made > /home/new")))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["only-root", "0", "65534", "plain-denied"]
+    assert (d / "new").stat().st_uid == 0
+
+
+def test_idmap_without_user_namespace_rejected(runtime, make_bundle, host_dir):
+    d = host_dir()
+    bundle = make_bundle(lambda c: c["mounts"].append(
+        {"destination": "/data", "type": "bind", "source": str(d), "options": ["rbind", "idmap"]}),
+        args=["true"])
+    r = runtime.run("run", "--bundle", bundle, new_id())
+    assert r.returncode != 0
+    assert "mounts[" in r.stderr or "idmap" in r.stderr
+    assert runtime.ids() == []

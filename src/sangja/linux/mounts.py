@@ -93,14 +93,18 @@ RECURSIVE_WORDS: dict[str, tuple[int, int]] = {
     "rnosymfollow": (MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, MOUNT_ATTR_NOSYMFOLLOW),
 }
 
-# Options handled elsewhere (idmapped mounts) and not yet implemented.
-UNSUPPORTED_WORDS = ("idmap", "ridmap")
+# Idmapped mounts: made by the runtime (see idmapped_tree), moved into place by the init.
+IDMAP_WORDS = ("idmap", "ridmap")
+OPEN_TREE_CLONE = 1
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
 
 class MountOptions:
     """Parsed mount options: flags, propagation, recursive attributes and fs data."""
 
-    __slots__ = ("flags", "clear", "propagation", "attr_set", "attr_clr", "data", "words")
+    __slots__ = ("flags", "clear", "propagation", "attr_set", "attr_clr", "data", "words",
+                 "idmap")
 
     def __init__(self, options: list[str] | tuple[str, ...] = ()):
         self.flags = 0
@@ -108,6 +112,7 @@ class MountOptions:
         self.propagation: list[int] = []
         self.attr_set = 0
         self.attr_clr = 0
+        self.idmap = ""  # "", "idmap" or "ridmap" (recursive)
         data: list[str] = []
         self.words = list(options)
         for word in options:
@@ -127,8 +132,8 @@ class MountOptions:
                 s, c = RECURSIVE_WORDS[word]
                 self.attr_set |= s
                 self.attr_clr |= c
-            elif word in UNSUPPORTED_WORDS:
-                raise ValueError(f"mount option {word!r} (idmapped mounts) is not supported yet")
+            elif word in IDMAP_WORDS:
+                self.idmap = word
             else:
                 data.append(word)
         self.data = ",".join(data)
@@ -192,3 +197,28 @@ def remount_bind(target: str, flags: int) -> None:
         keep = locked_flags(target) & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
         atime = locked_flags(target) & ATIME_FLAGS if not flags & ATIME_FLAGS else 0
         mount(None, target, None, base | flags | keep | atime)
+
+
+def idmapped_tree(source: str, userns_fd: int, recursive: bool) -> int:
+    """A detached copy of the mount at `source` whose ids are shifted through the user
+    namespace `userns_fd` (idmapped mount). Needs privilege over the source's filesystem,
+    so the runtime makes it and the container's init moves it into place."""
+    fd = syscall("open_tree", ctypes.c_int(-100), source.encode(),
+                 ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC | (AT_RECURSIVE if recursive
+                                                                   else 0)))
+    try:
+        attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+        syscall("mount_setattr", ctypes.c_int(fd), b"",
+                ctypes.c_uint(AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)),
+                ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def move_mount(fd: int, target_fd: int) -> None:
+    """Attach the detached mount `fd` on the directory or file open as `target_fd` (both
+    by fd: no path is resolved, and /proc/self/fd magic links are refused here)."""
+    syscall("move_mount", ctypes.c_int(fd), b"", ctypes.c_int(target_fd), b"",
+            ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH))

@@ -1,5 +1,6 @@
 """Pseudo-terminals for containers: open one from the container's own devpts, hand the
-master to a console socket (SCM_RIGHTS, as runc does), make the slave the controlling tty."""
+master to a console socket (SCM_RIGHTS, as runc does), make the slave the controlling tty.
+Also the fd passing (SCM_RIGHTS) the runtime uses for idmapped mounts."""
 
 from __future__ import annotations
 
@@ -55,6 +56,29 @@ def send_fd(sock_fd: int, fd: int, name: str = "/dev/ptmx") -> None:
         s.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))])
     finally:
         s.close()
+
+
+def send_fds(sock_fd: int, fds: list[int]) -> None:
+    import socket
+
+    s = socket.socket(fileno=os.dup(sock_fd))
+    try:
+        socket.send_fds(s, [b"F" * max(1, len(fds))], fds)
+    finally:
+        s.close()
+
+
+def recv_fds(sock_fd: int, count: int) -> list[int]:
+    import socket
+
+    s = socket.socket(fileno=os.dup(sock_fd))
+    try:
+        _, fds, _, _ = socket.recv_fds(s, 4096, count)
+    finally:
+        s.close()
+    if len(fds) != count:
+        raise OSError(f"expected {count} file descriptors, got {len(fds)}")
+    return fds
 
 
 def recv_fd(sock_fd: int) -> int:

@@ -85,16 +85,28 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None) -> None:
     if prop and prop not in PROPAGATIONS:
         raise ConfigError(f"linux.rootfsPropagation {prop!r} is not one of "
                           f"{', '.join(PROPAGATIONS)}")
-    for i, m in enumerate(spec.mounts):
-        if not asks_nothing(raw["mounts"][i].get("uidMappings")) or \
-                not asks_nothing(raw["mounts"][i].get("gidMappings")):
-            raise Unsupported(f"mounts[{i}].uidMappings", "(idmapped mounts) is not supported yet")
-        from ..linux.mounts import MountOptions
+    from ..linux.mounts import MountOptions
 
+    user = types.get("user")
+    for i, m in enumerate(spec.mounts):
+        rawm = raw["mounts"][i]
         try:
-            MountOptions(m.options)
+            opts = MountOptions(m.options)
         except ValueError as e:
             raise Unsupported(f"mounts[{i}].options", f"({e})") from None
+        own_maps = not asks_nothing(rawm.get("uidMappings")) or \
+            not asks_nothing(rawm.get("gidMappings"))
+        if not (opts.idmap or own_maps):
+            continue
+        if not opts.is_bind:
+            raise ConfigError(f"mounts[{i}]: idmapped mounts must be bind mounts")
+        if user is None or user.path:
+            raise ConfigError(f"mounts[{i}]: an idmapped mount needs a new user namespace "
+                              "in linux.namespaces")
+        for key in ("uidMappings", "gidMappings"):
+            if rawm.get(key) and rawm[key] != spec.linux.raw.get(key):
+                raise Unsupported(f"mounts[{i}].{key}", "(idmapped with mappings other than "
+                                  "the container's user namespace) is not supported yet")
     if spec.linux.resources:
         from ..linux.cgroups.resources import check as check_resources
 

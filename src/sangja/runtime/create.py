@@ -67,11 +67,17 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
                 raise SangjaError(f"cannot connect to console socket {console_socket}: "
                                   f"{e.strerror}") from None
         chan, child_chan = Channel.pair()
+        fd_sock = child_fd_sock = None
+        if idmap_indexes(spec):
+            import socket
+
+            fd_sock, child_fd_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         from .init import InitJob
 
         job = InitJob(cid=cid, spec=spec, bundle=bundle.path, rootfs_path=bundle.rootfs,
                       fifo=c.fifo, chan=child_chan, cgroup=cgroup, console_fd=console_fd,
-                      no_pivot=no_pivot, preserve_fds=preserve_fds)
+                      no_pivot=no_pivot, preserve_fds=preserve_fds,
+                      fd_sock=child_fd_sock.fileno() if child_fd_sock else None)
         child = os.fork()
         if child == 0:
             chan.close()
@@ -80,14 +86,20 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
 
             child_main(job)
         child_chan.close()
+        if child_fd_sock is not None:
+            child_fd_sock.close()
         if console_socket is not None:
             os.close(console_fd)
         msg = chan.expect_any(("userns", "pid"))
         if msg["t"] == "userns":
             write_id_maps(child, spec.linux.raw)
+            if fd_sock is not None:
+                _send_idmapped_mounts(fd_sock, child, spec, bundle.path)
             chan.send("mapped")
             msg = chan.expect("pid")
         init_pid = msg["pid"]
+        if fd_sock is not None:
+            fd_sock.close()
         record["pid"] = init_pid
         record["init_start"] = lp.start_time(init_pid)
         c.save()
@@ -143,6 +155,40 @@ def _hooks_for_later(spec) -> dict:
     """poststart/poststop run from later commands: keep them with the state."""
     return {k: [h.to_dict() for h in spec.hooks[k]] for k in ("poststart", "poststop")
             if spec.hooks[k]}
+
+
+def idmap_indexes(spec) -> list[int]:
+    """Which mounts are idmapped (option idmap/ridmap, or mappings of their own)."""
+    out = []
+    for i, m in enumerate(spec.mounts):
+        raw = spec.raw["mounts"][i]
+        if "idmap" in m.options or "ridmap" in m.options or raw.get("uidMappings") \
+                or raw.get("gidMappings"):
+            out.append(i)
+    return out
+
+
+def _send_idmapped_mounts(sock, child: int, spec, bundle: str) -> None:
+    """Make each idmapped mount (privileged: done here) and pass it to the init."""
+    from ..linux.mounts import idmapped_tree
+    from ..linux.pty import send_fds
+
+    userns = os.open(f"/proc/{child}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    fds = []
+    try:
+        for i in idmap_indexes(spec):
+            m = spec.mounts[i]
+            src = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
+            recursive = "ridmap" in m.options or "rbind" in m.options
+            try:
+                fds.append(idmapped_tree(src, userns, recursive))
+            except OSError as e:
+                raise SangjaError(f"mounts[{i}] (idmapped {src}): {e.strerror}") from None
+        send_fds(sock.fileno(), fds)
+    finally:
+        os.close(userns)
+        for fd in fds:
+            os.close(fd)
 
 
 def write_id_maps(pid: int, linux: dict) -> None:

@@ -11,7 +11,7 @@ def features() -> dict:
     from ..linux.cgroups import mode
 
     words = sorted(set(mounts.FLAG_WORDS) | set(mounts.PROPAGATION_WORDS)
-                   | set(mounts.RECURSIVE_WORDS))
+                   | set(mounts.RECURSIVE_WORDS) | set(mounts.IDMAP_WORDS))
     cg = mode()
     return {
         "ociVersionMin": "1.0.0",
@@ -27,7 +27,7 @@ def features() -> dict:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": {"org.opencontainers.runtime-spec.features": "sangja"},
     }

@@ -22,7 +22,8 @@ class InitJob:
     """Everything the child needs, prepared by the parent before fork."""
 
     def __init__(self, *, cid: str, spec, bundle: str, rootfs_path: str, fifo: str, chan, cgroup,
-                 console_fd: int | None, no_pivot: bool, preserve_fds: int):
+                 console_fd: int | None, no_pivot: bool, preserve_fds: int,
+                 fd_sock: int | None = None):
         self.cid = cid
         self.spec = spec
         self.bundle = bundle
@@ -33,6 +34,8 @@ class InitJob:
         self.console_fd = console_fd
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
+        self.fd_sock = fd_sock  # idmapped mounts arrive here, made by the runtime
+        self.idmap_fds: dict[int, int] = {}
 
 
 def child_main(job: InitJob) -> None:
@@ -42,12 +45,13 @@ def child_main(job: InitJob) -> None:
         # Only what we were given survives the fork: stdio, the caller's preserved fds, the
         # channel and the console socket (nothing of the runtime reaches the container).
         ps.close_extra_fds(job.preserve_fds, keep=tuple(
-            fd for fd in (job.chan.rfd, job.chan.wfd, job.console_fd) if fd is not None))
+            fd for fd in (job.chan.rfd, job.chan.wfd, job.console_fd, job.fd_sock)
+            if fd is not None))
         os.setsid()
         lp.set_dumpable(False)  # no ptrace or /proc/PID/exe games before exec
         lp.set_pdeathsig(9)
         flags = enter_namespaces(job.spec.linux.namespaces, defer=ns.CLONE_NEWCGROUP,
-                                 map_user=lambda: _await_mapping(job.chan))
+                                 map_user=lambda: _await_mapping(job))
         if flags & (ns.CLONE_NEWPID | ns.CLONE_NEWTIME) or _joins(job, ("pid", "time")):
             pid = os.fork()
             if pid:
@@ -71,10 +75,19 @@ def _joins(job: InitJob, types: tuple[str, ...]) -> bool:
     return any(n.type in types and n.path for n in job.spec.linux.namespaces)
 
 
-def _await_mapping(chan) -> None:
-    """A new user namespace: the runtime (privileged outside) writes our uid/gid maps."""
-    chan.send("userns")
-    chan.expect("mapped")
+def _await_mapping(job: InitJob) -> None:
+    """A new user namespace: the runtime (privileged outside) writes our uid/gid maps and
+    makes the idmapped mounts, which only it may."""
+    job.chan.send("userns")
+    if job.fd_sock is not None:
+        from ..linux.pty import recv_fds
+        from .create import idmap_indexes
+
+        wanted = idmap_indexes(job.spec)
+        job.idmap_fds = dict(zip(wanted, recv_fds(job.fd_sock, len(wanted))))
+        os.close(job.fd_sock)
+        job.fd_sock = None
+    job.chan.expect("mapped")
 
 
 def become_root_in_userns() -> None:
@@ -171,7 +184,7 @@ def container_init(job: InitJob) -> None:
 
     ctx = rootfs.MountContext(job.rootfs, job.bundle,
                               job.cgroup.paths if job.cgroup is not None else [],
-                              new_cgroupns, enter_cgroup)
+                              new_cgroupns, enter_cgroup, job.idmap_fds)
     rootfs.mount_all(ctx, spec.mounts)
     rootfs.create_devices(ctx, spec.linux.devices, not rootfs.dev_is_bind(spec.mounts),
                           bind=("user" in types))

@@ -47,8 +47,10 @@ class MountContext:
     container's cgroup directories (for `cgroup` mounts on v1 hosts)."""
 
     def __init__(self, rootfs: str, bundle: str, cgroup_dirs: list[str], cgroupns: bool,
-                 enter_cgroup=lambda: None):
+                 enter_cgroup=lambda: None, idmap_fds: dict | None = None):
         self.enter_cgroup = enter_cgroup
+        self.idmap_fds = idmap_fds or {}  # mounts[] index -> detached idmapped mount
+        self.index = -1
         self.rootfs = rootfs
         self.bundle = bundle
         self.cgroup_dirs = cgroup_dirs
@@ -61,6 +63,7 @@ class MountContext:
 
 def mount_all(ctx: MountContext, mounts: list) -> None:
     for i, mnt in enumerate(mounts):
+        ctx.index = i
         try:
             mount_one(ctx, mnt)
         except OSError as e:
@@ -109,7 +112,14 @@ def _bind(ctx: MountContext, mnt, opts: m.MountOptions) -> None:
     else:
         dfd = create_file_in_root(ctx.rootfd, mnt.destination)
     try:
-        m.mount(src, fd_path(dfd), None, m.MS_BIND | (opts.flags & m.MS_REC))
+        tree = ctx.idmap_fds.pop(ctx.index, None)
+        if tree is not None:
+            try:
+                m.move_mount(tree, dfd)
+            finally:
+                os.close(tree)
+        else:
+            m.mount(src, fd_path(dfd), None, m.MS_BIND | (opts.flags & m.MS_REC))
     finally:
         os.close(dfd)
     per_mount = opts.flags & ~(m.MS_BIND | m.MS_REC | m.MS_REMOUNT)
