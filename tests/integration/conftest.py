@@ -131,7 +131,7 @@ DELETE = object()
 # --------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def runtime_binary() -> str | None:
     env = os.environ.get("SANGJA_TEST_RUNTIME")
     if env:
@@ -143,7 +143,7 @@ def runtime_binary() -> str | None:
     return shutil.which("sangja-runtime")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def runtime_is_runc() -> bool:
     binary = runtime_binary()
     if binary is None:
@@ -461,7 +461,7 @@ class Runtime:
 
     def spawn(self, *args, input: str | None = None, global_args=(),
               fds: dict[int, int] | None = None, stdout=None, stderr=None,
-              cwd=None) -> "Spawned":
+              cwd=None) -> Spawned:
         """Start the runtime in the background; call .wait() on the result.
 
         `fds` maps a target fd number in the runtime process to an fd open in this process

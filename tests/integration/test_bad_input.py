@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+
 from conftest import host_mountinfo, new_id, processes_referencing, read_config, write_config
 
 pytestmark = pytest.mark.root

@@ -12,6 +12,7 @@ import os
 import time
 
 import pytest
+
 from conftest import new_id, sh, wait_until
 
 pytestmark = pytest.mark.root

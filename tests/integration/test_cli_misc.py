@@ -8,6 +8,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from conftest import new_id
 
 pytestmark = pytest.mark.root

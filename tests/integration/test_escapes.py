@@ -30,6 +30,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from conftest import (
     add_mounts,
     bind,
@@ -210,7 +211,8 @@ static void attack(int pid) {
                 note("BAD %s-readlink pid=%d %s -> %s", dirs[d], pid, e->d_name, target);
             }
             int f = open(q, O_PATH | O_CLOEXEC);
-            if (f >= 0 && still_foreign(pid)) note("BAD %s-open pid=%d %s", dirs[d], pid, e->d_name);
+            if (f >= 0 && still_foreign(pid))
+                note("BAD %s-open pid=%d %s", dirs[d], pid, e->d_name);
             if (f >= 0) close(f);
         }
         closedir(dir);
@@ -524,7 +526,8 @@ def test_symlinks_in_rootfs_cannot_redirect_onto_host(runtime, make_bundle, host
 # --------------------------------------------------------------------------------------------
 
 PROBE = r"""
-t() { name=$1; shift; if out=$("$@" 2>&1); then echo "$name=ok"; else echo "$name=denied $out"; fi; }
+t() { name=$1; shift
+  if out=$("$@" 2>&1); then echo "$name=ok"; else echo "$name=denied $out"; fi; }
 for f in /proc/sysrq-trigger /proc/sys/kernel/core_pattern /sys/kernel/uevent_helper \
          /sys/kernel/mm/transparent_hugepage/enabled /sys/kernel/profiling; do
   # open for writing only (O_TRUNC writes nothing): harmless even if it succeeded
@@ -677,7 +680,8 @@ def test_created_init_is_not_dumpable(runtime, make_bundle):
 # --------------------------------------------------------------------------------------------
 
 CAPS_PROBE = r"""
-t() { name=$1; shift; if out=$("$@" 2>&1); then echo "$name=ok"; else echo "$name=denied $out"; fi; }
+t() { name=$1; shift
+  if out=$("$@" 2>&1); then echo "$name=ok"; else echo "$name=denied $out"; fi; }
 t mknod mknod /dev/sda b 8 0
 t hostname hostname sangja-evil
 t ip-link ip link add sangja0 type dummy

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+
 from conftest import new_id, pid_alive, sh, wait_until
 
 pytestmark = pytest.mark.root

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from conftest import parse_mountinfo, read_config, sh, write_config
 
 pytestmark = pytest.mark.root

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from conftest import host_mountinfo, new_id, parse_mountinfo, processes_referencing
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+
 from conftest import (
     add_mounts,
     bind,

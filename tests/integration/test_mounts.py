@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import pytest
+
 from conftest import add_mounts, bind, host_mountinfo, mount_at, parse_mountinfo, sh
 
 pytestmark = pytest.mark.root

@@ -6,6 +6,7 @@ import os
 import re
 
 import pytest
+
 from conftest import add_mounts, bind, cap_mask, new_id, processes_referencing, sh
 
 pytestmark = pytest.mark.root

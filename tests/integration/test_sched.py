@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from conftest import new_id, sh
 
 pytestmark = [pytest.mark.root, pytest.mark.sangja_only]  # runc 1.1.5 predates these fields

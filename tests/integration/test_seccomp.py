@@ -13,6 +13,7 @@ import struct
 import threading
 
 import pytest
+
 from conftest import add_mounts, new_id, sh
 
 pytestmark = pytest.mark.root

@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+
 from conftest import new_id, sh
 
 pytestmark = pytest.mark.root

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from conftest import new_id, sh
 
 pytestmark = pytest.mark.root

@@ -23,7 +23,7 @@ def _write_elf(path, *, static: bool, elf_class: int = 2):
     header[54:56] = (56).to_bytes(2, "little")  # e_phentsize
     header[56:58] = (2).to_bytes(2, "little")  # e_phnum
     ph_load = (1).to_bytes(4, "little") + bytes(52)
-    ph_second = ((1 if static else 3)).to_bytes(4, "little") + bytes(52)
+    ph_second = (1 if static else 3).to_bytes(4, "little") + bytes(52)
     path.write_bytes(bytes(header) + ph_load + ph_second)
     return str(path)
 

@@ -218,7 +218,7 @@ def _table(header: list[str], rows: list[list]) -> None:
     cells = [header] + [[str(x) for x in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     for r in cells:
-        print("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+        print("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
 def cmd_ps(ctx: Context, argv: list[str]) -> int:

@@ -7,7 +7,6 @@ import os
 import select
 import time
 
-
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15

@@ -8,11 +8,11 @@ which costs the runtime about 4 ms at every start. Use it as `signals.SIGKILL`,
 from __future__ import annotations
 
 try:
-    from _signal import *  # noqa: F401,F403
     import _signal as _mod
+    from _signal import *  # noqa: F401,F403
 except ImportError:  # pragma: no cover - other interpreters
-    from signal import *  # noqa: F401,F403
     import signal as _mod
+    from signal import *  # noqa: F401,F403
 
 NAMES = {n: getattr(_mod, n) for n in dir(_mod)
          if n.startswith("SIG") and not n.startswith("SIG_") and n not in ("SIGRTMIN", "SIGRTMAX")}

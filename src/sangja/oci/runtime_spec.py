@@ -53,7 +53,7 @@ class Process:
         self.rlimits = [Rlimit(r, f"{where}.rlimits[{i}]")
                         for i, r in enumerate(obj_list(d, "rlimits", where))]
         caps = obj(d, "capabilities", where)
-        for k, v in caps.items():
+        for k in caps:
             str_list(caps, k, where + ".capabilities")
         self.capabilities = caps if "capabilities" in d and d["capabilities"] is not None else None
         self.no_new_privileges = get(d, "noNewPrivileges", bool, where, default=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import select
+
 from ..linux import signals as signal
 
 

@@ -4,10 +4,10 @@ it through setup (see init.py). On any failure everything made so far is undone.
 from __future__ import annotations
 
 import os
-from ..linux import signals as signal
 
 from ..errors import ConfigError, SangjaError
 from ..linux import process as lp
+from ..linux import signals as signal
 from .bundle import Bundle
 from .hooks import HookFailed, run_hooks, run_warn
 from .store import Container, Store, now_rfc3339

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import os
-from ..linux import signals as signal
 
 from ..errors import ContainerNotFound, InvalidState
 from ..linux import process as lp
+from ..linux import signals as signal
 from .hooks import run_warn
 from .kill import container_pids
 from .store import Container, Store

@@ -84,7 +84,7 @@ def _await_mapping(job: InitJob) -> None:
         from .create import idmap_indexes
 
         wanted = idmap_indexes(job.spec)
-        job.idmap_fds = dict(zip(wanted, recv_fds(job.fd_sock, len(wanted))))
+        job.idmap_fds = dict(zip(wanted, recv_fds(job.fd_sock, len(wanted)), strict=True))
         os.close(job.fd_sock)
         job.fd_sock = None
     job.chan.expect("mapped")
@@ -143,7 +143,7 @@ def preload(spec) -> None:
     import _json  # noqa: F401 - the sync channel speaks JSON (sangja.jsonio)
     import resource  # noqa: F401
 
-    from ..linux import capabilities, mounts, pty, sched, sysctl, syscall  # noqa: F401
+    from ..linux import capabilities, mounts, pty, sched, syscall, sysctl  # noqa: F401
     from ..linux.syscall import nr
     from . import hooks  # noqa: F401
 
@@ -274,8 +274,7 @@ def setup_console(console_fd: int | None, size, uid: int, console_mount: bool = 
 
 
 def _console(console_fd: int, size, uid: int, console_mount: bool) -> None:
-    from ..linux import mounts
-    from ..linux import pty
+    from ..linux import mounts, pty
 
     master, slave = pty.open_pty()
     if size and size[0] and size[1]:

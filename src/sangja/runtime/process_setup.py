@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import os
-from ..linux import signals as signal
 
 from ..errors import SangjaError
 from ..linux import capabilities as caps
 from ..linux import process as lp
+from ..linux import signals as signal
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

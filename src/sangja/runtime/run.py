@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import os
-from ..linux import signals as signal
 
 from ..errors import ConfigError
 from ..linux import process as lp
+from ..linux import signals as signal
 from .bundle import Bundle
 from .create import create
 from .delete import destroy

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import select
-from ..linux import signals as signal
 
 from ..errors import InvalidState, SangjaError
 from ..linux import process as lp
+from ..linux import signals as signal
 from .hooks import run_warn
 from .store import Container, Store
 

@@ -39,7 +39,7 @@ def validate_id(cid: str) -> None:
 class Container:
     """A container's directory and its recorded state (a plain dict, see `record`)."""
 
-    def __init__(self, store: "Store", cid: str, lockfd: int, record: dict):
+    def __init__(self, store: Store, cid: str, lockfd: int, record: dict):
         self.store = store
         self.id = cid
         self.dir = os.path.join(store.root, cid)

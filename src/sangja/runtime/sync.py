@@ -23,7 +23,7 @@ class Channel:
         self._buf = b""
 
     @classmethod
-    def pair(cls) -> tuple["Channel", "Channel"]:
+    def pair(cls) -> tuple[Channel, Channel]:
         r1, w1 = os.pipe()
         r2, w2 = os.pipe()
         return cls(r1, w2), cls(r2, w1)

@@ -134,7 +134,7 @@ class Cgroup:
         self.dirs = dirs
 
     @classmethod
-    def for_path(cls, cgroups_path: str | None, default: str) -> "Cgroup":
+    def for_path(cls, cgroups_path: str | None, default: str) -> Cgroup:
         """Resolve runtime-spec `cgroupsPath`: absolute from each hierarchy's root, relative
         below this process's own cgroup, absent -> `default` (absolute)."""
         path = cgroups_path or default
@@ -156,7 +156,7 @@ class Cgroup:
         return cls(path, dirs)
 
     @classmethod
-    def from_dirs(cls, rel: str, dirs: list[str]) -> "Cgroup":
+    def from_dirs(cls, rel: str, dirs: list[str]) -> Cgroup:
         """Rebuild a container's cgroup from the directories recorded at create."""
         hs = sorted(hierarchies(), key=lambda h: -len(h.mountpoint))
         pairs = []

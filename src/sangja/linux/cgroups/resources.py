@@ -413,8 +413,9 @@ def check(resources: dict | None, mode: str | None = None, *, update: bool = Fal
         _int(h, "limit", where, 0, UINT64_MAX, required=True)
         sizes = hugepage_sizes() if sizes is None else sizes
         if size not in sizes:
-            raise Unsupported(f"{where}.pageSize", f"{size!r} is not a huge page size of this "
-                                                  f"host (it has {', '.join(sorted(sizes)) or 'none'})")
+            have = ", ".join(sorted(sizes)) or "none"
+            raise Unsupported(f"{where}.pageSize",
+                              f"{size!r} is not a huge page size of this host (it has {have})")
     if hl:
         wants.append((f"{P}.hugepageLimits", "hugetlb", "hugetlb"))
 
@@ -769,9 +770,9 @@ def _memory(t: _Target, m: dict, update: bool) -> None:
         if oom or (oom is False and update):
             _set(f"{w}.disableOOMKiller", d, "memory.oom_control", "1" if oom else "0")
         return
-    for k, v, bad in (("kernel", kernel, kernel), ("kernelTCP", ktcp, ktcp),
-                      ("swappiness", swappiness, swappiness is not None),
-                      ("disableOOMKiller", oom, oom), ("useHierarchy", hier, hier is False)):
+    for k, _v, bad in (("kernel", kernel, kernel), ("kernelTCP", ktcp, ktcp),
+                       ("swappiness", swappiness, swappiness is not None),
+                       ("disableOOMKiller", oom, oom), ("useHierarchy", hier, hier is False)):
         if bad:
             raise Unsupported(f"{w}.{k}", "has no cgroup v2 equivalent")
     if update and swap and not limit:
