@@ -31,15 +31,7 @@ def kill(store: Store, cid: str, sig: int, all_processes: bool = False) -> None:
 
 def container_pids(record: dict) -> list[int]:
     """Every process of the container, from its cgroup."""
-    from ..linux.cgroups import read_pids
+    from ..linux.cgroups import Cgroup
 
-    for d in _listing_order(record.get("cgroup_dirs", ())):
-        try:
-            return read_pids(d)
-        except FileNotFoundError:
-            continue
-    return []
-
-
-def _listing_order(dirs) -> list[str]:
-    return sorted(dirs, key=lambda d: 0 if "/pids/" in d or "/freezer/" in d else 1)
+    dirs = record.get("cgroup_dirs") or []
+    return Cgroup(record.get("cgroup", ""), [(None, d) for d in dirs]).pids()

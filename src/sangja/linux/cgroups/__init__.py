@@ -205,9 +205,13 @@ class Cgroup:
         return []
 
     def _listing_dirs(self) -> list[str]:
-        prefs = [d for h, d in self.dirs if h.version == 1 and ("pids" in h.controllers
-                                                               or "freezer" in h.controllers)]
-        return prefs + [d for _, d in self.dirs]
+        """pids or freezer hierarchies first: they always hold every process."""
+        def rank(hd) -> int:
+            h, d = hd
+            named = h is not None and {"pids", "freezer"} & set(h.controllers)
+            return 0 if named or "/pids/" in d or "/freezer/" in d else 1
+
+        return [d for _, d in sorted(self.dirs, key=rank)]
 
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.paths)
@@ -307,6 +311,17 @@ class Cgroup:
                     os.rmdir(parent)
                 except OSError:
                     pass
+
+
+def read_file(d: str | None, name: str) -> str:
+    """Contents of a cgroup file, "" when the directory or file is not there."""
+    if not d:
+        return ""
+    try:
+        with open(os.path.join(d, name)) as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 def _write(path: str, data: bytes) -> None:

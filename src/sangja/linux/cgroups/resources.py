@@ -21,6 +21,7 @@ import math
 import os
 
 from ...errors import ConfigError, Unsupported
+from . import read_file
 
 P = "linux.resources"
 INT64_MAX = (1 << 63) - 1
@@ -138,9 +139,9 @@ class Host:
                     self.v1.setdefault(c, h.mountpoint)
             elif self.v2_mount is None:
                 self.v2_mount = h.mountpoint
-        self.v2_available = set(_read(self.v2_mount, "cgroup.controllers").split()) \
+        self.v2_available = set(read_file(self.v2_mount, "cgroup.controllers").split()) \
             if self.v2_mount else set()
-        self.v2_top = set(_read(self.v2_mount, "cgroup.subtree_control").split()) \
+        self.v2_top = set(read_file(self.v2_mount, "cgroup.subtree_control").split()) \
             if self.v2_mount else set()
 
     def mode(self) -> str:
@@ -156,14 +157,6 @@ class Host:
         return mode == "hybrid" and bool(v2name) and v2name in self.v2_top
 
 
-def _read(d: str | None, name: str) -> str:
-    if not d:
-        return ""
-    try:
-        with open(os.path.join(d, name)) as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 def hugepage_sizes(base: str = "/sys/kernel/mm/hugepages") -> list[str]:
@@ -505,7 +498,7 @@ class _Target:
         self.mode = "hybrid" if real_v1 and self.v2 else "v1" if real_v1 else "v2"
         self.v2_ctrls: set[str] = set()
         if self.v2 and self.mode == "hybrid":
-            self.v2_ctrls = set(_read(self.v2, "cgroup.controllers").split())
+            self.v2_ctrls = set(read_file(self.v2, "cgroup.controllers").split())
 
     def find(self, v1name: str | None, v2name: str | None) -> tuple[int, str] | None:
         if self.mode != "v2" and v1name and v1name in self.v1:
@@ -543,8 +536,8 @@ class _Target:
             levels = []
         usable = set(required) | set(V2_DEFAULT)
         for lvl in levels:
-            avail = set(_read(lvl, "cgroup.controllers").split())
-            enabled = set(_read(lvl, "cgroup.subtree_control").split())
+            avail = set(read_file(lvl, "cgroup.controllers").split())
+            enabled = set(read_file(lvl, "cgroup.subtree_control").split())
             for c in sorted(required):
                 if c not in avail and c not in enabled:
                     raise Unsupported(required[c], f"needs the {c} controller, which {lvl} "
@@ -570,7 +563,7 @@ class _Target:
                         raise ConfigError(f"{required[ctl]}: cannot enable the {ctl} "
                                           f"controller in {path}: {e.strerror}{hint}") from None
                     usable.discard(ctl)
-        self.v2_ctrls = usable if levels else set(_read(self.v2, "cgroup.controllers").split())
+        self.v2_ctrls = usable if levels else set(read_file(self.v2, "cgroup.controllers").split())
 
 
 def _write(path: str, data: str) -> None:
@@ -605,14 +598,14 @@ def _usage_note(d: str, cur: str, peak: str):
     def note(e: OSError) -> str:
         if e.errno != errno.EBUSY:
             return ""
-        u, p = _read(d, cur).strip(), _read(d, peak).strip()
+        u, p = read_file(d, cur).strip(), read_file(d, peak).strip()
         return f" (current usage {u or '?'}, peak {p or '?'} bytes)" if u else ""
 
     return note
 
 
 def _readint(d: str, name: str) -> int | None:
-    v = _read(d, name).split()
+    v = read_file(d, name).split()
     if not v:
         return None
     if v[0] == "max":
@@ -731,7 +724,7 @@ def _cpu(t: _Target, c: dict) -> None:
         _set(f"{w}.idle", d, "cpu.idle", idle, ignore_missing=idle == 0)
     if shares:
         _set(f"{w}.shares", d, "cpu.weight", shares_to_weight(shares))
-    line = cpu_max(quota, period, _read(d, "cpu.max").strip() or "max 100000")
+    line = cpu_max(quota, period, read_file(d, "cpu.max").strip() or "max 100000")
     if line:
         _set(f"{w}.quota" if quota else f"{w}.period", d, "cpu.max", line)
     if burst is not None:
@@ -807,7 +800,7 @@ def _memory_v1_limits(d: str, limit: int, swap: int) -> None:
     def limit_note(e: OSError) -> str:
         if e.errno == errno.EINVAL and memsw:
             return (" (it must stay <= the memory+swap limit "
-                    f"{_read(d, 'memory.memsw.limit_in_bytes').strip()}: set "
+                    f"{read_file(d, 'memory.memsw.limit_in_bytes').strip()}: set "
                     f"{w}.swap too)")
         return note(e)
 
@@ -820,7 +813,7 @@ def _memory_v1_limits(d: str, limit: int, swap: int) -> None:
                                            f"(no {d}/memory.memsw.limit_in_bytes)")
         _set(f"{w}.swap", d, "memory.memsw.limit_in_bytes", swap,
              note=lambda e: " (memory+swap must be >= the memory limit "
-                            f"{_read(d, 'memory.limit_in_bytes').strip()})"
+                            f"{read_file(d, 'memory.limit_in_bytes').strip()})"
              if e.errno == errno.EINVAL else note(e))
 
     if limit and swap:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from . import read_file
+
 UINT64_MAX = (1 << 64) - 1
 
 
@@ -42,7 +44,7 @@ class _Locator:
                     self.v1.setdefault(c, d)
             elif self.v2 is None:
                 self.v2 = d
-        self.v2_ctrls = set(_read(self.v2, "cgroup.controllers").split()) if self.v2 else set()
+        self.v2_ctrls = set(read_file(self.v2, "cgroup.controllers").split()) if self.v2 else set()
 
     def find(self, v1name: str, v2name: str) -> tuple[int, str] | None:
         if v1name in self.v1:
@@ -52,14 +54,6 @@ class _Locator:
         return None
 
 
-def _read(d: str | None, name: str) -> str:
-    if not d:
-        return ""
-    try:
-        with open(os.path.join(d, name)) as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 def _uint(text: str) -> int:
@@ -94,19 +88,19 @@ def _cpu(loc: _Locator) -> dict:
     thr: dict = {}
     acct = loc.v1.get("cpuacct")
     if acct:
-        usage["total"] = _uint(_read(acct, "cpuacct.usage"))
-        usage["percpu"] = [_uint(x) for x in _read(acct, "cpuacct.usage_percpu").split()]
-        rows = [line.split() for line in _read(acct, "cpuacct.usage_all").splitlines()[1:]]
+        usage["total"] = _uint(read_file(acct, "cpuacct.usage"))
+        usage["percpu"] = [_uint(x) for x in read_file(acct, "cpuacct.usage_percpu").split()]
+        rows = [line.split() for line in read_file(acct, "cpuacct.usage_all").splitlines()[1:]]
         rows = [r for r in rows if len(r) == 3]
         usage["percpu_kernel"] = [_uint(r[2]) for r in rows]
         usage["percpu_user"] = [_uint(r[1]) for r in rows]
-        st = _kv(_read(acct, "cpuacct.stat"))
+        st = _kv(read_file(acct, "cpuacct.stat"))
         tick = os.sysconf("SC_CLK_TCK") or 100
         usage["kernel"] = st.get("system", 0) * 1_000_000_000 // tick
         usage["user"] = st.get("user", 0) * 1_000_000_000 // tick
     t = loc.find("cpu", "cpu")
     cpu_stat_dir = t[1] if t else (loc.v2 if loc.v2 else None)
-    st = _kv(_read(cpu_stat_dir, "cpu.stat"))
+    st = _kv(read_file(cpu_stat_dir, "cpu.stat"))
     if (t is None or t[0] == 2) and not acct and "usage_usec" in st:
         usage["total"] = st.get("usage_usec", 0) * 1000
         usage["kernel"] = st.get("system_usec", 0) * 1000
@@ -138,10 +132,10 @@ def _cpuset(loc: _Locator) -> dict:
     t = loc.find("cpuset", "cpuset")
     if t and t[0] == 1:
         d = t[1]
-        cpus, mems = _cpulist(_read(d, "cpuset.cpus")), _cpulist(_read(d, "cpuset.mems"))
+        cpus, mems = _cpulist(read_file(d, "cpuset.cpus")), _cpulist(read_file(d, "cpuset.mems"))
         if cpus:
             out["cpus"] = cpus
-        out["cpu_exclusive"] = _uint(_read(d, "cpuset.cpu_exclusive"))
+        out["cpu_exclusive"] = _uint(read_file(d, "cpuset.cpu_exclusive"))
         if mems:
             out["mems"] = mems
         for key, name in (("mem_hardwall", "mem_hardwall"), ("mem_exclusive", "mem_exclusive"),
@@ -150,16 +144,16 @@ def _cpuset(loc: _Locator) -> dict:
                           ("memory_spread_slab", "memory_spread_slab"),
                           ("memory_pressure", "memory_pressure"),
                           ("sched_load_balance", "sched_load_balance")):
-            out[key] = _uint(_read(d, f"cpuset.{name}"))
+            out[key] = _uint(read_file(d, f"cpuset.{name}"))
         try:
             out["sched_relax_domain_level"] = int(
-                _read(d, "cpuset.sched_relax_domain_level").strip() or 0)
+                read_file(d, "cpuset.sched_relax_domain_level").strip() or 0)
         except ValueError:
             out["sched_relax_domain_level"] = 0
         return out
     if t:
-        cpus = _cpulist(_read(t[1], "cpuset.cpus.effective"))
-        mems = _cpulist(_read(t[1], "cpuset.mems.effective"))
+        cpus = _cpulist(read_file(t[1], "cpuset.cpus.effective"))
+        mems = _cpulist(read_file(t[1], "cpuset.mems.effective"))
         if cpus:
             out["cpus"] = cpus
         out["cpu_exclusive"] = 0
@@ -191,32 +185,32 @@ def _memory(loc: _Locator) -> dict:
         return {"usage": empty, "swap": dict(empty), "kernel": dict(empty),
                 "kernelTCP": dict(empty)}
     ver, d = t
-    raw = _kv(_read(d, "memory.stat"))
+    raw = _kv(read_file(d, "memory.stat"))
     out: dict = {}
     if ver == 1:
         if raw.get("cache"):
             out["cache"] = raw["cache"]
         for key, prefix in (("usage", "memory"), ("swap", "memory.memsw"),
                             ("kernel", "memory.kmem"), ("kernelTCP", "memory.kmem.tcp")):
-            out[key] = _entry(_uint(_read(d, f"{prefix}.limit_in_bytes")),
-                              _uint(_read(d, f"{prefix}.usage_in_bytes")),
-                              _uint(_read(d, f"{prefix}.max_usage_in_bytes")),
-                              _uint(_read(d, f"{prefix}.failcnt")))
+            out[key] = _entry(_uint(read_file(d, f"{prefix}.limit_in_bytes")),
+                              _uint(read_file(d, f"{prefix}.usage_in_bytes")),
+                              _uint(read_file(d, f"{prefix}.max_usage_in_bytes")),
+                              _uint(read_file(d, f"{prefix}.failcnt")))
     else:
         if raw.get("file"):
             out["cache"] = raw["file"]
-        events = _kv(_read(d, "memory.events"))
-        usage = _uint(_read(d, "memory.current"))
-        limit = _uint(_read(d, "memory.max")) if _read(d, "memory.max") else UINT64_MAX
-        out["usage"] = _entry(limit, usage, _uint(_read(d, "memory.peak")),
+        events = _kv(read_file(d, "memory.events"))
+        usage = _uint(read_file(d, "memory.current"))
+        limit = _uint(read_file(d, "memory.max")) if read_file(d, "memory.max") else UINT64_MAX
+        out["usage"] = _entry(limit, usage, _uint(read_file(d, "memory.peak")),
                               events.get("max", 0))
         # v1 reports swap as memory+swap: do the same for compatibility (as runc does)
-        swap_text = _read(d, "memory.swap.max")
+        swap_text = read_file(d, "memory.swap.max")
         swap_limit = _uint(swap_text) if swap_text else UINT64_MAX
         if swap_limit != UINT64_MAX:
             swap_limit = min(swap_limit + limit, UINT64_MAX)
-        swap_events = _kv(_read(d, "memory.swap.events"))
-        out["swap"] = _entry(swap_limit, _uint(_read(d, "memory.swap.current")) + usage, 0,
+        swap_events = _kv(read_file(d, "memory.swap.events"))
+        out["swap"] = _entry(swap_limit, _uint(read_file(d, "memory.swap.current")) + usage, 0,
                              swap_events.get("max", 0))
         out["kernel"] = _entry(0, raw.get("kernel", 0) or raw.get("slab", 0), 0, 0)
         out["kernelTCP"] = _entry(0, raw.get("sock", 0), 0, 0)
@@ -228,9 +222,9 @@ def _memory(loc: _Locator) -> dict:
 def _pids(loc: _Locator, cgroup) -> dict:
     t = loc.find("pids", "pids")
     cur = lim = 0
-    if t is not None and _read(t[1], "pids.current"):
-        cur = _uint(_read(t[1], "pids.current"))
-        lim = _uint(_read(t[1], "pids.max"))
+    if t is not None and read_file(t[1], "pids.current"):
+        cur = _uint(read_file(t[1], "pids.current"))
+        lim = _uint(read_file(t[1], "pids.max"))
         if lim == UINT64_MAX:
             lim = 0
     else:
@@ -285,7 +279,7 @@ def _blkio(loc: _Locator) -> dict:
         for prefix, names in _V1_GROUPS:
             found = {}
             for n in names:
-                entries = _blkio_entries(_read(d, prefix + n))
+                entries = _blkio_entries(read_file(d, prefix + n))
                 if entries:
                     key = _V1_BLKIO.get(n) or _V1_BLKIO[n + "_recursive"]
                     found[key] = entries
@@ -293,7 +287,7 @@ def _blkio(loc: _Locator) -> dict:
                 return found
         return {}
     out: dict = {}
-    for line in _read(d, "io.stat").splitlines():
+    for line in read_file(d, "io.stat").splitlines():
         parts = line.split()
         if not parts or ":" not in parts[0]:
             continue
@@ -320,11 +314,11 @@ def _hugetlb(loc: _Locator) -> dict:
     out = {}
     for size in hugepage_sizes():
         if ver == 1:
-            e = {"usage": _uint(_read(d, f"hugetlb.{size}.usage_in_bytes")),
-                 "max": _uint(_read(d, f"hugetlb.{size}.max_usage_in_bytes"))}
-            fail = _uint(_read(d, f"hugetlb.{size}.failcnt"))
+            e = {"usage": _uint(read_file(d, f"hugetlb.{size}.usage_in_bytes")),
+                 "max": _uint(read_file(d, f"hugetlb.{size}.max_usage_in_bytes"))}
+            fail = _uint(read_file(d, f"hugetlb.{size}.failcnt"))
         else:
-            e = {"usage": _uint(_read(d, f"hugetlb.{size}.current"))}
-            fail = _kv(_read(d, f"hugetlb.{size}.events")).get("max", 0)
+            e = {"usage": _uint(read_file(d, f"hugetlb.{size}.current"))}
+            fail = _kv(read_file(d, f"hugetlb.{size}.events")).get("max", 0)
         out[size] = _nonzero(e) | {"failcnt": fail}
     return out
