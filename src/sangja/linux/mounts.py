@@ -99,12 +99,16 @@ OPEN_TREE_CLONE = 1
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
+# runc's extension for tmpfs (podman and cri-o put it on /run, /tmp, /var/tmp...): fill the
+# new tmpfs with what the image has at the destination. Never filesystem data.
+COPYUP_WORDS = {"tmpcopyup": True, "notmpcopyup": False}
+
 
 class MountOptions:
     """Parsed mount options: flags, propagation, recursive attributes and fs data."""
 
     __slots__ = ("flags", "clear", "propagation", "attr_set", "attr_clr", "data", "words",
-                 "idmap")
+                 "idmap", "copyup")
 
     def __init__(self, options: list[str] | tuple[str, ...] = ()):
         self.flags = 0
@@ -113,6 +117,7 @@ class MountOptions:
         self.attr_set = 0
         self.attr_clr = 0
         self.idmap = ""  # "", "idmap" or "ridmap" (recursive)
+        self.copyup = False  # tmpcopyup
         data: list[str] = []
         self.words = list(options)
         for word in options:
@@ -132,6 +137,8 @@ class MountOptions:
                 s, c = RECURSIVE_WORDS[word]
                 self.attr_set |= s
                 self.attr_clr |= c
+            elif word in COPYUP_WORDS:
+                self.copyup = COPYUP_WORDS[word]
             elif word in IDMAP_WORDS:
                 self.idmap = word
             else:

@@ -11,7 +11,8 @@ def features() -> dict:
     from ..linux.cgroups import mode
 
     words = sorted(set(mounts.FLAG_WORDS) | set(mounts.PROPAGATION_WORDS)
-                   | set(mounts.RECURSIVE_WORDS) | set(mounts.IDMAP_WORDS))
+                   | set(mounts.RECURSIVE_WORDS) | set(mounts.IDMAP_WORDS)
+                   | set(mounts.COPYUP_WORDS))
     cg = mode()
     return {
         "ociVersionMin": "1.0.0",

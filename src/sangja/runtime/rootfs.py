@@ -83,8 +83,14 @@ def mount_one(ctx: MountContext, mnt) -> None:
     else:
         if not kind:
             raise ConfigError(f"mount on {mnt.destination} has no type and is not a bind mount")
+        copyup = opts.copyup and kind == "tmpfs"
+        existed = copyup and _exists(ctx, mnt.destination)
         dfd = mkdir_all_in_root(ctx.rootfd, mnt.destination)
         try:
+            if copyup:
+                _tmpfs_copyup(ctx, mnt, opts, dfd, existed)
+                _after(ctx, mnt.destination, opts)
+                return
             try:
                 m.mount(mnt.source or kind, fd_path(dfd), kind, opts.flags & ~m.MS_REMOUNT,
                         opts.data)
@@ -99,6 +105,85 @@ def mount_one(ctx: MountContext, mnt) -> None:
         finally:
             os.close(dfd)
         _after(ctx, mnt.destination, opts)
+
+
+def _exists(ctx: MountContext, dest: str) -> bool:
+    try:
+        os.close(open_in_root(ctx.rootfd, dest))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
+
+
+def _tmpfs_copyup(ctx: MountContext, mnt, opts: m.MountOptions, dfd: int,
+                  existed: bool) -> None:
+    """runc's `tmpcopyup`: a tmpfs that starts with the image's content of the directory it
+    covers, and that directory's owner and mode if the image has it (else tmpfs's 1777).
+    Made read-only, if asked, once it is filled."""
+    src = os.open(fd_path(dfd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        flags = opts.flags & ~m.MS_REMOUNT
+        m.mount(mnt.source or "tmpfs", fd_path(dfd), "tmpfs", flags & ~m.MS_RDONLY, opts.data)
+        dst = open_in_root(ctx.rootfd, mnt.destination, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            copy_tree(src, dst)
+            if existed:
+                st = os.fstat(src)
+                os.chown(dst, st.st_uid, st.st_gid)
+                os.chmod(dst, stat.S_IMODE(st.st_mode))
+        finally:
+            os.close(dst)
+        if flags & m.MS_RDONLY:
+            _with_target(ctx, mnt.destination,
+                         lambda t: m.mount(None, t, None, m.MS_REMOUNT | flags, opts.data))
+    finally:
+        os.close(src)
+
+
+def copy_tree(src: int, dst: int) -> None:
+    """Copy the content of directory fd `src` into directory fd `dst`: directories, regular
+    files, symlinks (not followed), device nodes and fifos, with owner and mode."""
+    for entry in os.scandir(src):
+        name = entry.name
+        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+        fmt = stat.S_IFMT(st.st_mode)
+        if fmt == stat.S_IFDIR:
+            os.mkdir(name, 0o700, dir_fd=dst)
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            s = os.open(name, flags, dir_fd=src)
+            try:
+                d = os.open(name, flags, dir_fd=dst)
+                try:
+                    copy_tree(s, d)
+                finally:
+                    os.close(d)
+            finally:
+                os.close(s)
+        elif fmt == stat.S_IFREG:
+            _copy_file(src, dst, name)
+        elif fmt == stat.S_IFLNK:
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+        elif fmt in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO):
+            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+        else:
+            continue  # sockets mean nothing without their process
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        if fmt != stat.S_IFLNK:
+            os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst)
+
+
+def _copy_file(src: int, dst: int, name: str) -> None:
+    i = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+    try:
+        o = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o600, dir_fd=dst)
+        try:
+            while os.sendfile(o, i, None, 1 << 20):
+                pass
+        finally:
+            os.close(o)
+    finally:
+        os.close(i)
 
 
 def _bind(ctx: MountContext, mnt, opts: m.MountOptions) -> None:
@@ -206,6 +291,8 @@ def create_devices(ctx: MountContext, devices: list, defaults: bool, bind: bool 
         finally:
             os.close(devfd)
         for d in devices:
+            if defaults and os.path.normpath(d.path) == "/dev/ptmx":
+                continue  # as runc: /dev/ptmx stays the link to this devpts's pts/ptmx
             kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
             if bind:
                 _bind_device(ctx, d.path, d.path)
@@ -310,7 +397,10 @@ def make_readonly(path: str) -> None:
         m.mount(path, path, None, m.MS_BIND | m.MS_REC)
     except FileNotFoundError:
         return
-    m.remount_bind(path, m.MS_RDONLY | m.MS_REC)
+    # A bind remount sets every per-mount flag anew: keep nosuid/nodev/noexec of the mount
+    # we came from (/proc/sys stays noexec like /proc, as runc keeps it).
+    keep = m.locked_flags(path) & (m.MS_NOSUID | m.MS_NODEV | m.MS_NOEXEC)
+    m.remount_bind(path, m.MS_RDONLY | m.MS_REC | keep)
 
 
 def mask(path: str) -> None:

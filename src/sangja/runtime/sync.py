@@ -33,9 +33,24 @@ class Channel:
 
         fields["t"] = kind
         data = (dumps(fields) + "\n").encode()
-        while data:
-            n = os.write(self.wfd, data)
-            data = data[n:]
+        try:
+            while data:
+                n = os.write(self.wfd, data)
+                data = data[n:]
+        except BrokenPipeError:
+            self._raise_peer_error()
+            raise
+
+    def _raise_peer_error(self) -> None:
+        """The other side is gone: if it said why (the init reports its error and exits,
+        possibly before reading what we send), raise that rather than "Broken pipe"."""
+        try:
+            while (msg := self.recv()) is not None:
+                if msg.get("t") == "error":
+                    raise ChildFailed(msg.get("msg", "container init failed"),
+                                      msg.get("hook", False))
+        except OSError:
+            pass
 
     def recv(self) -> dict | None:
         """Next message, or None at EOF (the other side exited or exec'd)."""
