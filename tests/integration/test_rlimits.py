@@ -5,6 +5,7 @@ from __future__ import annotations
 import resource
 
 import pytest
+
 from conftest import new_id
 
 pytestmark = pytest.mark.root
