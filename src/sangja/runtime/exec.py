@@ -234,12 +234,16 @@ def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd
 
 
 def _preload_exec(proc: Process) -> None:
+    """Everything needed after setns: from then on we may be an unprivileged host uid (a
+    user namespace) unable to read the runtime's files, and inside the container's root."""
     import _json  # noqa: F401 - sangja.jsonio
     import resource  # noqa: F401
 
-    from ..linux import capabilities, pty  # noqa: F401
+    from ..linux import capabilities, pty, sched  # noqa: F401
     from ..linux.syscall import nr
+    from . import init  # noqa: F401 - setup_console, load_seccomp, describe
 
     nr("close_range")
     if proc.terminal:
         import socket  # noqa: F401
+        import termios  # noqa: F401

@@ -42,6 +42,7 @@ def child_main(job: InitJob) -> None:
     """Entry point of C1 (never returns)."""
     code = 1
     try:
+        preload(job.spec)  # before any namespace or identity change (see preload)
         # Only what we were given survives the fork: stdio, the caller's preserved fds, the
         # channel and the console socket (nothing of the runtime reaches the container).
         ps.close_extra_fds(job.preserve_fds, keep=tuple(
@@ -138,27 +139,29 @@ def describe(e: BaseException) -> str:
 
 
 def preload(spec) -> None:
-    """Import now what the steps after pivot_root need: the host's Python library is out of
-    reach once the container's root is "/"."""
+    """Import now everything the init will need. After this the init may lose access to
+    the runtime's files: inside a user namespace its root is an unprivileged host uid
+    (the source tree may be 0700), and after pivot_root the host's library is gone."""
     import _json  # noqa: F401 - the sync channel speaks JSON (sangja.jsonio)
     import resource  # noqa: F401
 
-    from ..linux import capabilities, mounts, pty, sched, syscall, sysctl  # noqa: F401
+    from ..linux import capabilities, mounts, paths, pty, sched, syscall, sysctl  # noqa: F401
     from ..linux.syscall import nr
-    from . import hooks  # noqa: F401
+    from . import bundle, create, hooks, process_setup, rootfs  # noqa: F401
 
     nr("close_range")
-    if spec.process.terminal:
-        import socket  # noqa: F401
+    if spec.process.terminal or any(n.type == "user" for n in spec.linux.namespaces):
+        import socket  # noqa: F401 - console socket, idmapped mount fds
         import termios  # noqa: F401
-    if spec.hooks["startContainer"]:
+    if spec.hooks["startContainer"] or spec.hooks["createContainer"]:
         import subprocess  # noqa: F401
+    if (spec.raw.get("linux") or {}).get("seccomp"):
+        from ..linux import seccomp  # noqa: F401
 
 
 def container_init(job: InitJob) -> None:
     """C2: the container's init until exec."""
     spec = job.spec
-    preload(spec)
     filt = None
     sc = (spec.raw.get("linux") or {}).get("seccomp")
     from ..linux import seccomp
