@@ -169,9 +169,9 @@ def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd
 
         _preload_exec(proc)
         filt = None
-        from ..linux import seccomp
-
-        if seccomp.enabled(record.get("seccomp")):
+        if record.get("seccomp"):
+            from ..linux import seccomp
+        if record.get("seccomp") and seccomp.enabled(record["seccomp"]):
             filt = seccomp.compile(record["seccomp"])  # before the chroot
         dirs = record.get("cgroup_dirs") or []
         if dirs:

@@ -164,10 +164,11 @@ def container_init(job: InitJob) -> None:
     spec = job.spec
     filt = None
     sc = (spec.raw.get("linux") or {}).get("seccomp")
-    from ..linux import seccomp
+    if sc:
+        from ..linux import seccomp  # imported by preload()
 
-    if seccomp.enabled(sc):
-        filt = seccomp.compile(sc)  # before pivot_root: dlopen libseccomp
+        if seccomp.enabled(sc):
+            filt = seccomp.compile(sc)  # before pivot_root: dlopen libseccomp
     proc = spec.process
     chan = job.chan
     types = {n.type: n for n in spec.linux.namespaces}
