@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 
 from conftest import new_id, sh
@@ -151,3 +154,51 @@ def test_idmap_without_user_namespace_rejected(runtime, make_bundle, host_dir):
     assert r.returncode != 0
     assert "mounts[" in r.stderr or "idmap" in r.stderr
     assert runtime.ids() == []
+
+
+@pytest.mark.sangja_only
+def test_runtime_installed_in_private_dir(runtime, make_bundle, tmp_path, host_dir):
+    """The init must import all it needs before it becomes an unprivileged host uid: run a
+    copy of the runtime from a 0700 directory (as a fresh clone under mktemp -d is)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    private = Path(tempfile.mkdtemp(prefix="sj-private-"))
+    try:
+        shutil.copytree(Path(__file__).resolve().parents[2] / "src", private / "src")
+        os.chmod(private, 0o700)
+        launcher = private / "sangja-runtime"
+        launcher.write_text(f"#!{sys.executable} -S\nimport sys\n"
+                            f"sys.path.insert(0, {str(private / 'src')!r})\n"
+                            "from sangja.cli.runtime import main\nsys.exit(main())\n")
+        launcher.chmod(0o700)
+        d = host_dir()
+
+        def cfg(c):
+            userns(c)
+            c["process"]["scheduler"] = {"policy": "SCHED_BATCH"}
+            c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["mkdirat", "mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+            c["mounts"].append({"destination": "/home", "type": "bind", "source": str(d),
+                                "options": ["rbind", "idmap"]})
+
+        bundle = make_bundle(cfg, args=sh("mkdir /tmp/x || echo blocked; sleep 1000"))
+        cid = new_id()
+        base = [str(launcher), "--root", str(tmp_path / "private-state")]
+        out, err = tmp_path / "private.out", tmp_path / "private.err"
+        try:
+            with open(out, "w") as o, open(err, "w") as e:  # the container keeps them open
+                rc = subprocess.run(base + ["run", "-d", "--bundle", str(bundle), cid],
+                                    stdout=o, stderr=e, stdin=subprocess.DEVNULL,
+                                    timeout=30).returncode
+            assert rc == 0, err.read_text()
+            r = subprocess.run(base + ["exec", cid, "id", "-u"], capture_output=True,
+                               text=True, timeout=30)
+            assert (r.returncode, r.stdout.strip()) == (0, "0"), r.stderr
+            assert "blocked" in out.read_text()
+        finally:
+            subprocess.run(base + ["delete", "--force", cid], capture_output=True, timeout=30)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
