@@ -157,7 +157,7 @@ def test_idmap_without_user_namespace_rejected(runtime, make_bundle, host_dir):
 
 
 @pytest.mark.sangja_only
-def test_runtime_installed_in_private_dir(runtime, make_bundle, tmp_path, host_dir):
+def test_runtime_installed_in_private_dir(runtime, make_bundle, tmp_path):
     """The init must import all it needs before it becomes an unprivileged host uid: run a
     copy of the runtime from a 0700 directory (as a fresh clone under mktemp -d is)."""
     import shutil
@@ -174,17 +174,10 @@ def test_runtime_installed_in_private_dir(runtime, make_bundle, tmp_path, host_d
                             f"sys.path.insert(0, {str(private / 'src')!r})\n"
                             "from sangja.cli.runtime import main\nsys.exit(main())\n")
         launcher.chmod(0o700)
-        d = host_dir()
 
-        def cfg(c):
-            userns(c)
-            c["process"]["scheduler"] = {"policy": "SCHED_BATCH"}
-            c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-                {"names": ["mkdirat", "mkdir"], "action": "SCMP_ACT_ERRNO"}]}
-            c["mounts"].append({"destination": "/home", "type": "bind", "source": str(d),
-                                "options": ["rbind", "idmap"]})
-
-        bundle = make_bundle(cfg, args=sh("mkdir /tmp/x || echo blocked; sleep 1000"))
+        # A plain config on purpose: features the runtime itself imports for checking
+        # (seccomp, idmapped mounts) would hide a module the init alone would import late.
+        bundle = make_bundle(userns, args=sh("echo started; sleep 1000"))
         cid = new_id()
         base = [str(launcher), "--root", str(tmp_path / "private-state")]
         out, err = tmp_path / "private.out", tmp_path / "private.err"
@@ -197,7 +190,7 @@ def test_runtime_installed_in_private_dir(runtime, make_bundle, tmp_path, host_d
             r = subprocess.run(base + ["exec", cid, "id", "-u"], capture_output=True,
                                text=True, timeout=30)
             assert (r.returncode, r.stdout.strip()) == (0, "0"), r.stderr
-            assert "blocked" in out.read_text()
+            assert "started" in out.read_text()
         finally:
             subprocess.run(base + ["delete", "--force", cid], capture_output=True, timeout=30)
     finally:
