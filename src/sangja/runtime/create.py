@@ -78,6 +78,9 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
                       fifo=c.fifo, chan=child_chan, cgroup=cgroup, console_fd=console_fd,
                       no_pivot=no_pivot, preserve_fds=preserve_fds,
                       fd_sock=child_fd_sock.fileno() if child_fd_sock else None)
+        # Orphans of this command come to us: if setup fails we reap the init ourselves
+        # (an unreaped zombie keeps a v1 cgroup busy, so it could not be removed).
+        lp.set_subreaper()
         child = os.fork()
         if child == 0:
             chan.close()
@@ -145,7 +148,7 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
         return c
     except BaseException as e:
         hook_failed = hook_failed or getattr(e, "hook", False)
-        _undo(c, cgroup, init_pid, child, warn if hook_failed else None)
+        _undo(c, cgroup, init_pid, child, warn, poststop=hook_failed)
         if chan is not None:
             chan.close()
         raise
@@ -234,9 +237,10 @@ def _make_cgroup(cg, spec) -> None:
     apply(cg, spec.linux.resources)  # on v2 this also enables the controllers stats read
 
 
-def _undo(c: Container, cgroup, init_pid: int, child: int, warn) -> None:
+def _undo(c: Container, cgroup, init_pid: int, child: int, warn, poststop: bool) -> None:
     """Take back a failed create: processes, cgroup, poststop hooks (after a hook
-    failure, as the spec asks), state directory."""
+    failure, as the spec asks), state directory. A cgroup that cannot be removed keeps
+    the state record, so that `delete --force` can finish the job later."""
     for pid in (init_pid, child):
         if pid:
             try:
@@ -249,13 +253,20 @@ def _undo(c: Container, cgroup, init_pid: int, child: int, warn) -> None:
         except ChildProcessError:
             pass
     if init_pid and init_pid != child:
-        lp.wait_gone(init_pid, None, 5.0)
+        try:
+            os.waitpid(init_pid, 0)  # ours as subreaper once C1 exited
+        except ChildProcessError:
+            lp.wait_gone(init_pid, None, 5.0)
     if cgroup is not None:
         try:
             cgroup.destroy()
-        except OSError:
-            pass
-    if warn is not None and c.record.get("hooks", {}).get("poststop"):
-        run_warn(c.record["hooks"]["poststop"], "poststop",
-                 c.oci_state() | {"status": "stopped"}, warn)
+        except OSError as e:
+            if warn is not None:
+                warn(f"{e}; kept the record of container {c.id}: "
+                     f"`delete --force {c.id}` removes it")
+            return
+    hooks = c.record.get("hooks", {}).get("poststop")
+    if poststop and hooks:
+        run_warn(hooks, "poststop", c.oci_state() | {"status": "stopped"},
+                 warn or (lambda m: None))
     c.remove()
