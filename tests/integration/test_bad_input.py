@@ -214,3 +214,18 @@ def test_bad_input_leaves_json_list_parsable(runtime, make_bundle):
     runtime.run("create", "--bundle", bundle, new_id())
     out = runtime.run("list", "--format", "json", check=True).stdout
     assert json.loads(out) in (None, [])
+
+
+@pytest.mark.sangja_only  # runc fails later, at setns, with a vaguer message
+@pytest.mark.parametrize("path", ["/etc/hostname", "/proc/self/ns/uts", "/nonexistent/ns"])
+def test_namespace_path_of_the_wrong_kind(runtime, make_bundle, path):
+    def cfg(c):
+        c["linux"]["namespaces"] = [
+            {"type": "network", "path": path} if n["type"] == "network" else n
+            for n in c["linux"]["namespaces"]]
+
+    r = runtime.run("run", "--bundle", make_bundle(cfg, args=["true"]), new_id())
+    assert r.returncode != 0
+    assert "linux.namespaces[network].path" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert runtime.ids() == []

@@ -52,10 +52,6 @@ def parse(names: list[str], field: str) -> int:
     return mask
 
 
-def mask_to_names(mask: int) -> list[str]:
-    return [NAMES[i] for i in range(len(NAMES)) if mask >> i & 1]
-
-
 class _Header(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 

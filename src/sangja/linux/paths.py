@@ -116,6 +116,3 @@ def fd_path(fd: int) -> str:
     """A path that names exactly the object behind `fd` (for mount(2) targets)."""
     return f"/proc/self/fd/{fd}"
 
-
-def real_path(fd: int) -> str:
-    return os.readlink(fd_path(fd))

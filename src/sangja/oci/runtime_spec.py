@@ -148,12 +148,6 @@ class Linux:
         self.resources = obj(d, "resources", where)
         self.sysctl = obj(d, "sysctl", where)
 
-    def namespace(self, ns_type: str) -> Namespace | None:
-        for n in self.namespaces:
-            if n.type == ns_type:
-                return n
-        return None
-
 
 class Spec:
     """config.json. `raw` keeps the document for the fields only a later stage reads."""

@@ -77,6 +77,14 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None) -> None:
         raise ConfigError("linux.namespaces must include a new mount namespace "
                           "(setting up a root filesystem in the host's would change the host)")
     _check_id_mappings(spec.linux.raw, types.get("user"))
+    from ..linux.namespaces import check_ns_file
+
+    for n in spec.linux.namespaces:
+        if n.path:
+            try:
+                check_ns_file(n.path, n.type)
+            except OSError as e:
+                raise ConfigError(f"linux.namespaces[{n.type}].path: {e.strerror}") from None
     if spec.hostname and ("uts" not in types or types["uts"].path):
         raise ConfigError("hostname is set but linux.namespaces has no new uts namespace")
     if spec.domainname and ("uts" not in types or types["uts"].path):

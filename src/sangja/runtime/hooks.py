@@ -3,8 +3,6 @@ optional timeout. Callers decide what a failure means (the spec differs per hook
 
 from __future__ import annotations
 
-import os
-
 from ..errors import SangjaError
 
 
@@ -49,6 +47,3 @@ def run_warn(hooks: list, kind: str, state: dict, warn) -> None:
         except HookFailed as e:
             warn(str(e))
 
-
-def exists_in(path: str) -> bool:
-    return os.path.exists(path)

@@ -93,7 +93,3 @@ class Channel:
                     pass
         self.rfd = self.wfd = -1
 
-    def close_read(self) -> None:
-        if self.rfd >= 0:
-            os.close(self.rfd)
-            self.rfd = -1
