@@ -11,7 +11,8 @@ import errno
 import os
 import time
 
-CGROUP2_SUPER_MAGIC = 0x63677270
+# errno of a cgroup directory removed under us: missing path, or a file of a dead cgroup
+_GONE = (errno.ENOENT, errno.ENODEV)
 
 
 class Hierarchy:
@@ -178,9 +179,12 @@ class Cgroup:
                     else:
                         os.makedirs(d, exist_ok=True)
                 return
-            except FileNotFoundError:
-                if attempt == 4:  # a concurrent delete removed the shared parent: redo
-                    raise
+            except OSError as e:
+                # A concurrent delete removed the shared parent (ENOENT), or removed it
+                # while we had one of its files open (ENODEV): do it again.
+                if e.errno not in _GONE or attempt == 4:
+                    raise OSError(e.errno, f"cannot create cgroup {self.rel}: "
+                                           f"{e.strerror}") from None
 
     def join(self, pid: int = 0) -> None:
         """Move `pid` (0: the caller) into every hierarchy of this cgroup."""
@@ -374,8 +378,9 @@ def _mkdir_cpuset(mountpoint: str, d: str) -> None:
                     if val:
                         _write(os.path.join(cur, f), val.encode())
             return
-        except FileNotFoundError:
-            continue
+        except OSError as e:
+            if e.errno not in _GONE:
+                raise
     raise OSError(errno.EAGAIN, f"cannot create {d}: its parent keeps disappearing")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from ...errors import ConfigError, Unsupported
+from ...errors import ConfigError
 
 # (type, major, minor, access): what runc allows by default. Not c 5:1, the host's
 # /dev/console (runc dropped it): with CAP_MKNOD, which podman grants, a container could make
@@ -37,15 +37,6 @@ def check_rules(rules: list, mode: str | None) -> None:
             v = r.get(k)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
                 raise ConfigError(f"{where}.{k} must be an integer")
-    if rules and (mode or _mode()) == "v2":
-        raise Unsupported("linux.resources.devices",
-                          "needs a BPF device program on cgroup v2, not implemented yet")
-
-
-def _mode() -> str:
-    from . import mode
-
-    return mode()
 
 
 def _rule_text(kind: str, major, minor, access: str) -> str:
