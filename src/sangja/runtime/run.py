@@ -11,7 +11,7 @@ from ..linux import signals as signal
 from .bundle import Bundle
 from .create import create
 from .delete import destroy
-from .start import release
+from .start import release, run_poststart
 from .store import Store
 
 NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGWINCH}
@@ -48,11 +48,7 @@ def run(store: Store, cid: str, bundle_path: str, *, detach: bool = False,
         if not detach:
             _forward_signals(pid)
         release(c)
-        hooks = c.record.get("hooks", {}).get("poststart")
-        if hooks:
-            from .hooks import run_warn
-
-            run_warn(hooks, "poststart", c.oci_state(), warn or (lambda m: None))
+        run_poststart(c, warn)
     except BaseException:
         destroy(c, warn)
         c.unlock()

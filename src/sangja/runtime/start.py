@@ -22,12 +22,19 @@ def start(store: Store, cid: str, warn=None) -> Container:
     c = store.open(cid)
     try:
         release(c)
-        hooks = c.record.get("hooks", {}).get("poststart")
-        if hooks:
-            run_warn(hooks, "poststart", c.oci_state(), warn or (lambda m: None))
+        run_poststart(c, warn)
         return c
     finally:
         c.unlock()
+
+
+def run_poststart(c: Container, warn) -> None:
+    """poststart hooks see the state right after the start: "running" with the init's pid,
+    even if a quick program has already exited by the time they run."""
+    hooks = c.record.get("hooks", {}).get("poststart")
+    if hooks:
+        state = c.oci_state() | {"status": "running", "pid": c.pid}
+        run_warn(hooks, "poststart", state, warn or (lambda m: None))
 
 
 def release(c: Container) -> None:
