@@ -1,0 +1,374 @@
+"""Image records in SQLite (the embedded default store).
+
+WAL journal, 10 s busy timeout, foreign keys on. Every write runs inside
+``with db.transaction():`` which issues ``BEGIN IMMEDIATE`` so concurrent CLI processes
+serialize on the write lock instead of failing half-way; a crash before COMMIT leaves the
+previous state. The schema is versioned with ``PRAGMA user_version`` (see ``MIGRATIONS``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sangja.errors import SangjaError
+from sangja.image.blobs import validate_digest
+
+BUSY_TIMEOUT_MS = 10_000
+MIN_PREFIX = 12
+_HEX_RE = re.compile(r"[0-9a-f]+")
+
+_SCHEMA_V1 = """
+CREATE TABLE images (
+    id              TEXT PRIMARY KEY,          -- config digest
+    manifest_digest TEXT,
+    created         TEXT,                      -- from the image config (RFC 3339)
+    size            INTEGER NOT NULL DEFAULT 0,
+    architecture    TEXT,
+    os              TEXT,
+    added           REAL NOT NULL              -- when it was stored here (unix time)
+);
+CREATE TABLE tags (
+    name     TEXT PRIMARY KEY,                 -- canonical reference string
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
+CREATE INDEX tags_image ON tags(image_id);
+CREATE TABLE layers (
+    diff_id       TEXT PRIMARY KEY,            -- digest of the uncompressed tar
+    blob_digest   TEXT,                        -- digest of the (compressed) blob
+    size          INTEGER,
+    unpacked_path TEXT
+);
+CREATE TABLE image_layers (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    diff_id  TEXT NOT NULL REFERENCES layers(diff_id),
+    PRIMARY KEY (image_id, position)
+);
+CREATE INDEX image_layers_diff ON image_layers(diff_id);
+CREATE TABLE image_blobs (                     -- other blobs an image keeps (index, etc.)
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    digest   TEXT NOT NULL,
+    PRIMARY KEY (image_id, digest)
+);
+"""
+
+# MIGRATIONS[n] takes the schema from user_version n to n + 1.
+MIGRATIONS: list[str] = [_SCHEMA_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class DatabaseError(SangjaError):
+    pass
+
+
+class ImageNotFound(DatabaseError, LookupError):
+    def __init__(self, ref: str):
+        super().__init__(f"image {ref!r} not found")
+        self.ref = ref
+
+
+class AmbiguousImage(DatabaseError, LookupError):
+    def __init__(self, prefix: str, matches: Sequence[str]):
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        super().__init__(f"image id prefix {prefix!r} is ambiguous: matches {shown}")
+        self.prefix = prefix
+        self.matches = list(matches)
+
+
+@dataclass(frozen=True)
+class Layer:
+    diff_id: str
+    blob_digest: str | None = None
+    size: int | None = None
+    unpacked_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    manifest_digest: str | None
+    created: str | None
+    size: int
+    architecture: str | None
+    os: str | None
+    added: float
+    tags: tuple[str, ...] = ()
+    layers: tuple[str, ...] = field(default=())  # diff_ids, bottom first
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to SCHEMA_VERSION (caller holds a write transaction)."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise DatabaseError(
+            f"image database schema version {version} is newer than this sangja "
+            f"understands ({SCHEMA_VERSION})"
+        )
+    while version < SCHEMA_VERSION:
+        for stmt in MIGRATIONS[version].split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        version += 1
+        conn.execute(f"PRAGMA user_version = {int(version)}")
+    return version
+
+
+class Database:
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = os.fspath(path)
+        parent = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(parent, exist_ok=True)
+        self.conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+        )
+        self.conn.row_factory = sqlite3.Row
+        self._depth = 0
+        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._enable_wal()
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        if self.schema_version() != SCHEMA_VERSION:
+            with self.transaction():
+                migrate(self.conn)
+
+    def _enable_wal(self) -> None:
+        # Switching a fresh database to WAL can fail with "database is locked" without the
+        # busy handler being consulted (several processes creating it at once): retry for
+        # the busy timeout. WAL is persistent, so later opens see it already set.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode.lower() != "wal":
+                    mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise DatabaseError(f"{self.path}: cannot enable WAL (journal mode {mode})")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception. Nests by joining."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.conn
+        except BaseException:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.conn.execute("COMMIT")
+
+    # -- images --------------------------------------------------------------------------
+    def add_image(
+        self,
+        image_id: str,
+        *,
+        manifest_digest: str | None = None,
+        layers: Iterable[Layer] = (),
+        created: str | None = None,
+        size: int = 0,
+        architecture: str | None = None,
+        os: str | None = None,  # shadows the module on purpose: OCI field name
+        blobs: Iterable[str] = (),
+    ) -> Image:
+        """Insert or update an image (its tags survive an update); layers bottom first."""
+        validate_digest(image_id)
+        if manifest_digest is not None:
+            validate_digest(manifest_digest)
+        layers = list(layers)
+        blobs = [validate_digest(b) for b in blobs]
+        for layer in layers:
+            validate_digest(layer.diff_id)
+            if layer.blob_digest is not None:
+                validate_digest(layer.blob_digest)
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO images (id, manifest_digest, created, size, architecture, os, added)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET manifest_digest = excluded.manifest_digest,"
+                " created = excluded.created, size = excluded.size,"
+                " architecture = excluded.architecture, os = excluded.os",
+                (image_id, manifest_digest, created, size, architecture, os, time.time()),
+            )
+            c.execute("DELETE FROM image_layers WHERE image_id = ?", (image_id,))
+            for pos, layer in enumerate(layers):
+                c.execute(
+                    "INSERT INTO layers (diff_id, blob_digest, size, unpacked_path)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT(diff_id) DO UPDATE SET"
+                    " blob_digest = coalesce(excluded.blob_digest, blob_digest),"
+                    " size = coalesce(excluded.size, size),"
+                    " unpacked_path = coalesce(excluded.unpacked_path, unpacked_path)",
+                    (layer.diff_id, layer.blob_digest, layer.size, layer.unpacked_path),
+                )
+                c.execute(
+                    "INSERT INTO image_layers (image_id, position, diff_id) VALUES (?, ?, ?)",
+                    (image_id, pos, layer.diff_id),
+                )
+            c.execute("DELETE FROM image_blobs WHERE image_id = ?", (image_id,))
+            c.executemany(
+                "INSERT OR IGNORE INTO image_blobs (image_id, digest) VALUES (?, ?)",
+                [(image_id, b) for b in blobs],
+            )
+            return self.get_image(image_id)
+
+    def get_image(self, image_id: str) -> Image:
+        row = self.conn.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
+        if row is None:
+            raise ImageNotFound(image_id)
+        return self._image(row)
+
+    def _image(self, row: sqlite3.Row) -> Image:
+        tags = tuple(
+            r[0]
+            for r in self.conn.execute(
+                "SELECT name FROM tags WHERE image_id = ? ORDER BY name", (row["id"],)
+            )
+        )
+        layers = tuple(
+            r[0]
+            for r in self.conn.execute(
+                "SELECT diff_id FROM image_layers WHERE image_id = ? ORDER BY position",
+                (row["id"],),
+            )
+        )
+        return Image(
+            id=row["id"],
+            manifest_digest=row["manifest_digest"],
+            created=row["created"],
+            size=row["size"],
+            architecture=row["architecture"],
+            os=row["os"],
+            added=row["added"],
+            tags=tags,
+            layers=layers,
+        )
+
+    def images(self) -> list[Image]:
+        rows = self.conn.execute("SELECT * FROM images ORDER BY added, id").fetchall()
+        return [self._image(r) for r in rows]
+
+    def remove_image(self, image_id: str) -> None:
+        """Delete an image with its tags and layer links (layers stay: see unreferenced_layers)."""
+        with self.transaction() as c:
+            if c.execute("DELETE FROM images WHERE id = ?", (image_id,)).rowcount == 0:
+                raise ImageNotFound(image_id)
+
+    # -- tags ----------------------------------------------------------------------------
+    def tag(self, name: str, image_id: str) -> None:
+        """Point ``name`` at the image (moving it if it pointed elsewhere)."""
+        if not name or "\0" in name:
+            raise DatabaseError(f"invalid tag name {name!r}")
+        with self.transaction() as c:
+            if c.execute("SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone() is None:
+                raise ImageNotFound(image_id)
+            c.execute(
+                "INSERT INTO tags (name, image_id) VALUES (?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
+                (name, image_id),
+            )
+
+    def untag(self, name: str) -> str:
+        """Remove a tag; return the image id it pointed at."""
+        with self.transaction() as c:
+            row = c.execute("SELECT image_id FROM tags WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise ImageNotFound(name)
+            c.execute("DELETE FROM tags WHERE name = ?", (name,))
+            return row[0]
+
+    def tags(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.conn.execute("SELECT name, image_id FROM tags")}
+
+    def resolve(self, ref: str) -> Image:
+        """Full id, tag name, or a unique id prefix of >= 12 hex digits (``sha256:`` optional)."""
+        row = self.conn.execute("SELECT * FROM images WHERE id = ?", (ref,)).fetchone()
+        if row is None:
+            row = self.conn.execute(
+                "SELECT images.* FROM tags JOIN images ON images.id = tags.image_id"
+                " WHERE tags.name = ?",
+                (ref,),
+            ).fetchone()
+        if row is not None:
+            return self._image(row)
+        algo, sep, hexpart = ref.rpartition(":")
+        if not sep:
+            algo = "sha256"
+        if algo in ("sha256", "sha512") and len(hexpart) >= MIN_PREFIX and _HEX_RE.fullmatch(
+            hexpart
+        ):
+            # hexpart is only [0-9a-f]: no LIKE wildcards can sneak in.
+            rows = self.conn.execute(
+                "SELECT * FROM images WHERE id LIKE ? ORDER BY id LIMIT 50",
+                (f"{algo}:{hexpart}%",),
+            ).fetchall()
+            if len(rows) > 1:
+                raise AmbiguousImage(ref, [r["id"] for r in rows])
+            if rows:
+                return self._image(rows[0])
+        raise ImageNotFound(ref)
+
+    # -- layers and blobs (for prune) ------------------------------------------------------
+    def layers(self) -> list[Layer]:
+        return [
+            Layer(r["diff_id"], r["blob_digest"], r["size"], r["unpacked_path"])
+            for r in self.conn.execute("SELECT * FROM layers ORDER BY diff_id")
+        ]
+
+    def set_layer_path(self, diff_id: str, unpacked_path: str | None) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE layers SET unpacked_path = ? WHERE diff_id = ?", (unpacked_path, diff_id)
+            )
+
+    def unreferenced_layers(self) -> list[Layer]:
+        rows = self.conn.execute(
+            "SELECT * FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers)"
+            " ORDER BY diff_id"
+        )
+        return [Layer(r["diff_id"], r["blob_digest"], r["size"], r["unpacked_path"]) for r in rows]
+
+    def remove_layer(self, diff_id: str) -> None:
+        """Forget a layer record; refused (IntegrityError) while an image uses it."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM layers WHERE diff_id = ?", (diff_id,))
+
+    def referenced_blobs(self) -> set[str]:
+        """Digests some image still needs: configs, manifests, layer blobs, extra blobs."""
+        rows = self.conn.execute(
+            "SELECT id FROM images"
+            " UNION SELECT manifest_digest FROM images WHERE manifest_digest IS NOT NULL"
+            " UNION SELECT l.blob_digest FROM layers l JOIN image_layers il"
+            "   ON il.diff_id = l.diff_id WHERE l.blob_digest IS NOT NULL"
+            " UNION SELECT digest FROM image_blobs"
+        )
+        return {r[0] for r in rows}
