@@ -1,0 +1,423 @@
+"""The image store: blobs, the image database and unpacked layers under one root.
+
+    <root>/blobs/sha256/<hex>       content-addressed blobs (layers, configs, manifests)
+    <root>/images.db                image records, tags, layer links (SQLite)
+    <root>/layers/<hex of diff_id>/ each layer unpacked once, shared by every image using it
+
+Writes go database-last on the way in (blobs, then the record) and database-first on the way
+out (record, then files), so a crash leaves at worst unreferenced files, never a record that
+points at nothing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sangja import jsonio
+from sangja.errors import SangjaError
+from sangja.image.blobs import DEFAULT_ROOT, BlobStore
+from sangja.image.db import Database, Image, ImageNotFound, Layer
+from sangja.image.reference import InvalidReference, parse
+
+__all__ = [
+    "DEFAULT_PATH_ENV",
+    "ImageInUse",
+    "ImageStore",
+    "MEDIA_TYPE_CONFIG",
+    "MEDIA_TYPE_LAYER_GZIP",
+    "MEDIA_TYPE_MANIFEST",
+    "StoreError",
+    "default_root",
+    "goarch",
+]
+
+MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_TYPE_CONFIG = "application/vnd.oci.image.config.v1+json"
+MEDIA_TYPE_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+_GOARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "i386": "386",
+    "i686": "386",
+    "armv7l": "arm",
+    "armv6l": "arm",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+}
+_CHUNK = 1 << 20
+
+
+class StoreError(SangjaError):
+    pass
+
+
+class ImageInUse(StoreError):
+    pass
+
+
+def default_root() -> str:
+    return os.environ.get("SANGJA_ROOT") or DEFAULT_ROOT
+
+
+def goarch(machine: str | None = None) -> str:
+    machine = machine or os.uname().machine
+    return _GOARCH.get(machine, machine)
+
+
+def _rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(ts)))
+
+
+def _rmtree(path: str) -> None:
+    def onexc(func, p, exc):  # make read-only directories writable, then retry once
+        try:
+            parent = os.path.dirname(p)
+            os.chmod(parent, stat.S_IRWXU)
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.chmod(p, stat.S_IRWXU)
+            func(p)
+        except FileNotFoundError:
+            pass
+
+    shutil.rmtree(path, onerror=lambda f, p, e: onexc(f, p, e))
+
+
+class _HashingWriter:
+    """File-like sink for tarfile: hashes and counts the uncompressed bytes, then gzips."""
+
+    def __init__(self, gz: gzip.GzipFile):
+        self.gz = gz
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        self.gz.write(data)
+        return len(data)
+
+
+@dataclass(frozen=True)
+class _TarResult:
+    diff_id: str
+    tar_size: int
+    content_size: int
+    newest_mtime: float
+
+
+def _write_rootfs_tar(rootfs: str, out) -> _TarResult:
+    """Deterministic tar of rootfs: sorted entries, numeric owners, mtimes kept."""
+    from sangja.image.layers import _tarinfo  # one place that knows how to describe a file
+
+    gz = gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6)
+    sink = _HashingWriter(gz)
+    links: dict[tuple[int, int], str] = {}
+    content = 0
+    newest = 0.0
+    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
+
+        def walk(rel: str) -> None:
+            nonlocal content, newest
+            d = os.path.join(rootfs, rel) if rel else rootfs
+            for name in sorted(os.listdir(d)):
+                r = f"{rel}/{name}" if rel else name
+                full = os.path.join(d, name)
+                st = os.lstat(full)
+                newest = max(newest, st.st_mtime)
+                ti = _tarinfo(full, r, st)
+                ti.uname = ti.gname = ""
+                if ti.isreg() and st.st_nlink > 1:
+                    key = (st.st_dev, st.st_ino)
+                    if key in links:
+                        ti.type, ti.linkname, ti.size = tarfile.LNKTYPE, links[key], 0
+                    else:
+                        links[key] = r
+                if ti.isreg():
+                    content += st.st_size
+                    with open(full, "rb") as f:
+                        tf.addfile(ti, f)
+                else:
+                    if not ti.isdir() and not ti.islnk():
+                        content += st.st_size
+                    tf.addfile(ti)
+                if stat.S_ISDIR(st.st_mode):
+                    walk(r)
+
+        walk("")
+    gz.close()
+    return _TarResult(f"sha256:{sink.sha.hexdigest()}", sink.size, content, newest)
+
+
+class ImageStore:
+    def __init__(self, root: str | os.PathLike[str] | None = None):
+        self.root = os.path.abspath(os.fspath(root) if root is not None else default_root())
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        self.blobs = BlobStore(self.root)
+        self.db = Database(os.path.join(self.root, "images.db"))
+        self.layers_dir = os.path.join(self.root, "layers")
+        os.makedirs(self.layers_dir, mode=0o700, exist_ok=True)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> ImageStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- import --------------------------------------------------------------------------
+    def import_rootfs(
+        self,
+        rootfs_dir: str | os.PathLike[str],
+        *,
+        config_overrides: dict[str, Any] | None = None,
+        created: str | None = None,
+        created_by: str = "sangja import rootfs",
+    ) -> str:
+        """Store a directory as a one-layer image; return its id (the config digest).
+
+        ``config_overrides`` is merged into the config's ``config`` object (Env, Cmd, ...).
+        ``created`` defaults to $SOURCE_DATE_EPOCH, else the newest mtime in the tree, so
+        importing the same tree twice gives the same digests.
+        """
+        rootfs = os.fspath(rootfs_dir)
+        if not os.path.isdir(rootfs):
+            raise StoreError(f"rootfs {rootfs!r} is not a directory")
+        fd, tmp = tempfile.mkstemp(prefix="layer-", dir=self.blobs.tmp_dir)
+        try:
+            with os.fdopen(fd, "w+b") as f:
+                result = _write_rootfs_tar(rootfs, f)
+                f.flush()
+                f.seek(0)
+                layer_desc = self.blobs.put(f)
+        finally:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        if created is None:
+            epoch = os.environ.get("SOURCE_DATE_EPOCH")
+            created = _rfc3339(float(epoch) if epoch else result.newest_mtime)
+        arch = goarch()
+        inner: dict[str, Any] = {"Env": [DEFAULT_PATH_ENV], "Cmd": ["sh"]}
+        inner.update(config_overrides or {})
+        config = {
+            "created": created,
+            "architecture": arch,
+            "os": "linux",
+            "config": inner,
+            "rootfs": {"type": "layers", "diff_ids": [result.diff_id]},
+            "history": [{"created": created, "created_by": created_by}],
+        }
+        config_desc = self.blobs.put(jsonio.dumps(config).encode())
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MEDIA_TYPE_MANIFEST,
+            "config": {
+                "mediaType": MEDIA_TYPE_CONFIG,
+                "digest": config_desc.digest,
+                "size": config_desc.size,
+            },
+            "layers": [
+                {
+                    "mediaType": MEDIA_TYPE_LAYER_GZIP,
+                    "digest": layer_desc.digest,
+                    "size": layer_desc.size,
+                }
+            ],
+        }
+        manifest_desc = self.blobs.put(jsonio.dumps(manifest).encode())
+        self.db.add_image(
+            config_desc.digest,
+            manifest_digest=manifest_desc.digest,
+            layers=[Layer(result.diff_id, layer_desc.digest, layer_desc.size)],
+            created=created,
+            size=result.content_size,
+            architecture=arch,
+            os="linux",
+        )
+        return config_desc.digest
+
+    # -- layers --------------------------------------------------------------------------
+    def layer_path(self, diff_id: str) -> str:
+        return os.path.join(self.layers_dir, diff_id.partition(":")[2])
+
+    def unpacked_layers(self, image_id: str) -> list[str]:
+        """Paths of the image's unpacked layers, lowest first (unpacking missing ones)."""
+        from sangja.image.layers import apply_layer
+
+        image = self.resolve(image_id)
+        known = {layer.diff_id: layer for layer in self.db.layers()}
+        paths = []
+        for diff_id in image.layers:
+            final = self.layer_path(diff_id)
+            if not os.path.isdir(final):
+                layer = known.get(diff_id)
+                if layer is None or layer.blob_digest is None:
+                    raise StoreError(f"layer {diff_id} of image {image.id} has no blob")
+                tmp = tempfile.mkdtemp(prefix=".unpack-", dir=self.layers_dir)
+                try:
+                    os.chmod(tmp, 0o755)
+                    with self.blobs.open(layer.blob_digest) as f:
+                        apply_layer(f, tmp)
+                    try:
+                        os.rename(tmp, final)
+                    except OSError:
+                        if not os.path.isdir(final):  # not a lost race: a real error
+                            raise
+                        _rmtree(tmp)
+                except BaseException:
+                    if os.path.lexists(tmp):
+                        _rmtree(tmp)
+                    raise
+            if known.get(diff_id) and known[diff_id].unpacked_path != final:
+                self.db.set_layer_path(diff_id, final)
+            paths.append(final)
+        return paths
+
+    # -- names ---------------------------------------------------------------------------
+    @staticmethod
+    def canonical(name: str) -> str:
+        ref = parse(name)
+        if ref.digest is not None:
+            raise InvalidReference(name, "a tag cannot carry a digest")
+        return str(ref)
+
+    def tag(self, ref: str, image_id: str) -> str:
+        """Point the (canonicalized) reference at an image; return the canonical name."""
+        name = self.canonical(ref)
+        image = self.resolve(image_id)
+        self.db.tag(name, image.id)
+        return name
+
+    def untag(self, ref: str) -> str:
+        """Remove a tag; return the image id it pointed at."""
+        return self.db.untag(self.canonical(ref))
+
+    def resolve(self, name_or_id: str) -> Image:
+        """A reference (``busybox``, ``localhost/busybox:latest``, ``name@digest``), a full
+        image id or a unique id prefix of at least 12 hex digits."""
+        img, _ = self._resolve(name_or_id)
+        return img
+
+    def _resolve(self, text: str) -> tuple[Image, str | None]:
+        """(image, canonical tag it was found by, or None when found by id/digest)."""
+        bad: InvalidReference | None = None
+        try:
+            ref = parse(text)
+        except InvalidReference as e:
+            ref, bad = None, e
+        if ref is not None:
+            if ref.digest is not None:
+                for img in self.db.images():
+                    if img.manifest_digest == ref.digest or img.id == ref.digest:
+                        return img, None
+            else:
+                try:
+                    return self.db.resolve(str(ref)), str(ref)
+                except ImageNotFound:
+                    pass
+        try:
+            return self.db.resolve(text), None
+        except ImageNotFound:
+            if bad is not None:
+                raise bad from None
+            raise ImageNotFound(text) from None
+
+    # -- listing -------------------------------------------------------------------------
+    def images(self) -> list[dict[str, Any]]:
+        """One row per tag (untagged images get one ``<none>`` row), newest first."""
+        rows: list[dict[str, Any]] = []
+        for img in reversed(self.db.images()):
+            base = {
+                "id": img.id,
+                "digest": img.manifest_digest,
+                "created": img.created,
+                "size": img.size,
+            }
+            if not img.tags:
+                rows.append({"repository": "<none>", "tag": "<none>", **base})
+            for t in img.tags:
+                ref = parse(t)
+                rows.append({"repository": ref.name, "tag": ref.tag or "<none>", **base})
+        return rows
+
+    def config(self, image_id: str) -> dict[str, Any]:
+        return jsonio.loads(self.blobs.read_bytes(self.resolve(image_id).id))
+
+    def inspect(self, name_or_id: str) -> dict[str, Any]:
+        img = self.resolve(name_or_id)
+        config = jsonio.loads(self.blobs.read_bytes(img.id))
+        repo_digests = []
+        if img.manifest_digest:
+            seen = set()
+            for t in img.tags:
+                name = parse(t).name
+                if name not in seen:
+                    seen.add(name)
+                    repo_digests.append(f"{name}@{img.manifest_digest}")
+        return {
+            "Id": img.id,
+            "Digest": img.manifest_digest,
+            "RepoTags": list(img.tags),
+            "RepoDigests": repo_digests,
+            "Created": img.created,
+            "Architecture": img.architecture,
+            "Os": img.os,
+            "Size": img.size,
+            "Config": config.get("config", {}),
+            "RootFS": {"Type": "layers", "Layers": list(img.layers)},
+            "History": config.get("history", []),
+        }
+
+    # -- removal -------------------------------------------------------------------------
+    def remove(self, name_or_id: str, force: bool = False) -> list[str]:
+        """Docker's rmi: return report lines (``Untagged: ...``, ``Deleted: ...``)."""
+        img, by_tag = self._resolve(name_or_id)
+        if by_tag is not None and len(img.tags) > 1:
+            self.db.untag(by_tag)
+            return [f"Untagged: {by_tag}"]
+        if by_tag is None and len(img.tags) > 1 and not force:
+            raise ImageInUse(
+                f"image {img.id[7:19]} is referenced in multiple repositories "
+                f"({', '.join(img.tags)}): remove it by name, or use -f"
+            )
+        out = [f"Untagged: {t}" for t in img.tags]
+        layer_blobs = {layer.diff_id: layer.blob_digest for layer in self.db.layers()}
+        candidates = {img.id}
+        if img.manifest_digest:
+            candidates.add(img.manifest_digest)
+        candidates.update(b for d in img.layers if (b := layer_blobs.get(d)))
+        with self.db.transaction():
+            self.db.remove_image(img.id)  # cascades to tags and layer links
+            gone_layers = [
+                layer for layer in self.db.unreferenced_layers() if layer.diff_id in img.layers
+            ]
+            for layer in gone_layers:
+                self.db.remove_layer(layer.diff_id)
+            still = self.db.referenced_blobs()
+        out.append(f"Deleted: {img.id}")
+        for layer in gone_layers:
+            path = self.layer_path(layer.diff_id)
+            if os.path.lexists(path):
+                doomed = tempfile.mkdtemp(prefix=".remove-", dir=self.layers_dir)
+                os.rename(path, os.path.join(doomed, "l"))
+                _rmtree(doomed)
+        for digest in sorted(candidates - still):
+            self.blobs.delete(digest)
+        return out
