@@ -22,6 +22,9 @@ Commands:
   image ls|rm|tag            same as images, rmi, tag
   tag SOURCE TARGET          give an image another name
   rmi [-f] NAME...           remove images (untag; delete when the last tag goes)
+  save [-o FILE] [--format docker-archive|oci-archive] NAME...
+                             write images to a tar archive (stdout without -o)
+  load [-i FILE]             load images from a tar archive (stdin without -i)
   info                       show host and engine facts
   version                    print the version
 
@@ -266,8 +269,68 @@ def cmd_rmi(opts: dict, args: list[str]) -> int:
     return rc
 
 
+def cmd_save(opts: dict, args: list[str]) -> int:
+    flags, rest = _flags(args, {"-o": True, "--output": True, "--format": True})
+    usage = "usage: sangja save [-o FILE] [--format docker-archive|oci-archive] NAME..."
+    if not rest:
+        raise UsageError(usage)
+    from ..image.archive import FORMATS, save
+
+    fmt = str(flags.get("--format") or "docker-archive")
+    if fmt not in FORMATS:
+        raise UsageError(f"unsupported --format {fmt!r} ({' or '.join(FORMATS)})")
+    output = flags.get("-o") or flags.get("--output")
+    with _store(opts) as store:
+        for name in rest:  # fail before creating the output when a name is unknown
+            store.resolve(name)
+        if not output or output == "-":
+            if sys.stdout.isatty():
+                raise UsageError(
+                    "refusing to write an image archive to a terminal: use -o FILE or redirect"
+                )
+            sys.stdout.flush()
+            save(store, rest, sys.stdout.buffer, format=fmt)
+            sys.stdout.buffer.flush()
+            return 0
+        path = str(output)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "wb") as f:
+                save(store, rest, f, format=fmt)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+    return 0
+
+
+def cmd_load(opts: dict, args: list[str]) -> int:
+    flags, rest = _flags(args, {"-i": True, "--input": True, "-q": False, "--quiet": False})
+    if rest:
+        raise UsageError("usage: sangja load [-i FILE]")
+    from ..image.archive import load
+
+    source = flags.get("-i") or flags.get("--input")
+    with _store(opts) as store:
+        if not source or source == "-":
+            if sys.stdin.isatty():
+                raise UsageError("requested load from stdin, but stdin is a terminal: use -i FILE")
+            names = load(store, sys.stdin.buffer)
+        else:
+            with open(str(source), "rb") as f:
+                names = load(store, f)
+    for name in names:
+        print(f"Loaded image ID: {name}" if name.startswith("sha256:") else f"Loaded image: {name}")
+    return 0
+
+
 COMMANDS = {
     "bootstrap": cmd_bootstrap,
+    "save": cmd_save,
+    "load": cmd_load,
     "images": cmd_images,
     "tag": cmd_tag,
     "rmi": cmd_rmi,
