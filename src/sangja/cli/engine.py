@@ -387,7 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 125
     except BrokenPipeError:
-        return _stdout_gone()
+        from . import stdout_gone
+
+        return stdout_gone()
     except KeyboardInterrupt:
         return 130
     except Exception as e:
@@ -397,18 +399,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROG}: {e}", file=sys.stderr)
             return 125
         raise
-
-
-def _stdout_gone() -> int:
-    """The reader of our output went away (`... | head`): stop quietly, like a program
-    killed by SIGPIPE, and keep Python from complaining when it flushes stdout at exit."""
-    import os
-
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except OSError:
-        pass
-    return 141
 
 
 if __name__ == "__main__":

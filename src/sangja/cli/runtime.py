@@ -435,7 +435,9 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(gopts)
         return COMMANDS[name][0](ctx, sub)
     except BrokenPipeError:
-        return _stdout_gone()
+        from . import stdout_gone
+
+        return stdout_gone()
     except KeyboardInterrupt:
         return 130
     except BaseException as e:  # noqa: BLE001 - the one place errors become a line
@@ -466,18 +468,6 @@ def _report(e: BaseException, ctx: Context | None, debug: bool) -> int:
         ctx.log("error", msg)
     print(f"{PROG}: {msg}", file=sys.stderr)
     return code
-
-
-def _stdout_gone() -> int:
-    """The reader of our output went away (`... | head`): stop quietly, like a program
-    killed by SIGPIPE, and keep Python from complaining when it flushes stdout at exit."""
-    import os
-
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except OSError:
-        pass
-    return 141
 
 
 if __name__ == "__main__":

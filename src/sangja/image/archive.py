@@ -27,15 +27,22 @@ from sangja.image.blobs import DigestMismatch, InvalidDigest, parse_digest
 from sangja.image.db import Image, Layer
 from sangja.image.reference import InvalidReference, parse
 from sangja.image.store import (
-    MEDIA_TYPE_CONFIG,
-    MEDIA_TYPE_LAYER_GZIP,
     MEDIA_TYPE_MANIFEST,
     ImageStore,
     StoreError,
     goarch,
+    oci_manifest,
 )
 
 __all__ = ["ArchiveError", "FORMATS", "load", "save"]
+
+
+def _image_record(config_desc, manifest_desc, layers: list, config: dict, size: int,
+                  blobs: tuple) -> dict:
+    """Keyword arguments of Database.add_image for an image read from an archive."""
+    return dict(image_id=config_desc.digest, manifest_digest=manifest_desc.digest,
+                layers=layers, created=config.get("created"), size=size,
+                architecture=config.get("architecture"), os=config.get("os"), blobs=blobs)
 
 FORMATS = ("docker-archive", "oci-archive")
 MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -358,33 +365,13 @@ class _Loader:
                 layers.append(layer)
                 size += content
             config_desc = self.put(config_bytes)
-            manifest_doc = {
-                "schemaVersion": 2,
-                "mediaType": MEDIA_TYPE_MANIFEST,
-                "config": {
-                    "mediaType": MEDIA_TYPE_CONFIG,
-                    "digest": config_desc.digest,
-                    "size": config_desc.size,
-                },
-                "layers": [
-                    {"mediaType": MEDIA_TYPE_LAYER_GZIP, "digest": la.blob_digest, "size": la.size}
-                    for la in layers
-                ],
-            }
+            manifest_doc = oci_manifest(config_desc.digest, config_desc.size,
+                                        [(la.blob_digest, la.size) for la in layers])
             manifest_desc = self.put(jsonio.dumps(manifest_doc).encode())
             tags = entry.get("RepoTags") or []
             if not isinstance(tags, list):
                 raise ArchiveError(f"manifest.json: entry {n}: RepoTags is not a list")
-            record = dict(
-                image_id=config_desc.digest,
-                manifest_digest=manifest_desc.digest,
-                layers=layers,
-                created=config.get("created"),
-                size=size,
-                architecture=config.get("architecture"),
-                os=config.get("os"),
-                blobs=(),
-            )
+            record = _image_record(config_desc, manifest_desc, layers, config, size, ())
             self.records.append((record, [_canonical(str(t)) for t in tags]))
 
     # -- oci-archive ---------------------------------------------------------------------
@@ -462,16 +449,7 @@ class _Loader:
             layers.append(Layer(diff_id, ldesc.digest, ldesc.size))
         config_desc = self.put(config_bytes, doc["config"]["digest"], len(config_bytes))
         manifest_desc = self.put(data, desc["digest"], len(data))
-        record = dict(
-            image_id=config_desc.digest,
-            manifest_digest=manifest_desc.digest,
-            layers=layers,
-            created=config.get("created"),
-            size=size,
-            architecture=config.get("architecture"),
-            os=config.get("os"),
-            blobs=tuple(extra),
-        )
+        record = _image_record(config_desc, manifest_desc, layers, config, size, tuple(extra))
         self.records.append((record, tags))
 
     # -- commit --------------------------------------------------------------------------

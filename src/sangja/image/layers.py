@@ -335,7 +335,8 @@ def _validate(members: Iterator, dest: str, max_bytes: int) -> _Plan:
 # ---------------------------------------------------------------------------- application
 
 
-def _remove(path: str) -> None:
+def remove_path(path: str) -> None:
+    """Remove whatever is at `path` (a tree, a file, a link), never following a link."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -352,10 +353,10 @@ def _apply_deletions(plan: _Plan, stats: LayerStats) -> None:
         st = _lstat(full)
         if st is not None and stat.S_ISDIR(st.st_mode):
             for child in os.listdir(full):
-                _remove(os.path.join(full, child))
+                remove_path(os.path.join(full, child))
         stats.opaque_dirs += 1
     for w in sorted(plan.whiteouts):
-        _remove(os.path.join(plan.dest, w))
+        remove_path(os.path.join(plan.dest, w))
         stats.whiteouts += 1
 
 
@@ -417,7 +418,7 @@ def _apply_entries(members: Iterator, plan: _Plan, stats: LayerStats) -> None:
             stats.dirs += 1
         else:
             if st is not None:
-                _remove(full)
+                remove_path(full)
             if m.isreg():
                 fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
                 with os.fdopen(fd, "wb") as out:
@@ -479,6 +480,26 @@ def apply_layer(
 
 
 # ---------------------------------------------------------------------------- diff
+
+
+def add_entry(tf: tarfile.TarFile, full: str, rel: str, st: os.stat_result,
+              links: dict[tuple[int, int], str]) -> tarfile.TarInfo:
+    """Write the file at `full` into `tf` as `rel` (numeric owners, mode, mtime, xattrs);
+    a regular file seen before under another name (same inode, in `links`) becomes a
+    hardlink entry. Returns the entry written."""
+    ti = _tarinfo(full, rel, st)
+    if ti.isreg() and st.st_nlink > 1:
+        key = (st.st_dev, st.st_ino)
+        if key in links:
+            ti.type, ti.linkname, ti.size = tarfile.LNKTYPE, links[key], 0
+        else:
+            links[key] = rel
+    if ti.isreg():
+        with open(full, "rb") as f:
+            tf.addfile(ti, f)
+    else:
+        tf.addfile(ti)
+    return ti
 
 
 def _tarinfo(full: str, arcname: str, st: os.stat_result) -> tarfile.TarInfo:
@@ -555,18 +576,7 @@ def write_diff(
 
         def add(full: str, rel: str, st: os.stat_result) -> None:
             nonlocal count
-            ti = _tarinfo(full, rel, st)
-            if ti.isreg() and st.st_nlink > 1:
-                key = (st.st_dev, st.st_ino)
-                if key in links:
-                    ti.type, ti.linkname, ti.size = tarfile.LNKTYPE, links[key], 0
-                else:
-                    links[key] = rel
-            if ti.isreg():
-                with open(full, "rb") as f:
-                    tf.addfile(ti, f)
-            else:
-                tf.addfile(ti)
+            add_entry(tf, full, rel, st, links)
             count += 1
 
         def walk(rel: str, base_exists: bool) -> None:

@@ -34,6 +34,7 @@ import stat
 
 from ..errors import SangjaError
 from ..linux.mounts import MNT_DETACH, mount, umount2
+from .layers import remove_path
 
 FORCE_COPY_ENV = "SANGJA_SNAPSHOT_COPY"
 SHORT_LEN = 8
@@ -94,17 +95,6 @@ def _is_opaque(path: str) -> bool:
     return False
 
 
-def _remove_any(path: str) -> None:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
-
-
 def _copy_xattrs(src: str, dst: str) -> None:
     try:
         names = os.listxattr(src, follow_symlinks=False)
@@ -142,7 +132,7 @@ def _copy_layer(layer: str, merged: str) -> None:
             dst = os.path.join(dst_dir, entry.name)
             st = entry.stat(follow_symlinks=False)
             if _is_whiteout(st):
-                _remove_any(dst)
+                remove_path(dst)
                 continue
             mode = st.st_mode
             if stat.S_ISDIR(mode):
@@ -161,7 +151,7 @@ def _copy_layer(layer: str, merged: str) -> None:
                 walk(src, dst)
                 dir_meta.append((st, src, dst))
                 continue
-            _remove_any(dst)
+            remove_path(dst)
             key = (st.st_dev, st.st_ino)
             if st.st_nlink > 1 and key in links:
                 os.link(links[key], dst)

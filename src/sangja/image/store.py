@@ -121,7 +121,7 @@ class _TarResult:
 
 def _write_rootfs_tar(rootfs: str, out) -> _TarResult:
     """Deterministic tar of rootfs: sorted entries, numeric owners, mtimes kept."""
-    from sangja.image.layers import _tarinfo  # one place that knows how to describe a file
+    from sangja.image.layers import add_entry
 
     gz = gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6)
     sink = _HashingWriter(gz)
@@ -138,28 +138,28 @@ def _write_rootfs_tar(rootfs: str, out) -> _TarResult:
                 full = os.path.join(d, name)
                 st = os.lstat(full)
                 newest = max(newest, st.st_mtime)
-                ti = _tarinfo(full, r, st)
-                ti.uname = ti.gname = ""
-                if ti.isreg() and st.st_nlink > 1:
-                    key = (st.st_dev, st.st_ino)
-                    if key in links:
-                        ti.type, ti.linkname, ti.size = tarfile.LNKTYPE, links[key], 0
-                    else:
-                        links[key] = r
-                if ti.isreg():
+                ti = add_entry(tf, full, r, st, links)
+                if not (ti.isdir() or ti.islnk()):  # files and special files count
                     content += st.st_size
-                    with open(full, "rb") as f:
-                        tf.addfile(ti, f)
-                else:
-                    if not ti.isdir() and not ti.islnk():
-                        content += st.st_size
-                    tf.addfile(ti)
                 if stat.S_ISDIR(st.st_mode):
                     walk(r)
 
         walk("")
     gz.close()
     return _TarResult(f"sha256:{sink.sha.hexdigest()}", sink.size, content, newest)
+
+
+def oci_manifest(config_digest: str, config_size: int,
+                 layers: list[tuple[str, int]]) -> dict:
+    """The OCI image manifest for a config blob and gzip layer blobs (digest, size)."""
+    return {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE_MANIFEST,
+        "config": {"mediaType": MEDIA_TYPE_CONFIG, "digest": config_digest,
+                   "size": config_size},
+        "layers": [{"mediaType": MEDIA_TYPE_LAYER_GZIP, "digest": d, "size": s}
+                   for d, s in layers],
+    }
 
 
 class ImageStore:
@@ -225,22 +225,8 @@ class ImageStore:
             "history": [{"created": created, "created_by": created_by}],
         }
         config_desc = self.blobs.put(jsonio.dumps(config).encode())
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": MEDIA_TYPE_MANIFEST,
-            "config": {
-                "mediaType": MEDIA_TYPE_CONFIG,
-                "digest": config_desc.digest,
-                "size": config_desc.size,
-            },
-            "layers": [
-                {
-                    "mediaType": MEDIA_TYPE_LAYER_GZIP,
-                    "digest": layer_desc.digest,
-                    "size": layer_desc.size,
-                }
-            ],
-        }
+        manifest = oci_manifest(config_desc.digest, config_desc.size,
+                                [(layer_desc.digest, layer_desc.size)])
         manifest_desc = self.blobs.put(jsonio.dumps(manifest).encode())
         self.db.add_image(
             config_desc.digest,
