@@ -1,0 +1,134 @@
+"""`sangja`: the Docker-style engine command line.
+
+Each command lives in a module of this package and is imported only when it runs (start-up
+time matters). A command is ``def cmd_NAME(opts: Globals, args: list[str]) -> int``; add it
+to ``COMMANDS`` (and to ``SUBCOMMANDS`` when Docker also spells it `sangja GROUP VERB`)."""
+
+from __future__ import annotations
+
+import sys
+
+from .common import PROG, Globals, UsageError
+
+HELP = f"""usage: {PROG} [--root DIR] [--runroot DIR] [--debug] COMMAND [ARG...]
+
+Global options:
+  --root DIR      storage root (default: $SANGJA_ROOT or /var/lib/sangja)
+  --runroot DIR   run-time state (default: $SANGJA_RUNROOT or /run/sangja)
+  --debug         show tracebacks of engine errors
+
+Images:
+  bootstrap busybox [NAME]   build an image from the host's static busybox
+                             (default name localhost/busybox:latest)
+  images [-q] [--digests] [--format json]
+                             list images
+  image inspect NAME...      show images as a JSON array
+  image ls|rm|tag            same as images, rmi, tag
+  tag SOURCE TARGET          give an image another name
+  rmi [-f] NAME...           remove images (untag; delete when the last tag goes)
+  save [-o FILE] [--format docker-archive|oci-archive] NAME...
+                             write images to a tar archive (stdout without -o)
+  load [-i FILE]             load images from a tar archive (stdin without -i)
+
+System:
+  info                       show host and engine facts
+  version                    print the version
+
+Run '{PROG} COMMAND --help' for more on a command."""
+
+# name -> "module:function" inside this package
+COMMANDS: dict[str, str] = {
+    "bootstrap": "images:cmd_bootstrap",
+    "images": "images:cmd_images",
+    "tag": "images:cmd_tag",
+    "rmi": "images:cmd_rmi",
+    "save": "images:cmd_save",
+    "load": "images:cmd_load",
+    "info": "system:cmd_info",
+    "version": "system:cmd_version",
+}
+SUBCOMMANDS: dict[str, dict[str, str]] = {
+    "image": {
+        "inspect": "images:cmd_inspect",
+        "ls": "images:cmd_images",
+        "list": "images:cmd_images",
+        "rm": "images:cmd_rmi",
+        "tag": "images:cmd_tag",
+        "save": "images:cmd_save",
+        "load": "images:cmd_load",
+    },
+    "system": {
+        "info": "system:cmd_info",
+    },
+}
+
+
+def _command(target: str):
+    from importlib import import_module
+
+    module, _, func = target.partition(":")
+    return getattr(import_module(f"{__name__}.{module}"), func)
+
+
+def _globals(argv: list[str]) -> tuple[Globals, list[str]]:
+    opts = Globals()
+    while argv and argv[0].startswith("--"):
+        name, eq, value = argv[0].partition("=")
+        if name == "--debug":
+            opts.debug = True
+            argv = argv[1:]
+            continue
+        if name not in ("--root", "--runroot"):
+            break
+        if eq:
+            argv = argv[1:]
+        elif len(argv) > 1:
+            value, argv = argv[1], argv[2:]
+        else:
+            raise UsageError(f"{name} needs a directory")
+        if not value:
+            raise UsageError(f"{name} needs a directory")
+        setattr(opts, name[2:], value)
+    return opts, argv
+
+
+def _dispatch(argv: list[str]) -> int:
+    opts, argv = _globals(argv)
+    if argv[:1] in (["--version"], ["-v"]):
+        argv = ["version"]
+    if argv[:1] in ([], ["--help"], ["-h"], ["help"]):
+        print(HELP)
+        return 0 if argv else 1
+    cmd, args = argv[0], argv[1:]
+    if cmd in SUBCOMMANDS:
+        verbs = SUBCOMMANDS[cmd]
+        if not args or args[0] not in verbs:
+            raise UsageError(f"usage: {PROG} {cmd} {{{'|'.join(verbs)}}} ...")
+        return _command(verbs[args[0]])(opts, args[1:])
+    if cmd in COMMANDS:
+        return _command(COMMANDS[cmd])(opts, args)
+    raise UsageError(f"unknown command {cmd!r} (see {PROG} --help)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv[:3]
+    try:
+        return _dispatch(argv)
+    except UsageError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 125
+    except BrokenPipeError:
+        from .. import stdout_gone
+
+        return stdout_gone()
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        from ...errors import SangjaError
+
+        if not debug and (isinstance(e, SangjaError | OSError) or type(e).__module__ == "sqlite3"):
+            code = getattr(e, "engine_exit_code", 125)
+            print(f"{PROG}: {e}", file=sys.stderr)
+            return code
+        raise

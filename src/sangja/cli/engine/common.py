@@ -1,0 +1,221 @@
+"""Shared pieces of the `sangja` command line: the global options, Docker-style flag
+parsing, and output formatting (tables, sizes, durations). No engine logic lives here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+PROG = "sangja"
+
+
+class UsageError(Exception):
+    """A command line the user can fix: one line on stderr, exit 125."""
+
+
+@dataclass
+class Globals:
+    """Options given before the command (`sangja --root DIR COMMAND ...`)."""
+
+    root: str | None = None
+    runroot: str | None = None
+    debug: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def storage_root(self) -> str:
+        return self.root or os.environ.get("SANGJA_ROOT") or "/var/lib/sangja"
+
+    @property
+    def run_root(self) -> str:
+        return self.runroot or os.environ.get("SANGJA_RUNROOT") or "/run/sangja"
+
+    # dict-style access kept for the image commands written against a plain dict
+    def get(self, key: str, default=None):
+        return getattr(self, key, default)
+
+
+def store(opts: Globals):
+    from ...image.store import ImageStore
+
+    return ImageStore(opts.storage_root)
+
+
+# ---------------------------------------------------------------------------- flags
+
+
+class Flag:
+    """One command-line flag. kind: "bool", "value" (last one wins) or "multi" (a list)."""
+
+    __slots__ = ("names", "dest", "kind", "default")
+
+    def __init__(self, names: str, kind: str = "bool", dest: str | None = None, default=None):
+        self.names = names.split(",")
+        long = [n for n in self.names if n.startswith("--")]
+        self.dest = dest or (long[0] if long else self.names[0]).lstrip("-").replace("-", "_")
+        self.kind = kind
+        if default is None:
+            default = [] if kind == "multi" else (False if kind == "bool" else None)
+        self.default = default
+
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+def parse_flags(args: list[str], flags: list[Flag], *, interspersed: bool = True
+                ) -> tuple[dict, list[str]]:
+    """Docker's flag conventions: `-it` (combined short booleans), `-eFOO=1`, `-e FOO=1`,
+    `--env=FOO=1`, `--rm=false`, repeated flags, `--`. With ``interspersed`` off the first
+    operand ends the flags (for `run IMAGE CMD ARG...`)."""
+    table = {n: f for f in flags for n in f.names}
+    opts = {f.dest: (list(f.default) if f.kind == "multi" else f.default) for f in flags}
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        i += 1
+        if a == "--":
+            rest.extend(args[i:])
+            break
+        if not a.startswith("-") or a == "-":
+            rest.append(a)
+            if not interspersed:
+                rest.extend(args[i:])
+                break
+            continue
+        if a.startswith("--"):
+            name, eq, value = a.partition("=")
+            f = table.get(name)
+            if f is None:
+                raise UsageError(f"unknown flag: {name}")
+            if f.kind == "bool":
+                if eq:
+                    low = value.lower()
+                    if low not in _TRUE | _FALSE:
+                        raise UsageError(f"invalid boolean value {value!r} for {name}")
+                    opts[f.dest] = low in _TRUE
+                else:
+                    opts[f.dest] = True
+                continue
+            if not eq:
+                if i >= len(args):
+                    raise UsageError(f"flag needs an argument: {name}")
+                value = args[i]
+                i += 1
+            _store_value(opts, f, value)
+            continue
+        # short flags: -d, -it, -e VALUE, -eVALUE, -p=80
+        j = 1
+        while j < len(a):
+            name = "-" + a[j]
+            f = table.get(name)
+            if f is None:
+                raise UsageError(f"unknown shorthand flag: {a[j]!r} in {a}")
+            j += 1
+            if f.kind == "bool":
+                opts[f.dest] = True
+                continue
+            value = a[j:]
+            if value.startswith("="):
+                value = value[1:]
+            if not value:
+                if i >= len(args):
+                    raise UsageError(f"flag needs an argument: {name}")
+                value = args[i]
+                i += 1
+            _store_value(opts, f, value)
+            break
+    return opts, rest
+
+
+def _store_value(opts: dict, f: Flag, value: str) -> None:
+    if f.kind == "multi":
+        opts[f.dest].append(value)
+    else:
+        opts[f.dest] = value
+
+
+# ---------------------------------------------------------------------------- formatting
+
+
+def human_size(size: float) -> str:
+    """Docker's units.HumanSizeWithPrecision(size, 3): decimal units, 3 significant digits."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000.0
+        i += 1
+    return f"{size:.3g}{units[i]}"
+
+
+def parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's units.HumanDuration."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    m = s // 60
+    if m == 1:
+        return "About a minute"
+    if m < 60:
+        return f"{m} minutes"
+    h = round(s / 3600)
+    if h == 1:
+        return "About an hour"
+    if h < 48:
+        return f"{h} hours"
+    if h < 24 * 7 * 2:
+        return f"{h // 24} days"
+    if h < 24 * 30 * 2:
+        return f"{h // 24 // 7} weeks"
+    if h < 24 * 365 * 2:
+        return f"{h // 24 // 30} months"
+    return f"{h // 24 // 365} years"
+
+
+def since(created: str | float | None) -> str:
+    """"3 minutes ago", from an RFC 3339 string or a unix time."""
+    import time
+
+    ts = created if isinstance(created, int | float) else parse_time(created)
+    if ts is None:
+        return "N/A"
+    delta = time.time() - ts
+    if delta < 0:
+        return "Less than a second ago"
+    return f"{human_duration(delta)} ago"
+
+
+def table(header: list[str], rows: list[list[str]]) -> None:
+    """Docker's tabwriter output: columns padded to their widest cell, three spaces apart."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    out = []
+    for r in [header, *rows]:
+        out.append("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    sys.stdout.write("\n".join(out) + "\n")
+
+
+def print_json(value) -> None:
+    from ...jsonio import dumps
+
+    print(dumps(value, indent=4))
+
+
+def error(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)

@@ -1,0 +1,171 @@
+"""Image commands: bootstrap, images, image inspect, tag, rmi, save, load."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .common import PROG, Flag, UsageError, human_size, parse_flags, since, table
+from .common import store as open_store
+
+
+def cmd_bootstrap(opts: dict, args: list[str]) -> int:
+    _, rest = parse_flags(args, [])
+    if not rest or rest[0] != "busybox" or len(rest) > 2:
+        raise UsageError("usage: sangja bootstrap busybox [NAME]")
+    from ...image.bootstrap import DEFAULT_BUSYBOX_NAME, bootstrap_busybox
+
+    with open_store(opts) as store:
+        print(bootstrap_busybox(store, rest[1] if len(rest) > 1 else DEFAULT_BUSYBOX_NAME))
+    return 0
+
+
+def cmd_images(opts: dict, args: list[str]) -> int:
+    flags, rest = parse_flags(
+        args, [Flag("-q,--quiet"), Flag("--digests"), Flag("--format", "value")]
+    )
+    if rest:
+        raise UsageError("usage: sangja images [-q] [--digests] [--format json]")
+    fmt = flags["format"]
+    if fmt not in (None, "json", "table"):
+        raise UsageError(f"unsupported --format {fmt!r} (json or table)")
+    with open_store(opts) as store:
+        rows = store.images()
+    if flags["quiet"]:
+        seen: set[str] = set()
+        for r in rows:
+            short = r["id"].partition(":")[2][:12]
+            if short not in seen:
+                seen.add(short)
+                print(short)
+        return 0
+    if fmt == "json":
+        from ...jsonio import dumps
+
+        out = [
+            {
+                "Repository": r["repository"],
+                "Tag": r["tag"],
+                "ID": r["id"],
+                "Digest": r["digest"],
+                "Created": r["created"],
+                "CreatedSince": since(r["created"]),
+                "Size": r["size"],
+            }
+            for r in rows
+        ]
+        print(dumps(out, indent=4))
+        return 0
+    digests = flags["digests"]
+    header = ["REPOSITORY", "TAG", *(["DIGEST"] if digests else []), "IMAGE ID", "CREATED", "SIZE"]
+    rows_out = [
+        [
+            r["repository"],
+            r["tag"],
+            *([r["digest"] or "<none>"] if digests else []),
+            r["id"].partition(":")[2][:12],
+            since(r["created"]),
+            human_size(r["size"]),
+        ]
+        for r in rows
+    ]
+    table(header, rows_out)
+    return 0
+
+
+def cmd_inspect(opts: dict, args: list[str]) -> int:
+    _, rest = parse_flags(args, [])
+    if not rest:
+        raise UsageError("usage: sangja image inspect NAME...")
+    from ...jsonio import dumps
+
+    with open_store(opts) as store:
+        out = [store.inspect(name) for name in rest]
+    print(dumps(out, indent=4))
+    return 0
+
+
+def cmd_tag(opts: dict, args: list[str]) -> int:
+    _, rest = parse_flags(args, [])
+    if len(rest) != 2:
+        raise UsageError("usage: sangja tag SOURCE TARGET")
+    with open_store(opts) as store:
+        store.tag(rest[1], store.resolve(rest[0]).id)
+    return 0
+
+
+def cmd_rmi(opts: dict, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-f,--force")])
+    if not rest:
+        raise UsageError("usage: sangja rmi [-f] NAME...")
+    from ...errors import SangjaError
+
+    force = flags["force"]
+    rc = 0
+    with open_store(opts) as store:
+        for name in rest:
+            try:
+                for line in store.remove(name, force=force):
+                    print(line)
+            except SangjaError as e:
+                print(f"{PROG}: {e}", file=sys.stderr)
+                rc = 125
+    return rc
+
+
+def cmd_save(opts: dict, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-o,--output", "value"), Flag("--format", "value")])
+    usage = "usage: sangja save [-o FILE] [--format docker-archive|oci-archive] NAME..."
+    if not rest:
+        raise UsageError(usage)
+    from ...image.archive import FORMATS, save
+
+    fmt = flags["format"] or "docker-archive"
+    if fmt not in FORMATS:
+        raise UsageError(f"unsupported --format {fmt!r} ({' or '.join(FORMATS)})")
+    output = flags["output"]
+    with open_store(opts) as store:
+        for name in rest:  # fail before creating the output when a name is unknown
+            store.resolve(name)
+        if not output or output == "-":
+            if sys.stdout.isatty():
+                raise UsageError(
+                    "refusing to write an image archive to a terminal: use -o FILE or redirect"
+                )
+            sys.stdout.flush()
+            save(store, rest, sys.stdout.buffer, format=fmt)
+            sys.stdout.buffer.flush()
+            return 0
+        path = str(output)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "wb") as f:
+                save(store, rest, f, format=fmt)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+    return 0
+
+
+def cmd_load(opts: dict, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-i,--input", "value"), Flag("-q,--quiet")])
+    if rest:
+        raise UsageError("usage: sangja load [-i FILE]")
+    from ...image.archive import load
+
+    source = flags["input"]
+    with open_store(opts) as store:
+        if not source or source == "-":
+            if sys.stdin.isatty():
+                raise UsageError("requested load from stdin, but stdin is a terminal: use -i FILE")
+            names = load(store, sys.stdin.buffer)
+        else:
+            with open(str(source), "rb") as f:
+                names = load(store, f)
+    for name in names:
+        print(f"Loaded image ID: {name}" if name.startswith("sha256:") else f"Loaded image: {name}")
+    return 0
