@@ -22,7 +22,9 @@ PYTEST_ARGS ?=
 # libc6-dev build the static attacker of tests/integration/test_escapes.py, zstd
 # decompresses zstd image layers.
 DEB_PACKAGES := python3 python3-venv busybox-static runc procps iproute2 \
-                util-linux libseccomp2 uidmap git podman conmon gcc libc6-dev zstd
+                util-linux libseccomp2 uidmap git podman conmon gcc libc6-dev zstd \
+                musl-tools tini golang-github-containers-common skopeo umoci \
+                debootstrap crun docker.io
 
 .DEFAULT_GOAL := help
 .PHONY: help install deb-packages test demo bench lint clean

@@ -38,15 +38,45 @@ Run '{PROG} COMMAND --help' for more on a command."""
 
 # name -> "module:function" inside this package
 COMMANDS: dict[str, str] = {
+    # images
     "bootstrap": "images:cmd_bootstrap",
     "images": "images:cmd_images",
     "tag": "images:cmd_tag",
     "rmi": "images:cmd_rmi",
     "save": "images:cmd_save",
     "load": "images:cmd_load",
+    "import": "image_tools:cmd_import",
+    "history": "image_tools:cmd_history",
+    # containers
+    "run": "containers:cmd_run",
+    "create": "containers:cmd_create",
+    "start": "containers:cmd_start",
+    "stop": "containers:cmd_stop",
+    "restart": "containers:cmd_restart",
+    "kill": "containers:cmd_kill",
+    "rm": "containers:cmd_rm",
+    "ps": "containers:cmd_ps",
+    "inspect": "containers:cmd_inspect",
+    "wait": "containers:cmd_wait",
+    "rename": "containers:cmd_rename",
+    "pause": "containers:cmd_pause",
+    "unpause": "containers:cmd_unpause",
+    "port": "containers:cmd_port",
+    "top": "containers:cmd_top",
+    "stats": "containers:cmd_stats",
+    "attach": "containers:cmd_attach",
+    "exec": "containers:cmd_exec",
+    "logs": "containers:cmd_logs",
+    "cp": "containers:cmd_cp",
+    "commit": "containers:cmd_commit",
+    "export": "containers:cmd_export",
+    # system
     "info": "system:cmd_info",
     "version": "system:cmd_version",
 }
+_CONTAINER_VERBS = ["run", "create", "start", "stop", "restart", "kill", "rm", "inspect", "wait",
+                    "rename", "pause", "unpause", "port", "top", "stats", "attach", "exec", "logs",
+                    "cp", "commit", "export"]
 SUBCOMMANDS: dict[str, dict[str, str]] = {
     "image": {
         "inspect": "images:cmd_inspect",
@@ -56,9 +86,30 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
         "tag": "images:cmd_tag",
         "save": "images:cmd_save",
         "load": "images:cmd_load",
+        "import": "image_tools:cmd_import",
+        "history": "image_tools:cmd_history",
+        "prune": "image_tools:cmd_image_prune",
+    },
+    "container": {
+        **{v: COMMANDS[v] for v in _CONTAINER_VERBS},
+        "ls": "containers:cmd_ps",
+        "list": "containers:cmd_ps",
+        "prune": "containers:cmd_container_prune",
+        "cleanup": "containers:cmd_cleanup",
+    },
+    "volume": {
+        "create": "volumes:cmd_volume_create",
+        "ls": "volumes:cmd_volume_ls",
+        "list": "volumes:cmd_volume_ls",
+        "inspect": "volumes:cmd_volume_inspect",
+        "rm": "volumes:cmd_volume_rm",
+        "prune": "volumes:cmd_volume_prune",
     },
     "system": {
         "info": "system:cmd_info",
+        "df": "system:cmd_df",
+        "prune": "system:cmd_system_prune",
+        "check": "system:cmd_check",
     },
 }
 

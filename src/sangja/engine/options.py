@@ -1,0 +1,107 @@
+"""What a user asked for with `sangja run/create` flags, parsed and validated.
+
+``ContainerOptions`` is the contract between the command line (which fills it), the spec
+builder (which turns it plus the image config into an OCI config.json) and the container
+records (which keep it, as JSON, for `inspect`, `start` and `restart`). Sizes are bytes,
+signals are names ("SIGTERM"), capabilities are "CAP_X" (or "ALL")."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class MountRequest:
+    """-v, --mount and --tmpfs, resolved: type "bind", "volume" or "tmpfs".
+
+    source: an absolute host path (bind), a volume name ("" for an anonymous volume), or
+    None (tmpfs). options: mount(8) options beyond ro ("nosuid", "size=64m", "rprivate",
+    "noexec", ...)."""
+
+    type: str
+    target: str
+    source: str | None = None
+    readonly: bool = False
+    options: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DeviceRequest:
+    """--device HOST[:CONTAINER[:PERMS]]."""
+
+    host_path: str
+    container_path: str
+    permissions: str = "rwm"
+
+
+@dataclass
+class Ulimit:
+    name: str  # "nofile" (Docker's spelling); the spec builder maps it to RLIMIT_NOFILE
+    soft: int
+    hard: int
+
+
+@dataclass
+class RestartPolicy:
+    name: str = "no"  # no | on-failure | always | unless-stopped
+    maximum_retry_count: int = 0
+
+
+@dataclass
+class ContainerOptions:
+    image: str = ""
+    command: list[str] = field(default_factory=list)  # after IMAGE; [] = the image's Cmd
+    name: str | None = None
+    entrypoint: list[str] | None = None  # None = the image's; [] = cleared (--entrypoint "")
+    detach: bool = False
+    interactive: bool = False
+    tty: bool = False
+    rm: bool = False
+    env: list[str] = field(default_factory=list)  # KEY=VALUE: --env-file first, then -e
+    workdir: str | None = None
+    user: str | None = None  # "uid[:gid]" or "name[:group]"
+    group_add: list[str] = field(default_factory=list)
+    hostname: str | None = None
+    mounts: list[MountRequest] = field(default_factory=list)
+    read_only: bool = False
+    memory: int | None = None
+    memory_swap: int | None = None  # -1 = unlimited swap
+    cpus: float | None = None
+    cpu_shares: int | None = None
+    cpuset_cpus: str | None = None
+    pids_limit: int | None = None  # <= 0 = unlimited
+    ulimits: list[Ulimit] = field(default_factory=list)
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    privileged: bool = False
+    no_new_privileges: bool = False
+    seccomp: str | None = None  # None = the default profile, "unconfined", or a file path
+    label_disable: bool = False
+    init: bool = False
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    labels: dict[str, str] = field(default_factory=dict)
+    stop_signal: str | None = None  # None = the image's StopSignal, else SIGTERM
+    stop_timeout: int | None = None  # None = 10 s
+    pull: str = "missing"  # missing | always | never
+    runtime: str = "sangja-runtime"  # sangja-runtime | runc | crun | an absolute path
+    network: str = "none"  # none | host (bridge comes with the networking work)
+    sysctls: dict[str, str] = field(default_factory=dict)
+    devices: list[DeviceRequest] = field(default_factory=list)
+    shm_size: int = 64 << 20
+    log_driver: str = "json-file"  # json-file | none
+    log_max_size: int | None = None  # --log-opt max-size, bytes
+    log_max_file: int = 1  # --log-opt max-file
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ContainerOptions:
+        d = dict(d)
+        d["mounts"] = [MountRequest(**m) for m in d.get("mounts", [])]
+        d["devices"] = [DeviceRequest(**x) for x in d.get("devices", [])]
+        d["ulimits"] = [Ulimit(**u) for u in d.get("ulimits", [])]
+        d["restart"] = RestartPolicy(**d.get("restart", {}))
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in known})
