@@ -37,8 +37,8 @@ class DeviceRequest:
 @dataclass
 class Ulimit:
     name: str  # "nofile" (Docker's spelling); the spec builder maps it to RLIMIT_NOFILE
-    soft: int
-    hard: int
+    soft: int  # -1 = unlimited (RLIM_INFINITY)
+    hard: int  # -1 = unlimited
 
 
 @dataclass
@@ -92,6 +92,8 @@ class ContainerOptions:
     log_max_size: int | None = None  # --log-opt max-size, bytes
     log_max_file: int = 1  # --log-opt max-file
     annotations: dict[str, str] = field(default_factory=dict)
+    attach: list[str] = field(default_factory=list)  # -a: "stdin"/"stdout"/"stderr"; [] = default
+    expose: list[str] = field(default_factory=list)  # --expose, one "PORT/PROTO" per port
 
     def to_dict(self) -> dict:
         return asdict(self)

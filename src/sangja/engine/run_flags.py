@@ -1,0 +1,1074 @@
+"""`sangja run` / `sangja create` flags -> a validated ``ContainerOptions``.
+
+Docker's flags, spellings and semantics; every bad value is an ``InvalidOption`` that
+names the flag and the value (one line, exit 125), every bad command line a ``UsageError``.
+Kept lean for start-up: no `re`, `argparse`, `signal`, `enum` or `ctypes` at import time;
+the few heavier helpers are imported inside the functions that need them."""
+
+from __future__ import annotations
+
+import os
+
+from ..cli.engine.common import Flag, UsageError, parse_flags
+from ..errors import SangjaError
+from . import units
+from .options import ContainerOptions, DeviceRequest, MountRequest, RestartPolicy, Ulimit
+
+
+class InvalidOption(SangjaError):
+    """A flag's value is wrong: names the flag and the value."""
+
+    exit_code = 125
+    engine_exit_code = 125
+
+
+RUN_FLAGS: list[Flag] = [
+    Flag("-d,--detach"),
+    Flag("-i,--interactive"),
+    Flag("-t,--tty"),
+    Flag("--rm"),
+    Flag("--name", "value"),
+    Flag("-e,--env", "multi"),
+    Flag("--env-file", "multi"),
+    Flag("-w,--workdir", "value"),
+    Flag("-u,--user", "value"),
+    Flag("--entrypoint", "value"),
+    Flag("-h,--hostname", "value"),
+    Flag("-v,--volume", "multi"),
+    Flag("--mount", "multi"),
+    Flag("--tmpfs", "multi"),
+    Flag("--read-only"),
+    Flag("-m,--memory", "value"),
+    Flag("--memory-swap", "value"),
+    Flag("--cpus", "value"),
+    Flag("-c,--cpu-shares", "value"),
+    Flag("--cpuset-cpus", "value"),
+    Flag("--pids-limit", "value"),
+    Flag("--ulimit", "multi"),
+    Flag("--cap-add", "multi"),
+    Flag("--cap-drop", "multi"),
+    Flag("--privileged"),
+    Flag("--security-opt", "multi"),
+    Flag("--group-add", "multi"),
+    Flag("--init"),
+    Flag("--restart", "value"),
+    Flag("-l,--label", "multi"),
+    Flag("--label-file", "multi"),
+    Flag("--stop-signal", "value"),
+    Flag("--stop-timeout", "value"),
+    Flag("--pull", "value"),
+    Flag("--runtime", "value"),
+    Flag("--network,--net", "value"),
+    Flag("--sysctl", "multi"),
+    Flag("--device", "multi"),
+    Flag("--shm-size", "value"),
+    Flag("--log-driver", "value"),
+    Flag("--log-opt", "multi"),
+    Flag("--annotation", "multi"),
+    Flag("-a,--attach", "multi"),
+    Flag("-p,--publish", "multi"),
+    Flag("--expose", "multi"),
+    Flag("--platform", "value"),
+]
+
+# `create` takes run's flags but -d: Docker's create has no --detach (it never starts).
+CREATE_FLAGS: list[Flag] = [f for f in RUN_FLAGS if f.dest != "detach"]
+
+_DISPLAY = {f.dest: ", ".join(f.names) for f in RUN_FLAGS}  # "-m, --memory"
+
+
+def _bad(dest: str, value: str, why: str) -> InvalidOption:
+    return InvalidOption(f'invalid argument "{value}" for "{_DISPLAY.get(dest, dest)}" flag: '
+                         f"{why}")
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def parse_run_args(args: list[str], *, command: str = "run") -> ContainerOptions:
+    """`[OPTIONS] IMAGE [COMMAND] [ARG...]` -> ContainerOptions. Flags end at IMAGE; what
+    follows it is the command, verbatim."""
+    flags = CREATE_FLAGS if command == "create" else RUN_FLAGS
+    f, rest = parse_flags(args, flags, interspersed=False)
+    if not rest:
+        raise UsageError(f'"sangja {command}" requires at least 1 argument '
+                         f"(usage: sangja {command} [OPTIONS] IMAGE [COMMAND] [ARG...])")
+    image, command_args = rest[0], rest[1:]
+    if not image.strip():
+        raise UsageError(f"sangja {command}: the image name is empty")
+    o = ContainerOptions(image=image, command=list(command_args))
+
+    o.detach = bool(f.get("detach", False))
+    o.interactive, o.tty, o.rm = f["interactive"], f["tty"], f["rm"]
+    o.read_only, o.privileged, o.init = f["read_only"], f["privileged"], f["init"]
+
+    if f["name"] is not None:
+        o.name = _name(f["name"])
+    o.env = _env(f["env_file"], f["env"])
+    if f["workdir"] is not None:
+        o.workdir = _workdir(f["workdir"])
+    if f["user"]:
+        o.user = _user(f["user"])
+    if f["entrypoint"] is not None:
+        o.entrypoint = [f["entrypoint"]] if f["entrypoint"] else []
+    if f["hostname"] is not None:
+        o.hostname = _hostname(f["hostname"])
+    o.group_add = _group_add(f["group_add"])
+
+    # network first: --sysctl net.* and -p depend on it
+    if f["network"] is not None:
+        o.network = _network(f["network"])
+
+    mounts = [_volume(v) for v in f["volume"]]
+    mounts += [_mount(v) for v in f["mount"]]
+    mounts += [_tmpfs(v) for v in f["tmpfs"]]
+    _no_duplicate_targets(mounts)
+    o.mounts = mounts
+
+    _resources(o, f)
+    o.ulimits = _ulimits(f["ulimit"])
+    o.cap_add = _caps("cap_add", f["cap_add"])
+    o.cap_drop = _caps("cap_drop", f["cap_drop"])
+    for opt in f["security_opt"]:
+        _security_opt(o, opt)
+    if f["restart"] is not None:
+        o.restart = _restart(f["restart"])
+    o.labels = _labels(f["label_file"], f["label"])
+    if f["stop_signal"] is not None:
+        o.stop_signal = _stop_signal(f["stop_signal"])
+    if f["stop_timeout"] is not None:
+        o.stop_timeout = _int("stop_timeout", f["stop_timeout"], minimum=-1)
+    if f["pull"] is not None:
+        o.pull = _pull(f["pull"])
+    if f["runtime"] is not None:
+        o.runtime = _runtime(f["runtime"])
+    o.sysctls = _sysctls(f["sysctl"], o.network)
+    o.devices = [_device(d) for d in f["device"]]
+    if f["shm_size"] is not None:
+        o.shm_size = _size("shm_size", f["shm_size"]) or (64 << 20)
+    _logging(o, f["log_driver"], f["log_opt"])
+    o.annotations = _kv_map("annotation", f["annotation"])
+    o.attach = _attach(f["attach"])
+    o.expose = _expose(f["expose"])
+    if f["platform"] is not None:
+        _platform(f["platform"])
+
+    # combinations
+    if o.rm and o.restart.name != "no":
+        raise InvalidOption("Conflicting options: --restart and --rm")
+    if o.detach and o.attach:
+        raise InvalidOption("Conflicting options: -a and -d")
+    for p in f["publish"]:
+        _publish(p, o.network)
+    return o
+
+
+# ---------------------------------------------------------------------------- identity
+
+
+def _is_name(text: str) -> bool:
+    """Docker's [a-zA-Z0-9][a-zA-Z0-9_.-]+ (container and volume names)."""
+    return (len(text) >= 2 and text.isascii() and text[0].isalnum()
+            and all(c.isalnum() or c in "_.-" for c in text[1:]))
+
+
+def _name(value: str) -> str:
+    name = value[1:] if value.startswith("/") else value
+    if not _is_name(name):
+        raise _bad("name", value, "invalid container name, only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                   "are allowed (at least two characters)")
+    return name
+
+
+def _workdir(value: str) -> str:
+    if not value.startswith("/"):
+        raise _bad("workdir", value, f"the working directory '{value}' is invalid, it needs "
+                   "to be an absolute path")
+    return value
+
+
+def _user(value: str) -> str:
+    user, colon, group = value.partition(":")
+    if not user or (colon and not group) or ":" in group or any(c.isspace() for c in value):
+        raise _bad("user", value, "expected USER[:GROUP] (a name or a numeric id each)")
+    return value
+
+
+def _hostname(value: str) -> str:
+    if not value or len(value) > 64:
+        raise _bad("hostname", value, "a hostname has 1 to 64 characters")
+    if value.startswith(("-", ".")) or ".." in value or not value.isascii() or not all(
+            c.isalnum() or c in "-._" for c in value):
+        raise _bad("hostname", value, "invalid hostname format (letters, digits, '-', '.')")
+    return value
+
+
+def _group_add(values: list[str]) -> list[str]:
+    out = []
+    for v in values:
+        if not v or ":" in v or any(c.isspace() for c in v):
+            raise _bad("group_add", v, "expected a group name or a numeric gid")
+        if v not in out:
+            out.append(v)
+    return out
+
+
+# ---------------------------------------------------------------------------- env, labels
+
+
+def _read_kv_file(dest: str, path: str, *, from_env: bool) -> list[str]:
+    """Docker's env-file format: KEY=VALUE lines (the value verbatim), `#` comments and
+    blank lines skipped, leading blanks ignored. A bare KEY takes the value from the current
+    environment when ``from_env`` (dropped if unset), else stays a bare KEY."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as e:
+        raise _bad(dest, path, e.strerror or str(e))
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    out = []
+    for n, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _bad(dest, path, f"invalid UTF-8 on line {n}")
+        line = line.removesuffix("\r").lstrip()
+        if not line or line.startswith("#"):
+            continue
+        key, eq, _ = line.partition("=")
+        if not key:
+            raise _bad(dest, path, f"no variable name on line {n}: '{line}'")
+        if any(c.isspace() for c in key):
+            raise _bad(dest, path, f"variable '{key}' on line {n} contains whitespaces")
+        if eq:
+            out.append(line)
+        elif not from_env:
+            out.append(key)
+        elif key in os.environ:
+            out.append(f"{key}={os.environ[key]}")
+    return out
+
+
+def _env(files: list[str], values: list[str]) -> list[str]:
+    env = []
+    for path in files:
+        env += _read_kv_file("env_file", path, from_env=True)
+    for v in values:
+        key, eq, _ = v.partition("=")
+        if not key:
+            raise _bad("env", v, "invalid environment variable: empty name")
+        if eq:
+            env.append(v)
+        elif key in os.environ:  # -e KEY: the value of KEY here, as Docker does
+            env.append(f"{key}={os.environ[key]}")
+    return env
+
+
+def _kv_map(dest: str, values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        key, _, val = v.partition("=")
+        if not key.strip():
+            raise _bad(dest, v, "expected KEY=VALUE with a non-empty KEY")
+        out[key] = val
+    return out
+
+
+def _labels(files: list[str], values: list[str]) -> dict[str, str]:
+    lines = []
+    for path in files:
+        lines += _read_kv_file("label_file", path, from_env=False)
+    labels = _kv_map("label_file", lines)
+    labels.update(_kv_map("label", values))
+    return labels
+
+
+# ---------------------------------------------------------------------------- mounts
+
+
+_PROPAGATION = ("shared", "slave", "private", "rshared", "rslave", "rprivate")
+_VOLUME_MODES = {"rw": "rw", "ro": "rw", "z": "label", "Z": "label", "nocopy": "copy",
+                 "consistent": "consistency", "cached": "consistency",
+                 "delegated": "consistency", **{p: "propagation" for p in _PROPAGATION}}
+
+
+def _norm_target(path: str) -> str:
+    import posixpath
+
+    p = posixpath.normpath(path)
+    return "/" + p.lstrip("/") if p.startswith("//") else p
+
+
+def _is_volume_mode(text: str) -> bool:
+    return all(m in _VOLUME_MODES for m in text.split(","))
+
+
+def _volume(spec: str) -> MountRequest:
+    """-v [SRC:]DST[:OPTS]."""
+    parts = spec.split(":")
+    if len(parts) == 1:
+        src, dst, mode = None, parts[0], ""
+    elif len(parts) == 2:
+        if parts[0].startswith("/") and not parts[1].startswith("/") and _is_volume_mode(
+                parts[1]):
+            src, dst, mode = None, parts[0], parts[1]  # "/data:ro": anonymous, read-only
+        else:
+            src, dst, mode = parts[0], parts[1], ""
+    elif len(parts) == 3:
+        src, dst, mode = parts
+    else:
+        raise _bad("volume", spec, f"invalid volume specification: '{spec}'")
+    if src == "" or dst == "" or (len(parts) == 3 and not mode):
+        raise _bad("volume", spec, f"invalid volume specification: '{spec}'")
+    if not dst.startswith("/"):
+        raise _bad("volume", spec, f"invalid mount path: '{dst}' mount path must be absolute")
+    target = _norm_target(dst)
+    if target == "/":
+        raise _bad("volume", spec, "invalid volume specification: destination can't be '/'")
+
+    seen: dict[str, str] = {}
+    for m in mode.split(",") if mode else []:
+        cat = _VOLUME_MODES.get(m)
+        if cat is None or cat in seen:
+            raise _bad("volume", spec, f"invalid mode: {mode}")
+        seen[cat] = m
+    readonly = seen.get("rw") == "ro"
+    propagation = seen.get("propagation")
+
+    if src is None or not (src.startswith("/") or src == "." or src.startswith(("./", "../"))
+                           or src == ".."):
+        if propagation:
+            raise _bad("volume", spec, f"invalid mode: {mode} (propagation {propagation} "
+                       "applies to bind mounts only)")
+        if src is not None and not _is_name(src):
+            raise _bad("volume", spec, f'"{src}" includes invalid characters for a local '
+                       'volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you '
+                       "intended to pass a host directory, use absolute path")
+        options = ["nocopy"] if "copy" in seen else []
+        return MountRequest("volume", target, src or "", readonly, options)
+
+    if "copy" in seen:
+        raise _bad("volume", spec, f"invalid mode: {mode} (nocopy applies to volumes only)")
+    source = os.path.abspath(src)
+    if not os.path.exists(source):
+        raise _bad("volume", spec, f"bind source path does not exist: {source}")
+    return MountRequest("bind", target, source, readonly, ["rbind", propagation or "rprivate"])
+
+
+def _split_csv(text: str) -> list[str]:
+    """One record of CSV as Go's encoding/csv reads it: comma-separated fields, a field in
+    double quotes may hold commas, `""` inside quotes is one quote."""
+    fields: list[str] = []
+    i, n = 0, len(text)
+    while True:
+        if i < n and text[i] == '"':
+            buf = []
+            i += 1
+            while True:
+                if i >= n:
+                    raise ValueError('extraneous or missing " in quoted-field')
+                c = text[i]
+                if c == '"':
+                    if i + 1 < n and text[i + 1] == '"':
+                        buf.append('"')
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                buf.append(c)
+                i += 1
+            if i < n and text[i] != ",":
+                raise ValueError('extraneous or missing " in quoted-field')
+            fields.append("".join(buf))
+        else:
+            j = text.find(",", i)
+            j = n if j < 0 else j
+            field = text[i:j]
+            if '"' in field:
+                raise ValueError('bare " in non-quoted-field')
+            fields.append(field)
+            i = j
+        if i >= n:
+            return fields
+        i += 1  # the comma
+
+
+_TRUE = {"1", "t", "true", "yes"}
+_FALSE = {"0", "f", "false", "no"}
+
+
+def _bool(text: str) -> bool | None:
+    low = text.lower()
+    return True if low in _TRUE else False if low in _FALSE else None
+
+
+def _mount(spec: str) -> MountRequest:
+    """--mount type=bind|volume|tmpfs,source=..,target=..,readonly,..."""
+
+    def bad(why: str) -> InvalidOption:
+        return _bad("mount", spec, why)
+
+    try:
+        fields = _split_csv(spec)
+    except ValueError as e:
+        raise bad(str(e))
+    kind = source = target = propagation = None
+    readonly = nocopy = nonrecursive = False
+    size = mode = None
+    used: set[str] = set()  # "bind", "volume", "tmpfs": which type-specific keys were given
+    for field in fields:
+        key, eq, val = field.partition("=")
+        key = key.strip().lower()
+        if not eq:
+            if key in ("readonly", "ro", "volume-nocopy", "bind-nonrecursive"):
+                val = "true"
+            else:
+                raise bad(f"invalid field '{field}' must be a key=value pair")
+        if key == "type":
+            if val not in ("bind", "volume", "tmpfs"):
+                raise bad(f"invalid mount type '{val}' (bind, volume or tmpfs)")
+            kind = val
+        elif key in ("source", "src"):
+            source = val
+        elif key in ("target", "destination", "dst"):
+            target = val
+        elif key in ("readonly", "ro"):
+            b = _bool(val)
+            if b is None:
+                raise bad(f"invalid value for {key}: {val}")
+            readonly = b
+        elif key == "bind-propagation":
+            if val not in _PROPAGATION:
+                raise bad(f"invalid value for bind-propagation: {val}")
+            propagation = val
+            used.add("bind")
+        elif key == "bind-nonrecursive":
+            b = _bool(val)
+            if b is None:
+                raise bad(f"invalid value for bind-nonrecursive: {val}")
+            nonrecursive = b
+            used.add("bind")
+        elif key == "bind-recursive":
+            if val not in ("enabled", "disabled"):
+                raise bad(f"bind-recursive={val} is not supported (enabled or disabled)")
+            nonrecursive = val == "disabled"
+            used.add("bind")
+        elif key == "consistency":
+            if val not in ("default", "consistent", "cached", "delegated"):
+                raise bad(f"invalid value for consistency: {val}")
+        elif key == "volume-nocopy":
+            b = _bool(val)
+            if b is None:
+                raise bad(f"invalid value for volume-nocopy: {val}")
+            nocopy = b
+            used.add("volume")
+        elif key == "volume-driver":
+            if val != "local":
+                raise bad(f"volume driver '{val}' is not supported (only local)")
+            used.add("volume")
+        elif key in ("volume-label", "volume-opt", "volume-subpath"):
+            raise bad(f"{key} is not supported yet")
+        elif key == "tmpfs-size":
+            try:
+                size = units.ram_in_bytes(val)
+            except ValueError as e:
+                raise bad(f"invalid value for tmpfs-size: {e}")
+            used.add("tmpfs")
+        elif key == "tmpfs-mode":
+            mode = _octal_mode(val)
+            if mode is None:
+                raise bad(f"invalid value for tmpfs-mode: {val} (octal, e.g. 1770)")
+            used.add("tmpfs")
+        else:
+            raise bad(f"unexpected key '{key}' in '{field}'")
+
+    if kind is None:
+        raise bad("type is required")
+    if not target:
+        raise bad("target is required")
+    mixed = sorted(used - {kind})
+    if mixed:
+        raise bad(f"cannot mix '{mixed[0]}-*' options with mount type '{kind}'")
+    if not target.startswith("/"):
+        raise bad(f"invalid mount path: '{target}' mount path must be absolute")
+    target = _norm_target(target)
+    if target == "/":
+        raise bad("invalid mount config: destination can't be '/'")
+    where = f'invalid mount config for type "{kind}"'
+    if kind == "tmpfs":
+        if source:
+            raise bad(f"{where}: field Source must not be specified")
+        options = ["noexec", "nosuid", "nodev"]
+        if size:
+            options.append(f"size={size}")
+        if mode is not None:
+            options.append(f"mode={mode:o}")
+        return MountRequest("tmpfs", target, None, readonly, options)
+    if kind == "volume":
+        if source and not _is_name(source):
+            raise bad(f'"{source}" includes invalid characters for a local volume name, only '
+                      '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed')
+        return MountRequest("volume", target, source or "", readonly,
+                            ["nocopy"] if nocopy else [])
+    if not source:
+        raise bad(f"{where}: field Source must not be empty")
+    if not source.startswith("/"):
+        raise bad(f"{where}: invalid mount path: '{source}' mount path must be absolute")
+    if not os.path.exists(source):
+        raise bad(f"{where}: bind source path does not exist: {source}")
+    return MountRequest("bind", target, os.path.normpath(source), readonly,
+                        ["bind" if nonrecursive else "rbind", propagation or "rprivate"])
+
+
+def _octal_mode(text: str) -> int | None:
+    if not text or not text.isascii() or any(c not in "01234567" for c in text):
+        return None
+    m = int(text, 8)
+    return m if m <= 0o7777 else None
+
+
+_TMPFS_PAIRS = {"exec": "noexec", "suid": "nosuid", "dev": "nodev", "atime": "noatime",
+                "diratime": "nodiratime", "relatime": "norelatime",
+                "strictatime": "nostrictatime", "sync": "async", "mand": "nomand"}
+_TMPFS_OPPOSITE = {**_TMPFS_PAIRS, **{v: k for k, v in _TMPFS_PAIRS.items()}}
+_TMPFS_FLAGS = set(_TMPFS_OPPOSITE) | {"dirsync"}
+_TMPFS_HUGE = ("never", "always", "within_size", "advise", "deny", "force")
+
+
+def _tmpfs(spec: str) -> MountRequest:
+    """--tmpfs DST[:OPTS]: Docker's defaults noexec,nosuid,nodev plus the given options
+    (a later "exec" replaces the default "noexec"); size= is parsed into bytes."""
+    dst, _, opts = spec.partition(":")
+    if not dst.startswith("/"):
+        raise _bad("tmpfs", spec, f"invalid mount path: '{dst}' mount path must be absolute")
+    target = _norm_target(dst)
+    if target == "/":
+        raise _bad("tmpfs", spec, "destination can't be '/'")
+    options = ["noexec", "nosuid", "nodev"]
+    readonly = False
+    keyed: dict[str, str] = {}
+    for opt in opts.split(",") if opts else []:
+        key, eq, val = opt.partition("=")
+        if not eq:
+            if opt in ("ro", "rw"):
+                readonly = opt == "ro"
+            elif opt in _TMPFS_FLAGS:
+                if _TMPFS_OPPOSITE.get(opt) in options:
+                    options.remove(_TMPFS_OPPOSITE[opt])
+                if opt not in options:
+                    options.append(opt)
+            else:
+                raise _bad("tmpfs", spec, f"invalid tmpfs option '{opt}'")
+            continue
+        if key == "size":
+            if val.endswith("%") and val[:-1].isdigit() and 0 < int(val[:-1]) <= 100:
+                keyed[key] = val
+                continue
+            try:
+                keyed[key] = str(units.ram_in_bytes(val))
+            except ValueError as e:
+                raise _bad("tmpfs", spec, f"invalid size option: {e}")
+        elif key == "mode":
+            m = _octal_mode(val)
+            if m is None:
+                raise _bad("tmpfs", spec, f"invalid mode option '{val}' (octal, e.g. 1777)")
+            keyed[key] = f"{m:o}"
+        elif key in ("uid", "gid"):
+            if not val.isdigit() or not val.isascii():
+                raise _bad("tmpfs", spec, f"invalid {key} option '{val}' (a number)")
+            keyed[key] = val
+        elif key in ("nr_inodes", "nr_blocks"):
+            body = val[:-1] if val[-1:].lower() in ("k", "m", "g") else val
+            if not body.isdigit() or not body.isascii():
+                raise _bad("tmpfs", spec, f"invalid {key} option '{val}'")
+            keyed[key] = val
+        elif key == "huge" and val in _TMPFS_HUGE:
+            keyed[key] = val
+        elif key == "mpol" and val:
+            keyed[key] = val
+        else:
+            raise _bad("tmpfs", spec, f"invalid tmpfs option '{opt}'")
+    options += [f"{k}={v}" for k, v in keyed.items()]
+    return MountRequest("tmpfs", target, None, readonly, options)
+
+
+def _no_duplicate_targets(mounts: list[MountRequest]) -> None:
+    seen = set()
+    for m in mounts:
+        if m.target in seen:
+            raise InvalidOption(f"Duplicate mount point: {m.target}")
+        seen.add(m.target)
+
+
+# ---------------------------------------------------------------------------- resources
+
+
+_MIN_MEMORY = 6 << 20
+
+
+def _size(dest: str, value: str) -> int:
+    try:
+        return units.ram_in_bytes(value)
+    except ValueError as e:
+        raise _bad(dest, value, str(e))
+
+
+def _int(dest: str, value: str, *, minimum: int | None = None) -> int:
+    try:
+        n = units.parse_int(value)
+    except ValueError:
+        raise _bad(dest, value, "not an integer")
+    if minimum is not None and n < minimum:
+        raise _bad(dest, value, f"must be at least {minimum}")
+    return n
+
+
+def _resources(o: ContainerOptions, f: dict) -> None:
+    if f["memory"] is not None:
+        mem = _size("memory", f["memory"])
+        if mem and mem < _MIN_MEMORY:
+            raise _bad("memory", f["memory"], "Minimum memory limit allowed is 6MB")
+        o.memory = mem or None
+    if f["memory_swap"] is not None:
+        value = f["memory_swap"]
+        swap = -1 if value.strip() == "-1" else _size("memory_swap", value)
+        if swap:
+            if swap > 0 and o.memory is None:
+                raise _bad("memory_swap", value, "you should always set the memory limit "
+                           "(-m, --memory) when using the memoryswap limit")
+            if swap != -1 and swap < o.memory:
+                raise _bad("memory_swap", value, "minimum memoryswap limit should be larger "
+                           f"than memory limit ({o.memory} bytes)")
+        o.memory_swap = swap or None
+    if f["cpus"] is not None:
+        o.cpus = _cpus(f["cpus"])
+    if f["cpu_shares"] is not None:
+        o.cpu_shares = _int("cpu_shares", f["cpu_shares"], minimum=0) or None
+    if f["cpuset_cpus"] is not None:
+        o.cpuset_cpus = _cpuset(f["cpuset_cpus"])
+    if f["pids_limit"] is not None:
+        o.pids_limit = _int("pids_limit", f["pids_limit"])
+
+
+def _cpus(value: str) -> float:
+    text = value.strip()
+    whole, _, frac = text.partition(".")
+    if (not text or not text.isascii() or not (whole or frac)
+            or not all(p == "" or p.isdigit() for p in (whole, frac)) or text.count(".") > 1
+            or text.startswith("+")):
+        raise _bad("cpus", value, f"failed to parse {value} as a rational number")
+    if len(frac.rstrip("0")) > 9:
+        raise _bad("cpus", value, "value is too precise")
+    cpus = float(text)
+    n = units.host_cpu_count()
+    if cpus < 0.01 or cpus > n:
+        raise _bad("cpus", value, f"range of CPUs is from 0.01 to {n}.00, as there are only "
+                   f"{n} CPUs available")
+    return cpus
+
+
+def _cpuset(value: str) -> str | None:
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        wanted = units.parse_cpu_list(text)
+    except ValueError:
+        raise _bad("cpuset_cpus", value, f"Invalid value {value} for cpuset cpus")
+    online = units.online_cpus()
+    if not wanted <= online:
+        raise _bad("cpuset_cpus", value, f"Requested CPUs are not available - requested "
+                   f"{text}, available: {units.format_cpu_list(online)}")
+    return text
+
+
+_ULIMITS = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+            "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
+
+
+def _ulimit_value(text: str) -> int | None:
+    if text in ("unlimited", "-1"):
+        return -1
+    return int(text) if text.isdigit() and text.isascii() else None
+
+
+def _ulimits(values: list[str]) -> list[Ulimit]:
+    by_name: dict[str, Ulimit] = {}
+    for v in values:
+        name, eq, limits = v.partition("=")
+        if not eq or not limits:
+            raise _bad("ulimit", v, f"invalid ulimit argument: {v} (expected NAME=SOFT[:HARD])")
+        if name not in _ULIMITS:
+            raise _bad("ulimit", v, f"invalid ulimit type: {name} (one of "
+                       f"{', '.join(_ULIMITS)})")
+        soft_s, colon, hard_s = limits.partition(":")
+        soft = _ulimit_value(soft_s)
+        hard = _ulimit_value(hard_s) if colon else soft
+        if soft is None or hard is None:
+            raise _bad("ulimit", v, "invalid ulimit argument: limits are numbers, -1 or "
+                       "unlimited")
+        if hard != -1 and (soft == -1 or soft > hard):
+            raise _bad("ulimit", v, "ulimit soft limit must be less than or equal to hard "
+                       f"limit: {soft_s} > {hard_s}")
+        by_name[name] = Ulimit(name, soft, hard)  # the last one of a name wins, as Docker
+    return list(by_name.values())
+
+
+# ---------------------------------------------------------------------------- security
+
+
+def _caps(dest: str, values: list[str]) -> list[str]:
+    from ..linux.capabilities import NUMBERS
+
+    out: list[str] = []
+    for v in values:
+        name = v.strip().upper()
+        if name != "ALL":
+            if not name.startswith("CAP_"):
+                name = "CAP_" + name
+            if name not in NUMBERS:
+                raise _bad(dest, v, f"unknown capability: {v!r}")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def _security_opt(o: ContainerOptions, opt: str) -> None:
+    key, eq, val = opt.partition("=")
+    if not eq and key != "no-new-privileges":
+        key, colon, val = opt.partition(":")  # Docker's old "seccomp:unconfined" spelling
+        if not colon:
+            raise _bad("security_opt", opt, "expected KEY=VALUE (no-new-privileges, "
+                       "seccomp=unconfined|PATH, label=disable)")
+    if key == "no-new-privileges":
+        b = _bool(val) if val else True
+        if b is None:
+            raise _bad("security_opt", opt, f"invalid no-new-privileges value {val!r} "
+                       "(true or false)")
+        o.no_new_privileges = b
+    elif key == "seccomp":
+        if val == "unconfined":
+            o.seccomp = "unconfined"
+        elif val in ("builtin", "default"):
+            o.seccomp = None
+        else:
+            o.seccomp = _seccomp_file(opt, val)
+    elif key == "label":
+        if val != "disable":
+            raise _bad("security_opt", opt, "SELinux labels are not supported (there is no "
+                       "SELinux here); only label=disable is accepted")
+        o.label_disable = True
+    elif key == "apparmor":
+        if val != "unconfined":
+            raise _bad("security_opt", opt, "AppArmor profiles are not supported; only "
+                       "apparmor=unconfined (which is what runs anyway) is accepted")
+    elif key == "systempaths":
+        raise _bad("security_opt", opt, "systempaths is not supported yet")
+    else:
+        raise _bad("security_opt", opt, f"unknown security option {key!r}")
+
+
+def _seccomp_file(opt: str, path: str) -> str:
+    from ..jsonio import loads
+
+    if not path:
+        raise _bad("security_opt", opt, "seccomp needs unconfined or a profile path")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as e:
+        raise _bad("security_opt", opt, f"opening seccomp profile ({path}) failed: "
+                   f"{e.strerror or e}")
+    try:
+        profile = loads(data)
+    except ValueError as e:
+        raise _bad("security_opt", opt, f"decoding seccomp profile failed: {e}")
+    if not isinstance(profile, dict):
+        raise _bad("security_opt", opt, "decoding seccomp profile failed: not a JSON object")
+    return os.path.abspath(path)
+
+
+# ---------------------------------------------------------------------------- lifecycle
+
+
+def _restart(value: str) -> RestartPolicy:
+    name, colon, count = value.partition(":")
+    if name in ("", "no"):
+        if colon:
+            raise _bad("restart", value, "maximum retry count cannot be used with restart "
+                       "policy 'no'")
+        return RestartPolicy("no", 0)
+    if name not in ("on-failure", "always", "unless-stopped"):
+        raise _bad("restart", value, "invalid restart policy: expected no, "
+                   "on-failure[:max-retries], always or unless-stopped")
+    if not colon:
+        return RestartPolicy(name, 0)
+    if name != "on-failure":
+        raise _bad("restart", value, "maximum retry count cannot be used with restart policy "
+                   f"'{name}'")
+    if not count.isdigit() or not count.isascii():
+        raise _bad("restart", value, "maximum retry count must be a non-negative integer")
+    return RestartPolicy(name, int(count))
+
+
+_ALIASES = ("SIGIOT", "SIGCLD", "SIGPOLL")  # SIGABRT, SIGCHLD, SIGIO are the names shown
+
+
+def _stop_signal(value: str) -> str:
+    from ..linux import signals
+
+    try:
+        n = signals.parse(value)
+    except ValueError:
+        raise _bad("stop_signal", value, f"Invalid signal: {value}")
+    lo, hi = signals.SIGRTMIN, signals.SIGRTMAX
+    if n == lo:
+        return "SIGRTMIN"
+    if n == hi:
+        return "SIGRTMAX"
+    if lo < n < hi:
+        return f"SIGRTMIN+{n - lo}"
+    return min(k for k, v in signals.NAMES.items() if v == n and k not in _ALIASES)
+
+
+def _pull(value: str) -> str:
+    if value not in ("missing", "always", "never"):
+        raise _bad("pull", value, 'invalid pull option: must be one of "always", "missing" '
+                   'or "never"')
+    return value
+
+
+def _runtime(value: str) -> str:
+    if value in ("sangja-runtime", "runc", "crun"):
+        return value
+    if not value.startswith("/"):
+        raise _bad("runtime", value, "unknown runtime: use sangja-runtime, runc, crun or the "
+                   "absolute path of an OCI runtime")
+    if not os.path.isfile(value) or not os.access(value, os.X_OK):
+        raise _bad("runtime", value, "not an executable file")
+    return value
+
+
+# ---------------------------------------------------------------------------- network
+
+
+def _network(value: str) -> str:
+    if value in ("none", "host"):
+        return value
+    if value in ("bridge", "default", ""):
+        raise _bad("network", value, "bridge networking is not available yet: use "
+                   "--network none or --network host")
+    if value.startswith("container:"):
+        raise _bad("network", value, "joining another container's network is not "
+                   "supported yet")
+    raise _bad("network", value, f"network {value} not found (sangja has none and host)")
+
+
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def _sysctls(values: list[str], network: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        key, eq, val = v.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise _bad("sysctl", v, "expected KEY=VALUE")
+        if "/" in key or ".." in key or key.startswith(".") or key.endswith("."):
+            raise _bad("sysctl", v, f"invalid sysctl key '{key}'")
+        if key.startswith("net."):
+            if network == "host":
+                raise _bad("sysctl", v, f"sysctl '{key}' is not allowed with --network host: "
+                           "it would change the host's network settings")
+        elif not (key in _IPC_SYSCTLS or key.startswith("fs.mqueue.")):
+            raise _bad("sysctl", v, f"sysctl '{key}' is not allowed: only namespaced ones "
+                       "are (kernel.msgmax, kernel.msgmnb, kernel.msgmni, kernel.sem, "
+                       "kernel.shmall, kernel.shmmax, kernel.shmmni, kernel.shm_rmid_forced, "
+                       "fs.mqueue.*, net.*)")
+        out[key] = val
+    return out
+
+
+def _publish(value: str, network: str) -> None:
+    """-p [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]: checked, then refused: there is no
+    bridge network yet, and without one nothing can be published."""
+    ports, slash, proto = value.rpartition("/") if "/" in value else (value, "", "tcp")
+    if slash and proto not in ("tcp", "udp", "sctp"):
+        raise _bad("publish", value, f"invalid proto: {proto}")
+    ip = ""
+    if ports.startswith("["):
+        end = ports.find("]")
+        if end < 0 or ports[end + 1:end + 2] != ":":
+            raise _bad("publish", value, "invalid IP address in port specification")
+        ip, ports = ports[1:end], ports[end + 2:]
+        parts = ports.split(":")
+        if len(parts) != 2:
+            raise _bad("publish", value, "expected [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]")
+        host, ctr = parts
+    else:
+        parts = ports.split(":")
+        if len(parts) == 1:
+            host, ctr = "", parts[0]
+        elif len(parts) == 2:
+            host, ctr = parts
+        elif len(parts) == 3:
+            ip, host, ctr = parts
+        else:
+            raise _bad("publish", value, "expected [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]")
+    if ip:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise _bad("publish", value, f"invalid IP address: {ip}")
+    if _port_range(ctr) is None or (host and _port_range(host) is None):
+        raise _bad("publish", value, "invalid port (1-65535, or a range like 8000-8010)")
+    where = f"--network {network}"
+    extra = ": with --network host the container already uses the host's ports" if (
+        network == "host") else ""
+    raise _bad("publish", value, f"port publishing needs the bridge network, which sangja "
+               f"does not have yet (this container has {where}){extra}")
+
+
+def _port_range(text: str) -> tuple[int, int] | None:
+    lo, dash, hi = text.partition("-")
+    try:
+        a = units.parse_int(lo)
+        b = units.parse_int(hi) if dash else a
+    except ValueError:
+        return None
+    if lo.startswith(("+", "-")) or hi.startswith(("+", "-")):
+        return None
+    return (a, b) if 1 <= a <= b <= 65535 else None
+
+
+def _expose(values: list[str]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        ports, _, proto = v.partition("/")
+        proto = proto.lower() or "tcp"
+        if proto not in ("tcp", "udp", "sctp"):
+            raise _bad("expose", v, f"invalid proto: {proto}")
+        rng = _port_range(ports)
+        if rng is None:
+            raise _bad("expose", v, "invalid port (1-65535, or a range like 8000-8010)")
+        for port in range(rng[0], rng[1] + 1):
+            if f"{port}/{proto}" not in out:
+                out.append(f"{port}/{proto}")
+    return out
+
+
+def _attach(values: list[str]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        s = v.lower()
+        if s not in ("stdin", "stdout", "stderr"):
+            raise _bad("attach", v, "valid streams are STDIN, STDOUT and STDERR")
+        if s not in out:
+            out.append(s)
+    return out
+
+
+# ---------------------------------------------------------------------------- devices, logs
+
+
+def _device(spec: str) -> DeviceRequest:
+    parts = spec.split(":")
+    perms = "rwm"
+    if len(parts) == 1:
+        host, ctr = parts[0], parts[0]
+    elif len(parts) == 2:
+        host = parts[0]
+        if _device_mode(parts[1]):
+            ctr, perms = host, parts[1]
+        else:
+            ctr = parts[1]
+    elif len(parts) == 3:
+        host, ctr, perms = parts
+        if not _device_mode(perms):
+            raise _bad("device", spec, f"bad mode specified: {perms} (a subset of rwm)")
+    else:
+        raise _bad("device", spec, f"invalid device specification: {spec}")
+    if not host.startswith("/"):
+        raise _bad("device", spec, f"{host} is not an absolute path")
+    if not ctr.startswith("/"):
+        raise _bad("device", spec, f"{ctr} is not an absolute path")
+    import stat
+
+    try:
+        st = os.stat(host)
+    except OSError as e:
+        raise _bad("device", spec, f"error gathering device information while adding custom "
+                   f"device {host!r}: {e.strerror or e}")
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise _bad("device", spec, f"{host} is not a device node")
+    return DeviceRequest(host, ctr, perms)
+
+
+def _device_mode(text: str) -> bool:
+    return 0 < len(text) <= 3 and all(c in "rwm" for c in text) and len(set(text)) == len(text)
+
+
+def _logging(o: ContainerOptions, driver: str | None, opts: list[str]) -> None:
+    if driver is not None:
+        if driver not in ("json-file", "none"):
+            raise _bad("log_driver", driver, "unsupported logging driver (json-file or none)")
+        o.log_driver = driver
+    given: dict[str, str] = {}
+    for value in opts:
+        for item in value.split(","):
+            key, eq, val = item.partition("=")
+            if not eq:
+                raise _bad("log_opt", value, f"invalid log opt '{item}': expected KEY=VALUE")
+            if o.log_driver == "none":
+                raise _bad("log_opt", value, "the none logging driver takes no options")
+            if key not in ("max-size", "max-file"):
+                raise _bad("log_opt", value, f"unknown log opt '{key}' for json-file log "
+                           "driver (max-size and max-file are supported)")
+            given[key] = val
+    if "max-size" in given:
+        val = given["max-size"]
+        try:
+            size = units.from_human_size(val)
+        except ValueError as e:
+            raise _bad("log_opt", f"max-size={val}", str(e))
+        if size <= 0:
+            raise _bad("log_opt", f"max-size={val}", "max-size must be a positive number")
+        o.log_max_size = size
+    if "max-file" in given:
+        val = given["max-file"]
+        try:
+            n = units.parse_int(val)
+        except ValueError:
+            raise _bad("log_opt", f"max-file={val}", "max-file must be an integer")
+        if n < 1:
+            raise _bad("log_opt", f"max-file={val}", "max-file cannot be less than 1")
+        if n > 1 and o.log_max_size is None:
+            raise _bad("log_opt", f"max-file={val}", "max-file needs max-size (there is "
+                       "nothing to rotate without it)")
+        o.log_max_file = n
+
+
+# ---------------------------------------------------------------------------- platform
+
+
+_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+         "armv7l": "arm", "armv6l": "arm", "i686": "386", "i386": "386", "ppc64le": "ppc64le",
+         "s390x": "s390x", "riscv64": "riscv64", "loongarch64": "loong64"}
+
+
+def _platform(value: str) -> None:
+    """Only the host's own platform: there is no emulation."""
+    host = _ARCH.get(os.uname().machine, os.uname().machine)
+    parts = value.lower().split("/")
+    ok = parts[0] == "linux" and len(parts) <= 3 and (
+        len(parts) == 1 or _ARCH.get(parts[1], parts[1]) == host)
+    if ok and len(parts) == 3:
+        ok = parts[2] in {"amd64": ("v1", "v2", "v3", "v4"), "arm64": ("v8",),
+                          "arm": ("v6", "v7")}.get(host, ())
+    if not ok:
+        raise _bad("platform", value, f"only the host's platform linux/{host} is supported "
+                   "(no emulation)")
