@@ -1,0 +1,230 @@
+"""Seccomp profiles in Docker's format (containers-common's /usr/share/containers/
+seccomp.json, `--security-opt seccomp=PATH`) turned into runtime-spec `linux.seccomp`.
+
+Docker's format is runtime-spec's plus conditions, resolved here for one container:
+
+- `archMap`: the entry whose `architecture` is this host's native one gives the
+  `architectures` list (it plus its `subArchitectures`); `architectures` given directly is
+  kept as is (both at once is an error, as in Docker).
+- each `syscalls[]` entry (`names`, or the old single `name`) is kept only if its
+  `includes` hold (every listed cap in the container's bounding set, the host arch among
+  `arches`, the running kernel >= `minKernel`) and its `excludes` do not (any listed cap
+  in the bounding set, the host arch among `arches`, the kernel >= `minKernel`).
+- `errnoRet` is kept; an entry with only the symbolic `errno` ("EPERM") gets its number.
+- comments and unknown keys go.
+
+A profile already in runtime-spec form passes through unchanged in meaning (it has no
+conditions). Nothing is cached on disk; the default profile takes ~1 ms to load and
+convert (the JSON is parsed with `sangja.jsonio`'s C scanner).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import SangjaError
+
+# platform.machine() -> (Go's GOARCH, which profiles use in `arches`; libseccomp's name)
+_ARCHES = {
+    "x86_64": ("amd64", "SCMP_ARCH_X86_64"),
+    "amd64": ("amd64", "SCMP_ARCH_X86_64"),
+    "i386": ("386", "SCMP_ARCH_X86"),
+    "i686": ("386", "SCMP_ARCH_X86"),
+    "aarch64": ("arm64", "SCMP_ARCH_AARCH64"),
+    "arm64": ("arm64", "SCMP_ARCH_AARCH64"),
+    "armv7l": ("arm", "SCMP_ARCH_ARM"),
+    "armv6l": ("arm", "SCMP_ARCH_ARM"),
+    "ppc64le": ("ppc64le", "SCMP_ARCH_PPC64LE"),
+    "ppc64": ("ppc64", "SCMP_ARCH_PPC64"),
+    "s390x": ("s390x", "SCMP_ARCH_S390X"),
+    "riscv64": ("riscv64", "SCMP_ARCH_RISCV64"),
+    "mips64": ("mips64", "SCMP_ARCH_MIPS64"),
+    "mips64el": ("mips64le", "SCMP_ARCH_MIPSEL64"),
+    "loongarch64": ("loong64", "SCMP_ARCH_LOONGARCH64"),
+}
+# profiles spell 32-bit x86 both ways
+_ARCH_ALIASES = {"386": ("386", "x86"), "x86": ("386", "x86")}
+
+_SYSCALL_KEYS = ("names", "action", "errnoRet", "args")
+_TOP_KEYS = ("defaultAction", "defaultErrnoRet", "flags", "listenerPath", "listenerMetadata")
+
+
+class ProfileError(SangjaError):
+    """A seccomp profile that cannot be read or used: exit code 125."""
+
+    exit_code = 125
+    engine_exit_code = 125
+
+
+def host_arch() -> tuple[str, str]:
+    """(Go arch name, libseccomp native arch name) of this machine."""
+    machine = os.uname().machine
+    try:
+        return _ARCHES[machine]
+    except KeyError:
+        raise ProfileError(f"seccomp: unknown machine architecture {machine!r}") from None
+
+
+def kernel_version() -> tuple[int, int]:
+    return parse_version(os.uname().release) or (0, 0)
+
+
+def parse_version(text: str) -> tuple[int, int] | None:
+    """"6.1.0-13-amd64" -> (6, 1); "4.8" -> (4, 8); None if there is no major.minor."""
+    parts = text.split(".")
+    if len(parts) < 2:
+        return None
+    major = parts[0]
+    minor = ""
+    for c in parts[1]:
+        if not c.isdigit():
+            break
+        minor += c
+    if not major.isdigit() or not minor:
+        return None
+    return int(major), int(minor)
+
+
+def load(path: str) -> dict:
+    """Read a profile file (either format)."""
+    from ..jsonio import loads
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ProfileError(f"opening seccomp profile ({path}) failed: "
+                           f"{e.strerror or e}") from None
+    try:
+        profile = loads(data)
+    except ValueError as e:
+        raise ProfileError(f"decoding seccomp profile ({path}) failed: {e}") from None
+    if not isinstance(profile, dict):
+        raise ProfileError(f"decoding seccomp profile ({path}) failed: not a JSON object")
+    return profile
+
+
+def to_oci(profile: dict, caps, *, arch: str | None = None,
+           kernel: tuple[int, int] | None = None, native: str | None = None) -> dict | None:
+    """runtime-spec `linux.seccomp` for a container whose bounding set is `caps`.
+
+    `arch`/`native`/`kernel` default to this host's (Go arch name, libseccomp native arch,
+    running kernel); tests pass others. None when the profile asks for nothing (no
+    default action and no rules), which Docker treats as seccomp off."""
+    if not isinstance(profile, dict):
+        raise ProfileError("seccomp profile: not a JSON object")
+    if not profile.get("defaultAction") and not profile.get("syscalls"):
+        return None
+    if not isinstance(profile.get("defaultAction"), str):
+        raise ProfileError("seccomp profile: defaultAction is required")
+    if arch is None or native is None:
+        h_arch, h_native = host_arch()
+        arch = arch or h_arch
+        native = native or h_native
+    if kernel is None:
+        kernel = kernel_version()
+    arch_names = _ARCH_ALIASES.get(arch, (arch,))
+    caps = frozenset(caps)
+
+    out: dict = {}
+    for k in _TOP_KEYS:
+        if profile.get(k) not in (None, "", [], {}):
+            out[k] = profile[k]
+    if "defaultErrnoRet" not in out and isinstance(profile.get("defaultErrno"), str):
+        out["defaultErrnoRet"] = _errno_number(profile["defaultErrno"])
+
+    arches = profile.get("architectures") or []
+    arch_map = profile.get("archMap") or []
+    if arches and arch_map:
+        raise ProfileError("seccomp profile: 'architectures' and 'archMap' were both "
+                           "specified, use either 'architectures' or 'archMap'")
+    if arches:
+        out["architectures"] = list(arches)
+    for entry in arch_map:
+        if isinstance(entry, dict) and entry.get("architecture") == native:
+            out["architectures"] = [native, *(entry.get("subArchitectures") or [])]
+            break
+
+    rules = []
+    for i, call in enumerate(profile.get("syscalls") or []):
+        if not isinstance(call, dict):
+            raise ProfileError(f"seccomp profile: syscalls[{i}] must be an object")
+        names = call.get("names")
+        if call.get("name"):
+            if names:
+                raise ProfileError(f"seccomp profile: syscalls[{i}] has both 'name' and "
+                                   "'names', use either 'name' or 'names'")
+            names = [call["name"]]
+        if not _applies(call, i, caps, arch_names, kernel):
+            continue
+        rule = {"names": list(names or [])}
+        for k in _SYSCALL_KEYS[1:]:
+            v = call.get(k)
+            if v not in (None, [], {}):
+                rule[k] = v
+        if "errnoRet" not in rule and isinstance(call.get("errno"), str) and call["errno"]:
+            rule["errnoRet"] = _errno_number(call["errno"])
+        if "args" in rule:
+            rule["args"] = [{k: a[k] for k in ("index", "value", "valueTwo", "op") if k in a}
+                            for a in rule["args"]]
+        rules.append(rule)
+    if rules:
+        out["syscalls"] = rules
+    return out
+
+
+def _applies(call: dict, i: int, caps: frozenset, arch_names: tuple,
+             kernel: tuple[int, int]) -> bool:
+    exc = call.get("excludes") or {}
+    inc = call.get("includes") or {}
+    if exc:
+        if any(a in arch_names for a in exc.get("arches") or ()):
+            return False
+        if any(c in caps for c in exc.get("caps") or ()):
+            return False
+        mk = exc.get("minKernel")
+        if mk and kernel >= _min_kernel(mk, i):
+            return False
+    if inc:
+        arches = inc.get("arches") or ()
+        if arches and not any(a in arch_names for a in arches):
+            return False
+        if not all(c in caps for c in inc.get("caps") or ()):
+            return False
+        mk = inc.get("minKernel")
+        if mk and kernel < _min_kernel(mk, i):
+            return False
+    return True
+
+
+def _min_kernel(text, i: int) -> tuple[int, int]:
+    v = parse_version(str(text))
+    if v is None:
+        raise ProfileError(f"seccomp profile: syscalls[{i}]: invalid minKernel {text!r} "
+                           "(expected MAJOR.MINOR)")
+    return v
+
+
+def _errno_number(name: str) -> int:
+    import errno
+
+    n = getattr(errno, name, None)
+    if not isinstance(n, int):
+        raise ProfileError(f"seccomp profile: unknown errno {name!r}")
+    return n
+
+
+def for_container(setting: str | None, caps, *, privileged: bool = False) -> dict | None:
+    """`linux.seccomp` for `--security-opt seccomp=...` (None = the default profile,
+    "unconfined", or a file path); None when the container runs without seccomp."""
+    if privileged or setting == "unconfined":
+        return None
+    if setting is None:
+        from .docker_defaults import DEFAULT_SECCOMP_PROFILE
+
+        if not os.path.exists(DEFAULT_SECCOMP_PROFILE):
+            raise ProfileError(f"the default seccomp profile {DEFAULT_SECCOMP_PROFILE} is "
+                               "missing (apt-get install golang-github-containers-common), "
+                               "or run with --security-opt seccomp=unconfined")
+        setting = DEFAULT_SECCOMP_PROFILE
+    return to_oci(load(setting), caps)
