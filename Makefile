@@ -13,6 +13,7 @@
 PYTHON ?= /usr/bin/python3
 VENV   := .venv
 STAMP  := $(VENV)/.sangja-installed
+MONITOR := $(VENV)/libexec/sangja/sangja-monitor
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -24,7 +25,7 @@ PYTEST_ARGS ?=
 DEB_PACKAGES := python3 python3-venv busybox-static runc procps iproute2 \
                 util-linux libseccomp2 uidmap git podman conmon gcc libc6-dev zstd \
                 musl-tools tini golang-github-containers-common skopeo umoci \
-                debootstrap crun docker.io
+                debootstrap mmdebstrap crun docker.io
 
 .DEFAULT_GOAL := help
 .PHONY: help install deb-packages test demo bench lint clean
@@ -32,7 +33,7 @@ DEB_PACKAGES := python3 python3-venv busybox-static runc procps iproute2 \
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
-install: deb-packages $(STAMP)
+install: deb-packages $(STAMP) $(MONITOR)
 	@# Byte-compile ahead: start-up time is a feature, and environments that set
 	@# PYTHONDONTWRITEBYTECODE would otherwise recompile every module on every run.
 	@$(VENV)/bin/python -m compileall -q src
@@ -65,6 +66,17 @@ $(VENV)/bin/python: | deb-packages
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q -e '.[test]'
 	@touch $@
+
+# sangja-monitor (docs/engine.md), one per running container: static and small with musl
+# (a few hundred kB of RSS), else glibc's gcc. Built to a temporary name, then renamed:
+# running monitors keep the old binary.
+$(MONITOR): native/monitor/sangja-monitor.c | deb-packages $(VENV)/bin/python
+	@mkdir -p $(@D)
+	@if command -v musl-gcc >/dev/null 2>&1; then \
+	  musl-gcc -static -Os -Wall -Wextra -Werror -o $@.tmp $<; \
+	else \
+	  gcc -O2 -Wall -Wextra -Werror -o $@.tmp $<; \
+	fi && mv -f $@.tmp $@
 
 # Root is needed for tests/integration; those tests skip themselves otherwise.
 # Extra pytest options: make test PYTEST_ARGS='--tb=short -k lifecycle'
