@@ -358,6 +358,26 @@ class Snapshotter:
         prefix = real.rstrip("/") + "/"
         return [p for p in mount_points() if p == real or p.startswith(prefix)]
 
+    def unmount(self, container_id: str, lazy: bool = False) -> None:
+        """Unmount the root filesystem but keep its upper layer (a stopped container holds
+        no mounts; `prepare` mounts it again). Idempotent. ``lazy`` detaches at once and
+        lets the kernel finish when the last user is gone."""
+        cdir = self._dir(container_id)
+        if not os.path.lexists(cdir):
+            return
+        for target in sorted(self._mounts_under(cdir), key=lambda p: (p.count("/"), len(p)),
+                             reverse=True):
+            try:
+                umount2(target, MNT_DETACH if lazy else 0)
+            except OSError as e:
+                if e.errno == errno.EINVAL:
+                    continue
+                try:
+                    umount2(target, MNT_DETACH)
+                except OSError as e2:
+                    if e2.errno != errno.EINVAL:
+                        raise SnapshotError(f"cannot unmount {target}: {e2.strerror}") from None
+
     def remove(self, container_id: str) -> None:
         """Unmount and delete the snapshot. Idempotent. Refuses to delete anything while a
         mount remains under the container's directory."""

@@ -1,0 +1,694 @@
+"""Container commands: run, create, start, stop, restart, kill, rm, ps, inspect, wait,
+rename, pause, unpause, port, top, stats, attach, exec, logs, cp, commit, export,
+container prune, and the monitor's `container cleanup`. Parsing and printing only: the
+work is in sangja.engine."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .common import PROG, Flag, Globals, UsageError, error, parse_flags, print_json, table
+
+
+def _engine(opts: Globals):
+    from ...engine.containers import Engine
+
+    return Engine(opts.storage_root, opts.run_root)
+
+
+def _each(opts: Globals, refs: list[str], action) -> int:
+    """Docker's multi-container commands: act on each, print what worked, report the rest
+    and exit 1 if any failed."""
+    from ...errors import SangjaError
+
+    rc = 0
+    with _engine(opts) as eng:
+        for ref in refs:
+            try:
+                out = action(eng, ref)
+                if out is not None:
+                    print(out)
+            except SangjaError as e:
+                error(str(e))
+                rc = 1
+    return rc
+
+
+# ---------------------------------------------------------------------------- run, create
+
+
+def cmd_create(opts: Globals, args: list[str]) -> int:
+    from ...engine.run_flags import parse_run_args
+
+    copts = parse_run_args(args, command="create")
+    with _engine(opts) as eng:
+        print(eng.create(copts))
+    return 0
+
+
+def cmd_run(opts: Globals, args: list[str]) -> int:
+    from ...engine.run_flags import parse_run_args
+
+    copts = parse_run_args(args, command="run")
+    with _engine(opts) as eng:
+        cid = eng.create(copts)
+        if copts.detach:
+            try:
+                eng.start(cid)
+            except BaseException:
+                if copts.rm:
+                    _quietly(eng.remove, cid, force=True, volumes=True)
+                raise
+            print(cid)
+            return 0
+        try:
+            client = eng.start(cid, attach=True)
+        except BaseException:
+            if copts.rm:
+                _quietly(eng.remove, cid, force=True, volumes=True)
+            raise
+        try:
+            code = _foreground(eng, cid, client, copts.tty, copts.interactive)
+            eng.cleanup(cid)  # as the clean-up owner: the monitor waits for us to hang up
+        finally:
+            client.close()
+        return code
+
+
+def _quietly(fn, *a, **kw) -> None:
+    from ...errors import SangjaError
+
+    try:
+        fn(*a, **kw)
+    except (SangjaError, OSError):
+        pass
+
+
+def _foreground(eng, cid: str, client, tty: bool, interactive: bool) -> int:
+    """Relay the container's stdio until it exits; return its exit code. Without a tty,
+    signals to us go to the container (Docker's --sig-proxy); with one, ^C travels
+    through the terminal as a byte."""
+    from ...linux import signals
+    from ...runtime.console import RawMode
+
+    row = eng.get(cid)
+    runtime = eng.runtime(row)
+    handlers = {}
+    if not tty:
+        def forward(sig, _frame):
+            try:
+                runtime.kill(cid, sig)
+            except Exception:  # noqa: BLE001 - it may be gone already
+                pass
+
+        for s in (signals.SIGINT, signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT,
+                  signals.SIGUSR1, signals.SIGUSR2):
+            handlers[s] = signals.signal(s, forward)
+    else:
+        from ...linux.pty import get_winsize
+
+        def resize(*_):
+            size = get_winsize(0) if os.isatty(0) else None
+            if size:
+                try:
+                    client.resize(*size)
+                except OSError:
+                    pass
+
+        handlers[signals.SIGWINCH] = signals.signal(signals.SIGWINCH, resize)
+        resize()
+    stdin_fd = 0 if interactive else None
+    try:
+        with RawMode(0) if (tty and interactive) else _Nothing():
+            code = client.relay(stdin_fd, sys.stdout.buffer, sys.stderr.buffer, tty)
+    finally:
+        for s, h in handlers.items():
+            signals.signal(s, h)
+    if code is None:  # the monitor went away: ask the kernel and the records
+        code = eng.wait(cid)
+    return code
+
+
+class _Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+# ---------------------------------------------------------------------------- start, stop
+
+
+def cmd_start(opts: Globals, args: list[str]) -> int:
+    flags, refs = parse_flags(args, [Flag("-a,--attach"), Flag("-i,--interactive")])
+    if not refs:
+        raise UsageError(f"usage: {PROG} start [-a] [-i] CONTAINER...")
+    if not (flags["attach"] or flags["interactive"]):
+        return _each(opts, refs, lambda eng, ref: (eng.start(ref), ref)[1])
+    if len(refs) > 1:
+        raise UsageError("you cannot start and attach multiple containers at once")
+    with _engine(opts) as eng:
+        row = eng.get(refs[0])
+        copts = eng.options(row)
+        client = eng.start(refs[0], attach=True)
+        if client is None:
+            raise UsageError(f"container {refs[0]} is already running: use attach")
+        try:
+            code = _foreground(eng, row["id"], client, copts.tty,
+                               flags["interactive"] and copts.interactive)
+            eng.cleanup(row["id"])
+        finally:
+            client.close()
+        return code
+
+
+def cmd_stop(opts: Globals, args: list[str]) -> int:
+    flags, refs = parse_flags(args, [Flag("-t,--time,--timeout", "value"),
+                                     Flag("-s,--signal", "value")])
+    if not refs:
+        raise UsageError(f"usage: {PROG} stop [-t SECONDS] CONTAINER...")
+    timeout = _seconds(flags["time"])
+    return _each(opts, refs, lambda eng, ref: (eng.stop(ref, timeout), ref)[1])
+
+
+def cmd_restart(opts: Globals, args: list[str]) -> int:
+    flags, refs = parse_flags(args, [Flag("-t,--time,--timeout", "value")])
+    if not refs:
+        raise UsageError(f"usage: {PROG} restart [-t SECONDS] CONTAINER...")
+    timeout = _seconds(flags["time"])
+    return _each(opts, refs, lambda eng, ref: (eng.restart(ref, timeout), ref)[1])
+
+
+def _seconds(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"invalid timeout {text!r}: a whole number of seconds") from None
+
+
+def cmd_kill(opts: Globals, args: list[str]) -> int:
+    flags, refs = parse_flags(args, [Flag("-s,--signal", "value")])
+    if not refs:
+        raise UsageError(f"usage: {PROG} kill [-s SIGNAL] CONTAINER...")
+    from ...linux import signals
+
+    try:
+        sig = signals.parse(flags["signal"] or "SIGKILL")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return _each(opts, refs, lambda eng, ref: (eng.kill(ref, sig), ref)[1])
+
+
+def cmd_rm(opts: Globals, args: list[str]) -> int:
+    flags, refs = parse_flags(args, [Flag("-f,--force"), Flag("-v,--volumes"),
+                                     Flag("-l,--link")])
+    if not refs:
+        raise UsageError(f"usage: {PROG} rm [-f] [-v] CONTAINER...")
+    return _each(opts, refs, lambda eng, ref: (
+        eng.remove(ref, force=flags["force"], volumes=flags["volumes"]), ref)[1])
+
+
+def cmd_pause(opts: Globals, args: list[str]) -> int:
+    _, refs = parse_flags(args, [])
+    if not refs:
+        raise UsageError(f"usage: {PROG} pause CONTAINER...")
+    return _each(opts, refs, lambda eng, ref: (eng.pause(ref), ref)[1])
+
+
+def cmd_unpause(opts: Globals, args: list[str]) -> int:
+    _, refs = parse_flags(args, [])
+    if not refs:
+        raise UsageError(f"usage: {PROG} unpause CONTAINER...")
+    return _each(opts, refs, lambda eng, ref: (eng.unpause(ref), ref)[1])
+
+
+def cmd_rename(opts: Globals, args: list[str]) -> int:
+    _, rest = parse_flags(args, [])
+    if len(rest) != 2:
+        raise UsageError(f"usage: {PROG} rename CONTAINER NEW_NAME")
+    with _engine(opts) as eng:
+        eng.rename(rest[0], rest[1])
+    return 0
+
+
+def cmd_wait(opts: Globals, args: list[str]) -> int:
+    _, refs = parse_flags(args, [])
+    if not refs:
+        raise UsageError(f"usage: {PROG} wait CONTAINER...")
+    return _each(opts, refs, lambda eng, ref: eng.wait(ref))
+
+
+def cmd_cleanup(opts: Globals, args: list[str]) -> int:
+    """Run by the monitor after the container's init exited (docs/engine.md)."""
+    _, refs = parse_flags(args, [])
+    if len(refs) != 1:
+        raise UsageError(f"usage: {PROG} container cleanup CONTAINER")
+    with _engine(opts) as eng:
+        eng.cleanup(refs[0])
+    return 0
+
+
+def cmd_container_prune(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-f,--force"), Flag("--filter", "multi")])
+    if rest:
+        raise UsageError(f"usage: {PROG} container prune [-f]")
+    with _engine(opts) as eng:
+        gone = eng.prune()
+    print("Deleted Containers:")
+    for cid in gone:
+        print(cid)
+    print()
+    print("Total reclaimed space: 0B" if not gone else f"Total: {len(gone)} containers")
+    return 0
+
+
+# ---------------------------------------------------------------------------- ps, inspect
+
+
+def _ps_filters(values: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for v in values:
+        key, eq, val = v.partition("=")
+        if not eq or key not in ("id", "name", "label", "status", "exited", "ancestor"):
+            raise UsageError(f"invalid filter {v!r} (id, name, label, status, exited, "
+                             "ancestor)")
+        if key == "status" and val not in ("created", "restarting", "running", "removing",
+                                           "paused", "exited", "dead"):
+            raise UsageError(f"invalid filter 'status={val}'")
+        out.append((key, val))
+    return out
+
+
+def _matches(entry: dict, filters: list[tuple[str, str]]) -> bool:
+    by_key: dict[str, list[str]] = {}
+    for k, v in filters:
+        by_key.setdefault(k, []).append(v)
+    for key, vals in by_key.items():
+        if key == "label":
+            labels = entry["_labels"]
+            ok = all((labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
+                     else v in labels for v in vals)
+        elif key == "id":
+            ok = any(entry["ID"].startswith(v) for v in vals)
+        elif key == "name":
+            ok = any(v in entry["Names"] for v in vals)
+        elif key == "status":
+            ok = entry["State"] in vals
+        elif key == "exited":
+            ok = entry["State"] == "exited" and str(entry["ExitCode"]) in vals
+        else:  # ancestor
+            ok = any(v in (entry["Image"], entry["ImageID"]) or entry["ImageID"].startswith(
+                "sha256:" + v) for v in vals)
+        if not ok:
+            return False
+    return True
+
+
+def cmd_ps(opts: Globals, args: list[str]) -> int:
+    import time
+
+    flags, rest = parse_flags(args, [Flag("-a,--all"), Flag("-q,--quiet"),
+                                     Flag("--no-trunc"), Flag("-l,--latest"),
+                                     Flag("-n,--last", "value"), Flag("-f,--filter", "multi"),
+                                     Flag("--format", "value"), Flag("-s,--size")])
+    if rest:
+        raise UsageError(f"usage: {PROG} ps [-a] [-q] [--filter K=V] [--format json]")
+    filters = _ps_filters(flags["filter"])
+    from ...engine.inspect import ps_entry
+
+    now = time.time()
+    with _engine(opts) as eng:
+        rows = eng.db.all()
+        entries = [ps_entry(eng, r, now) for r in rows]
+    show_all = flags["all"] or flags["latest"] or flags["last"] is not None or any(
+        k in ("status", "exited") for k, _ in filters)
+    entries = [e for e in entries if (show_all or e["State"] in ("running", "paused"))
+               and _matches(e, filters)]
+    if flags["latest"]:
+        entries = entries[:1]
+    if flags["last"] is not None:
+        try:
+            entries = entries[:int(flags["last"])]
+        except ValueError:
+            raise UsageError(f"invalid --last {flags['last']!r}") from None
+    trunc = not flags["no_trunc"]
+    for e in entries:
+        del e["_labels"]
+        if trunc:
+            e["ID"] = e["ID"][:12]
+    if flags["quiet"]:
+        for e in entries:
+            print(e["ID"])
+        return 0
+    fmt = flags["format"]
+    if fmt == "json":
+        from ...jsonio import dumps
+
+        for e in entries:
+            print(dumps(e))
+        return 0
+    if fmt and fmt != "table":
+        from .common import render_template
+
+        body = fmt.removeprefix("table ").strip() if fmt.startswith("table ") else fmt
+        for e in entries:
+            print(render_template(body, e))
+        return 0
+    rows_out = []
+    for e in entries:
+        cmd = e["Command"]
+        if trunc and len(cmd) > 20:
+            cmd = cmd[:19] + "…"
+        rows_out.append([e["ID"], e["Image"], f'"{cmd}"', e["RunningFor"] + " ago",
+                         e["Status"], e["Ports"], e["Names"]])
+    table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+          rows_out)
+    return 0
+
+
+def cmd_inspect(opts: Globals, args: list[str]) -> int:
+    flags, refs = parse_flags(args, [Flag("-f,--format", "value"), Flag("--type", "value"),
+                                     Flag("-s,--size")])
+    if not refs:
+        raise UsageError(f"usage: {PROG} inspect [-f FORMAT] NAME...")
+    kind = flags["type"]
+    if kind not in (None, "container", "image"):
+        raise UsageError(f"unsupported --type {kind!r} (container or image)")
+    from ...engine.inspect import container_document
+    from ...engine.records import NoSuchContainer
+    from ...image.db import ImageNotFound
+
+    docs = []
+    rc = 0
+    with _engine(opts) as eng:
+        for ref in refs:
+            try:
+                if kind == "image":
+                    raise NoSuchContainer(ref)
+                docs.append(container_document(eng, eng.get(ref)))
+                continue
+            except NoSuchContainer:
+                if kind == "container":
+                    error(f"No such container: {ref}")
+                    rc = 1
+                    continue
+            try:
+                docs.append(eng.images.inspect(ref))
+            except ImageNotFound:
+                error(f"No such object: {ref}")
+                rc = 1
+    if flags["format"]:
+        from .common import render_template
+
+        for d in docs:
+            print(render_template(flags["format"], d))
+    else:
+        print_json(docs)
+    return rc
+
+
+def cmd_port(opts: Globals, args: list[str]) -> int:
+    _, rest = parse_flags(args, [])
+    if not rest or len(rest) > 2:
+        raise UsageError(f"usage: {PROG} port CONTAINER [PRIVATE_PORT[/PROTO]]")
+    with _engine(opts) as eng:
+        eng.get(rest[0])
+    if len(rest) == 2:  # no published ports without the bridge network
+        error(f"no public port '{rest[1]}' published for {rest[0]}")
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------------------- top, stats
+
+
+def cmd_top(opts: Globals, args: list[str]) -> int:
+    _, rest = parse_flags(args, [], interspersed=False)
+    if not rest:
+        raise UsageError(f"usage: {PROG} top CONTAINER [ps OPTIONS]")
+    from ...engine.status import RUNNING, live_state
+
+    with _engine(opts) as eng:
+        row = eng.get(rest[0])
+        if live_state(row) != RUNNING:
+            raise UsageError(f"container {rest[0]} is not running")
+        pids = eng.runtime(row).pids(row["id"])
+    ps_args = rest[1:] or ["-f"]
+    import subprocess
+
+    r = subprocess.run(["ps", *ps_args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise UsageError(f"ps {' '.join(ps_args)}: {r.stderr.strip()}")
+    lines = r.stdout.splitlines()
+    if not lines:
+        return 0
+    header = lines[0].split()
+    if "PID" not in header:
+        raise UsageError("the ps options must show a PID column")
+    col = header.index("PID")
+    wanted = set(pids)
+    print(lines[0])
+    for line in lines[1:]:
+        fields = line.split(None, len(header) - 1)
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in wanted:
+            print(line)
+    return 0
+
+
+def cmd_stats(opts: Globals, args: list[str]) -> int:
+    flags, refs = parse_flags(args, [Flag("--no-stream"), Flag("-a,--all"),
+                                     Flag("--format", "value"), Flag("--no-trunc")])
+    from ...engine.stats import sample_all
+
+    with _engine(opts) as eng:
+        while True:
+            rows = sample_all(eng, refs, include_stopped=flags["all"])
+            if flags["format"] == "json":
+                from ...jsonio import dumps
+
+                for r in rows:
+                    print(dumps(r))
+            else:
+                if not flags["no_stream"]:
+                    sys.stdout.write("\x1b[2J\x1b[H")
+                table(["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %",
+                       "NET I/O", "BLOCK I/O", "PIDS"],
+                      [[r["ID"], r["Name"], r["CPUPerc"], r["MemUsage"], r["MemPerc"],
+                        r["NetIO"], r["BlockIO"], r["PIDs"]] for r in rows])
+            sys.stdout.flush()
+            if flags["no_stream"]:
+                return 0
+
+
+# ---------------------------------------------------------------------------- attach, exec
+
+
+def cmd_attach(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("--no-stdin"), Flag("--sig-proxy"),
+                                     Flag("--detach-keys", "value")])
+    if len(rest) != 1:
+        raise UsageError(f"usage: {PROG} attach CONTAINER")
+    from ...engine.monitor import AttachClient
+    from ...engine.status import RUNNING, live_state
+
+    with _engine(opts) as eng:
+        row = eng.get(rest[0])
+        if live_state(row) != RUNNING:
+            raise UsageError("You cannot attach to a stopped container, start it first")
+        copts = eng.options(row)
+        client = AttachClient(eng.paths.attach_socket(row["id"]))
+        try:
+            return _foreground(eng, row["id"], client, copts.tty,
+                               copts.interactive and not flags["no_stdin"])
+        finally:
+            client.close()
+
+
+def cmd_exec(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-i,--interactive"), Flag("-t,--tty"),
+                                     Flag("-d,--detach"), Flag("-e,--env", "multi"),
+                                     Flag("--env-file", "multi"), Flag("-u,--user", "value"),
+                                     Flag("-w,--workdir", "value"), Flag("--privileged")],
+                              interspersed=False)
+    if len(rest) < 2:
+        raise UsageError(f"usage: {PROG} exec [OPTIONS] CONTAINER COMMAND [ARG...]")
+    from ...engine.status import RUNNING, live_state
+
+    env = list(flags["env"])
+    for e in env:
+        if "=" not in e:
+            env[env.index(e)] = f"{e}={os.environ.get(e, '')}"
+    with _engine(opts) as eng:
+        row = eng.get(rest[0])
+        state = live_state(row)
+        if state != RUNNING:
+            raise UsageError(f"container {rest[0]} is not running" if state != "paused"
+                             else f"container {rest[0]} is paused, unpause the container "
+                             "before exec")
+        user = flags["user"]
+        if user:
+            from ...engine.users import resolve_user_spec
+
+            user = resolve_user_spec(eng.snapshots().merged_dir(row["id"]), user)
+        argv = eng.runtime(row).exec_argv(row["id"], rest[1:], tty=flags["tty"],
+                                          detach=flags["detach"], env=env,
+                                          cwd=flags["workdir"], user=user)
+    if not flags["interactive"] and not flags["tty"]:
+        fd = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(fd, 0)
+        os.close(fd)
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
+    return 126
+
+
+# ---------------------------------------------------------------------------- logs, files
+
+
+def cmd_logs(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-f,--follow"), Flag("--since", "value"),
+                                     Flag("--until", "value"), Flag("-n,--tail", "value"),
+                                     Flag("-t,--timestamps"), Flag("--details")])
+    if len(rest) != 1:
+        raise UsageError(f"usage: {PROG} logs [-f] [--since T] [--until T] [--tail N] [-t] "
+                         "CONTAINER")
+    from ...engine.logs import parse_timestamp, read_logs
+    from ...engine.status import PAUSED, RUNNING, live_state
+
+    try:
+        since = parse_timestamp(flags["since"]) if flags["since"] else None
+        until = parse_timestamp(flags["until"]) if flags["until"] else None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    tail = flags["tail"]
+    if tail in (None, "all"):
+        tail_n = None
+    else:
+        try:
+            tail_n = int(tail)
+        except ValueError:
+            raise UsageError(f"invalid --tail {tail!r}: a number or all") from None
+    with _engine(opts) as eng:
+        row = eng.get(rest[0])
+        copts = eng.options(row)
+        if copts.log_driver == "none":
+            raise UsageError('configured logging driver does not support reading: "none"')
+        cid = row["id"]
+
+        def running() -> bool:
+            try:
+                return live_state(eng.db.get(cid)) in (RUNNING, PAUSED)
+            except Exception:  # noqa: BLE001 - removed meanwhile
+                return False
+
+        read_logs(eng.paths.log_path(cid), sys.stdout.buffer, sys.stderr.buffer, since=since,
+                  until=until, tail=tail_n, timestamps=flags["timestamps"],
+                  follow=flags["follow"], is_running=running)
+    return 0
+
+
+def cmd_cp(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-a,--archive"), Flag("-L,--follow-link"),
+                                     Flag("-q,--quiet")])
+    if len(rest) != 2:
+        raise UsageError(f"usage: {PROG} cp [-a] [-L] CONTAINER:SRC DEST | SRC CONTAINER:DEST")
+    src, dst = rest
+    src_c = _container_path(src)
+    dst_c = _container_path(dst)
+    if bool(src_c) == bool(dst_c):
+        raise UsageError("copying between containers or within the host is not supported: "
+                         "one side must be CONTAINER:PATH")
+    from ...engine import copy as cp
+
+    with _engine(opts) as eng:
+        if src_c:
+            with eng.rootfs(src_c[0]) as (_, root):
+                target = sys.stdout.buffer if dst == "-" else dst
+                cp.copy_out(root, src_c[1], target, archive=flags["archive"],
+                            follow_link=flags["follow_link"])
+        else:
+            with eng.rootfs(dst_c[0]) as (_, root):
+                source = sys.stdin.buffer if src == "-" else src
+                cp.copy_in(root, source, dst_c[1], archive=flags["archive"],
+                           follow_link=flags["follow_link"])
+    return 0
+
+
+def _container_path(arg: str) -> tuple[str, str] | None:
+    """"name:/path" -> (name, "/path"); a host path (absolute, ./x, or no colon) -> None."""
+    if arg.startswith(("/", ".")) or ":" not in arg:
+        return None
+    name, _, path = arg.partition(":")
+    return (name, path or "/")
+
+
+def cmd_commit(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-a,--author", "value"), Flag("-m,--message", "value"),
+                                     Flag("-c,--change", "multi"), Flag("-p,--pause"),
+                                     Flag("--format", "value")])
+    if len(rest) not in (1, 2):
+        raise UsageError(f"usage: {PROG} commit [-a AUTHOR] [-m MSG] [-c INSTR] CONTAINER "
+                         "[REPOSITORY[:TAG]]")
+    from ...image.commit import commit
+
+    with _engine(opts) as eng:
+        with eng.rootfs(rest[0]) as (row, _):
+            upper = eng.snapshots().diff_dir(row["id"])
+            overrides = _commit_config(eng, row)
+            image_id = commit(eng.images, row["image_id"], upper,
+                              config_overrides=overrides, changes=flags["change"],
+                              author=flags["author"] or "", message=flags["message"] or "",
+                              created_by=" ".join([row["path"], *_args(row)]),
+                              reference=rest[1] if len(rest) == 2 else None)
+    print(image_id)
+    return 0
+
+
+def _args(row) -> list[str]:
+    from ...jsonio import loads
+
+    return loads(row["args"])
+
+
+def _commit_config(eng, row) -> dict:
+    """What `docker commit` keeps in the new image: the container's effective config."""
+    from ...engine.inspect import container_document
+
+    config = container_document(eng, row)["Config"]
+    keep = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "StopSignal")
+    return {k: config[k] for k in keep if config.get(k) not in (None, "", [], {})}
+
+
+def cmd_export(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-o,--output", "value")])
+    if len(rest) != 1:
+        raise UsageError(f"usage: {PROG} export [-o FILE] CONTAINER")
+    from ...engine.export import export_rootfs
+
+    output = flags["output"]
+    with _engine(opts) as eng:
+        if not output or output == "-":
+            if sys.stdout.isatty():
+                raise UsageError("cowardly refusing to write a tar archive to a terminal: "
+                                 "use -o FILE or redirect")
+            with eng.rootfs(rest[0]) as (_, root):
+                sys.stdout.flush()
+                export_rootfs(root, sys.stdout.buffer)
+                sys.stdout.buffer.flush()
+            return 0
+        tmp = f"{output}.tmp-{os.getpid()}"
+        try:
+            with eng.rootfs(rest[0]) as (_, root), open(tmp, "wb") as f:
+                export_rootfs(root, f)
+            os.replace(tmp, output)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+    return 0

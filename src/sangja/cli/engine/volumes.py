@@ -1,0 +1,152 @@
+"""Volume commands: volume create, ls, inspect, rm, prune."""
+
+from __future__ import annotations
+
+from .common import PROG, Flag, Globals, UsageError, error, parse_flags, print_json, table
+
+
+def _db(opts: Globals):
+    from ...engine.paths import Paths
+    from ...engine.records import open_db
+
+    return open_db(opts.storage_root), Paths(opts.storage_root, opts.run_root)
+
+
+def _labels(values: list[str]) -> dict[str, str]:
+    out = {}
+    for v in values:
+        k, _, val = v.partition("=")
+        if not k:
+            raise UsageError(f"invalid label {v!r}")
+        out[k] = val
+    return out
+
+
+def cmd_volume_create(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("--name", "value"), Flag("-d,--driver", "value"),
+                                     Flag("-l,--label", "multi"), Flag("-o,--opt", "multi")])
+    if len(rest) > 1 or (rest and flags["name"] and rest[0] != flags["name"]):
+        raise UsageError(f"usage: {PROG} volume create [--label K=V] [NAME]")
+    if flags["driver"] not in (None, "local"):
+        raise UsageError(f"volume driver {flags['driver']!r} is not available (only local)")
+    if flags["opt"]:
+        raise UsageError("volume driver options (-o) are not supported by the local driver "
+                         "yet")
+    import os
+
+    from ...engine.volumes import ensure_volume
+
+    name = flags["name"] or (rest[0] if rest else os.urandom(32).hex())
+    db, paths = _db(opts)
+    with db:
+        ensure_volume(db, paths, name, labels=_labels(flags["label"]))
+    print(name)
+    return 0
+
+
+def cmd_volume_ls(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-q,--quiet"), Flag("--format", "value"),
+                                     Flag("-f,--filter", "multi")])
+    if rest:
+        raise UsageError(f"usage: {PROG} volume ls [-q] [--format json]")
+    from ...engine.volumes import volume_info
+
+    db, paths = _db(opts)
+    with db:
+        rows = db.volumes()
+        dangling = {r["name"]: not db.volume_users(r["name"]) for r in rows}
+    infos = [volume_info(paths, r) for r in rows]
+    for f in flags["filter"]:
+        key, _, val = f.partition("=")
+        if key == "dangling":
+            want = val.lower() in ("true", "1")
+            infos = [i for i in infos if dangling[i["Name"]] == want]
+        elif key == "name":
+            infos = [i for i in infos if val in i["Name"]]
+        elif key == "label":
+            k, eq, v = val.partition("=")
+            infos = [i for i in infos if k in i["Labels"] and (not eq or i["Labels"][k] == v)]
+        else:
+            raise UsageError(f"invalid filter {f!r} (dangling, name, label)")
+    if flags["quiet"]:
+        for i in infos:
+            print(i["Name"])
+    elif flags["format"] == "json":
+        from ...jsonio import dumps
+
+        for i in infos:
+            print(dumps(i))
+    else:
+        table(["DRIVER", "VOLUME NAME"], [["local", i["Name"]] for i in infos])
+    return 0
+
+
+def cmd_volume_inspect(opts: Globals, args: list[str]) -> int:
+    flags, names = parse_flags(args, [Flag("-f,--format", "value")])
+    if not names:
+        raise UsageError(f"usage: {PROG} volume inspect NAME...")
+    from ...engine.records import NoSuchVolume
+    from ...engine.volumes import volume_info
+
+    db, paths = _db(opts)
+    out, rc = [], 0
+    with db:
+        for n in names:
+            try:
+                out.append(volume_info(paths, db.volume(n)))
+            except NoSuchVolume as e:
+                error(str(e))
+                rc = 1
+    if flags["format"]:
+        from .common import render_template
+
+        for d in out:
+            print(render_template(flags["format"], d))
+    else:
+        print_json(out)
+    return rc
+
+
+def cmd_volume_rm(opts: Globals, args: list[str]) -> int:
+    flags, names = parse_flags(args, [Flag("-f,--force")])
+    if not names:
+        raise UsageError(f"usage: {PROG} volume rm [-f] NAME...")
+    from ...engine.records import NoSuchVolume
+    from ...engine.volumes import remove_volume
+    from ...errors import SangjaError
+
+    db, paths = _db(opts)
+    rc = 0
+    with db:
+        for n in names:
+            try:
+                remove_volume(db, paths, n)
+                print(n)
+            except NoSuchVolume as e:
+                if not flags["force"]:
+                    error(str(e))
+                    rc = 1
+            except SangjaError as e:
+                error(str(e))
+                rc = 1
+    return rc
+
+
+def cmd_volume_prune(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-f,--force"), Flag("-a,--all"),
+                                     Flag("--filter", "multi")])
+    if rest:
+        raise UsageError(f"usage: {PROG} volume prune [-a] [-f]")
+    from ...engine.volumes import prune_volumes
+
+    db, paths = _db(opts)
+    with db:
+        gone, size = prune_volumes(db, paths, anonymous_only=not flags["all"])
+    from .common import human_size
+
+    print("Deleted Volumes:")
+    for n in gone:
+        print(n)
+    print()
+    print(f"Total reclaimed space: {human_size(size)}")
+    return 0

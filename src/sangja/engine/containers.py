@@ -1,0 +1,622 @@
+"""The container lifecycle of the daemonless engine: create, start, stop, kill, remove,
+clean up after an exit, restart policies. Every change to one container happens under
+that container's lock (an flock in its directory), so any number of CLI processes and
+monitors can act at once; SQLite serialises the records.
+
+`Engine` is also the library surface: `Engine(root, runroot).create(options)` does what
+`sangja create` does."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..errors import SangjaError
+from ..linux import process as lp
+from ..linux import signals
+from .options import ContainerOptions
+from .paths import Paths
+from .records import NoSuchContainer, open_db
+from .status import CREATED, EXITED, PAUSED, REMOVING, RUNNING, live_state, monitor_alive
+
+DEFAULT_STOP_TIMEOUT = 10
+UNKNOWN_EXIT = 255  # no monitor was left to see the exit
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+class EngineError(SangjaError):
+    def __init__(self, message: str, code: int = 125):
+        super().__init__(message)
+        self.engine_exit_code = code
+
+
+def validate_name(name: str) -> None:
+    if len(name) < 2 or not set(name) <= _NAME_CHARS or not name[0].isalnum():
+        raise EngineError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                          "are allowed")
+
+
+def command_of(opts: ContainerOptions, image_config: dict) -> list[str]:
+    """Docker's rule: ENTRYPOINT + CMD, where --entrypoint drops the image's CMD unless a
+    command is given, and a command replaces the image's CMD."""
+    if opts.entrypoint is None:
+        entry = image_config.get("Entrypoint") or []
+    else:
+        entry = opts.entrypoint
+    if opts.command:
+        cmd = opts.command
+    elif opts.entrypoint is not None:
+        cmd = []
+    else:
+        cmd = image_config.get("Cmd") or []
+    return [*entry, *cmd]
+
+
+class Engine:
+    def __init__(self, root: str, runroot: str):
+        self.paths = Paths(root, runroot)
+        self._db = None
+        self._images = None
+
+    # -- plumbing -------------------------------------------------------------------------
+    @property
+    def db(self):
+        if self._db is None:
+            self._db = open_db(self.paths.root)
+        return self._db
+
+    @property
+    def images(self):
+        if self._images is None:
+            from ..image.store import ImageStore
+
+            self._images = ImageStore(self.paths.root)
+        return self._images
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+        if self._images is not None:
+            self._images.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def snapshots(self):
+        from ..image.snapshots import Snapshotter
+
+        return Snapshotter(self.paths.snapshots)
+
+    def runtime(self, row_or_opts):
+        from .runtimes import runtime_for
+
+        name = (row_or_opts.runtime if isinstance(row_or_opts, ContainerOptions)
+                else self.options(row_or_opts).runtime)
+        return runtime_for(name, self.paths)
+
+    @staticmethod
+    def options(row) -> ContainerOptions:
+        from ..jsonio import loads
+
+        return ContainerOptions.from_dict(loads(row["options"]))
+
+    def get(self, ref: str):
+        return self.db.get(ref)
+
+    @contextmanager
+    def locked(self, ref: str) -> Iterator:
+        """Lock one container and yield its current row (re-read under the lock)."""
+        row = self.db.get(ref)
+        cid = row["id"]
+        try:
+            fd = os.open(self.paths.lock_path(cid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:  # its directory went with `rm`
+            raise NoSuchContainer(ref) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                row = self.db.get(cid)
+            except NoSuchContainer:
+                raise NoSuchContainer(ref) from None
+            yield row
+        finally:
+            os.close(fd)
+
+    # -- create ---------------------------------------------------------------------------
+    def create(self, opts: ContainerOptions) -> str:
+        """Record a container and everything it needs except processes; return its id.
+        Nothing is left behind when it fails."""
+        from ..image.db import ImageNotFound
+        from ..jsonio import dumps
+
+        if opts.pull == "always":
+            raise EngineError(f"cannot pull {opts.image!r}: --pull always needs a registry, "
+                              "and sangja has no registry client yet")
+        try:
+            image = self.images.resolve(opts.image)
+        except ImageNotFound:
+            raise EngineError(f"Unable to find image '{opts.image}' locally (and pulling "
+                              "from a registry is not available yet: use sangja load or "
+                              "sangja bootstrap)") from None
+        image_config = (self.images.config(image.id).get("config") or {})
+        argv = command_of(opts, image_config)
+        if not argv:
+            raise EngineError("no command specified")
+        if opts.name is not None:
+            validate_name(opts.name)
+        opts.stop_signal = opts.stop_signal or image_config.get("StopSignal") or None
+        self._add_image_volumes(opts, image_config)
+        cid = os.urandom(32).hex()
+        anonymous = []
+        for m in opts.mounts:
+            if m.type == "volume" and not m.source:
+                m.source = os.urandom(32).hex()
+                anonymous.append(m.source)
+        row = {"id": cid, "name": opts.name or self._random_name(), "image_id": image.id,
+               "image_name": opts.image, "created": time.time(), "options": dumps(opts.to_dict()),
+               "path": argv[0], "args": dumps(argv[1:]), "state": CREATED}
+        os.makedirs(self.paths.container_dir(cid), mode=0o700)
+        try:
+            self.db.insert(row)
+            try:
+                from .volumes import ensure_volume
+
+                for m in opts.mounts:
+                    if m.type == "volume":
+                        ensure_volume(self.db, self.paths, m.source,
+                                      anonymous=m.source in anonymous)
+                        self.db.use_volume(cid, m.source)
+            except BaseException:
+                self.db.delete(cid)
+                raise
+        except BaseException:
+            shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)
+            from .volumes import remove_volume
+
+            for name in anonymous:
+                remove_volume(self.db, self.paths, name, missing_ok=True)
+            raise
+        return cid
+
+    @staticmethod
+    def _add_image_volumes(opts: ContainerOptions, image_config: dict) -> None:
+        """The image's VOLUME paths get anonymous volumes unless a mount covers them."""
+        from .options import MountRequest
+
+        taken = {m.target.rstrip("/") or "/" for m in opts.mounts}
+        for target in sorted(image_config.get("Volumes") or {}):
+            t = target.rstrip("/") or "/"
+            if t not in taken:
+                opts.mounts.append(MountRequest(type="volume", target=t, source=""))
+                taken.add(t)
+
+    def _random_name(self) -> str:
+        from .names import random_name
+
+        for attempt in range(20):
+            name = random_name(attempt >= 10)
+            if not self.db.conn.execute("SELECT 1 FROM containers WHERE name = ?",
+                                        (name,)).fetchone():
+                return name
+        return random_name(True) + os.urandom(2).hex()
+
+    # -- start ----------------------------------------------------------------------------
+    def start(self, ref: str, *, attach: bool = False):
+        """Start a created or exited container. With ``attach``, return an AttachClient
+        connected (as the clean-up owner) before the program starts, so no output is lost;
+        the caller must then call `cleanup` when told the exit code."""
+        with self.locked(ref) as row:
+            state = live_state(row)
+            if state == RUNNING:
+                return None
+            if state == PAUSED:
+                raise EngineError(f"cannot start a paused container {row['name']}: "
+                                  "try unpause instead")
+            if state == REMOVING:
+                raise EngineError(f"container {row['name']} is marked for removal")
+            if row["state"] in (RUNNING, PAUSED):  # died unobserved: finish that first
+                self._cleanup_locked(row, apply_policy=False)
+                row = self.db.get(row["id"])
+            return self._start_locked(row, attach=attach)
+
+    def _start_locked(self, row, *, attach: bool):
+        from .launch import LaunchPlan, launch
+        from .monitor import monitor_path
+
+        cid = row["id"]
+        opts = self.options(row)
+        monitor = monitor_path()
+        runtime = self.runtime(opts)
+        bundle = self.paths.container_dir(cid)
+        self._prepare_bundle(row, opts, bundle)
+        plan = LaunchPlan(
+            cid=cid, bundle=bundle, run_dir=self.paths.run_dir(cid),
+            log_path=self.paths.log_path(cid) if opts.log_driver != "none" else None,
+            log_max_size=opts.log_max_size, log_max_file=opts.log_max_file,
+            tty=opts.tty, stdin=opts.interactive, exit_command=self.exit_command(cid))
+        try:
+            launched = launch(runtime, plan, monitor)
+        except BaseException:
+            self._release_rootfs(cid)
+            raise
+        client = None
+        try:
+            if attach:
+                from .monitor import AttachClient
+
+                client = AttachClient(self.paths.attach_socket(cid))
+                client.claim_cleanup()
+            runtime.start(cid)
+        except BaseException as e:
+            if client is not None:
+                client.close()
+            self._abort_start(row, runtime, launched, str(e))
+            raise
+        self.db.update(cid, state=RUNNING, pid=launched.init_pid,
+                       pid_start=lp.start_time(launched.init_pid),
+                       monitor_pid=launched.monitor_pid, started_at=time.time(),
+                       finished_at=None, exit_code=0, oom_killed=0, stopped_by_user=0, error="")
+        return client
+
+    def _abort_start(self, row, runtime, launched, error: str) -> None:
+        """The runtime could not start the program: nothing of this attempt may remain."""
+        cid = row["id"]
+        try:
+            os.kill(launched.init_pid, signals.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _ignore(runtime.delete, cid)
+        self._release_rootfs(cid)
+        _touch(self.paths.cleaned_file(cid))  # the monitor must not run the clean-up
+        code = 127 if "not found" in error or "no such file" in error else 126
+        self.db.update(cid, state=EXITED if row["state"] != CREATED else CREATED,
+                       exit_code=code if row["state"] != CREATED else 0, error=error)
+
+    def _prepare_bundle(self, row, opts: ContainerOptions, bundle: str) -> None:
+        """Mount the root filesystem and write config.json (and the /etc files)."""
+        from ..jsonio import dumps, write_atomic
+        from .spec import build_spec
+
+        cid = row["id"]
+        layers = self.images.unpacked_layers(row["image_id"])
+        rootfs = self.snapshots().prepare(cid, layers)
+        try:
+            image_config = self.images.config(row["image_id"]).get("config") or {}
+            mounts = self._resolve_mounts(cid, opts, rootfs)
+            init_path = None
+            if opts.init:
+                init_path = _init_binary()
+            spec = build_spec(opts, image_config, container_id=cid, rootfs=rootfs,
+                              container_dir=bundle, mounts=mounts, init_path=init_path)
+            write_atomic(os.path.join(bundle, "config.json"), dumps(spec), durable=False)
+        except BaseException:
+            self._release_rootfs(cid)
+            raise
+
+    def _resolve_mounts(self, cid: str, opts: ContainerOptions, rootfs: str) -> list:
+        from .spec import ResolvedMount
+        from .volumes import copy_up
+
+        out = []
+        for m in opts.mounts:
+            if m.type == "volume":
+                data = self.paths.volume_data(m.source)
+                os.makedirs(data, mode=0o755, exist_ok=True)
+                if "nocopy" not in m.options:
+                    copy_up(rootfs, m.target, data)
+                source = data
+            else:
+                source = m.source
+            options = [o for o in m.options if o != "nocopy"]
+            if m.readonly:
+                options.append("ro")
+            out.append(ResolvedMount(type="tmpfs" if m.type == "tmpfs" else "bind",
+                                     source=source, destination=m.target, options=options))
+        return out
+
+    def _release_rootfs(self, cid: str) -> None:
+        # Detached: nothing uses the root any more once the init is gone, and a synchronous
+        # overlay unmount costs ~30 ms of the container's exit path.
+        _ignore(self.snapshots().unmount, cid, True)
+
+    def exit_command(self, cid: str) -> list[str]:
+        import sys
+
+        exe = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+        if not exe.endswith("/sangja") or not os.access(exe, os.X_OK):
+            exe = shutil.which("sangja") or exe
+        return [exe, "--root", self.paths.root, "--runroot", self.paths.runroot,
+                "container", "cleanup", cid]
+
+    # -- after an exit ----------------------------------------------------------------------
+    def cleanup(self, ref: str, *, apply_policy: bool = True) -> None:
+        """Record the exit of a container whose init has gone, release what it held, and
+        apply --rm or the restart policy. Safe to call many times, from anyone."""
+        try:
+            with self.locked(ref) as row:
+                restart = self._cleanup_locked(row, apply_policy=apply_policy)
+        except NoSuchContainer:
+            return
+        if restart == "remove":
+            self.remove(row["id"], force=True, volumes=True, anonymous_only=True)
+        elif restart == "restart":
+            self._restart_after_exit(row["id"])
+
+    def _cleanup_locked(self, row, *, apply_policy: bool) -> str | None:
+        cid = row["id"]
+        if row["state"] not in (RUNNING, PAUSED):
+            return None
+        if row["pid"] and lp.is_alive(row["pid"], row["pid_start"]):
+            return None  # still running: nothing to clean
+        from .status import read_exit
+
+        ex = read_exit(self.paths, cid)
+        deadline = time.monotonic() + 3
+        while ex is None and monitor_alive(self.paths, cid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+            ex = read_exit(self.paths, cid)
+        from ..cli.engine.common import parse_time
+
+        code = int(ex["exit_code"]) if ex else UNKNOWN_EXIT
+        finished = (parse_time(ex.get("finished_at")) if ex else None) or time.time()
+        opts = self.options(row)
+        oom = _oom_killed(cid)
+        _ignore(self.runtime(opts).delete, cid)
+        self._release_rootfs(cid)
+        _touch(self.paths.cleaned_file(cid))
+        self.db.update(cid, state=EXITED, exit_code=code, finished_at=finished,
+                       oom_killed=int(oom), pid=0)
+        if not apply_policy:
+            return None
+        if opts.rm:
+            return "remove"
+        policy = opts.restart
+        if row["stopped_by_user"] or policy.name == "no":
+            return None
+        if policy.name == "on-failure":
+            if code == 0 or (policy.maximum_retry_count and
+                             row["restart_count"] >= policy.maximum_retry_count):
+                return None
+        return "restart"
+
+    def _restart_after_exit(self, cid: str) -> None:
+        """Docker's back-off: 100 ms doubling per restart, at most a minute."""
+        row = self.db.get(cid)
+        time.sleep(min(0.1 * (2 ** min(row["restart_count"], 10)), 60.0))
+        with self.locked(cid) as row:
+            if row["state"] != EXITED or row["stopped_by_user"]:
+                return
+            self.db.update(cid, restart_count=row["restart_count"] + 1)
+            self._start_locked(self.db.get(cid), attach=False)
+
+    # -- stop, kill -----------------------------------------------------------------------
+    def stop(self, ref: str, timeout: int | None = None) -> str:
+        row = self.db.get(ref)
+        opts = self.options(row)
+        if live_state(row) not in (RUNNING, PAUSED):
+            if row["state"] in (RUNNING, PAUSED):
+                self.db.update(row["id"], stopped_by_user=1)
+                self.cleanup(row["id"], apply_policy=False)
+            return row["id"]
+        self.db.update(row["id"], stopped_by_user=1)
+        timeout = timeout if timeout is not None else (
+            opts.stop_timeout if opts.stop_timeout is not None else DEFAULT_STOP_TIMEOUT)
+        runtime = self.runtime(opts)
+        sig = signals.parse(opts.stop_signal or "SIGTERM")
+        if row["state"] == PAUSED or live_state(row) == PAUSED:
+            _ignore(runtime.resume, row["id"])
+            self.db.update(row["id"], state=RUNNING)
+        if timeout > 0:
+            _ignore(runtime.kill, row["id"], sig)
+        if not lp.wait_gone(row["pid"], row["pid_start"], max(timeout, 0)):
+            _ignore(runtime.kill, row["id"], signals.SIGKILL, True)
+            lp.wait_gone(row["pid"], row["pid_start"], 10)
+        self.cleanup(row["id"], apply_policy=False)
+        return row["id"]
+
+    def kill(self, ref: str, sig: int) -> str:
+        row = self.db.get(ref)
+        if live_state(row) not in (RUNNING, PAUSED):
+            raise EngineError(f"cannot kill container: {ref}: container "
+                              f"{row['id'][:12]} is not running", 1)
+        self.db.update(row["id"], stopped_by_user=1)
+        self.runtime(row).kill(row["id"], sig)
+        return row["id"]
+
+    def restart(self, ref: str, timeout: int | None = None) -> str:
+        cid = self.stop(ref, timeout)
+        self.start(cid)
+        return cid
+
+    def pause(self, ref: str) -> str:
+        with self.locked(ref) as row:
+            if live_state(row) != RUNNING:
+                raise EngineError(f"container {row['id'][:12]} is not running", 1)
+            self.runtime(row).pause(row["id"])
+            self.db.update(row["id"], state=PAUSED)
+            return row["id"]
+
+    def unpause(self, ref: str) -> str:
+        with self.locked(ref) as row:
+            if live_state(row) != PAUSED:
+                raise EngineError(f"container {row['id'][:12]} is not paused", 1)
+            self.runtime(row).resume(row["id"])
+            self.db.update(row["id"], state=RUNNING)
+            return row["id"]
+
+    def rename(self, ref: str, new: str) -> None:
+        validate_name(new)
+        row = self.db.get(ref)
+        if row["name"] == new:
+            raise EngineError(f"Renaming a container with the same name as its current "
+                              f"name: {new}", 1)
+        self.db.rename(row["id"], new)
+
+    # -- wait -----------------------------------------------------------------------------
+    def wait(self, ref: str) -> int:
+        """Block until the container has exited and its exit is recorded; its exit code."""
+        row = self.db.get(ref)
+        cid = row["id"]
+        if row["state"] == CREATED:  # Docker waits for it to run and stop
+            while (row := self.db.get(cid))["state"] == CREATED:
+                time.sleep(0.1)
+        if row["pid"]:
+            _wait_pid_gone(row["pid"], row["pid_start"])
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                row = self.db.get(cid)
+            except NoSuchContainer:
+                from .status import read_exit
+
+                ex = read_exit(self.paths, cid)
+                return int(ex["exit_code"]) if ex else UNKNOWN_EXIT
+            if row["state"] in (EXITED, CREATED):
+                return row["exit_code"]
+            if row["pid"] and live_state(row) in (RUNNING, PAUSED):  # restarted
+                _wait_pid_gone(row["pid"], row["pid_start"])
+                deadline = time.monotonic() + 5
+                continue
+            if time.monotonic() > deadline or not monitor_alive(self.paths, cid):
+                self.cleanup(cid, apply_policy=False)
+                deadline = time.monotonic() + 5
+            time.sleep(0.02)
+
+    # -- remove ---------------------------------------------------------------------------
+    def remove(self, ref: str, *, force: bool = False, volumes: bool = False,
+               anonymous_only: bool = True) -> str:
+        with self.locked(ref) as row:
+            cid = row["id"]
+            state = live_state(row)
+            if state in (RUNNING, PAUSED):
+                if not force:
+                    raise EngineError(
+                        f"cannot remove container \"/{row['name']}\": container is {state}: "
+                        "stop the container before removing or force remove", 1)
+                self.db.update(cid, stopped_by_user=1)
+                runtime = self.runtime(row)
+                if state == PAUSED:
+                    _ignore(runtime.resume, cid)
+                _ignore(runtime.kill, cid, signals.SIGKILL, True)
+                lp.wait_gone(row["pid"], row["pid_start"], 10)
+            if row["state"] in (RUNNING, PAUSED):
+                self._cleanup_locked(row, apply_policy=False)
+            self.db.update(cid, state=REMOVING)
+            _ignore(self.runtime(row).delete, cid)
+            self.snapshots().remove(cid)
+            vols = [v["name"] for v in self.db.container_volumes(cid)
+                    if v["anonymous"] or not anonymous_only]
+            shutil.rmtree(self.paths.run_dir(cid), ignore_errors=True)
+            self.db.delete(cid)
+            shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)
+        if volumes:
+            from .records import VolumeInUse
+            from .volumes import remove_volume
+
+            for name in vols:
+                try:
+                    remove_volume(self.db, self.paths, name, missing_ok=True)
+                except VolumeInUse:
+                    pass  # another container still uses it
+        return cid
+
+    def prune(self) -> list[str]:
+        gone = []
+        for row in self.db.all():
+            if live_state(row) in (EXITED, CREATED) and row["state"] != REMOVING:
+                try:
+                    self.remove(row["id"], volumes=False)
+                    gone.append(row["id"])
+                except (NoSuchContainer, EngineError):
+                    pass
+        return gone
+
+    # -- file system access ---------------------------------------------------------------
+    @contextmanager
+    def rootfs(self, ref: str) -> Iterator[tuple[object, str]]:
+        """The container's root filesystem on the host, mounted for the duration (a stopped
+        container's is mounted and released again)."""
+        row = self.db.get(ref)
+        snaps = self.snapshots()
+        cid = row["id"]
+        if live_state(row) in (RUNNING, PAUSED):
+            yield row, snaps.merged_dir(cid)
+            return
+        with self.locked(cid) as row:
+            merged = snaps.prepare(cid, self.images.unpacked_layers(row["image_id"]))
+            try:
+                yield row, merged
+            finally:
+                if live_state(self.db.get(cid)) not in (RUNNING, PAUSED):
+                    _ignore(snaps.unmount, cid)
+
+
+def _wait_pid_gone(pid: int, started: int | None) -> None:
+    """Sleep until the process exits (pidfd when the kernel has it)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        while lp.is_alive(pid, started):
+            time.sleep(0.05)
+        return
+    try:
+        if lp.is_alive(pid, started):
+            import select
+
+            select.select([fd], [], [])
+    finally:
+        os.close(fd)
+
+
+def _oom_killed(cid: str) -> bool:
+    """Did the kernel's OOM killer kill anything in the container's memory cgroup? Read
+    before the runtime removes the cgroup."""
+    from ..linux.cgroups import Cgroup, read_file
+
+    try:
+        cg = Cgroup.for_path(f"/sangja/{cid}", f"/sangja/{cid}")
+    except (OSError, ValueError):
+        return False
+    for h, d in cg.dirs:
+        name = "memory.oom_control" if h.version == 1 else "memory.events"
+        if h.version == 1 and "memory" not in h.controllers:
+            continue
+        try:
+            text = read_file(d, name)
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
+                return True
+    return False
+
+
+def _init_binary() -> str:
+    for p in ("/usr/bin/tini-static", "/usr/bin/catatonit"):
+        if os.access(p, os.X_OK):
+            return p
+    raise EngineError("--init needs a static init: install Debian's tini (tini-static)")
+
+
+def _ignore(fn, *args) -> None:
+    try:
+        fn(*args)
+    except (SangjaError, OSError):
+        pass
+
+
+def _touch(path: str) -> None:
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        with open(path, "w"):
+            pass
+    except OSError:
+        pass

@@ -1,0 +1,186 @@
+"""Container and volume records in SQLite (`R/containers.db`).
+
+A row is the engine's memory of a container: what was asked (the options, as JSON), and the
+last state a command recorded. Liveness is never trusted from the row alone: `status.py`
+checks the recorded init pid against its start time."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+from ..errors import SangjaError
+from ..sqlite import SQLiteDB
+
+_SCHEMA_V1 = """
+CREATE TABLE containers (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    image_id      TEXT NOT NULL,
+    image_name    TEXT NOT NULL,
+    created       REAL NOT NULL,
+    options       TEXT NOT NULL,             -- ContainerOptions as JSON
+    path          TEXT NOT NULL DEFAULT '',  -- the program, resolved at create
+    args          TEXT NOT NULL DEFAULT '[]',
+    state         TEXT NOT NULL,             -- created | running | paused | exited | removing
+    pid           INTEGER NOT NULL DEFAULT 0,
+    pid_start     INTEGER,
+    monitor_pid   INTEGER NOT NULL DEFAULT 0,
+    started_at    REAL,
+    finished_at   REAL,
+    exit_code     INTEGER NOT NULL DEFAULT 0,
+    oom_killed    INTEGER NOT NULL DEFAULT 0,
+    restart_count INTEGER NOT NULL DEFAULT 0,
+    stopped_by_user INTEGER NOT NULL DEFAULT 0,
+    error         TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX containers_image ON containers(image_id);
+CREATE TABLE volumes (
+    name      TEXT PRIMARY KEY,
+    created   REAL NOT NULL,
+    labels    TEXT NOT NULL DEFAULT '{}',
+    options   TEXT NOT NULL DEFAULT '{}',
+    anonymous INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE container_volumes (
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    volume       TEXT NOT NULL REFERENCES volumes(name),
+    PRIMARY KEY (container_id, volume)
+);
+CREATE INDEX container_volumes_volume ON container_volumes(volume)
+"""
+
+
+class NoSuchContainer(SangjaError, LookupError):
+    def __init__(self, ref: str):
+        super().__init__(f"No such container: {ref}")
+
+
+class NameInUse(SangjaError):
+    def __init__(self, name: str, holder: str):
+        super().__init__(f'the container name "/{name}" is already in use by container '
+                         f'"{holder}". You have to remove (or rename) that container to be '
+                         "able to reuse that name")
+
+
+class NoSuchVolume(SangjaError, LookupError):
+    def __init__(self, name: str):
+        super().__init__(f"no such volume: {name}")
+
+
+class VolumeInUse(SangjaError):
+    def __init__(self, name: str, holders: list[str]):
+        super().__init__(f"remove {name}: volume is in use - [{', '.join(holders)}]")
+
+
+class ContainerDB(SQLiteDB):
+    MIGRATIONS = [_SCHEMA_V1]
+    KIND = "container database"
+    # Rows describe live state that a lost commit cannot make inconsistent (WAL keeps the
+    # file consistent); fsync on every commit would cost more than a container start.
+    SYNCHRONOUS = "NORMAL"
+
+    # -- containers ------------------------------------------------------------------------
+    def insert(self, row: dict) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        try:
+            with self.transaction() as c:
+                c.execute(f"INSERT INTO containers ({cols}) VALUES ({marks})", list(row.values()))
+        except sqlite3.IntegrityError:
+            holder = self.conn.execute("SELECT id FROM containers WHERE name = ?",
+                                       (row["name"],)).fetchone()
+            if holder is not None:
+                raise NameInUse(row["name"], holder[0]) from None
+            raise
+
+    def get(self, ref: str) -> sqlite3.Row:
+        """By full id, name (with or without Docker's leading "/"), or unique id prefix."""
+        if not ref:
+            raise NoSuchContainer(ref)
+        name = ref[1:] if ref.startswith("/") else ref
+        row = self.conn.execute("SELECT * FROM containers WHERE id = ? OR name = ? "
+                                "ORDER BY id = ? DESC LIMIT 1", (ref, name, ref)).fetchone()
+        if row is not None:
+            return row
+        if all(ch in "0123456789abcdef" for ch in ref):
+            rows = self.conn.execute("SELECT * FROM containers WHERE id >= ? AND id < ? "
+                                     "LIMIT 2", (ref, ref + "g")).fetchall()
+            if len(rows) == 1:
+                return rows[0]
+            if len(rows) > 1:
+                raise SangjaError(f"multiple containers found with provided prefix: {ref}")
+        raise NoSuchContainer(ref)
+
+    def all(self) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM containers ORDER BY created DESC").fetchall()
+
+    def update(self, cid: str, **fields) -> None:
+        if not fields:
+            return
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction() as c:
+            c.execute(f"UPDATE containers SET {sets} WHERE id = ?", [*fields.values(), cid])
+
+    def rename(self, cid: str, name: str) -> None:
+        try:
+            self.update(cid, name=name)
+        except sqlite3.IntegrityError:
+            holder = self.conn.execute("SELECT id FROM containers WHERE name = ?",
+                                       (name,)).fetchone()
+            raise NameInUse(name, holder[0] if holder else "?") from None
+
+    def delete(self, cid: str) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM containers WHERE id = ?", (cid,))
+
+    def images_in_use(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT DISTINCT image_id FROM containers")}
+
+    # -- volumes ---------------------------------------------------------------------------
+    def add_volume(self, name: str, *, labels: str = "{}", options: str = "{}",
+                   anonymous: bool = False) -> bool:
+        """Record a volume; False if it already existed (Docker's create is idempotent)."""
+        with self.transaction() as c:
+            cur = c.execute("INSERT OR IGNORE INTO volumes (name, created, labels, options, "
+                            "anonymous) VALUES (?, ?, ?, ?, ?)",
+                            (name, time.time(), labels, options, int(anonymous)))
+            return cur.rowcount == 1
+
+    def volume(self, name: str) -> sqlite3.Row:
+        row = self.conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NoSuchVolume(name)
+        return row
+
+    def volumes(self) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM volumes ORDER BY name").fetchall()
+
+    def volume_users(self, name: str) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT container_id FROM container_volumes WHERE volume = ?", (name,))]
+
+    def container_volumes(self, cid: str) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT v.* FROM volumes v JOIN container_volumes cv ON cv.volume = v.name "
+            "WHERE cv.container_id = ?", (cid,)).fetchall()
+
+    def use_volume(self, cid: str, name: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR IGNORE INTO container_volumes VALUES (?, ?)", (cid, name))
+
+    def remove_volume(self, name: str) -> None:
+        """Delete the record; refuses while a container (in any state) uses it."""
+        with self.transaction() as c:
+            users = [r[0] for r in c.execute(
+                "SELECT c.name FROM container_volumes cv JOIN containers c "
+                "ON c.id = cv.container_id WHERE cv.volume = ?", (name,))]
+            if users:
+                raise VolumeInUse(name, users)
+            if c.execute("DELETE FROM volumes WHERE name = ?", (name,)).rowcount == 0:
+                raise NoSuchVolume(name)
+
+
+def open_db(root: str) -> ContainerDB:
+    return ContainerDB(os.path.join(root, "containers.db"))

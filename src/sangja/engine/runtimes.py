@@ -1,0 +1,262 @@
+"""The OCI runtime behind the engine: sangja's own (called in-process: no interpreter
+start, no re-reading of what we already know) or any runc-compatible binary (runc, crun,
+a path), driven through its command line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from ..errors import SangjaError
+
+
+class RuntimeError_(SangjaError):
+    """A runtime command failed; the message is the runtime's own last line."""
+
+
+def exit_code_for(message: str) -> int:
+    """Docker's codes for a program that cannot start: 127 not found, 126 not runnable."""
+    low = message.lower()
+    if "executable file not found" in low or "no such file or directory" in low:
+        return 127
+    if "permission denied" in low or "exec format error" in low or "is a directory" in low:
+        return 126
+    return 125
+
+
+class Runtime:
+    """Common interface. `create` runs in the launcher child, the rest in the CLI."""
+
+    name = ""
+
+    def __init__(self, state_root: str):
+        self.root = state_root
+
+    def create(self, cid: str, bundle: str, *, console: bool) -> tuple[int, int | None]:
+        """Create the container (its init waits for `start`); return (init pid, pty master
+        or None). The init inherits this process's fds 0-2 as its stdio."""
+        raise NotImplementedError
+
+    def start(self, cid: str) -> None:
+        raise NotImplementedError
+
+    def kill(self, cid: str, sig: int, all_processes: bool = False) -> None:
+        raise NotImplementedError
+
+    def delete(self, cid: str) -> None:
+        """Force-delete; no error when the runtime does not know the container."""
+        raise NotImplementedError
+
+    def pause(self, cid: str) -> None:
+        raise NotImplementedError
+
+    def resume(self, cid: str) -> None:
+        raise NotImplementedError
+
+    def pids(self, cid: str) -> list[int]:
+        raise NotImplementedError
+
+    def exec_argv(self, cid: str, args: list[str], *, tty: bool, detach: bool, env: list[str],
+                  cwd: str | None, user: str | None) -> list[str]:
+        """The command line of `exec` (the CLI execs it, so stdio and the exit status pass
+        straight through)."""
+        raise NotImplementedError
+
+
+class SangjaRuntime(Runtime):
+    name = "sangja-runtime"
+
+    def _store(self):
+        from ..runtime.store import Store
+
+        return Store(self.root)
+
+    def create(self, cid, bundle, *, console):
+        from ..linux.cgroups import prime_migration
+        from ..runtime.create import create
+
+        prime_migration()  # the kernel's first-migration wait overlaps create's own work
+        ours = theirs = None
+        if console:
+            import socket
+
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        c = create(self._store(), cid, bundle, console_fd=theirs.fileno() if theirs else None)
+        pid = c.pid
+        c.unlock()
+        master = None
+        if ours is not None:
+            from ..linux.pty import recv_fd
+
+            theirs.close()
+            master = recv_fd(ours.fileno())
+            ours.close()
+        return pid, master
+
+    def start(self, cid):
+        from ..runtime.start import start
+
+        start(self._store(), cid)
+
+    def kill(self, cid, sig, all_processes=False):
+        from ..runtime.kill import kill
+
+        kill(self._store(), cid, sig, all_processes)
+
+    def delete(self, cid):
+        from ..runtime.delete import delete
+
+        delete(self._store(), cid, force=True)
+
+    def pause(self, cid):
+        from ..runtime.pause import pause
+
+        pause(self._store(), cid)
+
+    def resume(self, cid):
+        from ..runtime.pause import resume
+
+        resume(self._store(), cid)
+
+    def pids(self, cid):
+        from ..runtime.kill import container_pids
+
+        try:
+            return container_pids(self._store().peek(cid).record)
+        except SangjaError:
+            return []
+
+    def exec_argv(self, cid, args, *, tty, detach, env, cwd, user):
+        import sys
+
+        exe = os.path.join(os.path.dirname(sys.argv[0]) or ".", "sangja-runtime")
+        if not os.access(exe, os.X_OK):
+            exe = shutil.which("sangja-runtime") or exe
+        return _exec_argv([exe, "--root", self.root], cid, args, tty, detach, env, cwd, user)
+
+
+class OCIRuntimeBinary(Runtime):
+    """runc, crun or any binary with runc's command line."""
+
+    def __init__(self, state_root: str, binary: str):
+        super().__init__(state_root)
+        self.binary = binary
+        self.name = os.path.basename(binary)
+
+    def _run(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+        r = subprocess.run([self.binary, "--root", self.root, *args], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, **kw)
+        if check and r.returncode != 0:
+            lines = [ln for ln in (r.stderr or r.stdout).strip().splitlines() if ln.strip()]
+            msg = lines[-1] if lines else f"exit status {r.returncode}"
+            raise RuntimeError_(f"{self.name} {args[0]}: {_strip_log(msg)}")
+        return r
+
+    def create(self, cid, bundle, *, console):
+        pid_file = os.path.join(bundle, "init.pid")
+        args = ["create", "--bundle", bundle, "--pid-file", pid_file]
+        listener = sock_path = None
+        if console:
+            import socket
+
+            sock_path = os.path.join(bundle, "console.sock")
+            if os.path.lexists(sock_path):
+                os.unlink(sock_path)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(sock_path)
+            listener.listen(1)
+            args += ["--console-socket", sock_path]
+        try:
+            # stdio (fds 0-2) are inherited: the init gets them
+            r = subprocess.run([self.binary, "--root", self.root, *args, cid],
+                               stderr=subprocess.PIPE, text=True, stdin=None, stdout=None)
+            if r.returncode != 0:
+                lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+                msg = _strip_log(lines[-1]) if lines else f"exit status {r.returncode}"
+                err = RuntimeError_(f"{self.name} create: {msg}")
+                err.engine_exit_code = exit_code_for(msg)
+                raise err
+            with open(pid_file) as f:
+                pid = int(f.read().strip())
+            master = None
+            if listener is not None:
+                from ..linux.pty import recv_fd
+
+                listener.settimeout(10)
+                conn, _ = listener.accept()
+                master = recv_fd(conn.fileno())
+                conn.close()
+            return pid, master
+        finally:
+            if listener is not None:
+                listener.close()
+                os.unlink(sock_path)
+
+    def start(self, cid):
+        try:
+            self._run("start", cid)
+        except RuntimeError_ as e:
+            e.engine_exit_code = exit_code_for(str(e))
+            raise
+
+    def kill(self, cid, sig, all_processes=False):
+        self._run("kill", *(["--all"] if all_processes else []), cid, str(sig))
+
+    def delete(self, cid):
+        r = self._run("delete", "--force", cid, check=False)
+        if r.returncode != 0 and "does not exist" not in r.stderr and "not found" not in r.stderr:
+            raise RuntimeError_(f"{self.name} delete: {_strip_log(r.stderr.strip())}")
+
+    def pause(self, cid):
+        self._run("pause", cid)
+
+    def resume(self, cid):
+        self._run("resume", cid)
+
+    def pids(self, cid):
+        r = self._run("ps", "--format", "json", cid, check=False)
+        if r.returncode != 0:
+            return []
+        from ..jsonio import loads
+
+        return [int(p) for p in loads(r.stdout or "[]") or []]
+
+    def exec_argv(self, cid, args, *, tty, detach, env, cwd, user):
+        return _exec_argv([self.binary, "--root", self.root], cid, args, tty, detach, env, cwd,
+                          user)
+
+
+def _exec_argv(base, cid, args, tty, detach, env, cwd, user) -> list[str]:
+    argv = [*base, "exec"]
+    if tty:
+        argv.append("--tty")
+    if detach:
+        argv.append("--detach")
+    for e in env:
+        argv += ["--env", e]
+    if cwd:
+        argv += ["--cwd", cwd]
+    if user:
+        argv += ["--user", user]
+    return [*argv, cid, *args]
+
+
+def _strip_log(line: str) -> str:
+    """runc prints logrus lines (`time=... level=error msg="..."`): keep the message."""
+    marker = 'msg="'
+    i = line.find(marker)
+    if i >= 0:
+        return line[i + len(marker):].rstrip('"').replace('\\"', '"')
+    return line
+
+
+def runtime_for(name: str, paths) -> Runtime:
+    """sangja-runtime (default), runc, crun, or an absolute path to a runc-like binary."""
+    root = paths.runtime_root(name)
+    if name in ("", "sangja-runtime", "sangja"):
+        return SangjaRuntime(paths.runtime_root("sangja-runtime"))
+    binary = name if os.path.isabs(name) else shutil.which(name)
+    if not binary or not os.access(binary, os.X_OK):
+        raise SangjaError(f"unknown or missing OCI runtime {name!r}")
+    return OCIRuntimeBinary(root, binary)

@@ -1,0 +1,75 @@
+"""A container's status, derived: the row says what the last command recorded, the kernel
+says whether the init it recorded is still the same live process."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ..linux import process as lp
+
+CREATED, RUNNING, PAUSED, EXITED, REMOVING = "created", "running", "paused", "exited", "removing"
+
+
+def live_state(row) -> str:
+    """Docker's State.Status: created, running, paused, exited or removing."""
+    state = row["state"]
+    if state in (RUNNING, PAUSED):
+        if row["pid"] and lp.is_alive(row["pid"], row["pid_start"]):
+            return state
+        return EXITED
+    return state
+
+
+def read_exit(paths, cid: str) -> dict | None:
+    """The monitor's exit file: {"exit_code": N, "finished_at": "..."}, or None."""
+    from ..jsonio import load_file
+
+    try:
+        return load_file(paths.exit_file(cid))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def finished(paths, row) -> tuple[int, float | None]:
+    """(exit code, finish time) of a container that is no longer running."""
+    if row["state"] in (RUNNING, PAUSED):  # died without a clean-up yet: ask the monitor
+        ex = read_exit(paths, row["id"])
+        if ex is not None:
+            from ..cli.engine.common import parse_time
+
+            return int(ex.get("exit_code", -1)), parse_time(ex.get("finished_at"))
+        return -1, None
+    return row["exit_code"], row["finished_at"]
+
+
+def docker_status(paths, row, now: float | None = None) -> str:
+    """The STATUS column of `ps`: "Up 3 seconds", "Exited (0) 2 minutes ago", ..."""
+    from ..cli.engine.common import human_duration
+
+    now = now or time.time()
+    state = live_state(row)
+    if state in (RUNNING, PAUSED):
+        up = f"Up {human_duration(now - (row['started_at'] or now))}"
+        return up + " (Paused)" if state == PAUSED else up
+    if state == CREATED:
+        return "Created"
+    if state == REMOVING:
+        return "Removal In Progress"
+    code, when = finished(paths, row)
+    if when is None:
+        return f"Exited ({code})"
+    return f"Exited ({code}) {human_duration(max(0.0, now - when))} ago"
+
+
+def monitor_alive(paths, cid: str) -> bool:
+    """Is this container's monitor still there? (Checked by its command line, so a reused
+    pid is not mistaken for it.)"""
+    try:
+        with open(os.path.join(paths.run_dir(cid), "monitor.pid")) as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except (OSError, ValueError):
+        return False
+    return cid.encode() in argv and os.path.basename(argv[0]) == b"sangja-monitor"
