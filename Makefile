@@ -38,12 +38,13 @@ install: deb-packages $(STAMP) $(MONITOR)
 	@# PYTHONDONTWRITEBYTECODE would otherwise recompile every module on every run.
 	@$(VENV)/bin/python -m compileall -q src
 	@# pip's console-script wrappers import `re` (about 2 ms): write lean ones instead.
-	@# sangja-runtime has no dependencies outside the standard library, so it also skips
-	@# `site` (-S, about 3 ms) and finds the package itself.
+	@# sangja-runtime and sangja have no dependencies outside the standard library, so
+	@# they also skip `site` (-S, about 3-7 ms with setuptools' .pth hooks) and find the
+	@# package themselves.
 	@printf '#!%s -S\nimport sys\nsys.path.insert(0, "%s")\nfrom sangja.cli.runtime import main\nsys.exit(main())\n' \
 	  "$(abspath $(VENV))/bin/python3" "$(abspath src)" > $(VENV)/bin/sangja-runtime
-	@printf '#!%s\nimport sys\nfrom sangja.cli.engine import main\nsys.exit(main())\n' \
-	  "$(abspath $(VENV))/bin/python3" > $(VENV)/bin/sangja
+	@printf '#!%s -S\nimport sys\nsys.path.insert(0, "%s")\nfrom sangja.cli.engine import main\nsys.exit(main())\n' \
+	  "$(abspath $(VENV))/bin/python3" "$(abspath src)" > $(VENV)/bin/sangja
 	@chmod 755 $(VENV)/bin/sangja-runtime $(VENV)/bin/sangja
 # apt-get only runs when a package is missing, so a second `make install` is
 # fast and works offline.

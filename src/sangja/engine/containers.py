@@ -40,22 +40,6 @@ def validate_name(name: str) -> None:
                           "are allowed")
 
 
-def command_of(opts: ContainerOptions, image_config: dict) -> list[str]:
-    """Docker's rule: ENTRYPOINT + CMD, where --entrypoint drops the image's CMD unless a
-    command is given, and a command replaces the image's CMD."""
-    if opts.entrypoint is None:
-        entry = image_config.get("Entrypoint") or []
-    else:
-        entry = opts.entrypoint
-    if opts.command:
-        cmd = opts.command
-    elif opts.entrypoint is not None:
-        cmd = []
-    else:
-        cmd = image_config.get("Cmd") or []
-    return [*entry, *cmd]
-
-
 class Engine:
     def __init__(self, root: str, runroot: str):
         self.paths = Paths(root, runroot)
@@ -146,9 +130,9 @@ class Engine:
                               "from a registry is not available yet: use sangja load or "
                               "sangja bootstrap)") from None
         image_config = (self.images.config(image.id).get("config") or {})
-        argv = command_of(opts, image_config)
-        if not argv:
-            raise EngineError("no command specified")
+        from .spec import command_args
+
+        argv = command_args(opts, image_config)
         if opts.name is not None:
             validate_name(opts.name)
         opts.stop_signal = opts.stop_signal or image_config.get("StopSignal") or None

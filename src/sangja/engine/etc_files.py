@@ -10,7 +10,8 @@ directory (R/containers/<id>/) and bind-mounted by config.json, as Docker does:
   /etc/resolv.conf only points at systemd-resolved's stub (127.0.0.53), which is what
   Docker reads in that case.
 
-Each file is written to a temporary name, fsynced and renamed (mode 0644).
+Each file is written to a temporary name and renamed (mode 0644): no fsync, they are
+written again at every start.
 """
 
 from __future__ import annotations
@@ -102,6 +103,6 @@ def write_etc_files(container_dir: str, *, hostname: str, network: str,
     }
     for name, text in contents.items():
         path = os.path.join(container_dir, name)
-        write_atomic(path, text, mode=0o644)
+        write_atomic(path, text, mode=0o644, durable=False)
         os.chmod(path, 0o644)  # the umask must not make it unreadable for a non-root user
     return paths(container_dir)

@@ -31,9 +31,12 @@ class MonitorMissing(SangjaError):
 
 
 def monitor_path() -> str:
-    """The monitor binary: $SANGJA_MONITOR, else <prefix>/libexec/sangja/sangja-monitor."""
+    """The monitor binary: $SANGJA_MONITOR, else <prefix>/libexec/sangja/sangja-monitor,
+    where <prefix> is the environment of the running interpreter (found from the executable:
+    `sys.prefix` is the base installation when `site` is skipped with -S)."""
+    prefix = os.path.dirname(os.path.dirname(os.path.abspath(sys.executable)))
     path = os.environ.get("SANGJA_MONITOR") or os.path.join(
-        sys.prefix, "libexec", "sangja", "sangja-monitor"
+        prefix, "libexec", "sangja", "sangja-monitor"
     )
     if not os.access(path, os.X_OK):
         raise MonitorMissing(

@@ -531,9 +531,10 @@ def cmd_exec(opts: Globals, args: list[str]) -> int:
                              "before exec")
         user = flags["user"]
         if user:
-            from ...engine.users import resolve_user_spec
+            from ...engine.users import resolve
 
-            user = resolve_user_spec(eng.snapshots().merged_dir(row["id"]), user)
+            who = resolve(eng.snapshots().merged_dir(row["id"]), user)
+            user = f"{who.uid}:{who.gid}"
         argv = eng.runtime(row).exec_argv(row["id"], rest[1:], tty=flags["tty"],
                                           detach=flags["detach"], env=env,
                                           cwd=flags["workdir"], user=user)
