@@ -724,6 +724,10 @@ static _Noreturn void run_exit_command(void)
     snprintf(cleaned, sizeof cleaned, "%s/cleaned", opt.exit_dir);
     if (!opt.exit_cmd || !opt.exit_cmd[0] || access(cleaned, F_OK) == 0)
         exit(0);
+    /* The exit dir itself gone means the container was removed (`run --rm`, `rm -f`):
+     * there is nothing left to clean up. */
+    if (access(opt.exit_dir, F_OK) != 0 && errno == ENOENT)
+        exit(0);
 
     /* The exit command is an ordinary program: give it the default signal state, and
      * nothing of ours but stdio. */

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,6 +116,8 @@ class Engine:
     def create(self, opts: ContainerOptions) -> str:
         """Record a container and everything it needs except processes; return its id.
         Nothing is left behind when it fails."""
+        import shutil
+
         from ..image.db import ImageNotFound
         from ..jsonio import dumps
 
@@ -311,6 +312,7 @@ class Engine:
         _ignore(self.snapshots().unmount, cid, True)
 
     def exit_command(self, cid: str) -> list[str]:
+        import shutil
         import sys
 
         exe = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
@@ -476,6 +478,8 @@ class Engine:
     # -- remove ---------------------------------------------------------------------------
     def remove(self, ref: str, *, force: bool = False, volumes: bool = False,
                anonymous_only: bool = True) -> str:
+        import shutil
+
         with self.locked(ref) as row:
             cid = row["id"]
             state = live_state(row)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+
+from sangja.records import dataclass
 
 from ..errors import SangjaError
 
@@ -119,7 +120,12 @@ def _child(runtime, plan: LaunchPlan, monitor: str, w: int, attach_path: str) ->
             args += ["--stdout-fd", str(out_r), "--stderr-fd", str(err_r)]
         os.close(null)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        listener.bind(attach_path)
+        if len(os.fsencode(attach_path)) < 108:
+            listener.bind(attach_path)
+        else:  # sun_path holds 107 bytes: bind through the directory's fd
+            dfd = os.open(plan.run_dir, os.O_PATH | os.O_DIRECTORY)
+            listener.bind(f"/proc/self/fd/{dfd}/attach")
+            os.close(dfd)
         os.chmod(attach_path, 0o600)
         listener.listen(16)
         keep.append(listener.fileno())

@@ -7,7 +7,7 @@ signals are names ("SIGTERM"), capabilities are "CAP_X" (or "ALL")."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from sangja.records import asdict, dataclass, field
 
 
 @dataclass

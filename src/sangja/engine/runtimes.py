@@ -5,8 +5,6 @@ a path), driven through its command line."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 
 from ..errors import SangjaError
 
@@ -128,6 +126,7 @@ class SangjaRuntime(Runtime):
             return []
 
     def exec_argv(self, cid, args, *, tty, detach, env, cwd, user):
+        import shutil
         import sys
 
         exe = os.path.join(os.path.dirname(sys.argv[0]) or ".", "sangja-runtime")
@@ -144,7 +143,9 @@ class OCIRuntimeBinary(Runtime):
         self.binary = binary
         self.name = os.path.basename(binary)
 
-    def _run(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    def _run(self, *args: str, check: bool = True, **kw) -> object:
+        import subprocess
+
         r = subprocess.run([self.binary, "--root", self.root, *args], stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, **kw)
         if check and r.returncode != 0:
@@ -154,6 +155,8 @@ class OCIRuntimeBinary(Runtime):
         return r
 
     def create(self, cid, bundle, *, console):
+        import subprocess
+
         pid_file = os.path.join(bundle, "init.pid")
         args = ["create", "--bundle", bundle, "--pid-file", pid_file]
         listener = sock_path = None
@@ -256,6 +259,8 @@ def runtime_for(name: str, paths) -> Runtime:
     root = paths.runtime_root(name)
     if name in ("", "sangja-runtime", "sangja"):
         return SangjaRuntime(paths.runtime_root("sangja-runtime"))
+    import shutil
+
     binary = name if os.path.isabs(name) else shutil.which(name)
     if not binary or not os.access(binary, os.X_OK):
         raise SangjaError(f"unknown or missing OCI runtime {name!r}")

@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+
+from sangja.records import dataclass, field
 
 from ..errors import SangjaError
 from . import docker_defaults as dd

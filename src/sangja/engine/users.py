@@ -22,7 +22,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass, field
+
+from sangja.records import dataclass, field
 
 from ..errors import SangjaError
 

@@ -5,7 +5,6 @@ on first use (as Docker does); anonymous ones belong to one container and go wit
 from __future__ import annotations
 
 import os
-import shutil
 
 from ..errors import SangjaError
 from .records import ContainerDB, NoSuchVolume
@@ -31,6 +30,8 @@ def ensure_volume(db: ContainerDB, paths, name: str, *, anonymous: bool = False,
 
 
 def remove_volume(db: ContainerDB, paths, name: str, *, missing_ok: bool = False) -> None:
+    import shutil
+
     try:
         db.remove_volume(name)  # refuses while in use
     except NoSuchVolume:
@@ -56,6 +57,8 @@ def copy_up(rootfs: str, target: str, data: str) -> None:
     """Docker's first-mount copy: an empty volume takes the image's content at its mount
     point. The source is resolved inside the root (a hostile image cannot point it at the
     host with a symlink)."""
+    import shutil
+
     if os.listdir(data):
         return
     from ..linux.paths import O_PATH, fd_path, open_in_root

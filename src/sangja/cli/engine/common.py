@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+
+from sangja.records import dataclass, field
 
 PROG = "sangja"
 
