@@ -7,7 +7,7 @@ signals are names ("SIGTERM"), capabilities are "CAP_X" (or "ALL")."""
 
 from __future__ import annotations
 
-from sangja.records import asdict, dataclass, field
+from sangja.records import asdict, dataclass, field, fields
 
 
 @dataclass
@@ -105,5 +105,5 @@ class ContainerOptions:
         d["devices"] = [DeviceRequest(**x) for x in d.get("devices", [])]
         d["ulimits"] = [Ulimit(**u) for u in d.get("ulimits", [])]
         d["restart"] = RestartPolicy(**d.get("restart", {}))
-        known = cls.__dataclass_fields__
+        known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
