@@ -89,6 +89,7 @@ demo: install
 
 bench: install
 	$(VENV)/bin/python bench/runtime_start $(BENCH_ARGS)
+	$(VENV)/bin/python bench/engine_run $(ENGINE_BENCH_ARGS)
 
 lint: install
 	@test -x $(VENV)/bin/ruff || $(VENV)/bin/pip install -q ruff
