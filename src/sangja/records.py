@@ -29,8 +29,12 @@ def field(*, default=_MISSING, default_factory=_MISSING) -> Field:
 
 def _own_fields(cls) -> list[Field]:
     out = []
+    slotted = cls.__dict__.get("__record_defaults__")  # slotted: names are slot descriptors
     for name in cls.__dict__.get("__annotations__", {}):
-        value = cls.__dict__.get(name, _MISSING)
+        if slotted is not None:
+            value = slotted.get(name, _MISSING)
+        else:
+            value = cls.__dict__.get(name, _MISSING)
         f = value if isinstance(value, Field) else Field(default=value)
         f.name = name
         out.append(f)
@@ -40,9 +44,21 @@ def _own_fields(cls) -> list[Field]:
 def dataclass(cls=None, /, *, frozen: bool = False, slots: bool = False, eq: bool = True,
               order: bool = False):
     def wrap(c):
+        if slots:
+            c = _with_slots(c)
         return _process(c, frozen)
 
     return wrap if cls is None else wrap(cls)
+
+
+def _with_slots(cls):
+    """The class again, with __slots__ for its fields (so instances have no __dict__)."""
+    names = tuple(cls.__dict__.get("__annotations__", {}))
+    body = {k: v for k, v in cls.__dict__.items()
+            if k not in names and k not in ("__dict__", "__weakref__")}
+    body["__slots__"] = names
+    body["__record_defaults__"] = {k: cls.__dict__[k] for k in names if k in cls.__dict__}
+    return type(cls)(cls.__name__, cls.__bases__, body)
 
 
 def _process(cls, frozen: bool):
@@ -54,6 +70,8 @@ def _process(cls, frozen: bool):
     all_fields = [f for f in inherited if f.name not in names] + own
     cls.__record_fields__ = tuple(all_fields)
     for f in own:  # class attributes that were Field objects become plain defaults
+        if "__record_defaults__" in cls.__dict__:
+            continue  # slotted: the names are slot descriptors, defaults live in __init__
         if f.default is not _MISSING:
             setattr(cls, f.name, f.default)
         elif f.name in cls.__dict__:

@@ -75,3 +75,19 @@ def test_non_default_after_default_is_refused():
         class Bad:
             a: int = 1
             b: int
+
+
+@dataclass(frozen=True, slots=True)
+class Slotted:
+    a: str
+    b: int = 2
+    c: list = field(default_factory=list)
+
+
+def test_slots_leave_no_instance_dict():
+    s = Slotted("x")
+    assert not hasattr(s, "__dict__")
+    assert (s.a, s.b, s.c) == ("x", 2, [])
+    assert s == Slotted("x", 2, []) and repr(s) == "Slotted(a='x', b=2, c=[])"
+    with pytest.raises(AttributeError):
+        s.a = "y"

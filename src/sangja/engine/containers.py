@@ -20,10 +20,18 @@ from ..linux import signals
 from .options import ContainerOptions
 from .paths import Paths
 from .records import NoSuchContainer, open_db
-from .status import CREATED, EXITED, PAUSED, REMOVING, RUNNING, live_state, monitor_alive
+from .status import (
+    CREATED,
+    EXITED,
+    PAUSED,
+    REMOVING,
+    RUNNING,
+    UNKNOWN_EXIT,
+    live_state,
+    monitor_alive,
+)
 
 DEFAULT_STOP_TIMEOUT = 10
-UNKNOWN_EXIT = 255  # no monitor was left to see the exit
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -116,14 +124,20 @@ class Engine:
     def create(self, opts: ContainerOptions) -> str:
         """Record a container and everything it needs except processes; return its id.
         Nothing is left behind when it fails."""
+        if opts.pull == "always":
+            raise EngineError(f"cannot pull {opts.image!r}: --pull always needs a registry, "
+                              "and sangja has no registry client yet")
+        # From resolving the image until the record exists, hold the store's gc lock shared:
+        # `rmi`/`image prune` decide what is unused under it exclusively.
+        with self.images.lock.shared():
+            return self._create_locked(opts)
+
+    def _create_locked(self, opts: ContainerOptions) -> str:
         import shutil
 
         from ..image.db import ImageNotFound
         from ..jsonio import dumps
 
-        if opts.pull == "always":
-            raise EngineError(f"cannot pull {opts.image!r}: --pull always needs a registry, "
-                              "and sangja has no registry client yet")
         try:
             image = self.images.resolve(opts.image)
         except ImageNotFound:
@@ -220,6 +234,7 @@ class Engine:
         monitor = monitor_path()
         runtime = self.runtime(opts)
         bundle = self.paths.container_dir(cid)
+        self._discard_interrupted_start(cid, runtime)
         self._prepare_bundle(row, opts, bundle)
         plan = LaunchPlan(
             cid=cid, bundle=bundle, run_dir=self.paths.run_dir(cid),
@@ -249,6 +264,26 @@ class Engine:
                        monitor_pid=launched.monitor_pid, started_at=time.time(),
                        finished_at=None, exit_code=0, oom_killed=0, stopped_by_user=0, error="")
         return client
+
+    def _discard_interrupted_start(self, cid: str, runtime) -> None:
+        """A start whose CLI was killed between the launch and the record of `running`
+        leaves the runtime's container (its init waiting for `start`) and maybe its monitor,
+        while the row still says created or exited: without this, the next start fails with
+        "already exists". Every finished attempt leaves `cleaned` (clean-up, abort); a
+        launch removes it first. Costs two stats when there is nothing to do."""
+        run_dir = self.paths.run_dir(cid)
+        if not os.path.isdir(run_dir) or os.path.exists(self.paths.cleaned_file(cid)):
+            return
+        if monitor_alive(self.paths, cid):  # it must not write an exit file for us later
+            try:
+                with open(os.path.join(run_dir, "monitor.pid")) as f:
+                    mon = int(f.read().strip())
+                os.kill(mon, signals.SIGKILL)
+                lp.wait_gone(mon, None, 5)
+            except (OSError, ValueError):
+                pass
+        _ignore(runtime.delete, cid)
+        _touch(self.paths.cleaned_file(cid))
 
     def _abort_start(self, row, runtime, launched, error: str) -> None:
         """The runtime could not start the program: nothing of this attempt may remain."""
@@ -358,7 +393,9 @@ class Engine:
         self._release_rootfs(cid)
         _touch(self.paths.cleaned_file(cid))
         self.db.update(cid, state=EXITED, exit_code=code, finished_at=finished,
-                       oom_killed=int(oom), pid=0)
+                       oom_killed=int(oom), pid=0,
+                       error="" if ex else "exit status unknown: the container's monitor "
+                       "was gone when it exited")
         if not apply_policy:
             return None
         if opts.rm:

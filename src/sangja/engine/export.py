@@ -22,13 +22,13 @@ import stat
 import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from sangja.image.layers import add_entry
 from sangja.linux.mounts import OPEN_TREE_CLONE
 from sangja.linux.paths import RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2
 from sangja.linux.syscall import syscall
+from sangja.records import dataclass, field
 
 __all__ = ["RootView", "export_rootfs", "open_root", "walk_tree"]
 

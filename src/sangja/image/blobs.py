@@ -15,10 +15,10 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from sangja.errors import SangjaError
+from sangja.records import dataclass
 
 DEFAULT_ROOT = "/var/lib/sangja"
 CHUNK = 1 << 20

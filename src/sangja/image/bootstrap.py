@@ -15,17 +15,18 @@ def bootstrap_busybox(store: ImageStore, name: str = DEFAULT_BUSYBOX_NAME) -> st
     from sangja.image.busybox import BusyboxNotFound, build_busybox_rootfs
 
     canonical = store.canonical(name)  # reject a bad name before doing any work
-    tmp = tempfile.mkdtemp(prefix=".bootstrap-", dir=store.root)
-    try:
-        rootfs = f"{tmp}/rootfs"
+    with store.lock.shared():  # the temp tree and the blobs are not garbage until tagged
+        tmp = tempfile.mkdtemp(prefix=".bootstrap-", dir=store.root)
         try:
-            build_busybox_rootfs(rootfs)
-        except BusyboxNotFound as e:
-            raise StoreError(str(e)) from None
-        image_id = store.import_rootfs(
-            rootfs, config_overrides={}, created_by="sangja bootstrap busybox"
-        )
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    store.tag(canonical, image_id)
+            rootfs = f"{tmp}/rootfs"
+            try:
+                build_busybox_rootfs(rootfs)
+            except BusyboxNotFound as e:
+                raise StoreError(str(e)) from None
+            image_id = store.import_rootfs(
+                rootfs, config_overrides={}, created_by="sangja bootstrap busybox"
+            )
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        store.tag(canonical, image_id)
     return image_id

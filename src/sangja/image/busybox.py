@@ -1,6 +1,9 @@
 """Build a minimal root filesystem from the host's static busybox (Debian's busybox-static).
 
 This is the base that needs no registry: about 2 MB, one static binary plus applet links.
+The tree is reproducible: modes are set explicitly (not left to the umask) and every mtime
+is clamped to $SOURCE_DATE_EPOCH, else to the busybox binary's mtime, so bootstrapping on
+another day (same busybox) gives the same layer and image id.
 """
 
 from __future__ import annotations
@@ -55,12 +58,33 @@ def _is_static(path: str) -> bool:
     return True
 
 
+def source_date_epoch(default: float) -> int:
+    """$SOURCE_DATE_EPOCH when set (reproducible-builds.org), else `default`."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if value.isdigit():
+        return int(value)
+    return int(default)
+
+
+def clamp_mtimes(tree: str, mtime: int) -> None:
+    """Set the mtime (and atime) of everything under tree, tree included, to `mtime`;
+    symlinks themselves, never their targets. Children first: a directory's mtime changes
+    when its entries do."""
+    for dirpath, dirs, files in os.walk(tree, topdown=False):
+        for name in files + dirs:
+            os.utime(os.path.join(dirpath, name), (mtime, mtime), follow_symlinks=False)
+    os.utime(tree, (mtime, mtime), follow_symlinks=False)
+
+
 def build_busybox_rootfs(dest: str, busybox: str | None = None) -> str:
     """Populate `dest` with busybox, its applet symlinks and a minimal /etc. Idempotent."""
     busybox = busybox or find_static_busybox()
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp",
               "root", "home", "var", "run"):
         os.makedirs(os.path.join(dest, d), exist_ok=True)
+    for d in ("", "bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev",
+              "root", "home", "var", "run"):
+        os.chmod(os.path.join(dest, d), 0o700 if d == "root" else 0o755)
     os.chmod(os.path.join(dest, "tmp"), 0o1777)
     target = os.path.join(dest, "bin", "busybox")
     if not os.path.exists(target):
@@ -79,4 +103,6 @@ def build_busybox_rootfs(dest: str, busybox: str | None = None) -> str:
         if not os.path.exists(path):
             with open(path, "w") as f:
                 f.write(text)
+        os.chmod(path, 0o644)
+    clamp_mtimes(dest, source_date_epoch(os.stat(busybox).st_mtime))
     return dest

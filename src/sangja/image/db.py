@@ -14,10 +14,10 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from sangja.errors import SangjaError
 from sangja.image.blobs import validate_digest
+from sangja.records import dataclass, field
 
 BUSY_TIMEOUT_MS = 10_000
 MIN_PREFIX = 12
@@ -58,8 +58,14 @@ CREATE TABLE image_blobs (                     -- other blobs an image keeps (in
 );
 """
 
+# v2: the uncompressed content size of each layer (sum of its file sizes, what `history`
+# shows); NULL in records made before it, filled in on demand (ImageStore.layer_sizes).
+_SCHEMA_V2 = """
+ALTER TABLE layers ADD COLUMN content_size INTEGER
+"""
+
 # MIGRATIONS[n] takes the schema from user_version n to n + 1.
-MIGRATIONS: list[str] = [_SCHEMA_V1]
+MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -85,8 +91,9 @@ class AmbiguousImage(DatabaseError, LookupError):
 class Layer:
     diff_id: str
     blob_digest: str | None = None
-    size: int | None = None
+    size: int | None = None  # of the blob (compressed)
     unpacked_path: str | None = None
+    content_size: int | None = None  # sum of the layer's file sizes (uncompressed)
 
 
 @dataclass(frozen=True)
@@ -223,12 +230,14 @@ class Database:
             c.execute("DELETE FROM image_layers WHERE image_id = ?", (image_id,))
             for pos, layer in enumerate(layers):
                 c.execute(
-                    "INSERT INTO layers (diff_id, blob_digest, size, unpacked_path)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT(diff_id) DO UPDATE SET"
+                    "INSERT INTO layers (diff_id, blob_digest, size, unpacked_path, content_size)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(diff_id) DO UPDATE SET"
                     " blob_digest = coalesce(excluded.blob_digest, blob_digest),"
                     " size = coalesce(excluded.size, size),"
-                    " unpacked_path = coalesce(excluded.unpacked_path, unpacked_path)",
-                    (layer.diff_id, layer.blob_digest, layer.size, layer.unpacked_path),
+                    " unpacked_path = coalesce(excluded.unpacked_path, unpacked_path),"
+                    " content_size = coalesce(excluded.content_size, content_size)",
+                    (layer.diff_id, layer.blob_digest, layer.size, layer.unpacked_path,
+                     layer.content_size),
                 )
                 c.execute(
                     "INSERT INTO image_layers (image_id, position, diff_id) VALUES (?, ?, ?)",
@@ -338,11 +347,19 @@ class Database:
         raise ImageNotFound(ref)
 
     # -- layers and blobs (for prune) ------------------------------------------------------
+    @staticmethod
+    def _layer(r: sqlite3.Row) -> Layer:
+        return Layer(r["diff_id"], r["blob_digest"], r["size"], r["unpacked_path"],
+                     r["content_size"])
+
     def layers(self) -> list[Layer]:
-        return [
-            Layer(r["diff_id"], r["blob_digest"], r["size"], r["unpacked_path"])
-            for r in self.conn.execute("SELECT * FROM layers ORDER BY diff_id")
-        ]
+        return [self._layer(r) for r in self.conn.execute("SELECT * FROM layers ORDER BY diff_id")]
+
+    def set_layer_content_size(self, diff_id: str, content_size: int) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE layers SET content_size = ? WHERE diff_id = ?", (content_size, diff_id)
+            )
 
     def set_layer_path(self, diff_id: str, unpacked_path: str | None) -> None:
         with self.transaction() as c:
@@ -355,12 +372,29 @@ class Database:
             "SELECT * FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers)"
             " ORDER BY diff_id"
         )
-        return [Layer(r["diff_id"], r["blob_digest"], r["size"], r["unpacked_path"]) for r in rows]
+        return [self._layer(r) for r in rows]
 
     def remove_layer(self, diff_id: str) -> None:
         """Forget a layer record; refused (IntegrityError) while an image uses it."""
         with self.transaction() as c:
             c.execute("DELETE FROM layers WHERE diff_id = ?", (diff_id,))
+
+    def dangling_tags(self) -> dict[str, str]:
+        """Tags whose image record is gone (only possible if foreign keys were off)."""
+        rows = self.conn.execute(
+            "SELECT name, image_id FROM tags WHERE image_id NOT IN (SELECT id FROM images)"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def missing_layer_records(self) -> dict[str, list[str]]:
+        """image id -> diff_ids it lists that have no layers row (foreign keys off)."""
+        out: dict[str, list[str]] = {}
+        for r in self.conn.execute(
+            "SELECT image_id, diff_id FROM image_layers"
+            " WHERE diff_id NOT IN (SELECT diff_id FROM layers) ORDER BY image_id, position"
+        ):
+            out.setdefault(r[0], []).append(r[1])
+        return out
 
     def referenced_blobs(self) -> set[str]:
         """Digests some image still needs: configs, manifests, layer blobs, extra blobs."""

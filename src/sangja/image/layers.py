@@ -1,10 +1,25 @@
 """Apply (and produce) OCI/Docker layer tarballs, safely, with whiteout semantics.
 
-``apply_layer`` works in two passes over the archive.  Pass one validates every member and
-touches nothing; any hostile entry raises ``UnsafeLayer`` naming it, and dest is unchanged.
-Pass two first performs the layer's deletions (``.wh.NAME`` whiteouts and ``.wh..wh..opq``
-opaque markers, which only ever affect the *lower* content already in dest), then extracts
-the entries without following any symlink.
+Two ways to use a layer, one validation:
+
+* ``apply_layer(src, dest)`` applies the layer *onto* a tree (a merged root filesystem):
+  ``.wh.NAME`` whiteouts delete NAME from what is already in dest, ``.wh..wh..opq`` empties
+  a directory's lower content.
+* ``unpack_layer(src, dest)`` unpacks the layer into an *empty* directory in overlayfs's own
+  layer format, the way the store keeps layers for overlay mounts: a whiteout becomes a
+  character device 0:0, an opaque marker the xattr ``trusted.overlay.opaque=y``
+  (``user.overlay.opaque`` when not root).
+
+Both work in two passes over the (uncompressed) archive. Pass one reads the headers only,
+validates every member and touches nothing; any hostile entry raises ``UnsafeLayer`` naming
+it, and dest is unchanged. Pass two writes the entries without following any symlink.
+
+Speed: compressed input is decompressed once into a spool file (never twice); the headers
+are parsed once and kept for pass two; file contents go from the archive to the new file
+with ``copy_file_range(2)`` (no copy through Python) when the source is a real file; files
+are created with their final permission bits and their owner, mode and times are set
+through the open descriptor. Nothing is fsynced here: callers that publish the result
+(the store) make it durable once for the whole layer.
 
 ``write_diff`` is the inverse: compare two trees and write a layer tar of the changes.
 """
@@ -12,8 +27,6 @@ the entries without following any symlink.
 from __future__ import annotations
 
 import errno
-import gzip
-import io
 import os
 import shutil
 import stat
@@ -21,20 +34,24 @@ import subprocess
 import tarfile
 import tempfile
 import threading
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from sangja.errors import SangjaError
+from sangja.records import dataclass
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "FileRegion",
     "LayerError",
     "LayerStats",
     "UnsafeLayer",
     "apply_layer",
+    "decompress",
     "detect_compression",
+    "unpack_layer",
     "write_diff",
 ]
 
@@ -42,9 +59,12 @@ DEFAULT_MAX_BYTES = 64 << 30
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 _XATTR_PREFIX = "SCHILY.xattr."
+# overlayfs's own metadata: a layer must not forge it (opaque dirs, redirects, metacopy)
+_OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _CHUNK = 1 << 20
+_READAHEAD = 64 << 10
 
 
 class LayerError(SangjaError):
@@ -90,33 +110,25 @@ def detect_compression(head: bytes) -> str:
     return "none"
 
 
-@contextmanager
-def _raw_source(src: str | os.PathLike[str] | BinaryIO, spool_dir: str) -> Iterator[BinaryIO]:
-    """A seekable binary file positioned at the start of the (possibly compressed) layer."""
-    if isinstance(src, str | os.PathLike):
-        with open(src, "rb") as f:
-            yield f
-        return
-    try:
-        start = src.tell()
-        src.seek(start)
-        seekable = True
-    except (AttributeError, OSError, io.UnsupportedOperation):
-        seekable = False
-    if seekable:
-        yield _Window(src, start)  # type: ignore[misc]
-        return
-    with tempfile.TemporaryFile(dir=spool_dir) as tmp:
-        shutil.copyfileobj(src, tmp, _CHUNK)
-        tmp.seek(0)
-        yield tmp
+@dataclass(frozen=True)
+class FileRegion:
+    """A layer stored in part of a file (``size`` bytes at ``offset`` of the open file
+    ``f``), e.g. a member of an image archive: read in place, never copied out first."""
+
+    f: BinaryIO
+    offset: int
+    size: int
 
 
-class _Window(io.RawIOBase):
-    """A view of a seekable file object whose position 0 is the caller's current offset."""
+class _Window:
+    """A bounded, seekable, read-only view of bytes [base, base + size) of a file: pread(2)
+    with a small read-ahead when there is a descriptor (``fd``), seek + read otherwise."""
 
-    def __init__(self, f: BinaryIO, start: int):
-        self._f, self._start = f, start
+    def __init__(self, fd: int | None, base: int, size: int, fobj: BinaryIO | None = None):
+        self.fd, self.base, self.size, self._f = fd, base, size, fobj
+        self.pos = 0
+        self._buf = b""
+        self._buf_at = 0
 
     def readable(self) -> bool:
         return True
@@ -124,79 +136,253 @@ class _Window(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:  # type: ignore[override]
-        data = self._f.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+    def tell(self) -> int:
+        return self.pos
 
     def seek(self, pos: int, whence: int = 0) -> int:
-        if whence == 0:
-            return self._f.seek(self._start + pos) - self._start
-        return self._f.seek(pos, whence) - self._start
+        if whence == 1:
+            pos += self.pos
+        elif whence == 2:
+            pos += self.size
+        self.pos = max(0, pos)
+        return self.pos
 
-    def tell(self) -> int:
-        return self._f.tell() - self._start
+    def _pread(self, n: int, at: int) -> bytes:
+        if self.fd is not None:
+            return os.pread(self.fd, n, self.base + at)
+        assert self._f is not None
+        self._f.seek(self.base + at)
+        return self._f.read(n)
+
+    def read(self, n: int | None = -1) -> bytes:
+        left = self.size - self.pos
+        if n is None or n < 0 or n > left:
+            n = left
+        if n <= 0:
+            return b""
+        off = self.pos - self._buf_at
+        if 0 <= off and off + n <= len(self._buf):
+            data = self._buf[off:off + n]
+        elif n >= _READAHEAD:
+            parts = []
+            got = 0
+            while got < n:
+                part = self._pread(n - got, self.pos + got)
+                if not part:
+                    break
+                parts.append(part)
+                got += len(part)
+            data = b"".join(parts)
+        else:
+            self._buf = self._pread(min(_READAHEAD, left), self.pos)
+            self._buf_at = self.pos
+            data = self._buf[:n]
+        self.pos += len(data)
+        return data
 
 
-def _zstd_decompress(raw: BinaryIO, out: BinaryIO) -> None:
+def _zstd_decompress(read: Callable[[int], bytes], write: Callable[[bytes], object]) -> None:
     exe = shutil.which("zstd")
     if exe is None:
         raise LayerError("layer is zstd-compressed but the 'zstd' command is not installed")
-    proc = subprocess.Popen(
-        [exe, "-d", "-c", "-q"], stdin=subprocess.PIPE, stdout=out, stderr=subprocess.PIPE
-    )
-    assert proc.stdin is not None and proc.stderr is not None
+    proc = subprocess.Popen([exe, "-d", "-c", "-q"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    errors: list[bytes] = []
 
     def feed() -> None:
         try:
-            shutil.copyfileobj(raw, proc.stdin, _CHUNK)
-        except BrokenPipeError:
+            while chunk := read(_CHUNK):
+                proc.stdin.write(chunk)  # type: ignore[union-attr]
+        except (BrokenPipeError, ValueError):
             pass
         finally:
             try:
-                proc.stdin.close()
+                proc.stdin.close()  # type: ignore[union-attr]
             except BrokenPipeError:
                 pass
 
     feeder = threading.Thread(target=feed, daemon=True)
+    drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()),  # type: ignore[union-attr]
+                             daemon=True)
     feeder.start()
-    err = proc.stderr.read()
-    feeder.join()
-    if proc.wait() != 0:
-        msg = err.decode(errors="replace").strip()
+    drain.start()
+    try:
+        while chunk := proc.stdout.read(_CHUNK):
+            write(chunk)
+    finally:
+        proc.stdout.close()
+        if proc.poll() is None and feeder.is_alive():
+            proc.kill()
+        feeder.join()
+        drain.join()
+        rc = proc.wait()
+    if rc != 0:
+        msg = b"".join(errors).decode(errors="replace").strip()
         raise LayerError(f"zstd failed to decompress the layer: {msg}")
 
 
-@contextmanager
-def _tar_source(src, compression: str, spool_dir: str) -> Iterator[tuple[BinaryIO, bool]]:
-    """(seekable stream, gzipped?) for the layer; zstd is decompressed to a spool file."""
-    with _raw_source(src, spool_dir) as raw:
-        if compression == "auto":
-            head = raw.read(4)
-            raw.seek(0)
-            compression = detect_compression(head)
-        if compression in ("none", "tar"):
-            yield raw, False
-        elif compression in ("gzip", "gz"):
-            yield raw, True
-        elif compression == "zstd":
-            with tempfile.TemporaryFile(dir=spool_dir) as out:
-                _zstd_decompress(raw, out)
-                out.seek(0)
-                yield out, False
-        else:
-            raise LayerError(f"unknown layer compression {compression!r}")
-
-
-def _members(stream: BinaryIO, gz: bool) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
-    stream.seek(0)
-    fileobj: BinaryIO = gzip.GzipFile(fileobj=stream, mode="rb") if gz else stream
+def _gunzip(read: Callable[[int], bytes], write: Callable[[bytes], object]) -> None:
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|") as tf:
-            for member in tf:
-                yield tf, member
-    except (tarfile.TarError, EOFError, gzip.BadGzipFile, OSError) as e:
+        while data := read(_CHUNK):
+            while data:
+                write(d.decompress(data))
+                data = b""
+                if d.eof and d.unused_data:  # concatenated gzip members
+                    data = d.unused_data
+                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if not d.eof:
+            raise LayerError("corrupt gzip data in layer: truncated stream")
+        write(d.flush())
+    except zlib.error as e:
+        raise LayerError(f"corrupt gzip data in layer: {e}") from None
+
+
+def decompress(compression: str, read: Callable[[int], bytes],
+               write: Callable[[bytes], object]) -> None:
+    """Stream ``read`` (gzip, zstd or plain) to ``write`` uncompressed."""
+    if compression in ("gzip", "gz"):
+        _gunzip(read, write)
+    elif compression == "zstd":
+        _zstd_decompress(read, write)
+    elif compression in ("none", "tar"):
+        while chunk := read(_CHUNK):
+            write(chunk)
+    else:
+        raise LayerError(f"unknown layer compression {compression!r}")
+
+
+def _size_from(fd: int, base: int) -> int:
+    return max(0, os.fstat(fd).st_size - base)
+
+
+@contextmanager
+def _plain_tar(src: str | os.PathLike[str] | BinaryIO | FileRegion, compression: str,
+               spool_dir: str) -> Iterator[_Window]:
+    """A window over the uncompressed layer tar: in place for plain input, else a spool file
+    it was decompressed to once."""
+    with _raw_window(src, spool_dir) as raw:
+        if compression == "auto":
+            compression = detect_compression(raw.read(4))
+            raw.seek(0)
+        if compression in ("none", "tar"):
+            yield raw
+            return
+        with tempfile.TemporaryFile(prefix=".layer-", dir=spool_dir) as tmp:
+            decompress(compression, raw.read, tmp.write)
+            tmp.flush()
+            yield _Window(tmp.fileno(), 0, tmp.tell())
+
+
+@contextmanager
+def _raw_window(src, spool_dir: str) -> Iterator[_Window]:
+    if isinstance(src, FileRegion):
+        fd = _fileno(src.f)
+        yield _Window(fd, src.offset, src.size, None if fd is not None else src.f)
+        return
+    if isinstance(src, str | os.PathLike):
+        with open(src, "rb") as f:
+            yield _Window(f.fileno(), 0, _size_from(f.fileno(), 0))
+        return
+    try:
+        start = src.tell()
+        src.seek(start)
+        seekable = bool(getattr(src, "seekable", lambda: True)())
+    except (AttributeError, OSError, ValueError):
+        seekable = False
+    if seekable:
+        fd = _fileno(src)
+        if fd is not None:
+            yield _Window(fd, start, _size_from(fd, start))
+        else:
+            end = src.seek(0, 2)
+            src.seek(start)
+            yield _Window(None, start, end - start, src)
+        return
+    with tempfile.TemporaryFile(prefix=".layer-", dir=spool_dir) as tmp:
+        shutil.copyfileobj(src, tmp, _CHUNK)
+        tmp.flush()
+        yield _Window(tmp.fileno(), 0, tmp.tell())
+
+
+def _fileno(f) -> int | None:
+    try:
+        fd = f.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    try:
+        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except OSError:
+        return None
+
+
+def _read_members(win: _Window) -> tuple[tarfile.TarFile, list[tarfile.TarInfo]]:
+    """Every member header (data skipped by seeking); LayerError on a broken archive."""
+    try:
+        tf = tarfile.open(fileobj=win, mode="r:")  # type: ignore[call-overload]
+        return tf, tf.getmembers()
+    except (tarfile.TarError, EOFError, OSError) as e:
         raise LayerError(f"cannot read layer archive: {e}") from None
+
+
+def _copier(tf: tarfile.TarFile, win: _Window) -> Callable[[tarfile.TarInfo, int], None]:
+    """copy(member, out_fd): the member's content into out_fd (at its position)."""
+    fd = win.fd
+
+    def slow(m: tarfile.TarInfo, out: int) -> None:
+        src = tf.extractfile(m)
+        assert src is not None
+        left = m.size
+        try:
+            while left > 0:
+                chunk = src.read(min(_CHUNK, left))
+                if not chunk:
+                    raise LayerError(f"layer entry {m.name!r}: unexpected end of data")
+                left -= len(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out, view):]
+        except tarfile.TarError as e:
+            raise LayerError(f"layer entry {m.name!r}: {e}") from None
+
+    if fd is None:
+        return slow
+    state = {"cfr": hasattr(os, "copy_file_range")}
+
+    def fast(m: tarfile.TarInfo, out: int) -> None:
+        if m.sparse is not None or not state["cfr"]:
+            return slow(m, out)
+        if m.offset_data + m.size > win.size:
+            raise LayerError(f"layer entry {m.name!r}: unexpected end of data")
+        off, left = win.base + m.offset_data, m.size
+        while left > 0:
+            try:
+                n = os.copy_file_range(fd, out, left, off)
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP,
+                                   errno.EBADF, errno.EPERM):
+                    raise
+                state["cfr"] = False
+                return _pread_copy(fd, out, off, left, m.name)
+            if n == 0:
+                raise LayerError(f"layer entry {m.name!r}: unexpected end of data")
+            off += n
+            left -= n
+
+    return fast
+
+
+def _pread_copy(fd: int, out: int, off: int, left: int, name: str) -> None:
+    while left > 0:
+        chunk = os.pread(fd, min(_CHUNK, left), off)
+        if not chunk:
+            raise LayerError(f"layer entry {name!r}: unexpected end of data")
+        off += len(chunk)
+        left -= len(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(out, view):]
 
 
 # ---------------------------------------------------------------------------- validation
@@ -235,6 +421,7 @@ class _Plan:
         self.entries: dict[str, str] = {}  # path -> kind, as created by this archive
         self.whiteouts: set[str] = set()
         self.opaque: set[str] = set()
+        self.markers: dict[str, str] = {}  # whiteout/opaque path -> the member naming it
 
     def _deleted_in_lower(self, path: str) -> bool:
         if path == "":
@@ -272,24 +459,28 @@ class _Plan:
                 raise UnsafeLayer(entry, f"its parent {anc!r} is not a directory")
 
 
-def _validate(members: Iterator, dest: str, max_bytes: int) -> _Plan:
+def _validate(members: list[tarfile.TarInfo], dest: str, max_bytes: int,
+              overlay: bool = False) -> _Plan:
     plan = _Plan(dest)
     total = 0
     root = _is_root()
-    for _tf, m in members:
+    for m in members:
         path = _clean(m.name)
         base = path.rpartition("/")[2]
         if base.startswith(WHITEOUT_PREFIX):
             # whiteouts act on lower content only, before anything in this layer is written
             plan.check_parents(m.name, path, lower_only=True)
             if base == OPAQUE_MARKER:
-                plan.opaque.add(_parent(path))
+                target = _parent(path)
+                plan.opaque.add(target)
             else:
-                target = base[len(WHITEOUT_PREFIX):]
-                if target in ("", ".", "..") or target.startswith(WHITEOUT_PREFIX):
+                name = base[len(WHITEOUT_PREFIX):]
+                if name in ("", ".", "..") or name.startswith(WHITEOUT_PREFIX):
                     raise UnsafeLayer(m.name, "whiteout names no valid file")
                 parent = _parent(path)
-                plan.whiteouts.add(f"{parent}/{target}" if parent else target)
+                target = f"{parent}/{name}" if parent else name
+                plan.whiteouts.add(target)
+            plan.markers.setdefault(target, m.name)
             continue
         if path == "":
             if not m.isdir():
@@ -329,6 +520,20 @@ def _validate(members: Iterator, dest: str, max_bytes: int) -> _Plan:
         else:
             raise UnsafeLayer(m.name, f"unsupported tar member type {m.type!r}")
         plan.entries[path] = kind
+    if overlay:
+        # the markers become files of their own (devices, xattrs) once the entries are in:
+        # their parents must be directories in the final layer, and an opaque marker's
+        # directory a directory
+        for target in sorted(plan.whiteouts | plan.opaque):
+            entry = plan.markers[target]
+            if target in plan.whiteouts and target in plan.entries:
+                continue  # re-created in this layer: the entry wins
+            plan.check_parents(entry, target)
+            kind = plan.kind(target) if target in plan.opaque else None
+            if kind == _SYMLINK:
+                raise UnsafeLayer(entry, f"opaque marker in {target!r}, which is a symlink")
+            if kind not in (None, _DIR):
+                raise UnsafeLayer(entry, f"opaque marker in {target!r}, not a directory")
     return plan
 
 
@@ -367,27 +572,20 @@ def _lstat(path: str) -> os.stat_result | None:
         return None
 
 
-def _ensure_parents(dest: str, path: str) -> None:
-    for anc in _ancestors(path):
-        full = os.path.join(dest, anc)
-        st = _lstat(full)
-        if st is None:
-            os.mkdir(full, 0o755)
-        elif not stat.S_ISDIR(st.st_mode):  # validated away; belt and braces
-            raise LayerError(f"parent {anc!r} is not a directory")
-
-
-def _set_xattrs(full: str, m: tarfile.TarInfo, stats: LayerStats, root: bool) -> None:
+def _set_xattrs(target: str | int, m: tarfile.TarInfo, stats: LayerStats, root: bool) -> None:
     for key, value in m.pax_headers.items():
         if not key.startswith(_XATTR_PREFIX):
             continue
         name = key[len(_XATTR_PREFIX):]
-        if not root and not name.startswith("user."):
+        if name.startswith(_OVERLAY_XATTRS) or (not root and not name.startswith("user.")):
             stats.xattrs_skipped += 1
             continue
         data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
         try:
-            os.setxattr(full, name, data, follow_symlinks=False)
+            if isinstance(target, int):
+                os.setxattr(target, name, data)
+            else:
+                os.setxattr(target, name, data, follow_symlinks=False)
             stats.xattrs += 1
         except OSError as e:
             if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM) and not root:
@@ -396,86 +594,222 @@ def _set_xattrs(full: str, m: tarfile.TarInfo, stats: LayerStats, root: bool) ->
                 raise LayerError(f"cannot set xattr {name} on {m.name!r}: {e}") from None
 
 
-def _apply_entries(members: Iterator, plan: _Plan, stats: LayerStats) -> None:
-    dest = plan.dest
-    root = _is_root()
-    dirs: list[tuple[str, tarfile.TarInfo]] = []
-    for tf, m in members:
-        path = _clean(m.name)
-        base = path.rpartition("/")[2]
-        if path == "" or base.startswith(WHITEOUT_PREFIX):
-            continue
-        full = os.path.join(dest, path)
-        _ensure_parents(dest, path)
-        st = _lstat(full)
-        if m.isdir():
-            if st is not None and not stat.S_ISDIR(st.st_mode):
-                os.unlink(full)
-                st = None
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+class _Writer:
+    """Pass two: creates the entries under dest, never following a symlink (the plan has
+    vouched for every parent; names are created with O_EXCL / EEXIST handling, so an
+    unexpected file in the way is removed, not written through)."""
+
+    def __init__(self, plan: _Plan, stats: LayerStats, copy):
+        self.dest = plan.dest
+        self.plan = plan
+        self.stats = stats
+        self.copy = copy
+        self.root = _is_root()
+        self.umask = _umask()
+        self.known_dirs: set[str] = {""}  # relative paths known to be directories now
+        self.dirs: dict[str, tarfile.TarInfo] = {}  # directory entries: metadata at the end
+
+    # -- paths ---------------------------------------------------------------------------
+    def parents(self, path: str) -> None:
+        parent = _parent(path)
+        if parent in self.known_dirs:
+            return
+        for anc in _ancestors(path):
+            if anc in self.known_dirs:
+                continue
+            full = f"{self.dest}/{anc}"
+            st = _lstat(full)
             if st is None:
+                os.mkdir(full, 0o755)
+            elif not stat.S_ISDIR(st.st_mode):  # validated away; belt and braces
+                raise LayerError(f"parent {anc!r} is not a directory")
+            self.known_dirs.add(anc)
+
+    def clear(self, path: str, full: str) -> None:
+        """Remove what is at path (to be replaced) and forget it was a directory."""
+        remove_path(full)
+        if path in self.known_dirs:
+            prefix = path + "/"
+            self.known_dirs = {d for d in self.known_dirs if d != path
+                               and not d.startswith(prefix)}
+            self.dirs = {d: m for d, m in self.dirs.items() if d != path
+                         and not d.startswith(prefix)}
+
+    def create(self, path: str, full: str, make: Callable[[], object]):
+        try:
+            return make()
+        except FileExistsError:
+            self.clear(path, full)
+            return make()
+
+    # -- entries -------------------------------------------------------------------------
+    def entry(self, m: tarfile.TarInfo, path: str) -> None:
+        full = f"{self.dest}/{path}"
+        self.parents(path)
+        stats, root = self.stats, self.root
+        if m.isdir():
+            try:
                 os.mkdir(full, 0o700)
-            dirs.append((full, m))
+            except FileExistsError:
+                st = os.lstat(full)
+                if not stat.S_ISDIR(st.st_mode):
+                    self.clear(path, full)
+                    os.mkdir(full, 0o700)
+            self.known_dirs.add(path)
+            self.dirs.pop(path, None)  # the last entry of a directory has the last word
+            self.dirs[path] = m
             stats.dirs += 1
-        else:
-            if st is not None:
-                remove_path(full)
-            if m.isreg():
-                fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                with os.fdopen(fd, "wb") as out:
-                    src = tf.extractfile(m)
-                    assert src is not None
-                    shutil.copyfileobj(src, out, _CHUNK)
-                stats.files += 1
-                stats.bytes += m.size
-            elif m.issym():
-                os.symlink(m.linkname, full)
-                stats.symlinks += 1
-            elif m.islnk():
-                os.link(os.path.join(dest, _clean(m.linkname)), full, follow_symlinks=False)
-                stats.hardlinks += 1
-                continue  # shares the target's inode and metadata
-            elif m.ischr() or m.isblk():
-                kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-                os.mknod(full, 0o600 | kind, os.makedev(m.devmajor, m.devminor))
-                stats.devices += 1
-            elif m.isfifo():
-                os.mkfifo(full, 0o600)
-                stats.fifos += 1
+            return
+        if m.isreg():
+            perm = m.mode & 0o7777
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = self.create(path, full, lambda: os.open(full, flags, perm & 0o777))
+            try:
+                if m.size:
+                    self.copy(m, fd)
+                if root:
+                    os.fchown(fd, m.uid, m.gid)
+                # created with perm & ~umask: fix up when that is not perm (umask, or
+                # setuid/setgid/sticky bits, which must come after the chown anyway)
+                if perm & ~0o777 or perm & self.umask:
+                    os.fchmod(fd, perm)
+                _set_xattrs(fd, m, stats, root)
+                os.utime(fd, (m.mtime, m.mtime))
+            finally:
+                os.close(fd)
+            stats.files += 1
+            stats.bytes += m.size
+            return
+        if m.islnk():
+            target = f"{self.dest}/{_clean(m.linkname)}"
+            self.create(path, full, lambda: os.link(target, full, follow_symlinks=False))
+            stats.hardlinks += 1
+            return  # shares the target's inode and metadata
+        if m.issym():
+            self.create(path, full, lambda: os.symlink(m.linkname, full))
+            stats.symlinks += 1
+        elif m.ischr() or m.isblk():
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            dev = os.makedev(m.devmajor, m.devminor)
+            self.create(path, full, lambda: os.mknod(full, 0o600 | kind, dev))
+            stats.devices += 1
+        elif m.isfifo():
+            self.create(path, full, lambda: os.mkfifo(full, 0o600))
+            stats.fifos += 1
         if root:
             os.lchown(full, m.uid, m.gid)
-        if m.isdir():
-            continue  # mode/xattrs/mtime later, after the children are written
         if not m.issym():
+            os.chmod(full, m.mode & 0o7777, follow_symlinks=False)
+        _set_xattrs(full, m, stats, root)
+        os.utime(full, (m.mtime, m.mtime), follow_symlinks=False)
+
+    def overlay_markers(self) -> None:
+        """Whiteouts as 0:0 character devices, opaque markers as xattrs (overlay format)."""
+        plan, stats = self.plan, self.stats
+        for w in sorted(plan.whiteouts):
+            if w in plan.entries:
+                continue  # a whiteout and a re-creation of the same name: the entry wins
+            self.parents(w)
+            full = f"{self.dest}/{w}"
+            self.create(w, full, lambda full=full: os.mknod(full, stat.S_IFCHR, 0))
+            stats.whiteouts += 1
+        name = "trusted.overlay.opaque" if self.root else "user.overlay.opaque"
+        for d in sorted(plan.opaque):
+            full = f"{self.dest}/{d}" if d else self.dest
+            if d not in self.known_dirs:
+                self.parents(d)
+                try:
+                    os.mkdir(full, 0o755)
+                except FileExistsError:
+                    pass
+                self.known_dirs.add(d)
+            try:
+                os.setxattr(full, name, b"y", follow_symlinks=False)
+            except OSError as e:
+                raise LayerError(f"cannot mark {d or '/'!r} opaque ({name}): {e}") from None
+            stats.opaque_dirs += 1
+
+    def finish(self) -> None:
+        """Directory metadata last (writing children changes a directory's mtime), deepest
+        first so a read-only directory does not block its children's."""
+        stats, root = self.stats, self.root
+        for path in sorted(self.dirs, key=lambda p: p.count("/"), reverse=True):
+            m = self.dirs[path]
+            full = f"{self.dest}/{path}"
+            if root:
+                os.lchown(full, m.uid, m.gid)
             os.chmod(full, m.mode & 0o7777)
-        _set_xattrs(full, m, stats, root)
-        os.utime(full, (m.mtime, m.mtime), follow_symlinks=False)
-    for full, m in reversed(dirs):
-        os.chmod(full, m.mode & 0o7777)
-        _set_xattrs(full, m, stats, root)
-        os.utime(full, (m.mtime, m.mtime), follow_symlinks=False)
+            _set_xattrs(full, m, stats, root)
+            os.utime(full, (m.mtime, m.mtime), follow_symlinks=False)
+
+
+def _write_entries(members: list[tarfile.TarInfo], plan: _Plan, stats: LayerStats, copy,
+                   overlay: bool) -> None:
+    w = _Writer(plan, stats, copy)
+    for m in members:
+        path = _clean(m.name)
+        if path == "" or path.rpartition("/")[2].startswith(WHITEOUT_PREFIX):
+            continue
+        w.entry(m, path)
+    if overlay:
+        w.overlay_markers()
+    w.finish()
+
+
+def _check_dest(dest_dir) -> str:
+    dest = os.path.abspath(os.fspath(dest_dir))
+    if not os.path.isdir(dest) or os.path.islink(dest):
+        raise LayerError(f"layer destination {dest!r} is not a directory")
+    return dest
 
 
 def apply_layer(
-    src: str | os.PathLike[str] | BinaryIO,
+    src: str | os.PathLike[str] | BinaryIO | FileRegion,
     dest_dir: str | os.PathLike[str],
     *,
     compression: str = "auto",
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> LayerStats:
-    """Apply one layer tarball (path or binary file object) onto dest_dir.
+    """Apply one layer tarball (path, binary file object or FileRegion) onto dest_dir.
 
     compression: "auto" (by magic bytes), "none", "gzip" or "zstd".  Raises UnsafeLayer (dest
     unchanged) for hostile entries, LayerError for unreadable input.
     """
-    dest = os.path.abspath(os.fspath(dest_dir))
-    if not os.path.isdir(dest) or os.path.islink(dest):
-        raise LayerError(f"layer destination {dest!r} is not a directory")
-    spool_dir = os.path.dirname(dest)
-    with _tar_source(src, compression, spool_dir) as (stream, gz):
-        plan = _validate(_members(stream, gz), dest, max_bytes)
+    dest = _check_dest(dest_dir)
+    with _plain_tar(src, compression, os.path.dirname(dest)) as win:
+        tf, members = _read_members(win)
+        plan = _validate(members, dest, max_bytes)
         stats = LayerStats()
         _apply_deletions(plan, stats)
-        _apply_entries(_members(stream, gz), plan, stats)
+        _write_entries(members, plan, stats, _copier(tf, win), overlay=False)
+    return stats
+
+
+def unpack_layer(
+    src: str | os.PathLike[str] | BinaryIO | FileRegion,
+    dest_dir: str | os.PathLike[str],
+    *,
+    compression: str = "auto",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    spool_dir: str | None = None,
+) -> LayerStats:
+    """Unpack one layer into the empty directory dest_dir in overlayfs's layer format (see
+    the module docstring); same checks and errors as apply_layer. Compressed input is
+    decompressed into a spool file in ``spool_dir`` (default: dest's parent)."""
+    dest = _check_dest(dest_dir)
+    if os.listdir(dest):
+        raise LayerError(f"layer destination {dest!r} is not empty")
+    with _plain_tar(src, compression, spool_dir or os.path.dirname(dest)) as win:
+        tf, members = _read_members(win)
+        plan = _validate(members, dest, max_bytes, overlay=True)
+        stats = LayerStats()
+        _write_entries(members, plan, stats, _copier(tf, win), overlay=True)
     return stats
 
 
@@ -495,7 +829,11 @@ def add_entry(tf: tarfile.TarFile, full: str, rel: str, st: os.stat_result,
         else:
             links[key] = rel
     if ti.isreg():
-        with open(full, "rb") as f:
+        # never through a symlink swapped in since the lstat (a running container's tree)
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise LayerError(f"{rel!r} changed type while being archived")
             tf.addfile(ti, f)
     else:
         tf.addfile(ti)
@@ -525,6 +863,8 @@ def _tarinfo(full: str, arcname: str, st: os.stat_result) -> tarfile.TarInfo:
     except OSError:
         names = []
     for name in names:
+        if name.startswith(_OVERLAY_XATTRS):
+            continue  # overlayfs's own bookkeeping (opaque, redirect...), never content
         try:
             value = os.getxattr(full, name, follow_symlinks=False)
         except OSError:

@@ -16,9 +16,9 @@ a registry (no ".", no ":", not "localhost", no uppercase) lives in the *local* 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from sangja.errors import SangjaError
+from sangja.records import dataclass
 
 __all__ = ["DEFAULT_DOMAIN", "DEFAULT_TAG", "InvalidReference", "Reference", "parse"]
 

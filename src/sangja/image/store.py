@@ -6,7 +6,9 @@
 
 Writes go database-last on the way in (blobs, then the record) and database-first on the way
 out (record, then files), so a crash leaves at worst unreferenced files, never a record that
-points at nothing.
+points at nothing. Writers and collectors coordinate through the gc lock (``self.lock``,
+``<root>/gc.lock``, see :mod:`sangja.image.gclock`): writers hold it shared from their first
+file to their committed record, collectors (rmi, prune, check) hold it exclusive.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import stat
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from sangja import jsonio
 from sangja.errors import SangjaError
 from sangja.image.blobs import DEFAULT_ROOT, BlobStore
 from sangja.image.db import Database, Image, ImageNotFound, Layer
+from sangja.image.gclock import lock_for
 from sangja.image.reference import InvalidReference, parse
+from sangja.records import dataclass
 
 __all__ = [
     "DEFAULT_PATH_ENV",
@@ -96,6 +99,51 @@ def _rmtree(path: str) -> None:
     shutil.rmtree(path, onerror=lambda f, p, e: onexc(f, p, e))
 
 
+def tree_size(path: str) -> int:
+    """Bytes of the regular files under path (hardlinks counted once), symlinks not followed."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                if key in seen:
+                    continue
+                seen.add(key)
+            total += st.st_size
+    return total
+
+
+def tar_content_size(path: str) -> int:
+    """Sum of the regular files' sizes in a plain, gzip, bzip2, xz or zstd tar file."""
+    import subprocess
+
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head == b"\x28\xb5\x2f\xfd":  # zstd: tarfile has no codec for it
+        exe = shutil.which("zstd")
+        if exe is None:
+            raise StoreError("zstd is not installed")
+        proc = subprocess.Popen([exe, "-dcq", path], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        assert proc.stdout is not None
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tf:
+                total = sum(m.size for m in tf if m.isreg())
+        finally:
+            proc.stdout.close()
+            proc.wait()
+        return total
+    with tarfile.open(path, mode="r|*") as tf:
+        return sum(m.size for m in tf if m.isreg())
+
+
 class _HashingWriter:
     """File-like sink for tarfile: hashes and counts the uncompressed bytes, then gzips."""
 
@@ -139,8 +187,8 @@ def _write_rootfs_tar(rootfs: str, out) -> _TarResult:
                 st = os.lstat(full)
                 newest = max(newest, st.st_mtime)
                 ti = add_entry(tf, full, r, st, links)
-                if not (ti.isdir() or ti.islnk()):  # files and special files count
-                    content += st.st_size
+                if ti.isreg():  # Docker's layer size: the regular files' bytes
+                    content += ti.size
                 if stat.S_ISDIR(st.st_mode):
                     walk(r)
 
@@ -170,6 +218,7 @@ class ImageStore:
         self.db = Database(os.path.join(self.root, "images.db"))
         self.layers_dir = os.path.join(self.root, "layers")
         os.makedirs(self.layers_dir, mode=0o700, exist_ok=True)
+        self.lock = lock_for(self.root)  # one per root per process: nests across stores
 
     def close(self) -> None:
         self.db.close()
@@ -198,6 +247,11 @@ class ImageStore:
         rootfs = os.fspath(rootfs_dir)
         if not os.path.isdir(rootfs):
             raise StoreError(f"rootfs {rootfs!r} is not a directory")
+        with self.lock.shared():  # files first, record last: no gc in between
+            return self._import_rootfs(rootfs, config_overrides, created, created_by)
+
+    def _import_rootfs(self, rootfs: str, config_overrides: dict[str, Any] | None,
+                       created: str | None, created_by: str) -> str:
         fd, tmp = tempfile.mkstemp(prefix="layer-", dir=self.blobs.tmp_dir)
         try:
             with os.fdopen(fd, "w+b") as f:
@@ -231,7 +285,8 @@ class ImageStore:
         self.db.add_image(
             config_desc.digest,
             manifest_digest=manifest_desc.digest,
-            layers=[Layer(result.diff_id, layer_desc.digest, layer_desc.size)],
+            layers=[Layer(result.diff_id, layer_desc.digest, layer_desc.size,
+                          content_size=result.content_size)],
             created=created,
             size=result.content_size,
             architecture=arch,
@@ -245,36 +300,115 @@ class ImageStore:
 
     def unpacked_layers(self, image_id: str) -> list[str]:
         """Paths of the image's unpacked layers, lowest first (unpacking missing ones)."""
-        from sangja.image.layers import apply_layer
+        with self.lock.shared():  # an unpack in progress is not an orphan for gc
+            image = self.resolve(image_id)
+            known = {layer.diff_id: layer for layer in self.db.layers()}
+            paths = []
+            for diff_id in image.layers:
+                final = self.layer_path(diff_id)
+                if not os.path.isdir(final):
+                    layer = known.get(diff_id)
+                    if layer is None or layer.blob_digest is None:
+                        raise StoreError(f"layer {diff_id} of image {image.id} has no blob")
+                    self.unpack_layer(diff_id, layer.blob_digest)
+                if known.get(diff_id) and known[diff_id].unpacked_path != final:
+                    self.db.set_layer_path(diff_id, final)
+                paths.append(final)
+            return paths
 
-        image = self.resolve(image_id)
-        known = {layer.diff_id: layer for layer in self.db.layers()}
-        paths = []
-        for diff_id in image.layers:
-            final = self.layer_path(diff_id)
-            if not os.path.isdir(final):
-                layer = known.get(diff_id)
-                if layer is None or layer.blob_digest is None:
-                    raise StoreError(f"layer {diff_id} of image {image.id} has no blob")
-                tmp = tempfile.mkdtemp(prefix=".unpack-", dir=self.layers_dir)
-                try:
-                    os.chmod(tmp, 0o755)
-                    with self.blobs.open(layer.blob_digest) as f:
-                        apply_layer(f, tmp)
-                    try:
-                        os.rename(tmp, final)
-                    except OSError:
-                        if not os.path.isdir(final):  # not a lost race: a real error
-                            raise
-                        _rmtree(tmp)
-                except BaseException:
-                    if os.path.lexists(tmp):
-                        _rmtree(tmp)
+    def unpack_layer(self, diff_id: str, blob_digest: str):
+        """Unpack a layer blob into its layer directory unless it is there already; return
+        the LayerStats (None when it was already unpacked). The caller holds ``self.lock``
+        (shared at least). Hostile entries raise UnsafeLayer and leave nothing behind."""
+        from sangja.fs import syncfs
+        from sangja.image.layers import unpack_layer
+
+        final = self.layer_path(diff_id)
+        if os.path.isdir(final):
+            return None
+        tmp = tempfile.mkdtemp(prefix=".unpack-", dir=self.layers_dir)
+        try:
+            os.chmod(tmp, 0o755)
+            with self.blobs.open(blob_digest) as f:
+                stats = unpack_layer(f, tmp)  # overlay format: whiteouts as 0:0 devices
+            syncfs(tmp)  # the final name must never show a layer a power cut could cut short
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not os.path.isdir(final):  # not a lost race: a real error
                     raise
-            if known.get(diff_id) and known[diff_id].unpacked_path != final:
-                self.db.set_layer_path(diff_id, final)
-            paths.append(final)
-        return paths
+                _rmtree(tmp)
+        except BaseException:
+            if os.path.lexists(tmp):
+                _rmtree(tmp)
+            raise
+        return stats
+
+    def remove_layer_dir(self, diff_id: str) -> int:
+        """Remove a layer directory (renamed aside first, so a half-removed layer is never
+        mistaken for an unpacked one); return the bytes of its regular files."""
+        path = self.layer_path(diff_id)
+        if not os.path.lexists(path):
+            return 0
+        size = tree_size(path)
+        doomed = tempfile.mkdtemp(prefix=".remove-", dir=self.layers_dir)
+        os.rename(path, os.path.join(doomed, "l"))
+        _rmtree(doomed)
+        return size
+
+    def layer_sizes(self, image: Image) -> list[int | None]:
+        """Content size (sum of file sizes, uncompressed) of each layer of the image, lowest
+        first; computed from the blob (or the unpacked directory) and recorded when the
+        database does not have it yet. None when neither is available."""
+        known = {layer.diff_id: layer for layer in self.db.layers()}
+        sizes: list[int | None] = []
+        for diff_id in image.layers:
+            layer = known.get(diff_id)
+            size = layer.content_size if layer is not None else None
+            if size is None and layer is not None:
+                size = self._measure_layer(layer)
+                if size is not None:
+                    self.db.set_layer_content_size(diff_id, size)
+            sizes.append(size)
+        return sizes
+
+    def _measure_layer(self, layer: Layer) -> int | None:
+        if layer.blob_digest is not None:
+            try:
+                return tar_content_size(self.blobs.path(layer.blob_digest))
+            except (OSError, tarfile.TarError, EOFError, StoreError, ValueError):
+                pass
+        path = self.layer_path(layer.diff_id)
+        if os.path.isdir(path):
+            return tree_size(path)
+        return None
+
+    def history(self, name_or_id: str) -> list[dict[str, Any]]:
+        """Docker's image history, newest first: one row per history entry with the size of
+        the layer it made (0 for empty_layer entries); ``id`` is the image id on the top row
+        and ``<missing>`` below (no parent images are kept)."""
+        img = self.resolve(name_or_id)
+        config = jsonio.loads(self.blobs.read_bytes(img.id))
+        sizes = self.layer_sizes(img)
+        rows: list[dict[str, Any]] = []
+        n = 0
+        for h in config.get("history") or []:
+            if not isinstance(h, dict):
+                continue
+            empty = bool(h.get("empty_layer"))
+            size: int | None = 0
+            if not empty and n < len(sizes):
+                size = sizes[n]
+                n += 1
+            rows.append({"created": h.get("created"), "created_by": h.get("created_by") or "",
+                         "comment": h.get("comment") or "", "size": size, "empty_layer": empty})
+        for size in sizes[n:]:  # layers the history does not account for
+            rows.append({"created": config.get("created"), "created_by": "", "comment": "",
+                         "size": size, "empty_layer": False})
+        rows.reverse()
+        for i, row in enumerate(rows):
+            row["id"] = img.id if i == 0 else "<missing>"
+        return rows
 
     # -- names ---------------------------------------------------------------------------
     @staticmethod
@@ -372,12 +506,32 @@ class ImageStore:
         }
 
     # -- removal -------------------------------------------------------------------------
-    def remove(self, name_or_id: str, force: bool = False) -> list[str]:
-        """Docker's rmi: return report lines (``Untagged: ...``, ``Deleted: ...``)."""
+    def remove(self, name_or_id: str, force: bool = False,
+               in_use: dict[str, str] | None = None) -> list[str]:
+        """Docker's rmi: return report lines (``Untagged: ...``, ``Deleted: ...``).
+
+        ``in_use`` maps image ids to a container that uses them: such an image is refused,
+        or with ``force`` only untagged (its layers stay: the container's root is made of
+        them)."""
+        with self.lock.exclusive():  # what is unreferenced is decided with no writer mid-way
+            return self._remove(name_or_id, force, in_use or {})
+
+    def _remove(self, name_or_id: str, force: bool, in_use: dict[str, str]) -> list[str]:
         img, by_tag = self._resolve(name_or_id)
         if by_tag is not None and len(img.tags) > 1:
             self.db.untag(by_tag)
             return [f"Untagged: {by_tag}"]
+        if img.id in in_use:
+            if not force:
+                raise ImageInUse(
+                    f"conflict: unable to remove repository reference {name_or_id!r} (must "
+                    f"force) - container {in_use[img.id][:12]} is using its referenced image "
+                    f"{img.id[7:19]}")
+            out = []
+            for t in img.tags:
+                self.db.untag(t)
+                out.append(f"Untagged: {t}")
+            return out
         if by_tag is None and len(img.tags) > 1 and not force:
             raise ImageInUse(
                 f"image {img.id[7:19]} is referenced in multiple repositories "
@@ -399,11 +553,7 @@ class ImageStore:
             still = self.db.referenced_blobs()
         out.append(f"Deleted: {img.id}")
         for layer in gone_layers:
-            path = self.layer_path(layer.diff_id)
-            if os.path.lexists(path):
-                doomed = tempfile.mkdtemp(prefix=".remove-", dir=self.layers_dir)
-                os.rename(path, os.path.join(doomed, "l"))
-                _rmtree(doomed)
+            self.remove_layer_dir(layer.diff_id)
         for digest in sorted(candidates - still):
             self.blobs.delete(digest)
         return out

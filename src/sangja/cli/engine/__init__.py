@@ -17,9 +17,51 @@ Global options:
   --runroot DIR   run-time state (default: $SANGJA_RUNROOT or /run/sangja)
   --debug         show tracebacks of engine errors
 
+Containers:
+  run [OPTIONS] IMAGE [COMMAND [ARG...]]
+                             create and start a container (-d detached, -it a
+                             terminal, --rm, --name, -e, -v, --memory, --cap-drop, ...)
+  create [OPTIONS] IMAGE [COMMAND [ARG...]]
+                             create a container without starting it
+  start [-a] [-i] C...       start containers (-a: attach and wait)
+  stop [-t SECONDS] C...     stop: the stop signal, then SIGKILL after the timeout
+  restart [-t SECONDS] C...  stop, then start
+  kill [-s SIGNAL] C...      send a signal (default SIGKILL)
+  rm [-f] [-v] C...          remove containers (-f: even running; -v: their
+                             anonymous volumes)
+  ps [-a] [-q] [-n N] [-l] [--no-trunc] [--filter K=V] [--format json|TEMPLATE]
+                             list containers
+  logs [-f] [--since T] [--until T] [-n N] [-t] C
+                             show a container's output
+  exec [-i] [-t] [-d] [-e K=V] [-u USER] [-w DIR] C COMMAND [ARG...]
+                             run a command in a running container
+  attach C                   connect to a running container's stdio
+  inspect [-f TEMPLATE] [--type container|image] NAME...
+                             low-level details as JSON (or a Go-style template)
+  wait C...                  wait for containers to stop; print their exit codes
+  top C [ps OPTIONS]         the container's processes
+  stats [--no-stream] [C...] CPU, memory, block I/O and pids per container
+  cp [-a] [-L] C:SRC DEST | SRC C:DEST
+                             copy files out of / into a container ('-': a tar stream)
+  commit [-a A] [-m MSG] [-c INSTR] C [NAME[:TAG]]
+                             make an image from a container's changes
+  export [-o FILE] C         a container's filesystem as a tar archive
+  rename C NEW_NAME          give a container another name
+  pause C... | unpause C...  freeze / thaw every process of containers
+  port C                     published ports (none without the bridge network)
+  container prune [-f]       remove every stopped container
+
+Volumes:
+  volume create [--label K=V] [NAME]
+  volume ls [-q] [--filter dangling=true|name=N|label=K] [--format json]
+  volume inspect NAME...     volume rm [-f] NAME...     volume prune [-a] [-f]
+
 Images:
   bootstrap busybox [NAME]   build an image from the host's static busybox
                              (default name localhost/busybox:latest)
+  bootstrap debian [--suite S] [--variant V] [--include P,..] [--mirror URL] [NAME]
+                             build a Debian image with mmdebstrap/debootstrap
+                             (default localhost/debian:bookworm)
   images [-q] [--digests] [--format json]
                              list images
   image inspect NAME...      show images as a JSON array
@@ -29,10 +71,26 @@ Images:
   save [-o FILE] [--format docker-archive|oci-archive] NAME...
                              write images to a tar archive (stdout without -o)
   load [-i FILE]             load images from a tar archive (stdin without -i)
+  import [-c INSTRUCTION]... [-m MESSAGE] [--platform OS/ARCH] FILE|URL|- [NAME[:TAG]]
+                             make a one-layer image from a tarball (plain, gzip, zstd,
+                             xz, bzip2); -c: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE,
+                             LABEL, VOLUME, STOPSIGNAL, ONBUILD
+  history [--no-trunc] [-q] [--format json] NAME
+                             show the layers of an image and what made them
+  image prune [-a] [-f]      remove dangling images (-a: every image no container
+                             uses) and whatever no image references any more
 
 System:
   info                       show host and engine facts
   version                    print the version
+  system df [-v] [--format json]
+                             show the space images, containers and volumes use
+  system prune [-a] [-f] [--volumes]
+                             remove stopped containers, dangling (-a: unused) images,
+                             unreferenced blobs and layers, temp files
+  system check [--repair [-f]]
+                             find damaged or leftover store parts (exit 1 if any);
+                             --repair fixes them, -f also removes broken images
 
 Run '{PROG} COMMAND --help' for more on a command."""
 

@@ -10,9 +10,27 @@ from .common import store as open_store
 
 
 def cmd_bootstrap(opts: dict, args: list[str]) -> int:
+    usage = ("usage: sangja bootstrap busybox [NAME] | sangja bootstrap debian [--suite SUITE] "
+             "[--variant VARIANT] [--include PKG,...] [--mirror URL] [NAME]")
+    kind = args[0] if args else None
+    if kind == "debian":
+        flags, rest = parse_flags(args[1:], [
+            Flag("--suite", "value"), Flag("--variant", "value"),
+            Flag("--include", "multi"), Flag("--mirror", "value")])
+        if len(rest) > 1:
+            raise UsageError(usage)
+        from ...image.debian import DEFAULT_SUITE, DEFAULT_VARIANT, bootstrap_debian
+
+        include = [p.strip() for v in flags["include"] for p in str(v).split(",")]
+        with open_store(opts) as store:
+            print(bootstrap_debian(
+                store, rest[0] if rest else None, suite=flags["suite"] or DEFAULT_SUITE,
+                variant=flags["variant"] or DEFAULT_VARIANT, include=include,
+                mirror=flags["mirror"]))
+        return 0
     _, rest = parse_flags(args, [])
     if not rest or rest[0] != "busybox" or len(rest) > 2:
-        raise UsageError("usage: sangja bootstrap busybox [NAME]")
+        raise UsageError(usage)
     from ...image.bootstrap import DEFAULT_BUSYBOX_NAME, bootstrap_busybox
 
     with open_store(opts) as store:
@@ -102,10 +120,13 @@ def cmd_rmi(opts: dict, args: list[str]) -> int:
 
     force = flags["force"]
     rc = 0
-    with open_store(opts) as store:
+    from ...engine.usage import image_users
+
+    with open_store(opts) as store, store.lock.exclusive():
+        in_use = image_users(store.root)  # under the lock: no container is being made
         for name in rest:
             try:
-                for line in store.remove(name, force=force):
+                for line in store.remove(name, force=force, in_use=in_use):
                     print(line)
             except SangjaError as e:
                 print(f"{PROG}: {e}", file=sys.stderr)

@@ -1,8 +1,8 @@
-"""System commands: info, version."""
+"""System commands: info, version, system df, system prune, system check."""
 
 from __future__ import annotations
 
-from .common import PROG, Globals, parse_flags
+from .common import PROG, Flag, Globals, UsageError, parse_flags
 
 
 def cmd_version(opts: Globals, args: list[str]) -> int:
@@ -28,3 +28,180 @@ def cmd_info(opts: Globals, args: list[str]) -> int:
     print(f"Storage root:   {opts.storage_root}")
     print(f"Run root:       {opts.run_root}")
     return 0
+
+
+# ---------------------------------------------------------------------------- system df
+
+
+def _reclaimable(reclaimable: int, total: int) -> str:
+    from .image_tools import human_size4
+
+    if total > 0:
+        return f"{human_size4(reclaimable)} ({reclaimable * 100 // total}%)"
+    return human_size4(reclaimable)
+
+
+def cmd_df(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-v,--verbose"), Flag("--format", "value")])
+    if rest:
+        raise UsageError("usage: sangja system df [-v] [--format json]")
+    fmt = flags["format"]
+    if fmt not in (None, "json", "table"):
+        raise UsageError(f"unsupported --format {fmt!r} (json or table)")
+    from ...engine.usage import containers_usage, images_in_use, volumes_usage
+    from ...image.gc import disk_usage
+    from .common import human_size, since, table
+    from .common import store as open_store
+    from .image_tools import human_size4
+
+    root = opts.storage_root
+    containers = containers_usage(root, opts.run_root)
+    volumes = volumes_usage(root)
+    counts: dict[str, int] = {}
+    for c in containers:
+        if c.get("image_id"):
+            counts[c["image_id"]] = counts.get(c["image_id"], 0) + 1
+    with open_store(opts) as store:
+        images = disk_usage(store, images_in_use(root) | set(counts), counts)
+    c_size = sum(int(c.get("size") or 0) for c in containers)
+    c_reclaim = sum(int(c.get("size") or 0) for c in containers if not c.get("running"))
+    v_size = sum(int(v.get("size") or 0) for v in volumes)
+    v_reclaim = sum(int(v.get("size") or 0) for v in volumes if not v.get("links"))
+    summary = [
+        ("Images", images["total"], images["active"], images["size"], images["reclaimable"]),
+        ("Containers", len(containers), sum(1 for c in containers if c.get("running")),
+         c_size, c_reclaim),
+        ("Local Volumes", len(volumes), sum(1 for v in volumes if v.get("links")),
+         v_size, v_reclaim),
+        ("Build Cache", 0, 0, 0, 0),
+    ]
+    if fmt == "json":
+        from ...jsonio import dumps
+
+        if flags["verbose"]:
+            print(dumps({"Images": images["images"], "Containers": containers,
+                         "Volumes": volumes, "BuildCache": []}, indent=4))
+        else:
+            print(dumps([{"Type": t, "TotalCount": n, "Active": a, "Size": sz,
+                          "Reclaimable": r} for t, n, a, sz, r in summary], indent=4))
+        return 0
+    if not flags["verbose"]:
+        rows = [[t, str(n), str(a), human_size4(sz),
+                 human_size4(r) if t == "Build Cache" else _reclaimable(r, sz)]
+                for t, n, a, sz, r in summary]
+        table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows)
+        return 0
+    from ...image.reference import parse
+
+    print("Images space usage:\n")
+    rows = []
+    for img in images["images"]:
+        names = img["tags"] or ["<none>"]
+        for name in names:
+            repo, tag = "<none>", "<none>"
+            if name != "<none>":
+                ref = parse(name)
+                repo, tag = ref.name, ref.tag or "<none>"
+            rows.append([repo, tag, img["id"].partition(":")[2][:12], since(img["created"]),
+                         human_size(img["size"]), human_size(img["shared_size"]),
+                         human_size(img["unique_size"]), str(img["containers"])])
+    table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE",
+           "CONTAINERS"], rows)
+    print("\nContainers space usage:\n")
+    table(["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS",
+           "NAMES"],
+          [[str(c.get("id", ""))[:12], str(c.get("image", "")),
+            '"' + str(c.get("command", ""))[:20] + '"', str(c.get("local_volumes", 0)),
+            human_size(int(c.get("size") or 0)), since(c.get("created")),
+            str(c.get("status", "")), ",".join(c.get("names") or [])] for c in containers])
+    print("\nLocal Volumes space usage:\n")
+    table(["VOLUME NAME", "LINKS", "SIZE"],
+          [[str(v.get("name", "")), str(v.get("links", 0)), human_size(int(v.get("size") or 0))]
+           for v in volumes])
+    print("\nBuild cache usage: 0B\n")
+    table(["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"], [])
+    return 0
+
+
+# ---------------------------------------------------------------------------- system prune
+
+
+def cmd_system_prune(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-a,--all"), Flag("-f,--force"), Flag("--volumes")])
+    if rest:
+        raise UsageError("usage: sangja system prune [-a] [-f] [--volumes]")
+    from .image_tools import confirm, human_size4, print_deleted
+
+    if not flags["force"]:
+        items = ["all stopped containers"]
+        if flags["volumes"]:
+            items.append("all anonymous volumes not used by at least one container")
+        items.append("all images without at least one container associated to them"
+                     if flags["all"] else "all dangling images")
+        items.append("all build cache" if flags["all"] else "unused build cache")
+        warning = "WARNING! This will remove:\n" + "".join(f"  - {i}\n" for i in items)
+        if not confirm(warning):
+            return 0
+    from ...engine.usage import images_in_use
+    from ...image.gc import prune_images
+    from .common import store as open_store
+
+    reclaimed = 0
+    with open_store(opts) as store:
+        with store.lock.exclusive():
+            containers, volumes, engine_bytes = prune_engine_objects(
+                store.root, opts.run_root, volumes=flags["volumes"])
+            report = prune_images(store, all_images=flags["all"],
+                                  in_use=images_in_use(store.root))
+    reclaimed = engine_bytes + report.reclaimed
+    print_deleted("Deleted Containers:", [("", c) for c in containers])
+    print_deleted("Deleted Volumes:", [("", v) for v in volumes])
+    print_deleted("Deleted Images:", report.events)
+    print(f"Total reclaimed space: {human_size4(reclaimed)}")
+    return 0
+
+
+def prune_engine_objects(root: str, runroot: str, *, volumes: bool
+                         ) -> tuple[list[str], list[str], int]:
+    """The engine's part of `system prune`, before the images: stopped containers, then
+    (with --volumes) unused volumes. Returns (container ids, volume names, bytes). The
+    engine implements the hooks in ``sangja.engine.usage``."""
+    from ...engine.usage import prune_containers, prune_volumes
+
+    ids, reclaimed = prune_containers(root, runroot)
+    names: list[str] = []
+    if volumes:
+        names, vol_bytes = prune_volumes(root)
+        reclaimed += vol_bytes
+    return ids, names, reclaimed
+
+
+# ---------------------------------------------------------------------------- system check
+
+
+def cmd_check(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-r,--repair"), Flag("-f,--force")])
+    if rest:
+        raise UsageError("usage: sangja system check [--repair [-f]]")
+    from ...image.check import check
+    from .common import store as open_store
+
+    with open_store(opts) as store:
+        report = check(store, repair=flags["repair"], force=flags["force"])
+    for f in report.findings:
+        print(f.line())
+    found, remaining = len(report.findings), len(report.remaining)
+    if not found:
+        print("no problems found")
+        return 0
+    summary = f"{found} problem{'s' if found != 1 else ''} found"
+    if flags["repair"]:
+        summary += f", {found - remaining} repaired, {remaining} remaining"
+    print(summary)
+    if remaining and not flags["repair"]:
+        print(f"run '{PROG} system check --repair' to fix them"
+              + (" ('-f' also removes broken images)"
+                 if any(f.needs_force for f in report.remaining) else ""))
+    elif remaining and any(f.needs_force for f in report.remaining):
+        print(f"run '{PROG} system check --repair -f' to remove the broken images")
+    return 1 if remaining else 0

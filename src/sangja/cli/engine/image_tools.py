@@ -1,0 +1,161 @@
+"""Image commands: import, history, image prune."""
+
+from __future__ import annotations
+
+import sys
+
+from .common import Flag, Globals, UsageError, human_size, parse_flags, since, table
+from .common import store as open_store
+
+CREATED_BY_WIDTH = 45
+
+
+def human_size4(size: float) -> str:
+    """Docker's units.HumanSize (4 significant digits): `Total reclaimed space`, `system df`."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000.0
+        i += 1
+    return f"{size:.4g}{units[i]}"
+
+
+def ellipsis(text: str, width: int) -> str:
+    """Docker's formatter.Ellipsis: at most `width` characters, the last one "…"."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def confirm(warning: str) -> bool:
+    """Docker's prompt: the warning, then `Are you sure you want to continue? [y/N]`."""
+    sys.stdout.write(f"{warning}\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline()
+    if not answer.endswith("\n"):
+        sys.stdout.write("\n")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def print_deleted(title: str, events: list[tuple[str, str]]) -> None:
+    if events:
+        print(title)
+        for kind, subject in events:
+            print(f"{kind}: {subject}" if kind else subject)
+        print()
+
+
+# ---------------------------------------------------------------------------- import
+
+
+def cmd_import(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [
+        Flag("-c,--change", "multi"), Flag("-m,--message", "value"), Flag("--platform", "value"),
+    ])
+    usage = ("usage: sangja import [-c INSTRUCTION]... [-m MESSAGE] [--platform OS/ARCH] "
+             "FILE|URL|- [REPOSITORY[:TAG]]")
+    if not 1 <= len(rest) <= 2:
+        raise UsageError(usage)
+    from ...image.importer import import_tarball
+
+    source = rest[0]
+    with open_store(opts) as store:
+        if source == "-":
+            if sys.stdin.isatty():
+                raise UsageError("requested import from stdin, but stdin is a terminal")
+            src = sys.stdin.buffer
+        else:
+            src = source
+        image_id = import_tarball(
+            store, src, reference=rest[1] if len(rest) > 1 else None,
+            changes=flags["change"], message=flags["message"], platform=flags["platform"],
+        )
+    print(image_id)
+    return 0
+
+
+# ---------------------------------------------------------------------------- history
+
+
+def cmd_history(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [
+        Flag("--no-trunc"), Flag("-q,--quiet"), Flag("--format", "value"),
+        Flag("-H,--human", default=True),
+    ])
+    if len(rest) != 1:
+        raise UsageError("usage: sangja history [--no-trunc] [-q] [-H=false] [--format json] "
+                         "IMAGE")
+    fmt = flags["format"]
+    if fmt not in (None, "json", "table") and "{{" not in fmt:
+        raise UsageError(f"unsupported --format {fmt!r} (json, table or a template)")
+    with open_store(opts) as store:
+        rows = store.history(rest[0])
+    trunc = not flags["no_trunc"]
+
+    def image_id(r: dict) -> str:
+        i = r["id"]
+        return i.partition(":")[2][:12] if trunc and i.startswith("sha256:") else i
+
+    def size(r: dict) -> str:
+        if r["size"] is None:
+            return "N/A"
+        return human_size(r["size"]) if flags["human"] else str(r["size"])
+
+    if flags["quiet"]:
+        for r in rows:
+            print(image_id(r))
+        return 0
+    if fmt == "json":
+        from ...jsonio import dumps
+
+        print(dumps([{
+            "ID": r["id"],
+            "Created": r["created"],
+            "CreatedSince": since(r["created"]),
+            "CreatedBy": r["created_by"],
+            "Size": r["size"],
+            "Comment": r["comment"],
+        } for r in rows], indent=4))
+        return 0
+    out = []
+    for r in rows:
+        created_by = r["created_by"].replace("\t", " ")
+        out.append({
+            "ID": image_id(r),
+            "CreatedSince": since(r["created"]) if flags["human"] else (r["created"] or ""),
+            "CreatedAt": r["created"] or "",
+            "CreatedBy": ellipsis(created_by, CREATED_BY_WIDTH) if trunc else created_by,
+            "Size": size(r),
+            "Comment": r["comment"],
+        })
+    if fmt and "{{" in fmt:
+        from .common import render_template
+
+        for v in out:
+            print(render_template(fmt, v))
+        return 0
+    table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+          [[v["ID"], v["CreatedSince"], v["CreatedBy"], v["Size"], v["Comment"]] for v in out])
+    return 0
+
+
+# ---------------------------------------------------------------------------- image prune
+
+
+def cmd_image_prune(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-a,--all"), Flag("-f,--force")])
+    if rest:
+        raise UsageError("usage: sangja image prune [-a] [-f]")
+    if not flags["force"]:
+        what = ("all images without at least one container associated to them"
+                if flags["all"] else "all dangling images")
+        if not confirm(f"WARNING! This will remove {what}."):
+            return 0
+    from ...engine.usage import images_in_use
+    from ...image.gc import prune_images
+
+    with open_store(opts) as store:
+        with store.lock.exclusive():  # "in use" is read with no writer mid-way
+            report = prune_images(store, all_images=flags["all"],
+                                  in_use=images_in_use(store.root))
+    print_deleted("Deleted Images:", report.events)
+    print(f"Total reclaimed space: {human_size4(report.reclaimed)}")
+    return 0

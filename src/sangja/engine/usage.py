@@ -1,0 +1,136 @@
+"""What the engine's objects (containers, volumes) use, for the image store's prune and df.
+
+The image side (``sangja.image.gc``, ``image prune``, ``system df``/``prune``) asks only these
+functions about containers and volumes. Until the engine keeps records they report nothing;
+the container and volume code fills them in.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+
+def _containers_db(root: str) -> str:
+    return os.path.join(root, "containers.db")
+
+
+def images_in_use(root: str) -> set[str]:
+    """Image ids (``sha256:...``) that some container of storage root `root` was made from
+    (column ``image_id`` of table ``containers`` in ``R/containers.db``); empty when there
+    is no such database or table yet."""
+    path = _containers_db(root)
+    if not os.path.isfile(path):
+        return set()
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    except sqlite3.Error:
+        return set()
+    try:
+        rows = conn.execute(
+            "SELECT DISTINCT image_id FROM containers WHERE image_id IS NOT NULL"
+        ).fetchall()
+    except sqlite3.Error:  # no such table (yet)
+        return set()
+    finally:
+        conn.close()
+    return {r[0] for r in rows}
+
+
+def image_users(root: str) -> dict[str, str]:
+    """Image id -> the id of one container made from it (for `rmi`)."""
+    if not os.path.isfile(_containers_db(root)):
+        return {}
+    from .records import open_db
+
+    with open_db(root) as db:
+        return {r["image_id"]: r["id"] for r in db.conn.execute(
+            "SELECT image_id, id FROM containers")}
+
+
+def _engine(root: str, runroot: str | None):
+    from .containers import Engine
+
+    return Engine(root, runroot or os.environ.get("SANGJA_RUNROOT") or "/run/sangja")
+
+
+def _tree_size(path: str) -> int:
+    from .volumes import tree_size
+
+    return tree_size(path) if os.path.isdir(path) else 0
+
+
+def _upper_size(eng, cid: str) -> int:
+    """Bytes in a container's writable layer (0 when it was never started)."""
+    from ..errors import SangjaError
+
+    try:
+        return _tree_size(eng.snapshots().diff_dir(cid))
+    except SangjaError:
+        return 0
+
+
+def containers_usage(root: str, runroot: str | None = None) -> list[dict]:
+    """One dict per container, for `system df`: ``id``, ``names`` (list), ``image``
+    (as the user named it), ``image_id``, ``command``, ``created`` (unix time), ``status``
+    (Docker's text, "Exited (0) 2 hours ago"), ``running`` (bool), ``size`` (bytes of its
+    writable layer), ``local_volumes`` (count)."""
+    if not os.path.isfile(_containers_db(root)):
+        return []
+    from ..jsonio import loads
+    from .status import PAUSED, RUNNING, docker_status, live_state
+
+    out = []
+    with _engine(root, runroot) as eng:
+        for row in eng.db.all():
+            out.append({
+                "id": row["id"], "names": [row["name"]], "image": row["image_name"],
+                "image_id": row["image_id"],
+                "command": " ".join([row["path"], *loads(row["args"])]),
+                "created": row["created"], "status": docker_status(eng.paths, row),
+                "running": live_state(row) in (RUNNING, PAUSED),
+                "size": _upper_size(eng, row["id"]),
+                "local_volumes": len(eng.db.container_volumes(row["id"])),
+            })
+    return out
+
+
+def volumes_usage(root: str) -> list[dict]:
+    """One dict per volume, for `system df`: ``name``, ``links`` (containers using it),
+    ``size`` (bytes under its _data)."""
+    if not os.path.isfile(_containers_db(root)):
+        return []
+    from .paths import Paths
+    from .records import open_db
+
+    paths = Paths(root, "/run/sangja")
+    with open_db(root) as db:
+        return [{"name": r["name"], "links": len(db.volume_users(r["name"])),
+                 "size": _tree_size(paths.volume_data(r["name"]))} for r in db.volumes()]
+
+
+def prune_containers(root: str, runroot: str | None = None) -> tuple[list[str], int]:
+    """`system prune`: remove every stopped container; return (their ids, bytes of their
+    writable layers). Runs before the images are pruned."""
+    if not os.path.isfile(_containers_db(root)):
+        return [], 0
+    from .status import CREATED, EXITED, live_state
+
+    with _engine(root, runroot) as eng:
+        sizes = {r["id"]: _upper_size(eng, r["id"])
+                 for r in eng.db.all() if live_state(r) in (EXITED, CREATED)}
+        gone = eng.prune()
+    return gone, sum(sizes.get(c, 0) for c in gone)
+
+
+def prune_volumes(root: str, all_volumes: bool = False) -> tuple[list[str], int]:
+    """`system prune --volumes`: remove unused anonymous volumes (every unused volume with
+    `all_volumes`); return (their names, bytes reclaimed)."""
+    if not os.path.isfile(_containers_db(root)):
+        return [], 0
+    from .paths import Paths
+    from .records import open_db
+    from .volumes import prune_volumes as prune
+
+    with open_db(root) as db:
+        return prune(db, Paths(root, "/run/sangja"), anonymous_only=not all_volumes)

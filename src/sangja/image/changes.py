@@ -1,0 +1,394 @@
+"""Dockerfile instructions applied to an image config: `import --change`, `commit --change`.
+
+``apply_changes(config, changes)`` takes the ``config`` object of an image config (Cmd, Env,
+...), applies each change and returns the updated copy (the input is not modified). The
+instructions and their meaning are Docker's (``docker commit --change``):
+
+    CMD / ENTRYPOINT   JSON array (exec form) or text, which becomes Shell + [text]
+                       (Shell defaults to ["/bin/sh", "-c"]); ENTRYPOINT clears Cmd unless a
+                       CMD came before it in the same changes
+    ENV                ``ENV k=v k2="v 2"`` or ``ENV k the rest of the line``
+    LABEL              ``LABEL k=v ...`` (or ``LABEL k v``)
+    WORKDIR            relative paths are joined to the current WorkingDir
+    USER, STOPSIGNAL   the (expanded) text; STOPSIGNAL must name a signal
+    EXPOSE             ``80``, ``53/udp``, ``8000-8010/tcp`` -> ExposedPorts
+    VOLUME             JSON array or words -> Volumes
+    ONBUILD            a trigger instruction, kept as written
+
+Words of ENV, LABEL, WORKDIR, USER, EXPOSE, VOLUME and STOPSIGNAL get Docker's quote removal,
+backslash escapes and ``$VAR``/``${VAR}``/``${VAR:-default}``/``${VAR:+alt}`` expansion
+against the Env in effect before the instruction. Any other instruction, or a malformed one,
+raises :class:`ChangeError` naming it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import signal
+from typing import Any
+
+from sangja.errors import SangjaError
+
+__all__ = ["ALLOWED", "ChangeError", "apply_changes"]
+
+ALLOWED = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL", "USER",
+           "VOLUME", "WORKDIR")
+DOCKERFILE_INSTRUCTIONS = frozenset({
+    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
+    "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+})
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PORT_RE = re.compile(r"(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?")
+_PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+class ChangeError(SangjaError, ValueError):
+    """A --change that is not a Dockerfile instruction we can apply (one line, names it)."""
+
+
+# ---------------------------------------------------------------------------- lexing
+
+
+class _Lexer:
+    """Docker's shell-word processing (moby/buildkit frontend/dockerfile/shell), enough of
+    it for the change instructions: quotes, backslash escapes, parameter expansion."""
+
+    def __init__(self, text: str, env: dict[str, str], what: str):
+        self.s = text
+        self.i = 0
+        self.env = env
+        self.what = what
+
+    def peek(self) -> str:
+        return self.s[self.i] if self.i < len(self.s) else ""
+
+    def next(self) -> str:
+        c = self.peek()
+        self.i += 1
+        return c
+
+    def word(self, stop: str = "") -> str:
+        out: list[str] = []
+        while self.i < len(self.s):
+            c = self.peek()
+            if stop and c in stop:
+                break
+            self.i += 1
+            if c == "'":
+                out.append(self._single())
+            elif c == '"':
+                out.append(self._double())
+            elif c == "\\":
+                if self.i < len(self.s):
+                    out.append(self.next())
+            elif c == "$":
+                out.append(self._dollar())
+            else:
+                out.append(c)
+        return "".join(out)
+
+    def _single(self) -> str:
+        end = self.s.find("'", self.i)
+        if end < 0:
+            raise ChangeError(f"{self.what}: unexpected end of statement while looking for "
+                              "matching single-quote")
+        text, self.i = self.s[self.i:end], end + 1
+        return text
+
+    def _double(self) -> str:
+        out: list[str] = []
+        while True:
+            if self.i >= len(self.s):
+                raise ChangeError(f"{self.what}: unexpected end of statement while looking for "
+                                  "matching double-quote")
+            c = self.next()
+            if c == '"':
+                return "".join(out)
+            if c == "\\":
+                n = self.peek()
+                if n in ('"', "$", "\\"):
+                    out.append(self.next())
+                elif n == "":
+                    continue
+                else:
+                    out.append(c)
+            elif c == "$":
+                out.append(self._dollar())
+            else:
+                out.append(c)
+
+    def _dollar(self) -> str:
+        c = self.peek()
+        if c == "{":
+            self.i += 1
+            m = _NAME_RE.match(self.s, self.i)
+            if m is None:
+                raise ChangeError(f"{self.what}: bad substitution")
+            name = m.group(0)
+            self.i = m.end()
+            value = self.env.get(name)
+            c = self.next()
+            if c == "}":
+                return value or ""
+            colon = c == ":"
+            if colon:
+                c = self.next()
+            if c not in ("-", "+", "?"):
+                raise ChangeError(f"{self.what}: unsupported modifier ({c!r}) in substitution")
+            word = self.word(stop="}")
+            if self.next() != "}":
+                raise ChangeError(f"{self.what}: missing '}}' in substitution")
+            unset = value is None or (colon and value == "")
+            if c == "-":
+                return word if unset else value  # type: ignore[return-value]
+            if c == "+":
+                return "" if unset else word
+            if unset:
+                raise ChangeError(f"{self.what}: {name}: {word or 'is not allowed to be unset'}")
+            return value  # type: ignore[return-value]
+        m = _NAME_RE.match(self.s, self.i)
+        if m is None:
+            return "$"
+        self.i = m.end()
+        return self.env.get(m.group(0), "")
+
+
+def _process(text: str, env: dict[str, str], what: str) -> str:
+    return _Lexer(text, env, what).word()
+
+
+def _split_words(text: str) -> list[str]:
+    """Split on unquoted, unescaped whitespace; quotes and escapes are kept for _process."""
+    words: list[str] = []
+    cur: list[str] = []
+    quote = ""
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if quote:
+            cur.append(c)
+            if c == "\\" and quote == '"' and i + 1 < len(text):
+                cur.append(text[i + 1])
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c == "\\" and i + 1 < len(text):
+            cur.extend((c, text[i + 1]))
+            i += 1
+        elif c in "'\"":
+            quote = c
+            cur.append(c)
+        elif c.isspace():
+            if cur:
+                words.append("".join(cur))
+                cur = []
+        else:
+            cur.append(c)
+        i += 1
+    if cur:
+        words.append("".join(cur))
+    return words
+
+
+def _env_map(config: dict[str, Any]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in config.get("Env") or []:
+        k, _, v = str(item).partition("=")
+        env[k] = v
+    return env
+
+
+def _name_values(instr: str, rest: str, env: dict[str, str]) -> list[tuple[str, str]]:
+    """ENV/LABEL arguments: ``k=v ...`` or the legacy ``k rest of line``."""
+    words = _split_words(rest)
+    if not words:
+        raise ChangeError(f"{instr} requires at least one argument")
+    pairs: list[tuple[str, str]] = []
+    if "=" not in words[0]:
+        parts = rest.split(None, 1)
+        if len(parts) < 2:
+            raise ChangeError(f"{instr} must have two arguments")
+        pairs.append((parts[0], parts[1]))
+    else:
+        for w in words:
+            if "=" not in w:
+                raise ChangeError(
+                    f"{instr}: syntax error - can't find = in {w!r}. Must be of the form: "
+                    "name=value"
+                )
+            k, _, v = w.partition("=")
+            pairs.append((k, v))
+    out = []
+    for k, v in pairs:
+        key = _process(k, env, instr)
+        if not key:
+            raise ChangeError(f"{instr} names can not be blank")
+        out.append((key, _process(v, env, instr)))
+    return out
+
+
+def _json_list(rest: str) -> list[str] | None:
+    """The exec (JSON array of strings) form, or None for the shell form."""
+    if not rest.startswith("["):
+        return None
+    try:
+        value = json.loads(rest)
+    except ValueError:
+        return None
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        return None
+    return value
+
+
+# ---------------------------------------------------------------------------- instructions
+
+
+def _signal_ok(text: str) -> bool:
+    if text.isdigit():
+        return 0 < int(text) <= signal.SIGRTMAX
+    name = text.upper().removeprefix("SIG")
+    m = re.fullmatch(r"RTMIN(?:\+(\d+))?|RTMAX(?:-(\d+))?", name)
+    if m:
+        n = int(m.group(1) or m.group(2) or 0)
+        return n <= signal.SIGRTMAX - signal.SIGRTMIN
+    return name in {s.name.removeprefix("SIG") for s in signal.Signals}
+
+
+def _ports(words: list[str], instr: str) -> list[str]:
+    out = []
+    for w in words:
+        m = _PORT_RE.fullmatch(w)
+        if m is None:
+            raise ChangeError(f"{instr}: invalid port {w!r} (want PORT[-PORT][/PROTOCOL])")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) else lo
+        proto = (m.group(3) or "tcp").lower()
+        if proto not in _PROTOCOLS:
+            raise ChangeError(f"{instr}: invalid protocol {m.group(3)!r} in {w!r}")
+        if not (0 < lo <= hi <= 65535):
+            raise ChangeError(f"{instr}: invalid port range {w!r}")
+        out.extend(f"{p}/{proto}" for p in range(lo, hi + 1))
+    return out
+
+
+def _workdir(current: str | None, requested: str) -> str:
+    if requested.startswith("/"):
+        return requested
+    import posixpath
+
+    return posixpath.normpath(posixpath.join("/", current or "/", requested))
+
+
+def _logical_lines(change: str) -> list[str]:
+    """Lines of one change, with backslash-newline continuations joined, blanks and
+    comments dropped."""
+    lines: list[str] = []
+    cur = ""
+    for raw in change.splitlines():
+        line = raw.strip() if not cur else raw.rstrip()
+        if not cur and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            cur += line[:-1]
+            continue
+        lines.append((cur + line).strip())
+        cur = ""
+    if cur.strip():
+        lines.append(cur.strip())
+    return lines
+
+
+def apply_changes(config: dict, changes: list[str]) -> dict:
+    """Apply Dockerfile instructions to an image config's ``config`` object; return the
+    updated copy (``config`` itself is left unchanged). Raises ChangeError."""
+    out: dict[str, Any] = copy.deepcopy(config) if config else {}
+    cmd_set = False
+    for change in changes:
+        if not isinstance(change, str):
+            raise ChangeError(f"a change must be a string, not {type(change).__name__}")
+        for line in _logical_lines(change):
+            parts = line.split(None, 1)
+            word = parts[0]
+            instr = word.upper()
+            rest = parts[1].strip() if len(parts) > 1 else ""
+            if instr not in ALLOWED:
+                raise ChangeError(
+                    f"{word} is not a valid change command (allowed: {', '.join(ALLOWED)})"
+                )
+            if not rest:
+                raise ChangeError(f"{instr} requires at least one argument")
+            env = _env_map(out)
+            if instr in ("CMD", "ENTRYPOINT"):
+                argv = _json_list(rest)
+                if argv is None:
+                    shell = out.get("Shell") or DEFAULT_SHELL
+                    argv = [*shell, rest]
+                if instr == "CMD":
+                    out["Cmd"] = argv
+                    cmd_set = True
+                else:
+                    out["Entrypoint"] = argv
+                    if not cmd_set:
+                        out.pop("Cmd", None)
+            elif instr == "ENV":
+                values = list(out.get("Env") or [])
+                for k, v in _name_values(instr, rest, env):
+                    entry = f"{k}={v}"
+                    for i, item in enumerate(values):
+                        if str(item).partition("=")[0] == k:
+                            values[i] = entry
+                            break
+                    else:
+                        values.append(entry)
+                out["Env"] = values
+            elif instr == "LABEL":
+                labels = dict(out.get("Labels") or {})
+                for k, v in _name_values(instr, rest, env):
+                    labels[k] = v
+                out["Labels"] = labels
+            elif instr == "WORKDIR":
+                path = _process(rest, env, instr)
+                if not path:
+                    raise ChangeError("WORKDIR cannot be empty")
+                out["WorkingDir"] = _workdir(out.get("WorkingDir"), path)
+            elif instr == "USER":
+                user = _process(rest, env, instr)
+                if not user:
+                    raise ChangeError("USER cannot be empty")
+                out["User"] = user
+            elif instr == "STOPSIGNAL":
+                sig = _process(rest, env, instr)
+                if not _signal_ok(sig):
+                    raise ChangeError(f"STOPSIGNAL: invalid signal {sig!r}")
+                out["StopSignal"] = sig
+            elif instr == "EXPOSE":
+                words = [_process(w, env, instr) for w in _split_words(rest)]
+                ports = dict(out.get("ExposedPorts") or {})
+                for p in _ports(words, instr):
+                    ports[p] = {}
+                out["ExposedPorts"] = ports
+            elif instr == "VOLUME":
+                paths = _json_list(rest)
+                if paths is None:
+                    paths = [_process(w, env, instr) for w in _split_words(rest)]
+                else:
+                    paths = [_process(p, env, instr) for p in paths]
+                volumes = dict(out.get("Volumes") or {})
+                for p in paths:
+                    if not p.strip():
+                        raise ChangeError("VOLUME specified can not be an empty string")
+                    volumes[p] = {}
+                out["Volumes"] = volumes
+            elif instr == "ONBUILD":
+                trigger = rest.split(None, 1)[0].upper()
+                if trigger == "ONBUILD":
+                    raise ChangeError("chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+                if trigger in ("FROM", "MAINTAINER"):
+                    raise ChangeError(f"{trigger} isn't allowed as an ONBUILD trigger")
+                if trigger not in DOCKERFILE_INSTRUCTIONS:
+                    raise ChangeError(f"ONBUILD: unknown instruction {rest.split()[0]!r}")
+                out["OnBuild"] = [*(out.get("OnBuild") or []), rest]
+    return out

@@ -1,0 +1,199 @@
+"""Garbage collection and space accounting for the image store.
+
+``prune_images`` removes dangling (untagged) images, or with ``all_images`` every image no
+container uses, then ``collect`` removes what no record references any more: layer records
+and their unpacked directories, layer directories with no record, blobs, and temp files left
+by killed writers. Both run under the store's gc lock held exclusive (see
+:mod:`sangja.image.gclock`): no writer is then between "files written" and "record
+committed", so unreferenced really means garbage and every temp entry is a leftover.
+
+Which images containers use is the engine's knowledge: callers pass it as ``in_use`` (a set
+of image ids, from ``sangja.engine.usage.images_in_use``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from sangja.image.reference import parse
+from sangja.image.store import ImageStore, _rmtree, tree_size
+from sangja.records import dataclass, field
+
+__all__ = ["GCReport", "collect", "disk_usage", "prune_images", "temp_leftovers"]
+
+# Temp entries directly under the storage root start with one of these (writers that need a
+# scratch directory there use them, under the shared gc lock). Everything in blobs/tmp/ and
+# every dot-entry of layers/ is temporary too.
+ROOT_TEMP_PREFIXES = (".bootstrap-", ".import-", ".load-", ".commit-", ".tmp-")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass
+class GCReport:
+    untagged: list[str] = field(default_factory=list)
+    deleted_images: list[str] = field(default_factory=list)
+    deleted_layers: list[str] = field(default_factory=list)  # diff_ids
+    deleted_blobs: list[str] = field(default_factory=list)
+    deleted_temp: list[str] = field(default_factory=list)  # paths relative to the root
+    reclaimed: int = 0  # bytes freed on disk (blobs, unpacked layers, temp files)
+    # Docker's "Deleted Images:" lines in order: ("untagged", name) / ("deleted", digest)
+    events: list[tuple[str, str]] = field(default_factory=list)
+
+
+def temp_leftovers(store: ImageStore) -> list[str]:
+    """Absolute paths of the store's temp entries (only leftovers while gc holds the lock)."""
+    out: list[str] = []
+
+    def scan(d: str, keep) -> None:
+        try:
+            names = sorted(os.listdir(d))
+        except FileNotFoundError:
+            return
+        out.extend(os.path.join(d, n) for n in names if keep(n))
+
+    scan(store.blobs.tmp_dir, lambda n: True)
+    scan(store.layers_dir, lambda n: n.startswith("."))
+    scan(store.root, lambda n: n.startswith(ROOT_TEMP_PREFIXES))
+    return out
+
+
+def entry_size(path: str) -> int:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return 0
+    if os.path.isdir(path) and not os.path.islink(path):
+        return tree_size(path)
+    return st.st_size if os.path.isfile(path) else 0
+
+
+def remove_entry(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        _rmtree(path)
+    else:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def collect(store: ImageStore, report: GCReport | None = None) -> GCReport:
+    """Remove everything no image record references; return what went (added to report)."""
+    report = report if report is not None else GCReport()
+    with store.lock.exclusive():
+        db = store.db
+        with db.transaction():
+            gone = db.unreferenced_layers()
+            for layer in gone:
+                db.remove_layer(layer.diff_id)
+        for layer in gone:
+            report.reclaimed += store.remove_layer_dir(layer.diff_id)
+            report.deleted_layers.append(layer.diff_id)
+            report.events.append(("deleted", layer.diff_id))
+        recorded = {layer.diff_id.partition(":")[2] for layer in db.layers()}
+        for name in sorted(os.listdir(store.layers_dir)):
+            if _HEX64.fullmatch(name) and name not in recorded:
+                report.reclaimed += store.remove_layer_dir(f"sha256:{name}")
+                report.deleted_layers.append(f"sha256:{name}")
+                report.events.append(("deleted", f"sha256:{name}"))
+        still = db.referenced_blobs()
+        for digest in sorted(store.blobs.digests()):
+            if digest not in still:
+                try:
+                    size = os.lstat(store.blobs.path(digest)).st_size
+                except FileNotFoundError:
+                    continue
+                if store.blobs.delete(digest):
+                    report.reclaimed += size
+                    report.deleted_blobs.append(digest)
+        for path in temp_leftovers(store):
+            report.reclaimed += entry_size(path)
+            remove_entry(path)
+            report.deleted_temp.append(os.path.relpath(path, store.root))
+    return report
+
+
+def untag_lines(tags: Iterable[str], manifest_digest: str | None) -> list[str]:
+    """Docker's "untagged:" subjects: each tag, then each repository@digest."""
+    tags = list(tags)
+    out = list(tags)
+    if manifest_digest:
+        for name in dict.fromkeys(parse(t).name for t in tags):
+            out.append(f"{name}@{manifest_digest}")
+    return out
+
+
+def prune_images(store: ImageStore, *, all_images: bool = False,
+                 in_use: Iterable[str] = ()) -> GCReport:
+    """Remove dangling images (every image with ``all_images``) that no container uses,
+    then collect garbage. Returns the report (untagged, deleted images/layers/blobs...)."""
+    in_use = set(in_use)
+    report = GCReport()
+    with store.lock.exclusive():
+        for img in store.db.images():
+            if img.id in in_use or (img.tags and not all_images):
+                continue
+            store.db.remove_image(img.id)  # cascades to its tags and layer links
+            untagged = untag_lines(img.tags, img.manifest_digest)
+            report.untagged.extend(untagged)
+            report.deleted_images.append(img.id)
+            report.events.extend(("untagged", u) for u in untagged)
+            report.events.append(("deleted", img.id))
+        collect(store, report)
+    return report
+
+
+# ---------------------------------------------------------------------------- df
+
+
+def disk_usage(store: ImageStore, in_use: Iterable[str] = (),
+               container_counts: dict[str, int] | None = None) -> dict[str, Any]:
+    """Image space figures for `system df`: sizes are layer content sizes (what `images`
+    shows), each layer counted once however many images share it.
+
+    Returns {"total", "active", "size", "reclaimable", "images": [per image: id, tags,
+    created, size, shared_size, unique_size, containers]}. ``container_counts`` maps image
+    ids to how many containers use them (default: 1 for each image in ``in_use``)."""
+    in_use = set(in_use)
+    counts = container_counts or {}
+    images = store.db.images()
+    layer_size: dict[str, int] = {}
+    users: dict[str, int] = {}
+    per_image: list[tuple[Any, list[str]]] = []
+    for img in images:
+        sizes = store.layer_sizes(img)
+        for diff_id, size in zip(img.layers, sizes, strict=True):
+            layer_size[diff_id] = size or 0
+        distinct = list(dict.fromkeys(img.layers))
+        for diff_id in distinct:
+            users[diff_id] = users.get(diff_id, 0) + 1
+        per_image.append((img, distinct))
+    total = sum(layer_size.values())
+    active_layers: set[str] = set()
+    rows = []
+    for img, distinct in per_image:
+        size = sum(layer_size[d] for d in distinct)
+        shared = sum(layer_size[d] for d in distinct if users[d] > 1)
+        active = img.id in in_use
+        if active:
+            active_layers.update(distinct)
+        rows.append({
+            "id": img.id,
+            "tags": list(img.tags),
+            "created": img.created,
+            "size": size,
+            "shared_size": shared,
+            "unique_size": size - shared,
+            "containers": counts.get(img.id, 1 if active else 0),
+        })
+    used = sum(layer_size[d] for d in active_layers)
+    return {
+        "total": len(images),
+        "active": sum(1 for img in images if img.id in in_use),
+        "size": total,
+        "reclaimable": total - used,
+        "images": rows,
+    }
