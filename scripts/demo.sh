@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # sangja demo: the same questions asked on the host and inside a container,
-# then the OCI lifecycle (create/start/state/ps/kill/delete) of a second one.
+# then the OCI lifecycle (create/start/state/ps/kill/delete) of a second one, then
+# the Docker-style engine (scripts/demo-engine.sh).
 #
 # Needs root and `make install` (run it via `make demo`). Everything lives under
 # build/demo/ and uses its own state root, so nothing collides with the system's
@@ -108,5 +109,9 @@ step kill "$LIFE_ID" KILL
 wait_stopped "$LIFE_ID"
 step delete "$LIFE_ID"
 step list
+
+printf '\n(runtime part finished)\n'
+
+./scripts/demo-engine.sh
 
 printf '\ndemo finished\n'
