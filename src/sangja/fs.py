@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
 
 
 def syncfs(path: str) -> None:
@@ -20,3 +23,21 @@ def syncfs(path: str) -> None:
         os.sync()
     finally:
         os.close(fd)
+
+
+@contextmanager
+def atomic_output(path: str, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """Write a file that appears whole or not at all: a temp name beside it, renamed into
+    place when the block succeeds, removed when it fails (`save -o`, `export -o`)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -8,18 +8,15 @@ previous state. The schema is versioned with ``PRAGMA user_version`` (see ``MIGR
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 
-from sangja.errors import SangjaError
 from sangja.image.blobs import validate_digest
 from sangja.records import dataclass, field
+from sangja.sqlite import DatabaseError, SQLiteDB
 
-BUSY_TIMEOUT_MS = 10_000
 MIN_PREFIX = 12
 _HEX_RE = re.compile(r"[0-9a-f]+")
 
@@ -69,8 +66,7 @@ MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class DatabaseError(SangjaError):
-    pass
+__all__ = ["AmbiguousImage", "Database", "DatabaseError", "Image", "ImageNotFound", "Layer"]
 
 
 class ImageNotFound(DatabaseError, LookupError):
@@ -109,91 +105,13 @@ class Image:
     layers: tuple[str, ...] = field(default=())  # diff_ids, bottom first
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema up to SCHEMA_VERSION (caller holds a write transaction)."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise DatabaseError(
-            f"image database schema version {version} is newer than this sangja "
-            f"understands ({SCHEMA_VERSION})"
-        )
-    while version < SCHEMA_VERSION:
-        for stmt in MIGRATIONS[version].split(";"):
-            if stmt.strip():
-                conn.execute(stmt)
-        version += 1
-        conn.execute(f"PRAGMA user_version = {int(version)}")
-    return version
+class Database(SQLiteDB):
+    """The image records (`R/images.db`). Connection handling, WAL, transactions and
+    migrations are shared with every record store (sangja.sqlite)."""
 
-
-class Database:
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = os.fspath(path)
-        parent = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(parent, exist_ok=True)
-        self.conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-        )
-        self.conn.row_factory = sqlite3.Row
-        self._depth = 0
-        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._enable_wal()
-        self.conn.execute("PRAGMA synchronous = FULL")
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        if self.schema_version() != SCHEMA_VERSION:
-            with self.transaction():
-                migrate(self.conn)
-
-    def _enable_wal(self) -> None:
-        # Switching a fresh database to WAL can fail with "database is locked" without the
-        # busy handler being consulted (several processes creating it at once): retry for
-        # the busy timeout. WAL is persistent, so later opens see it already set.
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        while True:
-            try:
-                mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
-                if mode.lower() != "wal":
-                    mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode.lower() != "wal":
-                    raise DatabaseError(f"{self.path}: cannot enable WAL (journal mode {mode})")
-                return
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> Database:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def schema_version(self) -> int:
-        return self.conn.execute("PRAGMA user_version").fetchone()[0]
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception. Nests by joining."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self.conn
-            finally:
-                self._depth -= 1
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield self.conn
-        except BaseException:
-            self._depth = 0
-            self.conn.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self.conn.execute("COMMIT")
+    MIGRATIONS = MIGRATIONS
+    KIND = "image database"
+    SYNCHRONOUS = "FULL"  # an image record lost to a power cut is data the user must redo
 
     # -- images --------------------------------------------------------------------------
     def add_image(

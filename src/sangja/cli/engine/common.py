@@ -141,14 +141,15 @@ def _store_value(opts: dict, f: Flag, value: str) -> None:
 # ---------------------------------------------------------------------------- formatting
 
 
-def human_size(size: float) -> str:
-    """Docker's units.HumanSizeWithPrecision(size, 3): decimal units, 3 significant digits."""
+def human_size(size: float, precision: int = 3) -> str:
+    """Docker's units.HumanSizeWithPrecision: decimal units, `precision` significant digits
+    (3 in listings; 4, Docker's HumanSize, for `Total reclaimed space` and `system df`)."""
     units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
     i = 0
     while size >= 1000 and i < len(units) - 1:
         size /= 1000.0
         i += 1
-    return f"{size:.3g}{units[i]}"
+    return f"{size:.{precision}g}{units[i]}"
 
 
 def parse_time(text: str | None) -> float | None:

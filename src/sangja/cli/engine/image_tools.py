@@ -12,12 +12,7 @@ CREATED_BY_WIDTH = 45
 
 def human_size4(size: float) -> str:
     """Docker's units.HumanSize (4 significant digits): `Total reclaimed space`, `system df`."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000.0
-        i += 1
-    return f"{size:.4g}{units[i]}"
+    return human_size(size, 4)
 
 
 def ellipsis(text: str, width: int) -> str:

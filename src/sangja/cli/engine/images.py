@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from .common import PROG, Flag, UsageError, human_size, parse_flags, since, table
@@ -157,18 +156,10 @@ def cmd_save(opts: dict, args: list[str]) -> int:
             save(store, rest, sys.stdout.buffer, format=fmt)
             sys.stdout.buffer.flush()
             return 0
-        path = str(output)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        try:
-            with open(tmp, "wb") as f:
-                save(store, rest, f, format=fmt)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        from ...fs import atomic_output
+
+        with atomic_output(str(output)) as f:
+            save(store, rest, f, format=fmt)
     return 0
 
 
