@@ -119,7 +119,7 @@ DENY_ALL = {"allow": False, "access": "rwm"}
 def test_only_dev_null(cg2):
     rules = [DENY_ALL, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"}]
     # as the runtime composes it: DEFAULT_ALLOW comes after the user's rules
-    fd = B.attach(cg2, B.compile_rules(rules, []))
+    fd = B.attach(cg2, B.compile_rules(rules))
     os.close(fd)
     got = run_in(cg2, [("/dev/null", os.O_RDWR), ("/dev/zero", os.O_RDONLY),
                        ("/dev/full", os.O_RDONLY), ("/dev/kmsg", os.O_RDONLY)])
@@ -133,7 +133,7 @@ def test_only_dev_null_raw_program(cg2, monkeypatch):
     # The brief's exact case with the runtime defaults switched off: /dev/null only.
     monkeypatch.setattr(B, "DEFAULT_ALLOW", ())
     rules = [DENY_ALL, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"}]
-    os.close(B.attach(cg2, B.compile_rules(rules, [])))
+    os.close(B.attach(cg2, B.compile_rules(rules)))
     got = run_in(cg2, [("/dev/null", os.O_RDWR), ("/dev/zero", os.O_RDONLY)])
     assert got == ["ok", "EPERM"]
 
@@ -141,7 +141,7 @@ def test_only_dev_null_raw_program(cg2, monkeypatch):
 def test_char_major_read_only(cg2, monkeypatch):
     monkeypatch.setattr(B, "DEFAULT_ALLOW", ())
     rules = [DENY_ALL, {"allow": True, "type": "c", "major": 1, "minor": None, "access": "r"}]
-    os.close(B.attach(cg2, B.compile_rules(rules, [])))
+    os.close(B.attach(cg2, B.compile_rules(rules)))
     got = run_in(cg2, [("/dev/zero", os.O_RDONLY), ("/dev/zero", os.O_WRONLY),
                        ("/dev/null", os.O_RDWR), ("/dev/null", os.O_RDONLY)])
     assert got == ["ok", "EPERM", "EPERM", "ok"]
@@ -149,7 +149,7 @@ def test_char_major_read_only(cg2, monkeypatch):
 
 def test_parent_cgroup_unaffected(cg2, monkeypatch):
     monkeypatch.setattr(B, "DEFAULT_ALLOW", ())
-    os.close(B.attach(cg2, B.compile_rules([DENY_ALL], [])))
+    os.close(B.attach(cg2, B.compile_rules([DENY_ALL])))
     # this process is not in cg2: its own opens still work
     assert _try("/dev/zero", os.O_RDONLY) == "ok"
     assert run_in(cg2, [("/dev/zero", os.O_RDONLY)]) == ["EPERM"]
@@ -158,4 +158,4 @@ def test_parent_cgroup_unaffected(cg2, monkeypatch):
 def test_attach_to_missing_dir_fails():
     with pytest.raises(OSError):
         B.attach(os.path.join(ROOT, f"sangja-bpftest-missing-{uuid.uuid4().hex}"),
-                 B.compile_rules([DENY_ALL], []))
+                 B.compile_rules([DENY_ALL]))

@@ -32,6 +32,7 @@ from .status import (
 )
 
 DEFAULT_STOP_TIMEOUT = 10
+_RESTARTING = 2  # stopped_by_user during `restart`: stopped by a user, but --rm must not apply
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -106,15 +107,28 @@ class Engine:
         """Lock one container and yield its current row (re-read under the lock)."""
         row = self.db.get(ref)
         cid = row["id"]
+        made = False
         try:
             fd = os.open(self.paths.lock_path(cid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:  # its directory went with `rm`
-            raise NoSuchContainer(ref) from None
+        except FileNotFoundError:
+            # Its directory went with `rm`, or its `create` was killed between the record
+            # and the directory: then make it, so that the container can be acted on.
+            try:
+                self.db.get(cid)
+            except NoSuchContainer:
+                raise NoSuchContainer(ref) from None
+            made = not os.path.isdir(self.paths.container_dir(cid))
+            os.makedirs(self.paths.container_dir(cid), mode=0o700, exist_ok=True)
+            fd = os.open(self.paths.lock_path(cid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 row = self.db.get(cid)
             except NoSuchContainer:
+                if made:  # removed meanwhile: take back the directory made above
+                    import shutil
+
+                    shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)
                 raise NoSuchContainer(ref) from None
             yield row
         finally:
@@ -161,21 +175,21 @@ class Engine:
         row = {"id": cid, "name": opts.name or self._random_name(), "image_id": image.id,
                "image_name": opts.image, "created": time.time(), "options": dumps(opts.to_dict()),
                "path": argv[0], "args": dumps(argv[1:]), "state": CREATED}
-        os.makedirs(self.paths.container_dir(cid), mode=0o700)
-        try:
-            self.db.insert(row)
-            try:
-                from .volumes import ensure_volume
+        from .volumes import ensure_volume, validate_volume_name
 
-                for m in opts.mounts:
-                    if m.type == "volume":
-                        ensure_volume(self.db, self.paths, m.source,
-                                      anonymous=m.source in anonymous)
-                        self.db.use_volume(cid, m.source)
-            except BaseException:
-                self.db.delete(cid)
-                raise
+        volumes = [(m.source, m.source in anonymous) for m in opts.mounts if m.type == "volume"]
+        for name, _ in volumes:
+            validate_volume_name(name)
+        # The record (with its volumes) first, in one transaction, then the directories: a
+        # CLI killed in between leaves a record `rm` can remove (`locked` makes a missing
+        # directory), never a directory no record names.
+        self.db.insert(row, volumes)
+        try:
+            os.makedirs(self.paths.container_dir(cid), mode=0o700, exist_ok=True)
+            for name, anon in volumes:
+                ensure_volume(self.db, self.paths, name, anonymous=anon)
         except BaseException:
+            self.db.delete(cid)
             shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)
             from .volumes import remove_volume
 
@@ -398,8 +412,8 @@ class Engine:
                        "was gone when it exited")
         if not apply_policy:
             return None
-        if opts.rm:
-            return "remove"
+        if opts.rm:  # also after a user's stop (Docker's), but not within `restart`
+            return None if row["stopped_by_user"] == _RESTARTING else "remove"
         policy = opts.restart
         if row["stopped_by_user"] or policy.name == "no":
             return None
@@ -420,15 +434,18 @@ class Engine:
             self._start_locked(self.db.get(cid), attach=False)
 
     # -- stop, kill -----------------------------------------------------------------------
-    def stop(self, ref: str, timeout: int | None = None) -> str:
-        row = self.db.get(ref)
+    def stop(self, ref: str, timeout: int | None = None, *, restarting: bool = False) -> str:
+        """Stop with the stop signal, SIGKILL after the timeout. A stopped container is not
+        restarted by its policy; --rm removes it (unless this stop is `restart`'s)."""
+        # Marked under the lock, whatever the state: a restart in progress finishes first
+        # (and is then stopped), one waiting out its back-off sees the mark and gives up.
+        with self.locked(ref) as row:
+            self.db.update(row["id"], stopped_by_user=_RESTARTING if restarting else 1)
         opts = self.options(row)
         if live_state(row) not in (RUNNING, PAUSED):
             if row["state"] in (RUNNING, PAUSED):
-                self.db.update(row["id"], stopped_by_user=1)
-                self.cleanup(row["id"], apply_policy=False)
+                self.cleanup(row["id"])
             return row["id"]
-        self.db.update(row["id"], stopped_by_user=1)
         timeout = timeout if timeout is not None else (
             opts.stop_timeout if opts.stop_timeout is not None else DEFAULT_STOP_TIMEOUT)
         runtime = self.runtime(opts)
@@ -441,20 +458,29 @@ class Engine:
         if not lp.wait_gone(row["pid"], row["pid_start"], max(timeout, 0)):
             _ignore(runtime.kill, row["id"], signals.SIGKILL, True)
             lp.wait_gone(row["pid"], row["pid_start"], 10)
-        self.cleanup(row["id"], apply_policy=False)
+        self.cleanup(row["id"])
         return row["id"]
 
     def kill(self, ref: str, sig: int) -> str:
-        row = self.db.get(ref)
-        if live_state(row) not in (RUNNING, PAUSED):
-            raise EngineError(f"cannot kill container: {ref}: container "
-                              f"{row['id'][:12]} is not running", 1)
-        self.db.update(row["id"], stopped_by_user=1)
-        self.runtime(row).kill(row["id"], sig)
+        with self.locked(ref) as row:  # see stop
+            state = live_state(row)
+            if state not in (RUNNING, PAUSED):
+                raise EngineError(f"cannot kill container: {ref}: container "
+                                  f"{row['id'][:12]} is not running", 1)
+            self.db.update(row["id"], stopped_by_user=1)
+        runtime = self.runtime(row)
+        runtime.kill(row["id"], sig)
+        if state == PAUSED and sig in (signals.SIGKILL, signals.parse(
+                self.options(row).stop_signal or "SIGTERM")):
+            # Docker's: a frozen process gets the signal once thawed, so thaw it
+            _ignore(runtime.resume, row["id"])
+            with self.locked(row["id"]) as now:
+                if now["state"] == PAUSED:
+                    self.db.update(row["id"], state=RUNNING)
         return row["id"]
 
     def restart(self, ref: str, timeout: int | None = None) -> str:
-        cid = self.stop(ref, timeout)
+        cid = self.stop(ref, timeout, restarting=True)
         self.start(cid)
         return cid
 
@@ -490,7 +516,9 @@ class Engine:
         if row["state"] == CREATED:  # Docker waits for it to run and stop
             while (row := self.db.get(cid))["state"] == CREATED:
                 time.sleep(0.1)
+        told = None  # the code the monitor told us, for a record that goes with --rm
         if row["pid"]:
+            told = self._told_exit(row)
             _wait_pid_gone(row["pid"], row["pid_start"])
         deadline = time.monotonic() + 5
         while True:
@@ -500,17 +528,51 @@ class Engine:
                 from .status import read_exit
 
                 ex = read_exit(self.paths, cid)
-                return int(ex["exit_code"]) if ex else UNKNOWN_EXIT
+                if ex:
+                    return int(ex["exit_code"])
+                return told if told is not None else UNKNOWN_EXIT
             if row["state"] in (EXITED, CREATED):
                 return row["exit_code"]
             if row["pid"] and live_state(row) in (RUNNING, PAUSED):  # restarted
+                told = self._told_exit(row)
                 _wait_pid_gone(row["pid"], row["pid_start"])
                 deadline = time.monotonic() + 5
                 continue
-            if time.monotonic() > deadline or not monitor_alive(self.paths, cid):
-                self.cleanup(cid, apply_policy=False)
-                deadline = time.monotonic() + 5
+            late = time.monotonic() > deadline
+            if late or not monitor_alive(self.paths, cid):
+                from .status import read_exit
+
+                # An exit file without a monitor: its exit command (`container cleanup`,
+                # which applies --rm and the restart policy) is on its way; step in only
+                # when it is late, and then do all it would have done. No exit file: the
+                # monitor was killed, nobody else will clean up, and no policy applies
+                # (docs/engine.md).
+                seen = read_exit(self.paths, cid) is not None
+                if late or not seen:
+                    self.cleanup(cid, apply_policy=seen)
+                    deadline = time.monotonic() + 5
             time.sleep(0.02)
+
+    def _told_exit(self, row) -> int | None:
+        """For a --rm container (its record and exit file go with it): block until its
+        monitor tells the exit code to us as an attached client; None without a monitor.
+        Other containers keep their record, and an attach slot is not spent on them."""
+        if not self.options(row).rm or live_state(row) not in (RUNNING, PAUSED):
+            return None
+        from .monitor import EXIT, AttachClient
+
+        try:
+            client = AttachClient(self.paths.attach_socket(row["id"]))
+        except OSError:
+            return None
+        with client:
+            try:
+                while (msg := client.recv()) is not None:
+                    if msg[0] == EXIT:
+                        return int(msg[1])
+            except (OSError, ValueError):
+                pass
+        return None
 
     # -- remove ---------------------------------------------------------------------------
     def remove(self, ref: str, *, force: bool = False, volumes: bool = False,

@@ -82,12 +82,20 @@ class ContainerDB(SQLiteDB):
     SYNCHRONOUS = "NORMAL"
 
     # -- containers ------------------------------------------------------------------------
-    def insert(self, row: dict) -> None:
+    def insert(self, row: dict, volumes: list[tuple[str, bool]] = ()) -> None:
+        """Record a container, and its `volumes` ((name, anonymous): recorded if new, and
+        marked in use by it), in one transaction: a killed CLI leaves all or nothing."""
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         try:
             with self.transaction() as c:
                 c.execute(f"INSERT INTO containers ({cols}) VALUES ({marks})", list(row.values()))
+                now = time.time()
+                for name, anonymous in volumes:
+                    c.execute("INSERT OR IGNORE INTO volumes (name, created, anonymous) "
+                              "VALUES (?, ?, ?)", (name, now, int(anonymous)))
+                    c.execute("INSERT OR IGNORE INTO container_volumes VALUES (?, ?)",
+                              (row["id"], name))
         except sqlite3.IntegrityError:
             holder = self.conn.execute("SELECT id FROM containers WHERE name = ?",
                                        (row["name"],)).fetchone()

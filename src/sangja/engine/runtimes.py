@@ -167,16 +167,24 @@ class OCIRuntimeBinary(Runtime):
             if os.path.lexists(sock_path):
                 os.unlink(sock_path)
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            listener.bind(sock_path)
+            dfd = os.open(bundle, os.O_PATH | os.O_DIRECTORY)
+            try:
+                listener.bind(f"/proc/self/fd/{dfd}/console.sock")
+            finally:
+                os.close(dfd)
             listener.listen(1)
-            args += ["--console-socket", sock_path]
+            # relative to the runtime's cwd (the bundle): sun_path holds only 107 bytes
+            args += ["--console-socket", "console.sock"]
+        log = os.path.join(bundle, "runtime.log")
         try:
-            # stdio (fds 0-2) are inherited: the init gets them
-            r = subprocess.run([self.binary, "--root", self.root, *args, cid],
-                               stderr=subprocess.PIPE, text=True, stdin=None, stdout=None)
+            # stdio (fds 0-2) are inherited: the init gets them. The runtime hands its own
+            # stderr to the init too, so its errors are read from --log, not from a pipe
+            # (a pipe would never see EOF while the container runs).
+            r = subprocess.run([self.binary, "--root", self.root, "--log", log,
+                                "--log-format", "json", *args, cid], stdin=None, stdout=None,
+                               stderr=None, cwd=bundle)
             if r.returncode != 0:
-                lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
-                msg = _strip_log(lines[-1]) if lines else f"exit status {r.returncode}"
+                msg = _last_log_error(log) or f"exit status {r.returncode}"
                 err = RuntimeError_(f"{self.name} create: {msg}")
                 err.engine_exit_code = exit_code_for(msg)
                 raise err
@@ -243,6 +251,25 @@ def _exec_argv(base, cid, args, tty, detach, env, cwd, user) -> list[str]:
     if user:
         argv += ["--user", user]
     return [*argv, cid, *args]
+
+
+def _last_log_error(path: str) -> str | None:
+    """The last error a runc-style runtime wrote to its --log file (JSON lines)."""
+    from ..jsonio import loads
+
+    try:
+        with open(path, "rb") as f:
+            lines = f.read()[-65536:].splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            entry = loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
+            return str(entry.get("msg", "")).strip() or None
+    return None
 
 
 def _strip_log(line: str) -> str:

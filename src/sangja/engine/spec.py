@@ -44,6 +44,9 @@ from . import docker_defaults as dd
 from .options import ContainerOptions
 
 CGROUP_PARENT = "/sangja"
+# The spec version the bundles are written against: nothing of 1.2 is used, and older
+# runtimes refuse a newer version (crun 1.8: "unknown version specified").
+BUNDLE_OCI_VERSION = "1.1.0"
 CPU_PERIOD = 100_000
 RLIM_INFINITY = (1 << 64) - 1
 PROPAGATIONS = ("shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate",
@@ -517,7 +520,6 @@ def build_spec(opts: ContainerOptions, image_config: dict | None, *, container_i
                init_path: str | None = None) -> dict:
     """config.json for the container; writes its /etc files into `container_dir` (only
     once everything else is known to be valid)."""
-    from .. import OCI_VERSION
     from . import etc_files, seccomp_profile, users
 
     if not container_id or not set(container_id) <= _ID_CHARS or container_id in (".", ".."):
@@ -582,7 +584,7 @@ def build_spec(opts: ContainerOptions, image_config: dict | None, *, container_i
     etc_files.write_etc_files(container_dir, hostname=hostname, network=opts.network)
 
     spec = {
-        "ociVersion": OCI_VERSION,
+        "ociVersion": BUNDLE_OCI_VERSION,
         "process": process,
         "root": {"path": rootfs, "readonly": bool(opts.read_only)},
         "hostname": hostname,

@@ -31,15 +31,23 @@ def read_exit(paths, cid: str) -> dict | None:
         return None
 
 
+UNKNOWN_EXIT = 255  # the init is gone and no monitor saw its status
+
+
 def finished(paths, row) -> tuple[int, float | None]:
     """(exit code, finish time) of a container that is no longer running."""
     if row["state"] in (RUNNING, PAUSED):  # died without a clean-up yet: ask the monitor
         ex = read_exit(paths, row["id"])
+        # the monitor writes the exit file once the output is drained (at most ~2 s)
+        deadline = time.monotonic() + 2.5
+        while ex is None and monitor_alive(paths, row["id"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+            ex = read_exit(paths, row["id"])
         if ex is not None:
             from ..cli.engine.common import parse_time
 
-            return int(ex.get("exit_code", -1)), parse_time(ex.get("finished_at"))
-        return -1, None
+            return int(ex.get("exit_code", UNKNOWN_EXIT)), parse_time(ex.get("finished_at"))
+        return UNKNOWN_EXIT, None  # what the clean-up will record
     return row["exit_code"], row["finished_at"]
 
 

@@ -231,14 +231,14 @@ def _make_cgroup(cg, spec) -> None:
 
         for h, d in cg.dirs:
             if "devices" in h.controllers:
-                apply_v1(d, rules, spec.linux.devices)
+                apply_v1(d, rules)
         v2_dirs = [d for h, d in cg.dirs if h.version == 2]
         if v2_dirs:
             # cgroup v2 has no devices controller: the same rules as a BPF program. On a
             # hybrid host both apply (the kernel consults both).
             from ..linux.cgroups.bpf_devices import attach, compile_rules
 
-            program = compile_rules(rules, spec.linux.devices)
+            program = compile_rules(rules)
             for d in v2_dirs:
                 try:
                     os.close(attach(d, program))

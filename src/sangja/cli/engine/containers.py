@@ -442,7 +442,8 @@ def cmd_top(opts: Globals, args: list[str]) -> int:
 
     r = subprocess.run(["ps", *ps_args], capture_output=True, text=True)
     if r.returncode != 0:
-        raise UsageError(f"ps {' '.join(ps_args)}: {r.stderr.strip()}")
+        why = next((ln.strip() for ln in r.stderr.splitlines() if ln.strip()), "failed")
+        raise UsageError(f"ps {' '.join(ps_args)}: {why}")
     lines = r.stdout.splitlines()
     if not lines:
         return 0
@@ -681,15 +682,8 @@ def cmd_export(opts: Globals, args: list[str]) -> int:
                 export_rootfs(root, sys.stdout.buffer)
                 sys.stdout.buffer.flush()
             return 0
-        tmp = f"{output}.tmp-{os.getpid()}"
-        try:
-            with eng.rootfs(rest[0]) as (_, root), open(tmp, "wb") as f:
-                export_rootfs(root, f)
-            os.replace(tmp, output)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        from ...fs import atomic_output
+
+        with eng.rootfs(rest[0]) as (_, root), atomic_output(output) as f:
+            export_rootfs(root, f)
     return 0

@@ -39,7 +39,8 @@ def cmd_bootstrap(opts: dict, args: list[str]) -> int:
 
 def cmd_images(opts: dict, args: list[str]) -> int:
     flags, rest = parse_flags(
-        args, [Flag("-q,--quiet"), Flag("--digests"), Flag("--format", "value")]
+        args, [Flag("-q,--quiet"), Flag("--digests"), Flag("--format", "value"),
+               Flag("-a,--all")]  # -a: no intermediate images exist here, so all are shown
     )
     if rest:
         raise UsageError("usage: sangja images [-q] [--digests] [--format json]")

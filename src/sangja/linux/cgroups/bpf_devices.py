@@ -2,7 +2,9 @@
 program attached to the container's cgroup2 directory.
 
 The rule list is the one apply_v1 writes to devices.allow/devices.deny: the user's rules, then
-DEFAULT_ALLOW, then the config's own device nodes (linux.devices). Evaluation, as in runc: the
+DEFAULT_ALLOW. The config's own device nodes (linux.devices) get no implicit rule, as with
+runc: a node is reachable only as far as linux.resources.devices allows it (so
+`--device /dev/x:/dev/x:r` really is read-only). Evaluation, as in runc: the
 LAST rule that matches a device wins. Each requested access bit (m, r, w) is decided on its
 own, and the access is allowed only if every requested bit is, so a `deny w` rule cannot be
 slipped past with an O_RDWR open. A rule of type "a" is a reset, as on v1 (the kernel reads
@@ -73,11 +75,7 @@ def _any(v) -> bool:
     return v is None or v < 0
 
 
-def _field(d, name):
-    return d.get(name) if isinstance(d, dict) else getattr(d, name, None)
-
-
-def rule_list(rules: list, devices: list) -> list[tuple[bool, str, int | None, int | None, str]]:
+def rule_list(rules: list) -> list[tuple[bool, str, int | None, int | None, str]]:
     """(allow, type, major, minor, access) in evaluation order, as apply_v1 composes them."""
     seq = []
     for r in rules or ():
@@ -92,19 +90,13 @@ def rule_list(rules: list, devices: list) -> list[tuple[bool, str, int | None, i
             raise ValueError(f"bad device rule {r!r}")
         seq.append((bool(r.get("allow")), kind, major, minor, access))
     seq += [(True, *d) for d in DEFAULT_ALLOW]
-    for d in devices or ():
-        t = _field(d, "type")
-        if t == "p":
-            continue
-        seq.append((True, t if t in ("b", "c") else "c", _field(d, "major"), _field(d, "minor"),
-                    "rwm"))
     return seq
 
 
-def compile_rules(rules: list, devices: list) -> bytes:
-    """The BPF instruction stream (8 bytes per instruction) enforcing `rules`, DEFAULT_ALLOW
-    and the nodes of `devices` (linux.devices: objects or dicts with type/major/minor)."""
-    seq = rule_list(rules, devices)
+def compile_rules(rules: list) -> bytes:
+    """The BPF instruction stream (8 bytes per instruction) enforcing `rules`, then
+    DEFAULT_ALLOW."""
+    seq = rule_list(rules)
     user = list(rules or ())
     first = user[0] if user else None
     default_allow = not (first is not None and not first.get("allow")

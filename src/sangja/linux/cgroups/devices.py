@@ -2,7 +2,9 @@
 
 Rules apply in order, as runc applies them: a deny-all rule followed by the allows. The
 devices a container always gets (/dev/null and friends, its pty) are allowed after the
-user's rules so the container can use the nodes the runtime creates for it.
+user's rules so the container can use the nodes the runtime creates for it. The config's
+own device nodes (linux.devices) get no implicit rule (runc's semantics): what
+linux.resources.devices allows is what the container can do with them.
 """
 
 from __future__ import annotations
@@ -47,13 +49,11 @@ def _rule_text(kind: str, major, minor, access: str) -> str:
     return f"{kind} {mj}:{mn} {access or 'rwm'}"
 
 
-def apply_v1(cgroup_dir: str, rules: list, devices: list) -> None:
-    """Write `rules` then the defaults and the config's own device nodes."""
+def apply_v1(cgroup_dir: str, rules: list) -> None:
+    """Write `rules` then the defaults."""
     seq = [(r.get("allow"), _rule_text(r.get("type", "a"), r.get("major"), r.get("minor"),
                                        r.get("access", "rwm"))) for r in rules]
     seq += [(True, _rule_text(*d)) for d in DEFAULT_ALLOW]
-    seq += [(True, _rule_text(d.type if d.type in ("b", "c") else "c", d.major, d.minor, "rwm"))
-            for d in devices if d.type != "p"]
     for allow, text in seq:
         fd = os.open(os.path.join(cgroup_dir, "devices.allow" if allow else "devices.deny"),
                      os.O_WRONLY | os.O_CLOEXEC)
