@@ -9,10 +9,8 @@ end with the same complete file: ``rename`` is atomic and the content is identic
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -133,6 +131,9 @@ class BlobStore:
         expected_digest: str | None = None,
         expected_size: int | None = None,
     ) -> Descriptor:
+        import hashlib
+        import tempfile
+
         algo = "sha256"
         if expected_digest is not None:
             algo, _ = parse_digest(expected_digest)
@@ -182,6 +183,8 @@ class BlobStore:
     # -- checking ------------------------------------------------------------------------
     def verify(self, digest: str) -> bool:
         """Re-hash the stored blob; False if it is missing or its content does not match."""
+        import hashlib
+
         algo, hexpart = parse_digest(digest)
         h = hashlib.new(algo)
         try:

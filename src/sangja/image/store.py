@@ -13,13 +13,8 @@ file to their committed record, collectors (rmi, prune, check) hold it exclusive
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import os
-import shutil
 import stat
-import tarfile
-import tempfile
 import time
 from typing import Any
 
@@ -86,6 +81,8 @@ def _rfc3339(ts: float) -> str:
 
 
 def _rmtree(path: str) -> None:
+    import shutil
+
     def onexc(func, p, exc):  # make read-only directories writable, then retry once
         try:
             parent = os.path.dirname(p)
@@ -122,7 +119,9 @@ def tree_size(path: str) -> int:
 
 def tar_content_size(path: str) -> int:
     """Sum of the regular files' sizes in a plain, gzip, bzip2, xz or zstd tar file."""
+    import shutil
     import subprocess
+    import tarfile
 
     with open(path, "rb") as f:
         head = f.read(4)
@@ -147,7 +146,9 @@ def tar_content_size(path: str) -> int:
 class _HashingWriter:
     """File-like sink for tarfile: hashes and counts the uncompressed bytes, then gzips."""
 
-    def __init__(self, gz: gzip.GzipFile):
+    def __init__(self, gz):  # a gzip.GzipFile
+        import hashlib
+
         self.gz = gz
         self.sha = hashlib.sha256()
         self.size = 0
@@ -169,6 +170,9 @@ class _TarResult:
 
 def _write_rootfs_tar(rootfs: str, out) -> _TarResult:
     """Deterministic tar of rootfs: sorted entries, numeric owners, mtimes kept."""
+    import gzip
+    import tarfile
+
     from sangja.image.layers import add_entry
 
     gz = gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6)
@@ -252,6 +256,8 @@ class ImageStore:
 
     def _import_rootfs(self, rootfs: str, config_overrides: dict[str, Any] | None,
                        created: str | None, created_by: str) -> str:
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(prefix="layer-", dir=self.blobs.tmp_dir)
         try:
             with os.fdopen(fd, "w+b") as f:
@@ -320,6 +326,8 @@ class ImageStore:
         """Unpack a layer blob into its layer directory unless it is there already; return
         the LayerStats (None when it was already unpacked). The caller holds ``self.lock``
         (shared at least). Hostile entries raise UnsafeLayer and leave nothing behind."""
+        import tempfile
+
         from sangja.fs import syncfs
         from sangja.image.layers import unpack_layer
 
@@ -347,6 +355,8 @@ class ImageStore:
     def remove_layer_dir(self, diff_id: str) -> int:
         """Remove a layer directory (renamed aside first, so a half-removed layer is never
         mistaken for an unpacked one); return the bytes of its regular files."""
+        import tempfile
+
         path = self.layer_path(diff_id)
         if not os.path.lexists(path):
             return 0
@@ -373,6 +383,8 @@ class ImageStore:
         return sizes
 
     def _measure_layer(self, layer: Layer) -> int | None:
+        import tarfile
+
         if layer.blob_digest is not None:
             try:
                 return tar_content_size(self.blobs.path(layer.blob_digest))

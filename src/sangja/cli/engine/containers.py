@@ -51,6 +51,8 @@ def cmd_run(opts: Globals, args: list[str]) -> int:
     from ...engine.run_flags import parse_run_args
 
     copts = parse_run_args(args, command="run")
+    if copts.tty and copts.interactive and not copts.detach and not os.isatty(0):
+        raise UsageError("the input device is not a TTY (drop -t to pipe input)")
     with _engine(opts) as eng:
         cid = eng.create(copts)
         if copts.detach:
