@@ -237,7 +237,31 @@ class Engine:
             if row["state"] in (RUNNING, PAUSED):  # died unobserved: finish that first
                 self._cleanup_locked(row, apply_policy=False)
                 row = self.db.get(row["id"])
+            if self._adopt_interrupted_start(row):
+                return None
             return self._start_locked(row, attach=attach)
+
+    def _adopt_interrupted_start(self, row) -> bool:
+        """A start whose CLI was killed after the runtime started the program but before
+        the record said so: the program runs under its monitor. Record it as running rather
+        than kill it and start it again."""
+        cid = row["id"]
+        run_dir = self.paths.run_dir(cid)
+        if os.path.exists(self.paths.cleaned_file(cid)) or not monitor_alive(self.paths, cid):
+            return False
+        try:
+            with open(os.path.join(run_dir, "init.pid")) as f:
+                pid = int(f.read().strip())
+            with open(os.path.join(run_dir, "monitor.pid")) as f:
+                mon = int(f.read().strip())
+        except (OSError, ValueError):
+            return False
+        if self.runtime(row).status(cid) not in (RUNNING, PAUSED):
+            return False  # still waiting for `start`: _discard_interrupted_start handles it
+        self.db.update(cid, state=RUNNING, pid=pid, pid_start=lp.start_time(pid),
+                       monitor_pid=mon, started_at=time.time(), finished_at=None, exit_code=0,
+                       oom_killed=0, stopped_by_user=0, error="")
+        return True
 
     def _start_locked(self, row, *, attach: bool):
         from .launch import LaunchPlan, launch

@@ -75,8 +75,9 @@ def launch(runtime, plan: LaunchPlan, monitor: str) -> Launched:
         _reap(pid)
         raise LaunchError("the container monitor did not start"
                           + (f" (after the container's init {init_pid})" if init_pid else ""))
-    with open(os.path.join(plan.run_dir, "monitor.pid"), "w") as f:
-        f.write(str(monitor_pid))
+    for name, pid in (("init.pid", init_pid), ("monitor.pid", monitor_pid)):
+        with open(os.path.join(plan.run_dir, name), "w") as f:
+            f.write(str(pid))
     return Launched(init_pid, monitor_pid)
 
 

@@ -55,6 +55,10 @@ class Runtime:
     def pids(self, cid: str) -> list[int]:
         raise NotImplementedError
 
+    def status(self, cid: str) -> str | None:
+        """The runtime's view: created, running, paused, stopped; None if unknown to it."""
+        raise NotImplementedError
+
     def exec_argv(self, cid: str, args: list[str], *, tty: bool, detach: bool, env: list[str],
                   cwd: str | None, user: str | None) -> list[str]:
         """The command line of `exec` (the CLI execs it, so stdio and the exit status pass
@@ -124,6 +128,12 @@ class SangjaRuntime(Runtime):
             return container_pids(self._store().peek(cid).record)
         except SangjaError:
             return []
+
+    def status(self, cid):
+        try:
+            return self._store().peek(cid).status()
+        except SangjaError:
+            return None
 
     def exec_argv(self, cid, args, *, tty, detach, env, cwd, user):
         import shutil
@@ -232,6 +242,17 @@ class OCIRuntimeBinary(Runtime):
         from ..jsonio import loads
 
         return [int(p) for p in loads(r.stdout or "[]") or []]
+
+    def status(self, cid):
+        r = self._run("state", cid, check=False)
+        if r.returncode != 0:
+            return None
+        from ..jsonio import loads
+
+        try:
+            return (loads(r.stdout) or {}).get("status")
+        except ValueError:
+            return None
 
     def exec_argv(self, cid, args, *, tty, detach, env, cwd, user):
         return _exec_argv([self.binary, "--root", self.root], cid, args, tty, detach, env, cwd,
