@@ -224,12 +224,18 @@ def enabled(seccomp) -> bool:
                 and not seccomp.get("syscalls"))
 
 
-def check(seccomp) -> None:
+def check(seccomp, keep: bool = False) -> Filter | None:
     """Validate `linux.seccomp` (ConfigError naming the field), then build the filter once
     without loading it, so whatever libseccomp or the kernel refuses fails here too.
-    Accepts what enabled() calls off."""
-    if enabled(seccomp):
-        compile(seccomp).release()
+    Accepts what enabled() calls off. With ``keep`` the built filter is returned (the
+    caller releases it) instead of being thrown away."""
+    if not enabled(seccomp):
+        return None
+    f = compile(seccomp)
+    if keep:
+        return f
+    f.release()
+    return None
 
 
 # ------------------------------------------------------------------------------------------
@@ -299,6 +305,11 @@ def compile(seccomp) -> Filter:
         if notify and lib.seccomp_api_get() < 6:
             raise Unsupported(f"{where}: SCMP_ACT_NOTIFY",
                               "needs libseccomp >= 2.5 and Linux >= 5.7")
+        if notify:  # send_listener runs after pivot_root, when no module can be found
+            import socket  # noqa: F401
+            import struct  # noqa: F401
+
+            from .. import jsonio  # noqa: F401
         for i, name in enumerate(seccomp.get("architectures") or []):
             rc = lib.seccomp_arch_add(ctx, _arch_token(name, ""))
             if rc == -33:  # EDOM

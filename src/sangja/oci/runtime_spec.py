@@ -153,12 +153,17 @@ class Spec:
     """config.json. `raw` keeps the document for the fields only a later stage reads."""
 
     __slots__ = ("oci_version", "root_path", "root_readonly", "process", "hostname",
-                 "domainname", "mounts", "hooks", "annotations", "linux", "raw")
+                 "domainname", "mounts", "hooks", "annotations", "linux", "raw",
+                 "seccomp_filter")
 
     def __init__(self, d: dict):
         if not isinstance(d, dict):
             raise ConfigError("config.json must hold a JSON object")
         self.raw = d
+        # The linux.seccomp filter compiled while validating (sangja.linux.seccomp.Filter),
+        # kept so the init (a fork of the validating process) loads it without compiling
+        # it again.
+        self.seccomp_filter = None
         self.oci_version = get(d, "ociVersion", str, "$", required=True)
         major = self.oci_version.split(".", 1)[0]
         if major != "1":

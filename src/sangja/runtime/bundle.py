@@ -59,7 +59,7 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None) -> None:
     if seccomp_cfg is not None:
         from ..linux import seccomp
 
-        seccomp.check(seccomp_cfg)
+        spec.seccomp_filter = seccomp.check(seccomp_cfg, keep=True)
     from ..linux import sched
 
     for section, key, check in (("process", "scheduler", sched.check_scheduler),

@@ -89,6 +89,8 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
 
             child_main(job)
         child_chan.close()
+        if spec.seccomp_filter is not None:  # the init has its own copy (fork)
+            spec.seccomp_filter.release()
         if child_fd_sock is not None:
             child_fd_sock.close()
         if console_socket is not None:

@@ -167,7 +167,9 @@ def container_init(job: InitJob) -> None:
     if sc:
         from ..linux import seccomp  # imported by preload()
 
-        if seccomp.enabled(sc):
+        if spec.seccomp_filter is not None:  # built by the validation before the fork
+            filt = spec.seccomp_filter
+        elif seccomp.enabled(sc):
             filt = seccomp.compile(sc)  # before pivot_root: dlopen libseccomp
     proc = spec.process
     chan = job.chan
