@@ -597,6 +597,28 @@ def mounted_under(cli) -> list[str]:
     return [m for m in mounts_under(cli.root) if "/snapshots/" in m]
 
 
+def test_cp_reaches_volumes_and_respects_read_only_binds(cli, tmp_path):
+    """A path under a volume or bind mount is copied to and from the mount's source (what
+    the container sees there), not the root filesystem hidden beneath the mount."""
+    bound = tmp_path / "bound"
+    bound.mkdir()
+    vol = "cpvol-" + os.urandom(4).hex()
+    cid = cli.detach("-v", f"{vol}:/data", "-v", f"{bound}:/ro:ro", "busybox", "sleep", "1000")
+    try:
+        src = tmp_path / "in.txt"
+        src.write_text("into the volume\n")
+        cli.ok("cp", str(src), f"{cid}:/data/")
+        assert cli.exec_out(cid, "cat", "/data/in.txt") == "into the volume\n"
+        cli.ok("exec", cid, "sh", "-c", "echo from-inside > /data/out.txt")
+        cli.ok("cp", f"{cid}:/data/out.txt", str(tmp_path / "out.txt"))
+        assert (tmp_path / "out.txt").read_text() == "from-inside\n"
+        line = cli.fails(1, "cp", str(src), f"{cid}:/ro/x")
+        assert "read-only" in line and not (bound / "x").exists()
+    finally:
+        cli("rm", "-f", "-v", cid)
+        cli("volume", "rm", vol)
+
+
 def test_cp_symlink_escape(cli, tmp_path):
     secret = tmp_path / "host-secret"
     secret.write_text("host data\n")

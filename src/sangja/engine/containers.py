@@ -669,6 +669,38 @@ class Engine:
                     _ignore(snaps.unmount, cid)
 
 
+def mounted_source(engine, row, rootfs: str, path: str, *, writing: bool = False
+                   ) -> tuple[str, str]:
+    """Where a container path lives on the host, for `cp`: under a volume or bind mount
+    (the longest target that contains it) its source, else the root filesystem. Returns
+    (root, path inside that root), keeping the path's trailing "/" or "/." (cp's rules
+    depend on them). A read-only mount refuses writes, as in Docker."""
+    import posixpath
+
+    opts = engine.options(row)
+    norm = posixpath.normpath("/" + path.lstrip("/"))
+    best = None
+    for m in opts.mounts:
+        if m.type not in ("volume", "bind"):
+            continue
+        target = posixpath.normpath("/" + m.target.lstrip("/"))
+        if norm == target or norm.startswith(target.rstrip("/") + "/"):
+            if best is None or len(target) > len(best[0]):
+                best = (target, m)
+    if best is None:
+        return rootfs, path
+    target, m = best
+    if writing and m.readonly:
+        raise EngineError(f"mounted volume is marked read-only: {target}", 1)
+    source = engine.paths.volume_data(m.source) if m.type == "volume" else m.source
+    inner = norm[len(target):] or "/"
+    if path.endswith("/.") and inner != "/":
+        inner += "/."
+    elif path.endswith("/") and not inner.endswith("/"):
+        inner += "/"
+    return source, inner
+
+
 def _wait_pid_gone(pid: int, started: int | None) -> None:
     """Sleep until the process exits (pidfd when the kernel has it)."""
     try:

@@ -607,17 +607,20 @@ def cmd_cp(opts: Globals, args: list[str]) -> int:
         raise UsageError("copying between containers or within the host is not supported: "
                          "one side must be CONTAINER:PATH")
     from ...engine import copy as cp
+    from ...engine.containers import mounted_source
 
     with _engine(opts) as eng:
         if src_c:
-            with eng.rootfs(src_c[0]) as (_, root):
+            with eng.rootfs(src_c[0]) as (row, root):
+                root, path = mounted_source(eng, row, root, src_c[1])
                 target = sys.stdout.buffer if dst == "-" else dst
-                cp.copy_out(root, src_c[1], target, archive=flags["archive"],
+                cp.copy_out(root, path, target, archive=flags["archive"],
                             follow_link=flags["follow_link"])
         else:
-            with eng.rootfs(dst_c[0]) as (_, root):
+            with eng.rootfs(dst_c[0]) as (row, root):
+                root, path = mounted_source(eng, row, root, dst_c[1], writing=True)
                 source = sys.stdin.buffer if src == "-" else src
-                cp.copy_in(root, source, dst_c[1], archive=flags["archive"],
+                cp.copy_in(root, source, path, archive=flags["archive"],
                            follow_link=flags["follow_link"])
     return 0
 
