@@ -685,3 +685,23 @@ def assert_clean(runtime: Runtime, cid: str, bundle: Path | None = None, before_
     if bundle is not None:
         mounts = [line for line in host_mountinfo().splitlines() if str(bundle) in line]
         assert not mounts, f"host mounts left behind: {mounts}"
+
+
+# ---------------------------------------------------------------------------- the engine CLI
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    """An isolated engine (its own --root/--runroot, busybox bootstrapped) per test module;
+    checked for leaks at the end (see engine_cli.py)."""
+    from engine_cli import engine_fixture
+
+    yield from engine_fixture(tmp_path_factory)
+
+
+@pytest.fixture
+def cli(engine):
+    """The `sangja` command line of that engine; what a test leaves is removed and checked."""
+    from engine_cli import cli_fixture
+
+    yield from cli_fixture(engine)

@@ -17,8 +17,6 @@ import time
 import pytest
 from engine_cli import (
     Pty,
-    cli_fixture,
-    engine_fixture,
     monitors_of,
     status_fields,
     wait_until,
@@ -27,16 +25,6 @@ from engine_cli import (
 pytestmark = pytest.mark.root
 
 TRAP_TERM = "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.05; done"
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    yield from engine_fixture(tmp_path_factory)
-
-
-@pytest.fixture
-def cli(engine):
-    yield from cli_fixture(engine)
 
 
 def host_cmdline(pid: int) -> list[str]:

@@ -16,8 +16,6 @@ from engine_cli import (
     HEX64,
     Cli,
     cgroups_of,
-    cli_fixture,
-    engine_fixture,
     leaks,
     monitors_of,
     mounts_under,
@@ -26,16 +24,6 @@ from engine_cli import (
 )
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    yield from engine_fixture(tmp_path_factory)
-
-
-@pytest.fixture
-def cli(engine):
-    yield from cli_fixture(engine)
 
 
 def alive(pid: int) -> bool:

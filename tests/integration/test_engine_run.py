@@ -13,8 +13,6 @@ import time
 import pytest
 from engine_cli import (
     Pty,
-    cli_fixture,
-    engine_fixture,
     monitors_of,
     processes_mentioning,
     status_fields,
@@ -22,16 +20,6 @@ from engine_cli import (
 )
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    yield from engine_fixture(tmp_path_factory)
-
-
-@pytest.fixture
-def cli(engine):
-    yield from cli_fixture(engine)
 
 
 DOCKER_CAPS = 0x00000000A80425FB  # Docker's default 14 capabilities
