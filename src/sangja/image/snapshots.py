@@ -34,7 +34,6 @@ import stat
 
 from ..errors import SangjaError
 from ..linux.mounts import MNT_DETACH, mount, umount2
-from .layers import remove_path
 
 FORCE_COPY_ENV = "SANGJA_SNAPSHOT_COPY"
 SHORT_LEN = 8
@@ -121,6 +120,8 @@ def _copy_meta(src_st: os.stat_result, src: str, dst: str) -> None:
 def _copy_layer(layer: str, merged: str) -> None:
     """Copy one layer over merged with overlay semantics (whiteouts, opaque dirs), keeping
     owners, modes, times, xattrs, symlinks, devices and the layer's own hard links."""
+    from .layers import remove_path  # the copy fallback only: layers imports a lot
+
     links: dict[tuple[int, int], str] = {}
     dir_meta: list[tuple[os.stat_result, str, str]] = []
 
