@@ -9,73 +9,29 @@ import stat
 import tarfile
 
 import pytest
+from fstree import tree, unmount_all_under, write
 
 from sangja.engine.export import export_rootfs, open_root, walk_tree
 from sangja.image.layers import apply_layer
-from sangja.image.snapshots import Snapshotter, mount_points
-from sangja.linux.mounts import MNT_DETACH, MS_BIND, mount, umount2
+from sangja.image.snapshots import Snapshotter
+from sangja.linux.mounts import MS_BIND, mount
 
 SECRET = b"TOP SECRET host content\n"
-
-
-def _mounts_under(path) -> list[str]:
-    real = os.path.realpath(str(path))
-    return [p for p in mount_points() if p == real or p.startswith(real + "/")]
 
 
 @pytest.fixture
 def tmp(tmp_path):
     yield tmp_path
-    for _ in range(64):
-        left = _mounts_under(tmp_path)
-        if not left:
-            break
-        try:
-            umount2(max(left, key=lambda p: (p.count("/"), len(p))), MNT_DETACH)
-        except OSError:
-            pass
-    assert not _mounts_under(tmp_path)
-
-
-def _write(path, data: bytes | str = b"x", mode: int = 0o644) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    os.chmod(path, mode)
-
-
-def _tree(top, skip=()) -> dict[str, tuple]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            p = os.path.join(dirpath, name)
-            rel = os.path.relpath(p, top)
-            if rel in skip:
-                continue
-            st = os.lstat(p)
-            body: object = None
-            if stat.S_ISLNK(st.st_mode):
-                body = os.readlink(p)
-            elif stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as f:
-                    body = f.read()
-            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-                body = st.st_rdev
-            xattrs = {} if stat.S_ISLNK(st.st_mode) else {
-                n: os.getxattr(p, n) for n in os.listxattr(p) if not n.startswith("trusted.")}
-            out[rel] = (stat.S_IFMT(st.st_mode), body, stat.S_IMODE(st.st_mode), st.st_uid,
-                        st.st_gid, xattrs, None if stat.S_ISDIR(st.st_mode) else
-                        int(st.st_mtime))
-    return out
+    unmount_all_under(tmp_path)
 
 
 def _rootfs(top) -> str:
     r = str(top)
-    _write(f"{r}/etc/passwd", "root:x:0:0::/root:/bin/sh\n")
-    _write(f"{r}/bin/tool", b"\x7fELF...", 0o4755)
+    write(f"{r}/etc/passwd", "root:x:0:0::/root:/bin/sh\n")
+    write(f"{r}/bin/tool", b"\x7fELF...", 0o4755)
     os.chown(f"{r}/bin/tool", 0, 0)
     os.chmod(f"{r}/bin/tool", 0o4755)
-    _write(f"{r}/home/u/file", "user data", 0o600)
+    write(f"{r}/home/u/file", "user data", 0o600)
     os.chown(f"{r}/home/u/file", 1000, 1000)
     os.chown(f"{r}/home/u", 1000, 1000)
     os.link(f"{r}/home/u/file", f"{r}/home/u/hard")
@@ -125,15 +81,15 @@ def test_export_keeps_everything(tmp):
     os.makedirs(out)
     buf.seek(0)
     apply_layer(buf, str(out))
-    assert _tree(out) == _tree(root, skip={"tmp/sock"})
+    assert tree(out) == tree(root, skip={"tmp/sock"})
 
 
 def test_export_leaves_out_mounts_inside(tmp):
     root = _rootfs(tmp / "rootfs")
     hostdir = tmp / "host"
-    _write(hostdir / "secret", SECRET, 0o600)
+    write(hostdir / "secret", SECRET, 0o600)
     mount("tmpfs", f"{root}/proc", "tmpfs", 0, "size=1m")  # like a leaked container mount
-    _write(f"{root}/proc/leak", "from a mount")
+    write(f"{root}/proc/leak", "from a mount")
     mount(str(hostdir), f"{root}/mnt", None, MS_BIND)
     buf = io.BytesIO()
     export_rootfs(root, buf)
@@ -154,7 +110,7 @@ def test_export_leaves_out_mounts_inside(tmp):
 def test_export_hostile_symlinks_are_links(tmp):
     root = _rootfs(tmp / "rootfs")
     secret = tmp / "host" / "secret"
-    _write(secret, SECRET, 0o600)
+    write(secret, SECRET, 0o600)
     os.symlink(str(secret), f"{root}/etc/evil")
     os.symlink("/../../../../../../" + str(tmp / "host"), f"{root}/hostdir")
     os.symlink("/", f"{root}/tmp/root")
@@ -172,8 +128,8 @@ def test_export_deep_tree_and_no_fd_leak(tmp):
     root = tmp / "rootfs"
     deep = os.path.join(str(root), *[f"d{i}" for i in range(150)])
     os.makedirs(deep)
-    _write(os.path.join(deep, "bottom"), "deep")
-    _write(f"{root}/zz-after", "after")
+    write(os.path.join(deep, "bottom"), "deep")
+    write(f"{root}/zz-after", "after")
     fds = len(os.listdir("/proc/self/fd"))
     buf = io.BytesIO()
     n = export_rootfs(str(root), buf)
@@ -199,7 +155,7 @@ def test_export_overlay_snapshot(tmp):
     snap = Snapshotter(str(tmp / "snap"))
     merged = snap.prepare("c1", store.unpacked_layers(image))
     os.unlink(f"{merged}/etc/group")
-    _write(f"{merged}/root/new", "new in the container")
+    write(f"{merged}/root/new", "new in the container")
     buf = io.BytesIO()
     export_rootfs(merged, buf)
     buf.seek(0)

@@ -11,56 +11,18 @@ import stat
 import tarfile
 
 import pytest
+from fstree import tree, unmount_all_under, write
 
 from sangja import jsonio
 from sangja.image.commit import CommitError, commit, merge_config
 from sangja.image.layers import apply_layer
-from sangja.image.snapshots import Snapshotter, mount_points
+from sangja.image.snapshots import Snapshotter
 from sangja.image.store import ImageStore
-from sangja.linux.mounts import MNT_DETACH, umount2
-
-
-def _mounts_under(path) -> list[str]:
-    real = os.path.realpath(str(path))
-    return [p for p in mount_points() if p == real or p.startswith(real + "/")]
-
-
-def _write(path, data: str | bytes, mode: int = 0o644) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    os.chmod(path, mode)
 
 
 def _read(path) -> bytes:
     with open(path, "rb") as f:
         return f.read()
-
-
-def _tree(top, skip=()) -> dict[str, tuple]:
-    """Everything a layer must carry: type, content/target/device, mode, ids, user xattrs,
-    mtime (files)."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            p = os.path.join(dirpath, name)
-            rel = os.path.relpath(p, top)
-            if rel in skip:
-                continue
-            st = os.lstat(p)
-            body: object = None
-            if stat.S_ISLNK(st.st_mode):
-                body = os.readlink(p)
-            elif stat.S_ISREG(st.st_mode):
-                body = _read(p)
-            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-                body = st.st_rdev
-            xattrs = {} if stat.S_ISLNK(st.st_mode) else {
-                n: os.getxattr(p, n) for n in os.listxattr(p) if n.startswith("user.")}
-            mtime = None if stat.S_ISDIR(st.st_mode) else int(st.st_mtime)
-            out[rel] = (stat.S_IFMT(st.st_mode), body, stat.S_IMODE(st.st_mode), st.st_uid,
-                        st.st_gid, xattrs, mtime)
-    return out
 
 
 @pytest.fixture
@@ -72,26 +34,18 @@ def env(tmp_path):
         build_busybox_rootfs(str(base))
     except BusyboxNotFound as e:
         pytest.skip(str(e))
-    _write(base / "opt" / "app" / "a", "a")
-    _write(base / "opt" / "app" / "b", "b")
-    _write(base / "opt" / "app" / "sub" / "c", "c")
-    _write(base / "opt" / "keep", "keep")
-    _write(base / "opt" / "keep2", "keep2")
+    write(base / "opt" / "app" / "a", "a")
+    write(base / "opt" / "app" / "b", "b")
+    write(base / "opt" / "app" / "sub" / "c", "c")
+    write(base / "opt" / "keep", "keep")
+    write(base / "opt" / "keep2", "keep2")
     store = ImageStore(str(tmp_path / "store"))
     base_id = store.import_rootfs(str(base), config_overrides={"Labels": {"base": "yes"}})
     store.tag("localhost/base:latest", base_id)
     snap = Snapshotter(str(tmp_path / "snap"))
     yield {"store": store, "base_id": base_id, "snap": snap, "tmp": tmp_path}
     store.close()
-    for _ in range(64):
-        left = _mounts_under(tmp_path)
-        if not left:
-            break
-        try:
-            umount2(max(left, key=lambda p: (p.count("/"), len(p))), MNT_DETACH)
-        except OSError:
-            pass
-    assert not _mounts_under(tmp_path)
+    unmount_all_under(tmp_path)
 
 
 def _container(env, cid: str) -> str:
@@ -104,7 +58,7 @@ def _container(env, cid: str) -> str:
 
 def _change(merged: str) -> None:
     m = merged
-    _write(f"{m}/new.txt", "new file", 0o640)
+    write(f"{m}/new.txt", "new file", 0o640)
     os.chown(f"{m}/new.txt", 1234, 5678)
     os.setxattr(f"{m}/new.txt", "user.note", b"kept")
     with open(f"{m}/etc/passwd", "a") as f:
@@ -112,12 +66,12 @@ def _change(merged: str) -> None:
     os.unlink(f"{m}/etc/group")  # deleted: whiteout
     shutil.rmtree(f"{m}/opt/app")  # replaced: opaque directory
     os.mkdir(f"{m}/opt/app")
-    _write(f"{m}/opt/app/only", "only this")
+    write(f"{m}/opt/app/only", "only this")
     os.rmdir(f"{m}/home")  # a deleted directory
     os.chown(f"{m}/opt/keep", 42, 43)  # metadata-only copy-up
     os.rename(f"{m}/opt/keep2", f"{m}/opt/moved")
     os.symlink("/etc/passwd", f"{m}/lnk")
-    _write(f"{m}/data/h1", "linked")
+    write(f"{m}/data/h1", "linked")
     os.link(f"{m}/data/h1", f"{m}/data/h2")
     os.mkfifo(f"{m}/data/fifo")
     os.mknod(f"{m}/data/null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
@@ -172,7 +126,7 @@ def test_commit_layer_reproduces_the_container(env):
     # applied in order, the layers give exactly the container's tree
     out = env["tmp"] / "applied"
     _apply_all(store, new_id, out)
-    assert _tree(out) == _tree(merged, skip={"tmp/sock"})
+    assert tree(out, xattr_prefix="user.") == tree(merged, skip={"tmp/sock"}, xattr_prefix="user.")
     assert not os.path.lexists(out / "etc" / "group")
     assert not os.path.lexists(out / "home")
     assert sorted(os.listdir(out / "opt" / "app")) == ["only"]

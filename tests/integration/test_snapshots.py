@@ -6,29 +6,17 @@ import os
 import stat
 
 import pytest
+from fstree import mounts_under, unmount_all_under
 
-from sangja.image.snapshots import FORCE_COPY_ENV, SnapshotError, Snapshotter, mount_points
-from sangja.linux.mounts import MNT_DETACH, umount2
-
-
-def _mounts_under(path) -> list[str]:
-    real = os.path.realpath(str(path))
-    return [p for p in mount_points() if p == real or p.startswith(real + "/")]
+from sangja.image.snapshots import FORCE_COPY_ENV, SnapshotError, Snapshotter
+from sangja.linux.mounts import umount2
 
 
 @pytest.fixture
 def root(tmp_path):
     """A snapshot root; teardown unmounts anything left under tmp_path, even on failure."""
     yield tmp_path / "store"
-    for _ in range(256):
-        left = _mounts_under(tmp_path)
-        if not left:
-            break
-        try:
-            umount2(max(left, key=lambda p: (p.count("/"), len(p))), MNT_DETACH)
-        except OSError:
-            pass
-    assert not _mounts_under(tmp_path)
+    unmount_all_under(tmp_path)
 
 
 def _write(path, text: str) -> None:
@@ -118,10 +106,10 @@ def test_prepare_view_write_remove(root, layers, force_copy):
 
     # prepare again is a no-op returning the same root
     assert snap.prepare("c1", layers) == merged
-    assert len(_mounts_under(root)) == (0 if force_copy else 1)
+    assert len(mounts_under(root)) == (0 if force_copy else 1)
 
     snap.remove("c1")
-    assert not _mounts_under(root)
+    assert not mounts_under(root)
     assert not os.path.lexists(os.path.join(str(root), "overlay", "c1"))
     assert not snap.mounted("c1")
     snap.remove("c1")  # idempotent
@@ -183,7 +171,7 @@ def test_128_layers(root, tmp_path):
     assert sorted(os.listdir(os.path.join(str(root), "overlay", "l"))) == links
     snap.remove("big")
     snap.remove("big2")
-    assert not _mounts_under(root)
+    assert not mounts_under(root)
 
     copy = Snapshotter(str(root), force_copy=True)
     merged = copy.prepare("big3", layers)
@@ -227,7 +215,7 @@ def test_remove_refuses_or_unmounts_nested(root, layers, tmp_path):
     os.makedirs(os.path.join(merged, "mnt"), exist_ok=True)
     mount(str(src), os.path.join(merged, "mnt"), None, MS_BIND)
     snap.remove("c")
-    assert not _mounts_under(root)
+    assert not mounts_under(root)
     assert _read(src / "precious") == "keep me"
 
 
