@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from sangja.cli.engine.common import UsageError
+from sangja.cli.engine.run_flags import CREATE_FLAGS, RUN_FLAGS, InvalidOption, parse_run_args
 from sangja.engine import units
 from sangja.engine.options import (
     ContainerOptions,
@@ -15,7 +16,6 @@ from sangja.engine.options import (
     RestartPolicy,
     Ulimit,
 )
-from sangja.engine.run_flags import CREATE_FLAGS, RUN_FLAGS, InvalidOption, parse_run_args
 
 MiB = 1 << 20
 

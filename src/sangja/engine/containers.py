@@ -421,7 +421,7 @@ class Engine:
         while ex is None and monitor_alive(self.paths, cid) and time.monotonic() < deadline:
             time.sleep(0.01)
             ex = read_exit(self.paths, cid)
-        from ..cli.engine.common import parse_time
+        from ..humanize import parse_time
 
         code = int(ex["exit_code"]) if ex else UNKNOWN_EXIT
         finished = (parse_time(ex.get("finished_at")) if ex else None) or time.time()

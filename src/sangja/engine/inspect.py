@@ -143,7 +143,7 @@ def container_document(engine, row) -> dict:
 
 def ps_entry(engine, row, now: float) -> dict:
     """One `ps` row, with Docker's --format json field names."""
-    from ..cli.engine.common import since
+    from ..humanize import since
     from .status import docker_status
 
     opts = engine.options(row)

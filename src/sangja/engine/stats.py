@@ -28,7 +28,7 @@ def _cpu_total(d: dict) -> int:
 def sample_all(engine, refs: list[str], include_stopped: bool = False) -> list[dict]:
     """One row per container (running ones, or `refs`), Docker's `stats --format json`
     field names."""
-    from ..cli.engine.common import human_size
+    from ..humanize import human_size
     from .status import PAUSED, RUNNING, live_state
 
     rows = [engine.get(r) for r in refs] if refs else engine.db.all()

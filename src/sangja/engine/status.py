@@ -44,7 +44,7 @@ def finished(paths, row) -> tuple[int, float | None]:
             time.sleep(0.01)
             ex = read_exit(paths, row["id"])
         if ex is not None:
-            from ..cli.engine.common import parse_time
+            from ..humanize import parse_time
 
             return int(ex.get("exit_code", UNKNOWN_EXIT)), parse_time(ex.get("finished_at"))
         return UNKNOWN_EXIT, None  # what the clean-up will record
@@ -53,7 +53,7 @@ def finished(paths, row) -> tuple[int, float | None]:
 
 def docker_status(paths, row, now: float | None = None) -> str:
     """The STATUS column of `ps`: "Up 3 seconds", "Exited (0) 2 minutes ago", ..."""
-    from ..cli.engine.common import human_duration
+    from ..humanize import human_duration
 
     now = now or time.time()
     state = live_state(row)

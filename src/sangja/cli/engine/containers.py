@@ -39,7 +39,7 @@ def _each(opts: Globals, refs: list[str], action) -> int:
 
 
 def cmd_create(opts: Globals, args: list[str]) -> int:
-    from ...engine.run_flags import parse_run_args
+    from .run_flags import parse_run_args
 
     copts = parse_run_args(args, command="create")
     with _engine(opts) as eng:
@@ -48,7 +48,7 @@ def cmd_create(opts: Globals, args: list[str]) -> int:
 
 
 def cmd_run(opts: Globals, args: list[str]) -> int:
-    from ...engine.run_flags import parse_run_args
+    from .run_flags import parse_run_args
 
     copts = parse_run_args(args, command="run")
     if copts.tty and copts.interactive and not copts.detach and not os.isatty(0):

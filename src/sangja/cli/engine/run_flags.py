@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 
-from ..cli.engine.common import Flag, UsageError, parse_flags
-from ..errors import SangjaError
-from . import units
-from .options import ContainerOptions, DeviceRequest, MountRequest, RestartPolicy, Ulimit
+from ...engine import units
+from ...engine.options import ContainerOptions, DeviceRequest, MountRequest, RestartPolicy, Ulimit
+from ...errors import SangjaError
+from .common import Flag, UsageError, parse_flags
 
 
 class InvalidOption(SangjaError):
@@ -719,7 +719,7 @@ def _ulimits(values: list[str]) -> list[Ulimit]:
 
 
 def _caps(dest: str, values: list[str]) -> list[str]:
-    from ..linux.capabilities import NUMBERS
+    from ...linux.capabilities import NUMBERS
 
     out: list[str] = []
     for v in values:
@@ -770,7 +770,7 @@ def _security_opt(o: ContainerOptions, opt: str) -> None:
 
 
 def _seccomp_file(opt: str, path: str) -> str:
-    from ..jsonio import loads
+    from ...jsonio import loads
 
     if not path:
         raise _bad("security_opt", opt, "seccomp needs unconfined or a profile path")
@@ -816,7 +816,7 @@ _ALIASES = ("SIGIOT", "SIGCLD", "SIGPOLL")  # SIGABRT, SIGCHLD, SIGIO are the na
 
 
 def _stop_signal(value: str) -> str:
-    from ..linux import signals
+    from ...linux import signals
 
     try:
         n = signals.parse(value)
