@@ -57,7 +57,22 @@ def _enc_str(s: str) -> str:
     return _json.encode_basestring_ascii(s) if _json else __import__("json").dumps(s)
 
 
+def _cannot_encode(obj):
+    raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+
+
+# The compact form goes through the C encoder json itself uses (state files and config.json
+# are written on every container start); the indented form, for people, through _encode.
+_compact = (_json.make_encoder(None, _cannot_encode, _json.encode_basestring_ascii, None,
+                               ":", ",", False, False, False) if _json else None)
+
+
 def dumps(obj, *, indent: int | None = None) -> str:
+    if indent is None and _compact is not None:
+        try:
+            return "".join(_compact(obj, 0))
+        except ValueError as e:  # NaN or infinity
+            raise ValueError("JSON cannot hold NaN or infinity") from e
     out: list[str] = []
     _encode(obj, out, indent, 0)
     return "".join(out)

@@ -231,13 +231,14 @@ def _make_cgroup(cg, spec) -> None:
     if rules:
         from ..linux.cgroups.devices import apply_v1
 
-        for h, d in cg.dirs:
-            if "devices" in h.controllers:
-                apply_v1(d, rules)
+        v1 = [d for h, d in cg.dirs if "devices" in h.controllers]
+        for d in v1:
+            apply_v1(d, rules)
         v2_dirs = [d for h, d in cg.dirs if h.version == 2]
-        if v2_dirs:
+        if v2_dirs and not v1:
             # cgroup v2 has no devices controller: the same rules as a BPF program. On a
-            # hybrid host both apply (the kernel consults both).
+            # hybrid host the v1 devices controller already enforces them (as with runc),
+            # and loading a program would cost every start ~2 ms for nothing.
             from ..linux.cgroups.bpf_devices import attach, compile_rules
 
             program = compile_rules(rules)
