@@ -122,6 +122,29 @@ def test_errno_rule_blocks_mkdir(runtime, make_bundle, nnp, user):
     assert _status(r.stdout)["Seccomp"].strip() == "2", out
 
 
+@pytest.mark.sangja_only
+def test_cached_program_enforces_the_same_filter(runtime, make_bundle):
+    """The second container with the same filter loads the compiled program from the cache
+    (no libseccomp): it must refuse exactly what the first one refused, with or without
+    no_new_privs."""
+    for nnp in (True, False):
+        bundle = make_bundle(
+            add_mounts(TMPFS),
+            _with_seccomp(_block(["mkdir", "mkdirat"], errnoRet=EPERM), nnp=nnp),
+            args=sh("mkdir /tmp/x; echo rc=$?; touch /tmp/f && echo touched; "
+                    "grep Seccomp: /proc/self/status"),
+        )
+        outs = [_run(runtime, bundle) for _ in range(2)]
+        cache = [n for n in os.listdir(os.path.join(str(runtime.root), "~seccomp"))
+                 if n.endswith(".bpf")]
+        assert cache, "the compiled program was not cached"
+        for r, out in outs:
+            assert r.returncode == 0, out
+            assert "rc=1" in r.stdout and "touched" in r.stdout, out
+            assert "Operation not permitted" in r.stderr, out
+            assert _status(r.stdout)["Seccomp"].strip() == "2", out
+
+
 def test_errno_value_is_errno_ret(runtime, make_bundle):
     bundle = make_bundle(
         add_mounts(TMPFS),

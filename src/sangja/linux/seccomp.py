@@ -93,6 +93,7 @@ def _libseccomp():
         ("seccomp_load", i, [vp]),
         ("seccomp_notify_fd", i, [vp]),
         ("seccomp_api_get", ctypes.c_uint, []),
+        ("seccomp_export_bpf", i, [vp, i]),
     ):
         fn = getattr(lib, name)
         fn.restype = res
@@ -274,6 +275,24 @@ class Filter:
             raise _neg_errno(fd, "seccomp notify fd")
         return fd
 
+    def export_bpf(self) -> bytes:
+        """The classic-BPF program libseccomp would load (struct sock_filter array)."""
+        r, w = os.pipe()
+        try:
+            rc = self._lib.seccomp_export_bpf(self._ctx, w)
+            os.close(w)
+            w = -1
+            if rc != 0:
+                raise _neg_errno(rc, "export seccomp filter")
+            chunks = []
+            while chunk := os.read(r, 65536):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
+
     def release(self) -> None:
         if self._ctx is not None:
             self._lib.seccomp_release(self._ctx)
@@ -284,6 +303,126 @@ class Filter:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+# ------------------------------------------------------------------------------------------
+# the compiled-program cache
+# ------------------------------------------------------------------------------------------
+
+# seccomp(2) filter flags (linux/seccomp.h)
+_SET_MODE_FILTER = 1
+_FLAG_TSYNC, _FLAG_LOG, _FLAG_SPEC_ALLOW, _FLAG_TSYNC_ESRCH = 1, 2, 4, 16
+_CONFIG_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": _FLAG_TSYNC, "SECCOMP_FILTER_FLAG_LOG": _FLAG_LOG,
+                 "SECCOMP_FILTER_FLAG_SPEC_ALLOW": _FLAG_SPEC_ALLOW}
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class CompiledFilter:
+    """A filter as the kernel takes it (classic BPF), from the cache: loading it needs
+    neither libseccomp nor any compiling. Configs with SCMP_ACT_NOTIFY never come here."""
+
+    notify = False
+    listener_path = None
+    listener_metadata = ""
+
+    def __init__(self, program: bytes, flags: int):
+        if not program or len(program) % 8:
+            raise ValueError("a BPF program is a non-empty array of 8-byte instructions")
+        self.program = program
+        self.flags = flags
+        self.loaded = False
+
+    def load(self) -> None:
+        """seccomp(SECCOMP_SET_MODE_FILTER) with the flags libseccomp would have used.
+        Needs no_new_privs or CAP_SYS_ADMIN."""
+        from .syscall import libc, nr
+
+        buf = ctypes.create_string_buffer(self.program, len(self.program))
+        prog = _SockFprog(len(self.program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+        flags = self.flags | _FLAG_TSYNC | _FLAG_TSYNC_ESRCH
+        while True:
+            rc = libc.syscall(nr("seccomp"), _SET_MODE_FILTER, flags, ctypes.byref(prog))
+            if rc == 0:
+                break
+            err = ctypes.get_errno()
+            if err == 22 and flags & _FLAG_TSYNC_ESRCH:  # EINVAL: a kernel before 5.7
+                flags &= ~_FLAG_TSYNC_ESRCH
+                continue
+            if err == 13:
+                raise OSError(13, "load seccomp filter: needs no_new_privs or CAP_SYS_ADMIN")
+            raise OSError(err, f"load seccomp filter: {os.strerror(err)}")
+        self.loaded = True
+
+    def release(self) -> None:
+        pass
+
+
+def _cache_key(seccomp) -> str:
+    """What the compiled program depends on: the config (canonical JSON), the kernel (its
+    API level decides what libseccomp emits) and the machine."""
+    import hashlib
+
+    u = os.uname()
+    data = f"v1\0{u.release}\0{u.machine}\0{_canonical(seccomp)}"
+    return hashlib.sha256(data.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _canonical(v) -> str:
+    from ..jsonio import dumps
+
+    if isinstance(v, dict):
+        return "{" + ",".join(f"{dumps(k)}:{_canonical(v[k])}" for k in sorted(v)) + "}"
+    if isinstance(v, list):
+        return "[" + ",".join(_canonical(x) for x in v) + "]"
+    return dumps(v)
+
+
+def prepare(seccomp, cache_dir: str | None):
+    """check(keep=True), through a cache of compiled programs in `cache_dir` (a directory
+    only root can write, under the runtime's state root): the same config on the same
+    kernel is compiled once, and every later container loads the cached program. Returns a
+    Filter (notify configs, cache misses), a CompiledFilter (hits), or None (seccomp off)."""
+    if not enabled(seccomp):
+        return None
+    cacheable = (
+        cache_dir is not None and isinstance(seccomp, dict)
+        and all(f in _CONFIG_FLAGS for f in seccomp.get("flags") or [])
+        and not any(sc.get("action") == "SCMP_ACT_NOTIFY"
+                    for sc in (seccomp.get("syscalls") or []) if isinstance(sc, dict)))
+    if cacheable:
+        path = os.path.join(cache_dir, _cache_key(seccomp) + ".bpf")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            flags = int.from_bytes(data[:4], "little")
+            return CompiledFilter(data[4:], flags)
+        except (OSError, ValueError):
+            pass
+    f = compile(seccomp)
+    if cacheable:
+        try:
+            flags = 0
+            for name in seccomp.get("flags") or []:
+                flags |= _CONFIG_FLAGS.get(name, 0)
+            _store(path, flags.to_bytes(4, "little") + f.export_bpf())
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+    return f
+
+
+def _store(path: str, data: bytes) -> None:
+    d = os.path.dirname(path)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def compile(seccomp) -> Filter:

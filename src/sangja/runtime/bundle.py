@@ -32,7 +32,7 @@ def asks_nothing(value) -> bool:
 class Bundle:
     """A validated bundle: its directory, spec and absolute rootfs path."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, seccomp_cache: str | None = None):
         self.path = os.path.abspath(path)
         if not os.path.isdir(self.path):
             raise ConfigError(f"bundle {self.path} is not a directory")
@@ -42,10 +42,11 @@ class Bundle:
                                        os.path.join(self.path, root))
         if not os.path.isdir(self.rootfs):
             raise ConfigError(f"root.path {self.rootfs} does not exist or is not a directory")
-        check_supported(self.spec)
+        check_supported(self.spec, seccomp_cache=seccomp_cache)
 
 
-def check_supported(spec: Spec, cgroup_mode: str | None = None) -> None:
+def check_supported(spec: Spec, cgroup_mode: str | None = None,
+                    seccomp_cache: str | None = None) -> None:
     raw = spec.raw
     if spec.process is None:
         raise ConfigError("process is required to create a container")
@@ -59,7 +60,7 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None) -> None:
     if seccomp_cfg is not None:
         from ..linux import seccomp
 
-        spec.seccomp_filter = seccomp.check(seccomp_cfg, keep=True)
+        spec.seccomp_filter = seccomp.prepare(seccomp_cfg, seccomp_cache)
     from ..linux import sched
 
     for section, key, check in (("process", "scheduler", sched.check_scheduler),

@@ -29,7 +29,7 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
            warn=None) -> Container:
     """Create container `cid` from the bundle; return it locked, in state "created"."""
     if not isinstance(bundle, Bundle):
-        bundle = Bundle(bundle)
+        bundle = Bundle(bundle, seccomp_cache=store.seccomp_cache)
     spec = bundle.spec
     if spec.process.terminal and console_socket is None and console_fd is None:
         raise ConfigError("process.terminal is true: a --console-socket is needed to hand "

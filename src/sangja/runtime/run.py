@@ -21,7 +21,7 @@ def run(store: Store, cid: str, bundle_path: str, *, detach: bool = False,
         pid_file: str | None = None, console_socket: str | None = None, no_pivot: bool = False,
         preserve_fds: int = 0, keep: bool = False, systemd_cgroup: bool = False,
         warn=None) -> int:
-    bundle = Bundle(bundle_path)
+    bundle = Bundle(bundle_path, seccomp_cache=store.seccomp_cache)
     terminal = bundle.spec.process.terminal
     local_console = terminal and console_socket is None
     if local_console and detach:

@@ -174,12 +174,19 @@ class Store:
             record = {"id": cid, "pid": 0, "corrupt": True}
         return Container(self, cid, -1, record)
 
+    @property
+    def seccomp_cache(self) -> str:
+        """Compiled seccomp programs (sangja.linux.seccomp.prepare). The "~" keeps the name
+        out of the container ids' alphabet."""
+        return os.path.join(self.root, "~seccomp")
+
     def ids(self) -> list[str]:
         try:
             names = os.listdir(self.root)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if os.path.isdir(os.path.join(self.root, n)))
+        return sorted(n for n in names if set(n) <= _ID_CHARS
+                      and os.path.isdir(os.path.join(self.root, n)))
 
 
 def now_rfc3339() -> str:
