@@ -63,7 +63,8 @@ def footprint(cli: Cli) -> dict:
     """Everything a container would leave: rows, directories, volumes, mounts, monitors,
     container processes."""
     def names(d):
-        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+        # "~seccomp" is the runtime's cache of compiled filters, shared by all containers
+        return sorted(n for n in os.listdir(d) if n != "~seccomp") if os.path.isdir(d) else []
 
     def query(sql):
         db = cli.root / "containers.db"

@@ -271,6 +271,13 @@ class Engine:
         opts = self.options(row)
         monitor = monitor_path()
         runtime = self.runtime(opts)
+        if runtime.name == "sangja-runtime":
+            # The kernel's wait before the first cgroup move of a quiet spell (an RCU grace
+            # period, holding cgroup_mutex) is paid now, while the bundle is prepared, not
+            # when the runtime makes and joins the container's cgroup.
+            from ..linux.cgroups import prime_migration
+
+            prime_migration()
         bundle = self.paths.container_dir(cid)
         self._discard_interrupted_start(cid, runtime)
         self._prepare_bundle(row, opts, bundle)

@@ -75,10 +75,8 @@ class SangjaRuntime(Runtime):
         return Store(self.root)
 
     def create(self, cid, bundle, *, console):
-        from ..linux.cgroups import prime_migration
         from ..runtime.create import create
 
-        prime_migration()  # the kernel's first-migration wait overlaps create's own work
         ours = theirs = None
         if console:
             import socket
