@@ -13,10 +13,13 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from typing import BinaryIO
 
 from sangja.errors import SangjaError
 from sangja.records import dataclass
+
+TYPE_CHECKING = False  # typing costs ~1.5 ms at start-up; annotations only
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 DEFAULT_ROOT = "/var/lib/sangja"
 CHUNK = 1 << 20

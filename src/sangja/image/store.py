@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import stat
 import time
-from typing import Any
 
 from sangja import jsonio
 from sangja.errors import SangjaError
@@ -25,6 +24,10 @@ from sangja.image.db import Database, Image, ImageNotFound, Layer
 from sangja.image.gclock import lock_for
 from sangja.image.reference import InvalidReference, parse
 from sangja.records import dataclass
+
+TYPE_CHECKING = False  # typing costs ~1.5 ms at start-up; annotations only
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "DEFAULT_PATH_ENV",
