@@ -428,6 +428,9 @@ def docker():
     need(DOCKER, "docker")
     base = Path(tempfile.mkdtemp(prefix="sj-dk-", dir="/tmp"))  # unix socket paths are short
     links_before = _links()
+    # containerd's shims and dockerd's plugins use these fixed paths whatever the roots
+    fixed = ["/run/containerd/s", "/run/containerd", "/run/docker/plugins", "/run/docker"]
+    fixed_before = {d for d in fixed if os.path.lexists(d)}
     (base / "daemon.json").write_text("{}")
     sock = f"unix://{base}/docker.sock"
     cmd = [DOCKERD, "--config-file", str(base / "daemon.json"), "--data-root",
@@ -486,6 +489,12 @@ def docker():
             subprocess.run(["umount", "-l", point], check=False, stderr=subprocess.DEVNULL)
         if not _mounts_under(str(base)):
             shutil.rmtree(base, ignore_errors=True)
+        for d in fixed:  # those we made, once empty (deepest first)
+            if d not in fixed_before:
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
         assert leftovers == [], f"dockerd left processes: {leftovers}"
         assert leaked_mounts == [], f"dockerd left mounts: {leaked_mounts}"
         assert _links() == links_before, "dockerd left network links"
