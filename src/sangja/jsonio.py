@@ -5,8 +5,6 @@ accelerators `json` itself uses (`_json`) and falls back to `json` for error rep
 
 from __future__ import annotations
 
-import os
-
 try:
     import _json
 except ImportError:  # pragma: no cover - CPython always has it
@@ -132,20 +130,3 @@ def _layout(indent: int | None, level: int) -> tuple[str, str, str]:
 def load_file(path: str):
     with open(path, "rb") as f:
         return loads(f.read())
-
-
-def write_atomic(path: str, data: str | bytes, mode: int = 0o600, durable: bool = True) -> None:
-    """Write to a temp name, fsync, rename: readers see the old or the new file, never half.
-    `durable=False` skips the fsync, for state that lives on tmpfs (/run) and must only
-    survive a crashed process, not a power cut."""
-    if isinstance(data, str):
-        data = data.encode()
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        os.write(fd, data)
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)

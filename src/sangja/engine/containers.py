@@ -346,7 +346,8 @@ class Engine:
 
     def _prepare_bundle(self, row, opts: ContainerOptions, bundle: str) -> None:
         """Mount the root filesystem and write config.json (and the /etc files)."""
-        from ..jsonio import dumps, write_atomic
+        from ..fs import write_atomic
+        from ..jsonio import dumps
         from .spec import build_spec
 
         cid = row["id"]

@@ -93,7 +93,7 @@ def paths(container_dir: str) -> dict[str, str]:
 def write_etc_files(container_dir: str, *, hostname: str, network: str,
                     hostname_entry: bool = False) -> dict[str, str]:
     """Write the three files; {container path: host file} for the bind mounts."""
-    from ..jsonio import write_atomic
+    from ..fs import write_atomic
 
     os.makedirs(container_dir, mode=0o700, exist_ok=True)
     contents = {

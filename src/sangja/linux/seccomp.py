@@ -407,22 +407,13 @@ def prepare(seccomp, cache_dir: str | None):
             flags = 0
             for name in seccomp.get("flags") or []:
                 flags |= _CONFIG_FLAGS.get(name, 0)
-            _store(path, flags.to_bytes(4, "little") + f.export_bpf())
+            from ..fs import write_atomic
+
+            os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+            write_atomic(path, flags.to_bytes(4, "little") + f.export_bpf(), durable=False)
         except OSError:
             pass  # a cache that cannot be written only costs time
     return f
-
-
-def _store(path: str, data: bytes) -> None:
-    d = os.path.dirname(path)
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def compile(seccomp) -> Filter:

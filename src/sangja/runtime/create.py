@@ -141,7 +141,7 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
             os.waitpid(child, 0)
             child = 0
         if pid_file:
-            from ..jsonio import write_atomic
+            from ..fs import write_atomic
 
             write_atomic(os.path.abspath(pid_file), str(init_pid), 0o644)
         c.save()

@@ -134,7 +134,7 @@ def exec_process(store: Store, cid: str, args: list[str], *, process_file=None, 
             except ChildProcessError:
                 pass
     if pid_file:
-        from ..jsonio import write_atomic
+        from ..fs import write_atomic
 
         write_atomic(os.path.abspath(pid_file), str(pid), 0o644)
     master = None

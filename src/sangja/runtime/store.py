@@ -14,7 +14,8 @@ import time
 
 from .. import OCI_VERSION
 from ..errors import ContainerExists, ContainerNotFound, SangjaError
-from ..jsonio import load_file, write_atomic
+from ..fs import write_atomic
+from ..jsonio import load_file
 
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
