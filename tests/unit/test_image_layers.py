@@ -9,49 +9,18 @@ import subprocess
 import tarfile
 
 import pytest
+from tarentries import MTIME, d, f, hard, link, tar_bytes
 
 from sangja.image.layers import LayerError, UnsafeLayer, apply_layer, write_diff
 
 ROOT = os.geteuid() == 0
 root_only = pytest.mark.skipif(not ROOT, reason="needs root")
-MTIME = 1_600_000_000
-
-
-def f(name, data=b"", mode=0o644, uid=0, gid=0, **pax):
-    ti = tarfile.TarInfo(name)
-    ti.size, ti.mode, ti.uid, ti.gid, ti.mtime = len(data), mode, uid, gid, MTIME
-    ti.pax_headers = pax
-    return ti, data
-
-
-def d(name, mode=0o755, uid=0, gid=0):
-    ti = tarfile.TarInfo(name)
-    ti.type, ti.mode, ti.uid, ti.gid, ti.mtime = tarfile.DIRTYPE, mode, uid, gid, MTIME
-    return ti, None
-
-
-def link(name, target, kind=tarfile.SYMTYPE):
-    ti = tarfile.TarInfo(name)
-    ti.type, ti.linkname, ti.mtime = kind, target, MTIME
-    return ti, None
-
-
-def hard(name, target):
-    return link(name, target, tarfile.LNKTYPE)
 
 
 def dev(name):
     ti = tarfile.TarInfo(name)
     ti.type, ti.devmajor, ti.devminor, ti.mode = tarfile.CHRTYPE, 1, 3, 0o666
     return ti, None
-
-
-def tar_bytes(entries):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for ti, data in entries:
-            tf.addfile(ti, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
 
 
 def write_tar(path, entries):
