@@ -713,6 +713,27 @@ def test_log_rotation(cli):
                                                                "line-399"]
 
 
+def test_logs_follow_streams_each_line_while_running(cli):
+    """`logs -f` through a pipe shows lines as the container writes them (not when the
+    follower exits), and ends by itself when the container stops."""
+    cid = cli.detach("busybox", "sh", "-c",
+                     "echo first; sleep 1; echo second; sleep 1000")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as users run it
+    p = cli.popen("logs", "-f", "--tail", "5", cid, env=env)
+    try:
+        assert p.stdout.readline() == b"first\n"  # before the container writes more
+        assert p.stdout.readline() == b"second\n"
+        cli.ok("stop", "-t", "0", cid)
+        assert p.wait(timeout=10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
+        cli("rm", "-f", cid)
+
+
 def test_logs_until_and_driver_none(cli):
     cid = cli.detach("busybox", "sh", "-c", "echo first; sleep 0.3; echo second")
     logs_have(cli, cid, "first")

@@ -607,6 +607,7 @@ def _follow(em: _Emitter, log_path: str, live: _Source | None, is_running: Calla
             if until_ns is not None and time.time_ns() > until_ns:
                 return
             if not progressed:
+                em.flush()  # a follower sees each line as it comes, on a terminal or a pipe
                 time.sleep(poll_interval)
     finally:
         if live is not None:
