@@ -269,6 +269,12 @@ def host_mountinfo() -> str:
         return f.read()
 
 
+# Processes of other tests that unshare a mount namespace of their own (a Debian bootstrap
+# runs mmdebstrap/debootstrap in one): it copies every mount the host has at that moment,
+# other tests' bundles included, without being anyone's container process.
+_COPIES_EVERY_MOUNT = ("mmdebstrap", "debootstrap")
+
+
 def processes_referencing(*needles: str) -> list[tuple[int, str]]:
     """Host processes that still belong to a container identified by `needles`.
 
@@ -307,6 +313,8 @@ def processes_referencing(*needles: str) -> list[tuple[int, str]]:
             hits.append((pid, f"{cmdline} (cwd/root {links})"))
             continue
         if not paths:
+            continue
+        if any(tool in cmdline for tool in _COPIES_EVERY_MOUNT):
             continue
         try:
             if os.readlink(f"/proc/{pid}/ns/mnt") == my_mnt:
