@@ -65,7 +65,9 @@ def assert_nothing_left(root: Path) -> None:
 def debian(tmp_path_factory):
     _need_tool()
     root = tmp_path_factory.mktemp("debian") / "root"
-    r = run(root, "bootstrap", "debian", env=_env())
+    tmp = tmp_path_factory.mktemp("tmpdir")  # the tools' temp files must not stay behind
+    r = run(root, "bootstrap", "debian", env=dict(_env(), TMPDIR=str(tmp)))
+    assert os.listdir(tmp) == []
     if r.returncode != 0 and b"Failed to fetch" in r.stderr:
         pytest.skip(f"no Debian mirror: {r.stderr.decode().strip()}")
     return root, ok(r).strip()

@@ -219,8 +219,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _run(cmd: list[str], log_path: str, tool: str) -> None:
+    # The tool's own temporary files (mmdebstrap's gpg home, for one, which it leaves behind
+    # when its namespace is torn down) go in the scratch directory, which is always removed.
+    tmp = os.path.join(os.path.dirname(log_path), "tmp")
+    os.makedirs(tmp, mode=0o700, exist_ok=True)
     with open(log_path, "w+b") as log:
-        env = dict(os.environ, LC_ALL="C.UTF-8", DEBIAN_FRONTEND="noninteractive")
+        env = dict(os.environ, LC_ALL="C.UTF-8", DEBIAN_FRONTEND="noninteractive", TMPDIR=tmp)
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
