@@ -98,15 +98,20 @@ def _id(text: str) -> int | None:
     return n if n <= MAX_ID else None
 
 
-def parse_passwd(data: bytes | None) -> list[_Entry]:
-    out = []
+def _records(data: bytes | None, min_fields: int):
+    """The colon-separated records of /etc/passwd or /etc/group with at least `min_fields`
+    fields, comments and blank lines skipped."""
     for line in (data or b"").decode("utf-8", "replace").splitlines():
         line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        f = line.split(":")
-        if len(f) < 4:
-            continue
+        if line and not line.startswith("#"):
+            f = line.split(":")
+            if len(f) >= min_fields:
+                yield f
+
+
+def parse_passwd(data: bytes | None) -> list[_Entry]:
+    out = []
+    for f in _records(data, 4):
         uid, gid = _id(f[2]), _id(f[3])
         if uid is None or gid is None:
             continue  # a malformed line must not become uid 0
@@ -116,13 +121,7 @@ def parse_passwd(data: bytes | None) -> list[_Entry]:
 
 def parse_group(data: bytes | None) -> list[_Entry]:
     out = []
-    for line in (data or b"").decode("utf-8", "replace").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        f = line.split(":")
-        if len(f) < 3:
-            continue
+    for f in _records(data, 3):
         gid = _id(f[2])
         if gid is None:
             continue

@@ -128,6 +128,22 @@ def _add_dir(tf: tarfile.TarFile, name: str) -> None:
     tf.addfile(ti)
 
 
+
+def _spool_decompressed(kind: str, src, out, what: str):
+    """Decompress `src` into the spool file `out`, hashing the plain bytes on the way;
+    return the sha256 object. A damaged stream is an ArchiveError naming `what`."""
+    sha = hashlib.sha256()
+
+    def write(chunk: bytes) -> None:
+        sha.update(chunk)
+        out.write(chunk)
+
+    try:
+        decompress(kind, src.read, write)
+    except LayerError as e:
+        raise ArchiveError(f"{what}: {e}") from None
+    return sha
+
 def save(
     store: ImageStore, names: list[str], out: BinaryIO, format: str = "docker-archive"
 ) -> None:
@@ -212,16 +228,7 @@ def _add_layer_tar(store: ImageStore, tf: tarfile.TarFile, name: str, blob: str,
             sha = reader.sha
         else:
             with tempfile.TemporaryFile(dir=store.blobs.tmp_dir) as tmp:
-                sha = hashlib.sha256()
-
-                def write(chunk: bytes) -> None:
-                    sha.update(chunk)
-                    tmp.write(chunk)
-
-                try:
-                    decompress(kind, src.read, write)
-                except LayerError as e:
-                    raise ArchiveError(f"stored layer {blob}: {e}") from None
+                sha = _spool_decompressed(kind, src, tmp, f"stored layer {blob}")
                 size = tmp.tell()
                 tmp.seek(0)
                 _add_file(tf, name, tmp, size)  # type: ignore[arg-type]
@@ -522,16 +529,7 @@ class _Loader:
         # spool file, hashing; unpack from there
         with tempfile.TemporaryFile(prefix=".layer-", dir=store.blobs.tmp_dir) as tmp, \
                 store.blobs.open(blob_digest) as src:
-            sha = hashlib.sha256()
-
-            def write(chunk: bytes) -> None:
-                sha.update(chunk)
-                tmp.write(chunk)
-
-            try:
-                decompress(kind, src.read, write)
-            except LayerError as e:
-                raise ArchiveError(f"{what}: {e}") from None
+            sha = _spool_decompressed(kind, src, tmp, what)
             actual = f"sha256:{sha.hexdigest()}"
             if actual != diff_id:
                 raise ArchiveError(f"{what}: content does not match the config's diff_id "
