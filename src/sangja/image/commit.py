@@ -217,19 +217,13 @@ def _commit(store: ImageStore, base, base_config: dict, inner: dict, upper_dir: 
             pause: Callable | None, created: str) -> str:
     result: LayerResult | None = None
     layer_desc = None
-    fd, tmp = tempfile.mkstemp(prefix="commit-", dir=store.blobs.tmp_dir)
-    try:
-        with os.fdopen(fd, "w+b") as f:
-            result = _paused(pause, lambda: write_upper_layer(upper_dir, f))
-            if result.entries:
-                f.flush()
-                f.seek(0)
-                layer_desc = store.blobs.put(f)
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    # an unnamed temp file (O_TMPFILE): nothing is left behind whatever happens
+    with tempfile.TemporaryFile(prefix="commit-", dir=store.blobs.tmp_dir) as f:
+        result = _paused(pause, lambda: write_upper_layer(upper_dir, f))
+        if result.entries:
+            f.flush()
+            f.seek(0)
+            layer_desc = store.blobs.put(f)
 
     known = {layer.diff_id: layer for layer in store.db.layers()}
     base_diff_ids = list((base_config.get("rootfs") or {}).get("diff_ids") or base.layers)

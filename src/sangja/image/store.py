@@ -261,18 +261,12 @@ class ImageStore:
                        created: str | None, created_by: str) -> str:
         import tempfile
 
-        fd, tmp = tempfile.mkstemp(prefix="layer-", dir=self.blobs.tmp_dir)
-        try:
-            with os.fdopen(fd, "w+b") as f:
-                result = _write_rootfs_tar(rootfs, f)
-                f.flush()
-                f.seek(0)
-                layer_desc = self.blobs.put(f)
-        finally:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+        # an unnamed temp file (O_TMPFILE): nothing is left behind whatever happens
+        with tempfile.TemporaryFile(prefix="layer-", dir=self.blobs.tmp_dir) as f:
+            result = _write_rootfs_tar(rootfs, f)
+            f.flush()
+            f.seek(0)
+            layer_desc = self.blobs.put(f)
         if created is None:
             epoch = os.environ.get("SOURCE_DATE_EPOCH")
             created = _rfc3339(float(epoch) if epoch else result.newest_mtime)
