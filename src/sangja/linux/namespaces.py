@@ -60,8 +60,10 @@ def ns_inode(pid: int | str, ns_type: str) -> int:
     return os.stat(f"/proc/{pid}/ns/{TYPES[ns_type][1]}").st_ino
 
 
-def check_ns_file(path: str, ns_type: str) -> None:
-    """Refuse a path that is not a namespace of the expected type (fail before forking)."""
+def check_ns_file(path: str, ns_type: str) -> bool:
+    """Refuse a path that is not a namespace of the expected type (fail before forking).
+    True when it is the namespace this process is in: for the runtime that is the host's
+    (runc's "host" too: the current namespace, not the initial one)."""
     import errno
     import fcntl
 
@@ -77,5 +79,8 @@ def check_ns_file(path: str, ns_type: str) -> None:
             raise OSError(errno.EINVAL, f"{path} is not a namespace file") from e
         if kind != TYPES[ns_type][0]:
             raise OSError(errno.EINVAL, f"{path} is not a {ns_type} namespace")
+        st = os.fstat(fd)
     finally:
         os.close(fd)
+    own = os.stat(f"/proc/self/ns/{TYPES[ns_type][1]}")
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)

@@ -1,5 +1,6 @@
 """linux.sysctl: only namespaced keys, and only when the container has that namespace of
-its own (a sysctl set from a shared namespace would change the host)."""
+its own, new or joined by path (a sysctl set in the host's namespace would change the
+host)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,24 @@ from ..errors import ConfigError
 
 _IPC = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
         "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def dotted(key: str) -> str:
+    """A key in sysctl(8)'s dotted form: dots between the levels, a slash for a dot within
+    a name ("net.ipv4.conf.eth0/100.rp_filter"). A key whose first separator is a slash
+    is in the other form ("net/ipv4/conf/eth0.100/rp_filter"); runc takes both."""
+    first = min((i for i in (key.find("."), key.find("/")) if i >= 0), default=-1)
+    if first < 0 or key[first] == ".":
+        return key
+    return key.translate(str.maketrans("./", "/."))
+
+
+def proc_path(key: str) -> str | None:
+    """The key's file under /proc/sys; None for a key that is no plain path below it."""
+    parts = [p.replace("/", ".") for p in dotted(key).split(".")]
+    if any(p in ("", ".", "..") for p in parts):
+        return None
+    return "/proc/sys/" + "/".join(parts)
 
 
 def namespace_of(key: str) -> str | None:
@@ -19,25 +38,28 @@ def namespace_of(key: str) -> str | None:
     return None
 
 
-def check(sysctl: dict, namespaces: dict) -> None:
+def check(sysctl: dict, namespaces: dict, hosts: set[str] = frozenset()) -> None:
+    """`namespaces`: the config's by type; `hosts`: the types joined by a path that is the
+    host's own namespace. A namespace joined by any other path is the container's (a pod's
+    network namespace that podman or a CRI made), as runc takes it."""
     for key, val in sysctl.items():
         if not isinstance(val, str):
             raise ConfigError(f"linux.sysctl.{key} must be a string")
-        if "/" in key or ".." in key or not key:
+        if proc_path(key) is None:
             raise ConfigError(f"linux.sysctl: invalid key {key!r}")
-        ns = namespace_of(key)
+        ns = namespace_of(dotted(key))
         if ns is None:
             raise ConfigError(f"linux.sysctl.{key} is not namespaced: setting it from a "
                               "container would change the host")
-        n = namespaces.get(ns)
-        if n is None or n.path:
-            raise ConfigError(f"linux.sysctl.{key} needs a new {ns} namespace")
+        if ns not in namespaces or ns in hosts:
+            raise ConfigError(f"linux.sysctl.{key} needs a {ns} namespace of the container's "
+                              "own (new, or joined by a path that is not the host's)")
 
 
 def apply(sysctl: dict) -> None:
     """Write each key under /proc/sys of the container (its /proc must be mounted)."""
     for key, val in sysctl.items():
-        path = "/proc/sys/" + key.replace(".", "/")
+        path = proc_path(key)
         try:
             with open(path, "w") as f:
                 f.write(val)

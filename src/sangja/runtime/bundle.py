@@ -74,22 +74,20 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None,
     if spec.process.selinux_label:
         raise Unsupported("process.selinuxLabel", _lsm_reason("selinux"))
     types = {n.type: n for n in spec.linux.namespaces}
-    if "mount" not in types or types["mount"].path:
-        raise ConfigError("linux.namespaces must include a new mount namespace "
-                          "(setting up a root filesystem in the host's would change the host)")
     _check_id_mappings(spec.linux.raw, types.get("user"))
-    from ..linux.namespaces import check_ns_file
-
-    for n in spec.linux.namespaces:
-        if n.path:
-            try:
-                check_ns_file(n.path, n.type)
-            except OSError as e:
-                raise ConfigError(f"linux.namespaces[{n.type}].path: {e.strerror}") from None
-    if spec.hostname and ("uts" not in types or types["uts"].path):
-        raise ConfigError("hostname is set but linux.namespaces has no new uts namespace")
-    if spec.domainname and ("uts" not in types or types["uts"].path):
-        raise ConfigError("domainname is set but linux.namespaces has no new uts namespace")
+    hosts = _joined_host_namespaces(spec.linux.namespaces)
+    if "mount" not in types:
+        raise ConfigError("linux.namespaces has no mount namespace: the root filesystem "
+                          "would be set up in the host's, changing the host (runc chroots "
+                          "then and leaves the container's mounts on the host)")
+    if "mount" in hosts:
+        raise ConfigError(f"linux.namespaces: mount path {types['mount'].path} is the host's "
+                          "mount namespace: setting up a root filesystem there would change "
+                          "the host")
+    for field in ("hostname", "domainname"):
+        if getattr(spec, field) and ("uts" not in types or "uts" in hosts):
+            raise ConfigError(f"{field} is set but linux.namespaces has no uts namespace "
+                              "of the container's own (it would rename the host)")
     prop = spec.linux.rootfs_propagation
     if prop and prop not in PROPAGATIONS:
         raise ConfigError(f"linux.rootfsPropagation {prop!r} is not one of "
@@ -122,7 +120,7 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None,
         check_resources(spec.linux.resources, cgroup_mode)
     from ..linux.sysctl import check as check_sysctl
 
-    check_sysctl(spec.linux.sysctl, types)
+    check_sysctl(spec.linux.sysctl, types, hosts)
     from ..linux.capabilities import CapabilitySets
 
     try:
@@ -136,6 +134,22 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None,
             raise ConfigError(f"process.rlimits[{i}].type {r.type!r} is not a known rlimit")
         if r.soft > r.hard:
             raise ConfigError(f"process.rlimits[{i}] ({r.type}): soft limit above hard limit")
+
+
+def _joined_host_namespaces(namespaces: list) -> set[str]:
+    """Check every namespace given by path; return the types whose path is the runtime's
+    own namespace (the host's, for whatever the container would change in it)."""
+    from ..linux.namespaces import check_ns_file
+
+    hosts = set()
+    for n in namespaces:
+        if n.path:
+            try:
+                if check_ns_file(n.path, n.type):
+                    hosts.add(n.type)
+            except OSError as e:
+                raise ConfigError(f"linux.namespaces[{n.type}].path: {e.strerror}") from None
+    return hosts
 
 
 def _check_id_mappings(linux: dict, user) -> None:

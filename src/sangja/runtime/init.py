@@ -36,6 +36,7 @@ class InitJob:
         self.preserve_fds = preserve_fds
         self.fd_sock = fd_sock  # idmapped mounts arrive here, made by the runtime
         self.idmap_fds: dict[int, int] = {}
+        self.fifo_fd = -1  # opened by the child before it changes namespaces
 
 
 def child_main(job: InitJob) -> None:
@@ -51,6 +52,9 @@ def child_main(job: InitJob) -> None:
         os.setsid()
         lp.set_dumpable(False)  # no ptrace or /proc/PID/exe games before exec
         lp.set_pdeathsig(9)
+        # The exec fifo lives in the runtime's mount namespace: a mount namespace joined by
+        # path may have no such path (or another file there).
+        job.fifo_fd = os.open(job.fifo, os.O_PATH | os.O_CLOEXEC)
         flags = enter_namespaces(job.spec.linux.namespaces, defer=ns.CLONE_NEWCGROUP,
                                  map_user=lambda: _await_mapping(job))
         if flags & (ns.CLONE_NEWPID | ns.CLONE_NEWTIME) or _joins(job, ("pid", "time")):
@@ -197,7 +201,7 @@ def container_init(job: InitJob) -> None:
     os.close(rootfs.mkdir_all_in_root(ctx.rootfd, proc.cwd))  # runc creates a missing cwd
     ctx.close()
     enter_cgroup()
-    fifo = os.open(job.fifo, os.O_PATH | os.O_CLOEXEC)
+    fifo = job.fifo_fd
     hooks = spec.hooks
     if hooks["prestart"] or hooks["createRuntime"] or hooks["createContainer"]:
         chan.send("hooks")
