@@ -19,13 +19,14 @@ PYTEST_ARGS ?=
 
 # Everything the project and its tests need at run time. runc is the
 # interop/benchmark peer, busybox-static the root filesystem of tests and demo,
-# podman and conmon the engine of tests/integration/test_podman.py, gcc and
-# libc6-dev build the static attacker of tests/integration/test_escapes.py, zstd
-# decompresses zstd image layers.
+# podman, conmon and containernetworking-plugins (podman's default network) the
+# engine of tests/integration/test_podman.py, gcc and libc6-dev build the static
+# attacker of tests/integration/test_escapes.py, zstd decompresses zstd image
+# layers.
 DEB_PACKAGES := python3 python3-venv busybox-static runc procps iproute2 \
                 util-linux libseccomp2 uidmap git podman conmon gcc libc6-dev zstd \
                 musl-tools tini golang-github-containers-common skopeo umoci \
-                debootstrap mmdebstrap crun docker.io
+                debootstrap mmdebstrap crun docker.io containernetworking-plugins
 
 .DEFAULT_GOAL := help
 .PHONY: help install deb-packages test demo bench lint clean

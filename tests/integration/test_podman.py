@@ -4,10 +4,18 @@ Podman is isolated completely (see World): its storage, run root, tmpdir, networ
 events live in temporary directories, its configuration comes from CONTAINERS_CONF /
 CONTAINERS_STORAGE_CONF files written there (nothing in /etc is edited); the cgroup manager
 is cgroupfs, the events backend a file. default_ulimits = [] because root may lack
-CAP_SYS_RESOURCE (podman's default nofile/nproc limits would exceed the hard limit). The
-image is a busybox rootfs imported with `podman import` (no registry). Networking is always
-`--network none`. Teardown removes every container, waits for conmon and podman's cleanup
-processes, unmounts whatever is left below the directories and deletes them.
+CAP_SYS_RESOURCE (podman's default nofile/nproc limits would exceed the hard limit); the
+default sysctls are Debian's (net.ipv4.ping_group_range), which podman hands over with its
+network namespace, by path. The image is a busybox
+rootfs imported with `podman import` (no registry).
+
+Most tests use `--network none`; the default-network tests and `podman build` use podman's
+default network, "podman", with the CNI backend (what podman 4.3 uses here). Its definition
+lives in the world's network config dir with a bridge and subnet of its own, IPAM state in
+the world, and neither masquerading nor a gateway on the bridge: no iptables rule and no
+host sysctl is changed. Teardown removes every container, waits for conmon and podman's
+cleanup processes, unmounts whatever is left below the directories, deletes them, the
+bridge, and libcni's cache directory when it was not there before.
 
 Every test runs under sangja-runtime (the runtime under test, see conftest.runtime_binary)
 and under runc, so the expectations themselves are checked against the reference runtime.
@@ -60,6 +68,9 @@ class World:
         self.store = store  # graphroot, configuration files, image rootfs
         self.short = short  # runroot, tmpdir
         self.roots = (str(store), str(short))
+        self.bridge = f"sjpm{os.urandom(4).hex()}"  # the default network's, on the host
+        self.subnet = _free_subnet()  # "10.213.N."
+        self.made_cni_cache = not os.path.exists(CNI_CACHE)
 
 
 class Podman:
@@ -115,6 +126,38 @@ class Podman:
         return [p for root in self.world.roots for p in _mounts_under(root)]
 
 
+# What Debian's /usr/share/containers/containers.conf sets (CONTAINERS_CONF replaces that
+# file): podman hands it to the runtime with its network namespace, by path.
+DEFAULT_SYSCTLS = ["net.ipv4.ping_group_range=0 0"]
+CNI_CACHE = "/var/lib/cni"  # libcni's cache of results (podman 4.3 cannot move it)
+
+
+def _free_subnet() -> str:
+    """A /24 in 10.213.0.0/16 that no host route uses (other tests may have bridges too)."""
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    for _ in range(50):
+        prefix = f"10.213.{int.from_bytes(os.urandom(1), 'big')}."
+        if prefix not in routes:
+            break
+    return prefix
+
+
+def _default_network(w: World) -> dict:
+    """The default network's CNI definition: a bridge network as podman makes it, minus the
+    firewall, masquerading and gateway (which change the host's iptables and ip_forward)."""
+    return {
+        "cniVersion": "0.4.0",
+        "name": "podman",
+        "plugins": [{
+            "type": "bridge", "bridge": w.bridge, "isGateway": False, "ipMasq": False,
+            "hairpinMode": True,
+            "ipam": {"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}],
+                     "ranges": [[{"subnet": w.subnet + "0/24", "gateway": w.subnet + "1"}]],
+                     "dataDir": str(w.store / "cni-ipam")},
+        }],
+    }
+
+
 def _mounts_under(path: str) -> list[str]:
     found = []
     with open("/proc/self/mountinfo") as f:
@@ -151,13 +194,16 @@ def world(tmp_path_factory):
         (w.store / "containers.conf").write_text(
             "[containers]\n"
             "default_ulimits = []\n"
+            f"default_sysctls = {json.dumps(DEFAULT_SYSCTLS)}\n"
             "[engine]\n"
             'cgroup_manager = "cgroupfs"\n'
             'events_logger = "file"\n'
             f'events_logfile_path = "{w.short}/tmp/events.log"\n'
             "[network]\n"
+            'network_backend = "cni"\n'
             f'network_config_dir = "{w.store}/networks"\n'
         )
+        (w.store / "networks" / "podman.conflist").write_text(json.dumps(_default_network(w)))
         (w.store / "storage.conf").write_text(
             "[storage]\n"
             'driver = "overlay"\n'
@@ -206,6 +252,13 @@ def _teardown(w: World, sangja: str | None) -> None:
             print(f"warning: still mounted below {root}, not removing it")
             continue
         shutil.rmtree(root, ignore_errors=True)
+    subprocess.run(["ip", "link", "delete", w.bridge], check=False, capture_output=True)
+    if w.made_cni_cache:  # only what is empty: another podman may use it meanwhile
+        for d in (f"{CNI_CACHE}/results", CNI_CACHE):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
 
 
 RUNTIMES = ["sangja", "runc"]
@@ -553,3 +606,64 @@ def test_exec_same_view_as_runc(both):
         finally:
             pm("rm", "-f", "-t", "0", cid)
     _assert_same(*views, "podman exec --user 65534")
+
+
+# --------------------------------------------------------------------------------------------
+# 6. podman's own defaults: its default network (a network namespace podman made, handed
+#    over by path, with its default sysctls) and `podman build` (buildah's config for RUN:
+#    ambient capabilities without inheritable ones)
+# --------------------------------------------------------------------------------------------
+
+NET_PROBE = ("ip -4 -o addr show eth0; ip route; cat /proc/sys/net/ipv4/ping_group_range; "
+             "readlink /proc/self/ns/net")
+
+
+def _assert_on_default_network(w: World, out: str) -> None:
+    lines = out.splitlines()
+    assert re.search(rf"eth0\s+inet {re.escape(w.subnet)}\d+/24 ", lines[0]), out
+    assert f"default via {w.subnet}1 dev eth0" in [line.strip() for line in lines], out
+    assert lines[-2].split() == ["0", "0"], out  # DEFAULT_SYSCTLS, set in podman's netns
+    assert lines[-1] != os.readlink("/proc/self/ns/net"), out
+
+
+def test_default_network(pm):
+    """No --network: podman's default network (what a plain `podman run` does)."""
+    r = pm("run", "--rm", IMAGE, "sh", "-c", NET_PROBE, check=True)
+    _assert_on_default_network(pm.world, r.stdout)
+
+
+def test_default_network_detached(pm):
+    """run -d and exec on the default network: the container's network namespace is the
+    one podman made (its SandboxKey); after rm it and the container's veth are gone."""
+    cid = pm("run", "-d", IMAGE, "sleep", "1000", check=True).stdout.strip()
+    try:
+        _assert_on_default_network(pm.world, pm("exec", cid, "sh", "-c", NET_PROBE,
+                                                check=True).stdout)
+        key = pm("inspect", "--format", "{{.NetworkSettings.SandboxKey}}", cid,
+                 check=True).stdout.strip()
+        inner = pm("exec", cid, "readlink", "/proc/1/ns/net", check=True).stdout.strip()
+        assert inner == f"net:[{os.stat(key).st_ino}]", (key, inner)
+    finally:
+        pm("rm", "-f", "-t", "0", cid)
+    assert not os.path.exists(key)
+    veths = subprocess.run(["ip", "-o", "link", "show", "master", pm.world.bridge],
+                           capture_output=True, text=True).stdout
+    assert not veths.strip(), veths
+
+
+def test_build(pm, tmp_path):
+    """`podman build`: every RUN goes through the runtime with buildah's own config."""
+    (tmp_path / "Containerfile").write_text(
+        f"FROM {IMAGE}\n"
+        "RUN echo built-by-run > /built && grep CapAmb /proc/self/status\n"
+        "RUN ip -4 -o addr show eth0 > /net && cat /proc/sys/net/ipv4/ping_group_range > /pgr\n")
+    tag = f"localhost/built-{os.path.basename(pm.runtime)}:test"
+    build = pm("build", "--no-cache", "-t", tag, str(tmp_path), timeout=120)
+    try:
+        assert build.returncode == 0, build
+        out = pm.output(tag, "cat", "/built", "/net", "/pgr").splitlines()
+        assert out[0] == "built-by-run", out
+        assert f"inet {pm.world.subnet}" in out[1], out  # RUN had the default network
+        assert out[2].split() == ["0", "0"], out
+    finally:
+        pm("rmi", "-f", tag)
