@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -249,7 +250,8 @@ def test_host_mount_namespace_by_path_refused(runtime, make_bundle):
     bundle = make_bundle(join(mount=host_ns("mnt")), args=["true"])
     r = runtime.run_container(bundle)
     assert r.returncode != 0
-    assert r.stderr.count("\n") == 1 and "host's mount namespace" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and "mount namespace" in r.stderr, r.stderr
+    assert "is the host's" in r.stderr, r.stderr
     assert (os.stat("/").st_ino, os.stat("/").st_dev) == before
     with open("/proc/self/mountinfo") as f:
         assert not _bundle_mounts(bundle, f.read())
@@ -284,6 +286,53 @@ def test_host_uts_namespace_with_hostname_refused(runtime, make_bundle):
     assert r.returncode != 0
     assert r.stderr.count("\n") == 1 and "hostname" in r.stderr, r.stderr
     assert os.uname().nodename == host
+
+
+# Validates the bundle, then mounts the host's namespace over the checked file (what a
+# reused pid or another mount would do), then creates: the init must see it and refuse.
+_SWAP_AFTER_CHECK = """
+import subprocess, sys
+from sangja.runtime.bundle import Bundle
+from sangja.runtime.create import create
+from sangja.runtime.store import Store
+bundle, nsfile, host_ns, root = sys.argv[1:]
+b = Bundle(bundle)
+subprocess.run(["mount", "--bind", host_ns, nsfile], check=True)
+try:
+    create(Store(root), "swapped", b).unlock()
+except Exception as e:
+    print(e)
+    sys.exit(1)
+"""
+
+
+@not_under_runc
+def test_uts_path_swapped_for_the_hosts_after_the_check(runtime, make_bundle, tmp_path):
+    place = tmp_path / "nsdir"
+    place.mkdir()
+    nsfile = place / "uts"
+    nsfile.touch()
+    subprocess.run(["mount", "--bind", str(place), str(place)], check=True)
+    host = os.uname().nodename
+    try:
+        subprocess.run(["mount", "--make-private", str(place)], check=True)
+        subprocess.run(["unshare", f"--uts={nsfile}", "true"], check=True)
+        bundle = make_bundle(join(uts=str(nsfile)), hostname="swapped-host", args=["true"])
+        out = tmp_path / "out"
+        with open(out, "w") as f:  # a file: a created container would hold a pipe open
+            r = subprocess.run([sys.executable, "-c", _SWAP_AFTER_CHECK, str(bundle),
+                                str(nsfile), host_ns("uts"), str(runtime.root)],
+                               stdout=f, stderr=subprocess.STDOUT, timeout=60)
+        assert os.uname().nodename == host
+        assert r.returncode == 1, out.read_text()
+        assert "is the host's" in out.read_text()
+        assert runtime.status("swapped") is None
+    finally:
+        if os.uname().nodename != host:
+            subprocess.run(["hostname", host], check=False)
+        for _ in range(2):  # the host's file, then the namespace of our own
+            subprocess.run(["umount", str(nsfile)], check=False, capture_output=True)
+        subprocess.run(["umount", "-l", str(place)], check=True)
 
 
 def test_host_uts_namespace_without_hostname(runtime, make_bundle):

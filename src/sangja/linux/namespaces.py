@@ -46,14 +46,23 @@ def setns(fd: int, nstype: int = 0) -> None:
     check(libc.setns(fd, nstype), "setns")
 
 
-def join(path: str, ns_type: str) -> None:
-    """Join the namespace at `path` (a /proc/PID/ns/* file or a bind mount of one)."""
+def join(path: str, ns_type: str) -> tuple[int, int]:
+    """Join the namespace at `path` (a /proc/PID/ns/* file or a bind mount of one);
+    return its identity (see own)."""
     flag = TYPES[ns_type][0]
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         setns(fd, flag)
+        st = os.fstat(fd)
     finally:
         os.close(fd)
+    return st.st_dev, st.st_ino
+
+
+def own(ns_type: str) -> tuple[int, int]:
+    """The identity (nsfs device, inode) of this process's namespace of `ns_type`."""
+    st = os.stat(f"/proc/self/ns/{TYPES[ns_type][1]}")
+    return st.st_dev, st.st_ino
 
 
 def ns_inode(pid: int | str, ns_type: str) -> int:
@@ -82,5 +91,4 @@ def check_ns_file(path: str, ns_type: str) -> bool:
         st = os.fstat(fd)
     finally:
         os.close(fd)
-    own = os.stat(f"/proc/self/ns/{TYPES[ns_type][1]}")
-    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+    return (st.st_dev, st.st_ino) == own(ns_type)

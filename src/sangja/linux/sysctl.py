@@ -29,6 +29,8 @@ def proc_path(key: str) -> str | None:
 
 
 def namespace_of(key: str) -> str | None:
+    """The namespace type a key (in either form) belongs to; None: not namespaced."""
+    key = dotted(key)
     if key in _IPC or key.startswith("fs.mqueue."):
         return "ipc"
     if key.startswith("net."):
@@ -38,22 +40,18 @@ def namespace_of(key: str) -> str | None:
     return None
 
 
-def check(sysctl: dict, namespaces: dict, hosts: set[str] = frozenset()) -> None:
-    """`namespaces`: the config's by type; `hosts`: the types joined by a path that is the
-    host's own namespace. A namespace joined by any other path is the container's (a pod's
-    network namespace that podman or a CRI made), as runc takes it."""
+def check(sysctl: dict) -> None:
+    """Every key a plain path below /proc/sys of a namespaced sysctl, every value a string.
+    (That the container owns the namespace is checked with the rest of what it changes:
+    runtime.bundle.changed_namespaces.)"""
     for key, val in sysctl.items():
         if not isinstance(val, str):
             raise ConfigError(f"linux.sysctl.{key} must be a string")
         if proc_path(key) is None:
             raise ConfigError(f"linux.sysctl: invalid key {key!r}")
-        ns = namespace_of(dotted(key))
-        if ns is None:
+        if namespace_of(key) is None:
             raise ConfigError(f"linux.sysctl.{key} is not namespaced: setting it from a "
                               "container would change the host")
-        if ns not in namespaces or ns in hosts:
-            raise ConfigError(f"linux.sysctl.{key} needs a {ns} namespace of the container's "
-                              "own (new, or joined by a path that is not the host's)")
 
 
 def apply(sysctl: dict) -> None:

@@ -75,19 +75,20 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None,
         raise Unsupported("process.selinuxLabel", _lsm_reason("selinux"))
     types = {n.type: n for n in spec.linux.namespaces}
     _check_id_mappings(spec.linux.raw, types.get("user"))
-    hosts = _joined_host_namespaces(spec.linux.namespaces)
     if "mount" not in types:
         raise ConfigError("linux.namespaces has no mount namespace: the root filesystem "
                           "would be set up in the host's, changing the host (runc chroots "
                           "then and leaves the container's mounts on the host)")
-    if "mount" in hosts:
-        raise ConfigError(f"linux.namespaces: mount path {types['mount'].path} is the host's "
-                          "mount namespace: setting up a root filesystem there would change "
-                          "the host")
-    for field in ("hostname", "domainname"):
-        if getattr(spec, field) and ("uts" not in types or "uts" in hosts):
-            raise ConfigError(f"{field} is set but linux.namespaces has no uts namespace "
-                              "of the container's own (it would rename the host)")
+    from ..linux.sysctl import check as check_sysctl
+
+    check_sysctl(spec.linux.sysctl)
+    hosts = _joined_host_namespaces(spec.linux.namespaces)
+    for ns_type, what in changed_namespaces(spec).items():
+        if ns_type not in types or ns_type in hosts:
+            has = f"{types[ns_type].path} is the host's" if ns_type in hosts else \
+                "linux.namespaces has none"
+            raise ConfigError(f"{what} needs a {ns_type} namespace of the container's own "
+                              f"(new, or joined by a path that is not the host's): {has}")
     prop = spec.linux.rootfs_propagation
     if prop and prop not in PROPAGATIONS:
         raise ConfigError(f"linux.rootfsPropagation {prop!r} is not one of "
@@ -118,9 +119,6 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None,
         from ..linux.cgroups.resources import check as check_resources
 
         check_resources(spec.linux.resources, cgroup_mode)
-    from ..linux.sysctl import check as check_sysctl
-
-    check_sysctl(spec.linux.sysctl, types, hosts)
     from ..linux.capabilities import CapabilitySets
 
     try:
@@ -134,6 +132,22 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None,
             raise ConfigError(f"process.rlimits[{i}].type {r.type!r} is not a known rlimit")
         if r.soft > r.hard:
             raise ConfigError(f"process.rlimits[{i}] ({r.type}): soft limit above hard limit")
+
+
+def changed_namespaces(spec: Spec) -> dict[str, str]:
+    """The namespaces the container changes, each with what changes it: they must be its
+    own, new or joined by path (as runc takes a pod's), never the host's."""
+    from ..linux.sysctl import namespace_of
+
+    changed = {"mount": "the root filesystem"}
+    for field in ("hostname", "domainname"):
+        if getattr(spec, field):
+            changed.setdefault("uts", field)
+    for key in spec.linux.sysctl:
+        ns_type = namespace_of(key)
+        if ns_type is not None:
+            changed.setdefault(ns_type, f"linux.sysctl.{key}")
+    return changed
 
 
 def _joined_host_namespaces(namespaces: list) -> set[str]:

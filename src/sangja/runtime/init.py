@@ -10,6 +10,7 @@ C2 sets up the root filesystem, reports "created", and blocks opening the exec f
 
 from __future__ import annotations
 
+import errno
 import os
 
 from ..linux import namespaces as ns
@@ -55,8 +56,11 @@ def child_main(job: InitJob) -> None:
         # The exec fifo lives in the runtime's mount namespace: a mount namespace joined by
         # path may have no such path (or another file there).
         job.fifo_fd = os.open(job.fifo, os.O_PATH | os.O_CLOEXEC)
+        from .bundle import changed_namespaces
+
         flags = enter_namespaces(job.spec.linux.namespaces, defer=ns.CLONE_NEWCGROUP,
-                                 map_user=lambda: _await_mapping(job))
+                                 map_user=lambda: _await_mapping(job),
+                                 private=changed_namespaces(job.spec))
         if flags & (ns.CLONE_NEWPID | ns.CLONE_NEWTIME) or _joins(job, ("pid", "time")):
             pid = os.fork()
             if pid:
@@ -105,10 +109,13 @@ def become_root_in_userns() -> None:
         pass  # root is not mapped: keep the credentials we have
 
 
-def enter_namespaces(namespaces: list, defer: int = 0, map_user=None) -> int:
+def enter_namespaces(namespaces: list, defer: int = 0, map_user=None, private=()) -> int:
     """Join the namespaces given by path, then create the others in one unshare (except
     those in `defer`, created later by the caller). A new user namespace comes first, so
-    that every other namespace is owned by it; `map_user` gets its mappings written."""
+    that every other namespace is owned by it; `map_user` gets its mappings written.
+    A type in `private` (what the container changes) must not turn out to be the host's:
+    the path was checked before the fork, but it may name another namespace now (a
+    reused pid, a file mounted over)."""
     by_type = {n.type: n for n in namespaces}
     user = by_type.get("user")
     if user is not None and not user.path:
@@ -119,10 +126,14 @@ def enter_namespaces(namespaces: list, defer: int = 0, map_user=None) -> int:
     for t in ns.JOIN_ORDER:
         n = by_type.get(t)
         if n is not None and n.path:
+            host = ns.own(t) if t in private else None
             try:
-                ns.join(n.path, t)
+                joined = ns.join(n.path, t)
             except OSError as e:
                 raise OSError(e.errno, f"join {t} namespace {n.path}: {e.strerror}") from None
+            if joined == host:
+                raise OSError(errno.EINVAL, f"join {t} namespace {n.path}: it is the host's, "
+                              "which the container would change")
             if t == "user":
                 become_root_in_userns()
     flags = 0
