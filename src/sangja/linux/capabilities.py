@@ -83,17 +83,16 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     syscall("capset", ctypes.byref(hdr), ctypes.byref(data))
 
 
-def raise_ambient(mask: int) -> int:
-    """Raise what the kernel allows of `mask` and return that. The kernel raises an ambient
-    capability only if it is permitted and inheritable (EPERM otherwise); runc ignores
-    the refusal, so `runc spec`'s default (ambient without inheritable) runs with an empty
-    ambient set, and so does it here. EINVAL: a kernel without ambient capabilities."""
-    raised = 0
+def raise_ambient(mask: int) -> None:
+    """Raise what the kernel allows of `mask`. It raises an ambient capability only if it
+    is permitted and inheritable (EPERM otherwise); runc ignores the refusal, so `runc
+    spec`'s default (ambient without inheritable) runs with an empty ambient set, and so
+    does it here. EINVAL: a kernel without ambient capabilities."""
     try:
         prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
     except OSError as e:
         if e.errno == errno.EINVAL:
-            return 0
+            return
         raise
     for n in range(last_cap() + 1):
         if mask >> n & 1:
@@ -102,9 +101,6 @@ def raise_ambient(mask: int) -> int:
             except OSError as e:
                 if e.errno not in (errno.EPERM, errno.EINVAL):
                     raise
-            else:
-                raised |= 1 << n
-    return raised
 
 
 class CapabilitySets:
