@@ -667,3 +667,30 @@ def test_build(pm, tmp_path):
         assert out[2].split() == ["0", "0"], out
     finally:
         pm("rmi", "-f", tag)
+
+
+def test_pod(pm, tmp_path):
+    """A pod: its infra container holds the network (podman's, by path, with the default
+    sysctl) and the UTS namespace with the pod's hostname; a container of the pod joins
+    both by path."""
+    (tmp_path / "Containerfile").write_text(f'FROM {IMAGE}\nENTRYPOINT ["sleep", "100000"]\n')
+    infra = f"localhost/infra-{os.path.basename(pm.runtime)}:test"
+    pod = f"pod-{os.urandom(4).hex()}"
+    pm("build", "-t", infra, str(tmp_path), check=True, timeout=120)
+    try:
+        pm("pod", "create", "--name", pod, "--hostname", "pod-host", "--infra-image", infra,
+           check=True)
+        pm("pod", "start", pod, check=True)
+        pid = pm("pod", "inspect", "--format", "{{.InfraContainerID}}", pod,
+                 check=True).stdout.strip()
+        pid = int(pm("inspect", "--format", "{{.State.Pid}}", pid, check=True).stdout)
+        out = pm("run", "--rm", "--pod", pod, IMAGE, "sh", "-c",
+                 "hostname; readlink /proc/self/ns/uts; readlink /proc/self/ns/net; "
+                 "ip -4 -o addr show eth0", check=True).stdout.splitlines()
+        assert out[:3] == ["pod-host", os.readlink(f"/proc/{pid}/ns/uts"),
+                           os.readlink(f"/proc/{pid}/ns/net")], out
+        assert f"inet {pm.world.subnet}" in out[3], out
+        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    finally:
+        pm("pod", "rm", "-f", "-t", "0", pod)
+        pm("rmi", "-f", infra)
