@@ -101,6 +101,8 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
             child_fd_sock.close()
         if console_socket is not None:
             os.close(console_fd)
+        if cgroup is not None:  # made while the child prepares; joined once its init exists
+            _make_cgroup(cgroup, spec)
         msg = chan.expect_any(("userns", "pid"))
         if msg["t"] == "userns":
             write_id_maps(child, spec.linux.raw)
@@ -113,11 +115,10 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
             fd_sock.close()
         record["pid"] = init_pid
         record["init_start"] = lp.start_time(init_pid)
-        c.save()
-        if cgroup is not None:  # made now, while the init mounts; see init.enter_cgroup
-            _make_cgroup(cgroup, spec)
+        if cgroup is not None:  # joined while the init mounts; see init.enter_cgroup
             cgroup.join(init_pid)
         chan.send("cgroup")
+        c.save()
         while True:
             msg = chan.expect_any(("hooks", "created", "seccomp"))
             if msg["t"] == "created":
