@@ -245,7 +245,6 @@ def _preload_exec(proc: Process) -> None:
     """Everything needed after setns: from then on we may be an unprivileged host uid (a
     user namespace) unable to read the runtime's files, and inside the container's root."""
     import _json  # noqa: F401 - sangja.jsonio
-    import resource  # noqa: F401
 
     from ..linux import capabilities, pty, sched  # noqa: F401
     from ..linux.syscall import nr

@@ -144,7 +144,6 @@ def preload(spec) -> None:
     the runtime's files: inside a user namespace its root is an unprivileged host uid
     (the source tree may be 0700), and after pivot_root the host's library is gone."""
     import _json  # noqa: F401 - the sync channel speaks JSON (sangja.jsonio)
-    import resource  # noqa: F401
 
     from ..linux import capabilities, mounts, paths, pty, sched, syscall, sysctl  # noqa: F401
     from ..linux.syscall import nr
