@@ -14,6 +14,7 @@ PYTHON ?= /usr/bin/python3
 VENV   := .venv
 STAMP  := $(VENV)/.sangja-installed
 MONITOR := $(VENV)/libexec/sangja/sangja-monitor
+EXEC_HELPER := $(VENV)/libexec/sangja/sangja-exec
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -28,7 +29,7 @@ DEB_PACKAGES := python3 python3-venv busybox-static runc procps iproute2 \
                 util-linux libseccomp2 uidmap git podman conmon gcc libc6-dev zstd \
                 musl-tools tini golang-github-containers-common skopeo umoci \
                 debootstrap mmdebstrap crun docker.io containernetworking-plugins \
-                containerd
+                containerd strace
 
 .DEFAULT_GOAL := help
 .PHONY: help install deb-packages test demo bench lint clean
@@ -36,7 +37,7 @@ DEB_PACKAGES := python3 python3-venv busybox-static runc procps iproute2 \
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
-install: deb-packages $(STAMP) $(MONITOR)
+install: deb-packages $(STAMP) $(MONITOR) $(EXEC_HELPER)
 	@# Byte-compile ahead: start-up time is a feature, and environments that set
 	@# PYTHONDONTWRITEBYTECODE would otherwise recompile every module on every run.
 	@$(VENV)/bin/python -m compileall -q src
@@ -83,6 +84,17 @@ $(MONITOR): native/monitor/sangja-monitor.c | deb-packages $(VENV)/bin/python
 	  musl-gcc -static -Os -Wall -Wextra -Werror -o $@.tmp $<; \
 	else \
 	  gcc -O2 -Wall -Wextra -Werror -o $@.tmp $<; \
+	fi && mv -f $@.tmp $@
+
+# sangja-exec (native/exec/sangja-exec.c), the last exec of every container process, run
+# from a sealed memfd: it must be static (no loader or library of the container's may take
+# it over), so musl, else glibc's static libc.
+$(EXEC_HELPER): native/exec/sangja-exec.c | deb-packages $(VENV)/bin/python
+	@mkdir -p $(@D)
+	@if command -v musl-gcc >/dev/null 2>&1; then \
+	  musl-gcc -static -Os -s -Wall -Wextra -Werror -o $@.tmp $<; \
+	else \
+	  gcc -static -O2 -s -Wall -Wextra -Werror -o $@.tmp $<; \
 	fi && mv -f $@.tmp $@
 
 # Root is needed for tests/integration; those tests skip themselves otherwise.

@@ -149,22 +149,96 @@ static void cmdline(int pid, char *out, size_t len) {
 
 /* After a successful access: was the process still a runtime process, or had it exec'd
  * the container's program meanwhile (which may then be inspected: it is the container's)? */
+static int is_helper(int pid);
+
 static int still_foreign(int pid) {
     char exe[64];
     struct stat st;
+    if (is_helper(pid)) return 0; /* checked by attack_helper */
     snprintf(exe, sizeof exe, "/proc/%d/exe", pid);
     if (stat(exe, &st) == 0) return !ours(&st);
     return errno != ENOENT; /* EACCES: still non-dumpable; ENOENT: exited, cannot tell */
 }
 
+static int is_helper_fd(int fd);
+
 static int foreign_fd(int fd) {
     struct stat st;
-    return fstat(fd, &st) == 0 && !ours(&st);
+    return fstat(fd, &st) == 0 && !ours(&st) && !is_helper_fd(fd);
+}
+
+/* sangja's last exec goes through sangja-exec run from a sealed memfd: that process is
+ * as reachable as the program it becomes, but its executable must stay unwritable (also
+ * through an O_PATH fd kept until it is gone, the CVE's trick) and it must hold no fd
+ * but the program's stdio. */
+static int kept[64], nkept;
+static char helper_seen[1 << 16];
+
+static int is_helper(int pid) {
+    char exe[64], target[256];
+    snprintf(exe, sizeof exe, "/proc/%d/exe", pid);
+    ssize_t n = readlink(exe, target, sizeof target - 1);
+    if (n < 0) return 0;
+    target[n] = 0;
+    return strncmp(target, "/memfd:sangja-exec", 18) == 0;
+}
+
+/* The process became the helper between our checks: its exe is checked by attack_helper. */
+static int is_helper_fd(int fd) {
+    char p[64], target[256];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(p, target, sizeof target - 1);
+    if (n < 0) return 0;
+    target[n] = 0;
+    return strncmp(target, "/memfd:sangja-exec", 18) == 0;
+}
+
+static void try_write(int fd, int pid, const char *how) {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    int w = open(p, O_WRONLY | O_CLOEXEC);
+    if (w < 0) return;
+    if (write(w, "X", 1) == 1 || ftruncate(w, 0) == 0)
+        note("BAD helper-exe-written pid=%d via %s", pid, how);
+    close(w);
+}
+
+static void attack_helper(int pid) {
+    char exe[64], p[128], target[256];
+    if (!helper_seen[pid & 0xffff]) {
+        helper_seen[pid & 0xffff] = 1;
+        note("HELPER pid=%d", pid);
+    }
+    snprintf(exe, sizeof exe, "/proc/%d/exe", pid);
+    int fd = open(exe, O_PATH);
+    if (fd >= 0) {
+        try_write(fd, pid, "open");
+        if (nkept < 64) kept[nkept++] = fd; else close(fd);
+    }
+    snprintf(p, sizeof p, "/proc/%d/fd", pid);
+    DIR *dir = opendir(p);
+    if (!dir) return;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (e->d_name[0] == '.' || atoi(e->d_name) <= 2) continue;
+        char q[400];
+        snprintf(q, sizeof q, "%s/%s", p, e->d_name);
+        ssize_t n = readlink(q, target, sizeof target - 1);
+        if (n >= 0 && is_helper(pid)) {
+            target[n] = 0;
+            note("BAD helper-fd pid=%d %s -> %s", pid, e->d_name, target);
+        }
+    }
+    closedir(dir);
 }
 
 static void attack(int pid) {
     char exe[64], p[128], cmd[160], target[512];
     struct stat st;
+    if (is_helper(pid)) {
+        attack_helper(pid);
+        return;
+    }
     snprintf(exe, sizeof exe, "/proc/%d/exe", pid);
     int r = stat(exe, &st);
     int stat_errno = errno;
@@ -235,6 +309,7 @@ int main(int argc, char **argv) {
             if (pid > 0 && pid != me) attack(pid);
         }
         closedir(proc);
+        for (int i = 0; i < nkept; i++) try_write(kept[i], 0, "kept O_PATH fd");
         if (scan % 500 == 0) note("SCAN %lu", scan);
         sched_yield();
     }
@@ -314,6 +389,60 @@ def test_runtime_executable_unreachable_from_container(runtime, make_bundle, hos
     assert _host_executables(runtime) == before, "a host executable changed"
 
 
+@pytest.mark.sangja_only
+def test_sealed_exec_helper_exposes_nothing(runtime, make_bundle, host_dir, attacker_bin):
+    """The last exec of a container process goes through sangja-exec from a sealed memfd;
+    that helper is dumpable like the program it becomes, so the attacker may see it. Held
+    in that stage for a second (strace delays its execve of the program), for an `exec` and
+    for a container started in the attacker's pid namespace: its executable must never be
+    written (also through an O_PATH fd kept after it is gone) and it must hold no fd of the
+    runtime's (nothing but the program's stdio)."""
+    if not shutil.which("strace"):
+        pytest.skip("needs strace to hold a process in the helper stage")
+    before = _host_executables(runtime)
+    out = host_dir("attack")
+    bundle_a = make_bundle(add_mounts(bind(out, "/out")), args=["/bin/attacker", "/out/log"])
+    shutil.copy(attacker_bin, _rootfs(bundle_a) / "bin" / "attacker")
+    log = out / "log"
+    a = new_id("atk")
+    runtime.run("run", "-d", "--bundle", bundle_a, a, check=True)
+    wait_until(lambda: _scans_after(log, 0), timeout=10, message="the attacker to start")
+    pid_a = runtime.state(a)["pid"]
+    # every execve waits 1.5 s (counted per process): so does the helper's exec of the program
+    slow = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=execve",
+            "-e", "inject=execve:delay_enter=1500000"]
+    r = subprocess.run([*slow, *runtime.argv("exec", a, "sh", "-c", "echo exec-$$")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "exec-" in r.stdout, r
+    bundle_b = make_bundle(args=["true"], linux={"namespaces": _namespaces(
+        f"/proc/{pid_a}/ns/pid")})
+    b_busybox = _rootfs(bundle_b) / "bin" / "busybox"  # B's program is "the container's own"
+    b_busybox.unlink()
+    os.link(_rootfs(bundle_a) / "bin" / "busybox", b_busybox)
+    b = new_id("vic")
+    # created under strace, which then follows the init through `start` until it exits
+    tracer = subprocess.Popen([*slow, *runtime.argv("create", "--bundle", bundle_b, b)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        runtime.wait_status(b, "created", timeout=30)
+        runtime.start(b)
+        tracer.wait(timeout=60)
+    finally:
+        tracer.kill()
+        tracer.wait()
+    mark = len(_log_lines(log)) - 1
+    wait_until(lambda: _scans_after(log, mark), timeout=10, message="a full scan")
+    lines = _log_lines(log)
+    helpers = [line for line in lines if line.startswith("HELPER")]
+    bad = [line for line in lines if line.startswith("BAD")]
+    assert not bad, "the helper stage gave something away:\n" + "\n".join(bad[:40])
+    assert len(helpers) >= 2, f"the attacker did not catch both helpers: {lines[-20:]}"
+    runtime.run("delete", "--force", b)
+    runtime.run("delete", "--force", a)
+    assert _host_executables(runtime) == before, "a host executable changed"
+
+
 # --------------------------------------------------------------------------------------------
 # 2. CVE-2024-21626: leaked fds and a host working directory
 # --------------------------------------------------------------------------------------------
@@ -379,9 +508,11 @@ def test_created_init_holds_no_host_files(runtime, make_bundle):
         pid = runtime.state(cid)["pid"]
         fifo = str(runtime.root / cid)
         fds = _fds_of(pid)
+        # sangja's init also holds the sealed sangja-exec (a memfd, no host file) to exec
         bad = {fd: target for fd, target in fds.items() if fd > 2 and (
             os.path.isdir(f"/proc/{pid}/fd/{fd}")
-            or (target.startswith("/") and not target.startswith(fifo + "/")))}
+            or (target.startswith("/") and not target.startswith(fifo + "/")
+                and not target.startswith("/memfd:sangja-exec")))}
         runtime.run("delete", "--force", cid, check=True)
         assert not bad, f"created init holds host files: {bad} (all fds: {fds})"
 

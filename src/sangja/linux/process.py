@@ -44,17 +44,27 @@ def set_no_new_privs() -> None:
 
 
 def set_rlimit(name: str, soft: int, hard: int) -> None:
-    import resource
+    """setrlimit(2) through libc (ctypes is loaded already; the `resource` module would cost
+    a shared-library load at every container start)."""
+    import ctypes
 
-    try:
-        resource.setrlimit(RLIMITS[name], (soft, hard))
-    except (ValueError, OSError) as e:
-        cur = resource.getrlimit(RLIMITS[name])
-        raise OSError(
-            errno.EPERM,
-            f"cannot set {name} to {soft}/{hard} (current {cur[0]}/{cur[1]}; raising the hard "
-            f"limit needs CAP_SYS_RESOURCE): {e}",
-        ) from None
+    from .syscall import libc
+
+    class Rlimit(ctypes.Structure):
+        _fields_ = [("cur", ctypes.c_ulong), ("max", ctypes.c_ulong)]
+
+    infinity = (1 << 64) - 1
+    want = Rlimit(min(soft, infinity), min(hard, infinity))
+    if libc.setrlimit(RLIMITS[name], ctypes.byref(want)) == 0:
+        return
+    err = ctypes.get_errno()
+    cur = Rlimit()
+    libc.getrlimit(RLIMITS[name], ctypes.byref(cur))
+    raise OSError(
+        errno.EPERM,
+        f"cannot set {name} to {soft}/{hard} (current {cur.cur}/{cur.max}; raising the hard "
+        f"limit needs CAP_SYS_RESOURCE): {os.strerror(err)}",
+    )
 
 
 def start_time(pid: int) -> int | None:

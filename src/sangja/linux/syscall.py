@@ -17,10 +17,10 @@ _MACHINE = os.uname().machine
 _NUMBERS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437,
                "pidfd_open": 434, "close_range": 436, "seccomp": 317,
-               "open_tree": 428, "move_mount": 429, "mount_setattr": 442},
+               "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "execveat": 322},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437,
                 "pidfd_open": 434, "close_range": 436, "seccomp": 277,
-                "open_tree": 428, "move_mount": 429, "mount_setattr": 442},
+                "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "execveat": 281},
 }
 
 

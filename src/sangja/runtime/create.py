@@ -54,6 +54,7 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
     c = store.reserve(cid, record)
     child = init_pid = 0
     chan = None
+    helper_fd = None
     hook_failed = False
     try:
         os.mkfifo(c.fifo, 0o622)
@@ -66,6 +67,9 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
             except OSError as e:
                 raise SangjaError(f"cannot connect to console socket {console_socket}: "
                                   f"{e.strerror}") from None
+        from .sealed_exec import sealed_helper
+
+        helper_fd = sealed_helper()
         chan, child_chan = Channel.pair()
         fd_sock = child_fd_sock = None
         if idmap_indexes(spec):
@@ -76,7 +80,7 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
 
         job = InitJob(cid=cid, spec=spec, bundle=bundle.path, rootfs_path=bundle.rootfs,
                       fifo=c.fifo, chan=child_chan, cgroup=cgroup, console_fd=console_fd,
-                      no_pivot=no_pivot, preserve_fds=preserve_fds,
+                      no_pivot=no_pivot, preserve_fds=preserve_fds, helper_fd=helper_fd,
                       fd_sock=child_fd_sock.fileno() if child_fd_sock else None)
         # Orphans of this command come to us: if setup fails we reap the init ourselves
         # (an unreaped zombie keeps a v1 cgroup busy, so it could not be removed).
@@ -89,12 +93,16 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
 
             child_main(job)
         child_chan.close()
+        os.close(helper_fd)
+        helper_fd = None
         if spec.seccomp_filter is not None:  # the init has its own copy (fork)
             spec.seccomp_filter.release()
         if child_fd_sock is not None:
             child_fd_sock.close()
         if console_socket is not None:
             os.close(console_fd)
+        if cgroup is not None:  # made while the child prepares; joined once its init exists
+            _make_cgroup(cgroup, spec)
         msg = chan.expect_any(("userns", "pid"))
         if msg["t"] == "userns":
             write_id_maps(child, spec.linux.raw)
@@ -107,11 +115,10 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
             fd_sock.close()
         record["pid"] = init_pid
         record["init_start"] = lp.start_time(init_pid)
-        c.save()
-        if cgroup is not None:  # made now, while the init mounts; see init.enter_cgroup
-            _make_cgroup(cgroup, spec)
+        if cgroup is not None:  # joined while the init mounts; see init.enter_cgroup
             cgroup.join(init_pid)
         chan.send("cgroup")
+        c.save()
         while True:
             msg = chan.expect_any(("hooks", "created", "seccomp"))
             if msg["t"] == "created":
@@ -153,6 +160,8 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
         _undo(c, cgroup, init_pid, child, warn, poststop=hook_failed)
         if chan is not None:
             chan.close()
+        if helper_fd is not None:
+            os.close(helper_fd)
         raise
 
 

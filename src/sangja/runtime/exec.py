@@ -1,8 +1,9 @@
 """`exec`: run another process in a running container: join its cgroup and namespaces,
 take its root, then the same final steps as the init (identity, capabilities, cwd).
 
-Like the init, the process is non-dumpable until execve, so nothing in the container can
-ptrace it or reach the host's interpreter through /proc/PID/exe meanwhile.
+Like the init, the process is non-dumpable until it execs, so nothing in the container can
+ptrace it or reach the host's interpreter through /proc/PID/exe meanwhile, and its last
+exec goes through the sealed sangja-exec (sealed_exec.py).
 """
 
 from __future__ import annotations
@@ -98,12 +99,16 @@ def exec_process(store: Store, cid: str, args: list[str], *, process_file=None, 
     if not detach:
         lp.set_subreaper()
     init_pid = c.pid
+    from .sealed_exec import sealed_helper
+
+    helper_fd = sealed_helper()
     chan, child_chan = Channel.pair()
     child = os.fork()
     if child == 0:
         chan.close()
-        _child(child_chan, c.record, init_pid, proc, console_fd, preserve_fds)
+        _child(child_chan, c.record, init_pid, proc, console_fd, preserve_fds, helper_fd)
     child_chan.close()
+    os.close(helper_fd)
     if console_fd is not None:
         os.close(console_fd)
     try:
@@ -157,11 +162,12 @@ def exec_process(store: Store, cid: str, args: list[str], *, process_file=None, 
 
 
 def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd,
-           preserve_fds: int) -> None:
-    """C1: enter the container; fork C2 inside its pid namespace; C2 execs."""
+           preserve_fds: int, helper_fd: int) -> None:
+    """C1: enter the container; fork C2 inside its pid namespace; C2 execs (through the
+    sealed sangja-exec: see sealed_exec.py)."""
     try:
         ps.close_extra_fds(preserve_fds, keep=tuple(
-            fd for fd in (chan.rfd, chan.wfd, console_fd) if fd is not None))
+            fd for fd in (chan.rfd, chan.wfd, console_fd, helper_fd) if fd is not None))
         os.setsid()
         lp.set_dumpable(False)
         lp.set_pdeathsig(9)
@@ -221,8 +227,10 @@ def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd
             load_seccomp(filt, chan)
         ps.reset_signals()
         lp.set_pdeathsig(0)
-        ps.close_extra_fds(preserve_fds, keep=(chan.wfd,))
-        os.execve(path, proc.args, env)
+        ps.close_extra_fds(preserve_fds, keep=(chan.wfd, helper_fd))
+        from .sealed_exec import execve
+
+        execve(helper_fd, path, proc.args, env)  # the channel's EOF tells the runtime
     except BaseException as e:  # noqa: BLE001 - every failure must reach the parent
         from .init import describe
 
@@ -237,13 +245,13 @@ def _preload_exec(proc: Process) -> None:
     """Everything needed after setns: from then on we may be an unprivileged host uid (a
     user namespace) unable to read the runtime's files, and inside the container's root."""
     import _json  # noqa: F401 - sangja.jsonio
-    import resource  # noqa: F401
 
     from ..linux import capabilities, pty, sched  # noqa: F401
     from ..linux.syscall import nr
-    from . import init  # noqa: F401 - setup_console, load_seccomp, describe
+    from . import init, sealed_exec  # noqa: F401 - setup_console, load_seccomp, describe
 
     nr("close_range")
+    nr("execveat")
     if proc.terminal:
         import socket  # noqa: F401
         import termios  # noqa: F401

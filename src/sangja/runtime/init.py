@@ -24,7 +24,7 @@ class InitJob:
 
     def __init__(self, *, cid: str, spec, bundle: str, rootfs_path: str, fifo: str, chan, cgroup,
                  console_fd: int | None, no_pivot: bool, preserve_fds: int,
-                 fd_sock: int | None = None):
+                 helper_fd: int, fd_sock: int | None = None):
         self.cid = cid
         self.spec = spec
         self.bundle = bundle
@@ -35,6 +35,7 @@ class InitJob:
         self.console_fd = console_fd
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
+        self.helper_fd = helper_fd  # sealed sangja-exec: the last exec (sealed_exec.py)
         self.fd_sock = fd_sock  # idmapped mounts arrive here, made by the runtime
         self.idmap_fds: dict[int, int] = {}
         self.fifo_fd = -1  # opened by the child before it changes namespaces
@@ -48,8 +49,8 @@ def child_main(job: InitJob) -> None:
         # Only what we were given survives the fork: stdio, the caller's preserved fds, the
         # channel and the console socket (nothing of the runtime reaches the container).
         ps.close_extra_fds(job.preserve_fds, keep=tuple(
-            fd for fd in (job.chan.rfd, job.chan.wfd, job.console_fd, job.fd_sock)
-            if fd is not None))
+            fd for fd in (job.chan.rfd, job.chan.wfd, job.console_fd, job.fd_sock,
+                          job.helper_fd) if fd is not None))
         os.setsid()
         lp.set_dumpable(False)  # no ptrace or /proc/PID/exe games before exec
         lp.set_pdeathsig(9)
@@ -158,13 +159,13 @@ def preload(spec) -> None:
     the runtime's files: inside a user namespace its root is an unprivileged host uid
     (the source tree may be 0700), and after pivot_root the host's library is gone."""
     import _json  # noqa: F401 - the sync channel speaks JSON (sangja.jsonio)
-    import resource  # noqa: F401
 
     from ..linux import capabilities, mounts, paths, pty, sched, syscall, sysctl  # noqa: F401
     from ..linux.syscall import nr
-    from . import bundle, create, hooks, process_setup, rootfs  # noqa: F401
+    from . import bundle, create, hooks, process_setup, rootfs, sealed_exec  # noqa: F401
 
     nr("close_range")
+    nr("execveat")
     if spec.process.terminal or any(n.type == "user" for n in spec.linux.namespaces):
         import socket  # noqa: F401 - console socket, idmapped mount fds
         import termios  # noqa: F401
@@ -219,7 +220,7 @@ def container_init(job: InitJob) -> None:
         state = chan.expect("state")["state"]
         from .hooks import run_hooks
 
-        run_hooks(hooks["createContainer"], "createContainer", state)
+        run_hooks(hooks["createContainer"], "createContainer", state, job.helper_fd)
     if job.no_pivot:
         rootfs.chroot_into(job.rootfs)
     else:
@@ -265,12 +266,16 @@ def container_init(job: InitJob) -> None:
         if hooks["startContainer"]:
             from .hooks import run_hooks
 
-            run_hooks(hooks["startContainer"], "startContainer", state)
+            run_hooks(hooks["startContainer"], "startContainer", state, job.helper_fd)
         ps.reset_signals()
-        ps.close_extra_fds(job.preserve_fds, keep=(wfd,))
-        os.execve(path, proc.args, env)
+        ps.close_extra_fds(job.preserve_fds, keep=(wfd, job.helper_fd))
+        from .sealed_exec import execve
+
+        execve(job.helper_fd, path, proc.args, env)  # the fifo's EOF tells `start`
     except BaseException as e:  # noqa: BLE001 - reported to `start` through the fifo
-        os.write(wfd, describe(e).encode()[:4000] or b"error")
+        from .sync import error_line
+
+        os.write(wfd, error_line(describe(e), getattr(e, "exit_code", 1)))
         os._exit(1)
 
 

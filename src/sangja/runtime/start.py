@@ -52,7 +52,12 @@ def release(c: Container) -> None:
             os.kill(c.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        raise StartFailed(report.decode(errors="replace").strip())
+        from .sync import parse_error
+
+        msg, code = parse_error(report)
+        err = StartFailed(msg)
+        err.exit_code = code
+        raise err
 
 
 def _read_until_exec(fd: int, c: Container) -> bytes:

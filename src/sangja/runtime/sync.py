@@ -14,6 +14,28 @@ class ChildFailed(SangjaError):
         self.hook = hook  # a createContainer hook failed (poststop hooks must still run)
 
 
+def error_line(msg: str, code: int) -> bytes:
+    """Why a prepared container process could not run its program, as one message: what
+    sangja-exec writes when the program's exec fails (native/exec/sangja-exec.c)."""
+    from ..jsonio import dumps
+
+    return (dumps({"t": "error", "msg": msg[:4000] or "error", "code": code}) + "\n").encode()
+
+
+def parse_error(data: bytes) -> tuple[str, int]:
+    """(message, exit code) of an error_line; any other text is the message itself."""
+    text = data.decode(errors="replace").strip()
+    if text.startswith("{"):
+        from ..jsonio import loads
+
+        try:
+            msg = loads(text.splitlines()[0])
+            return str(msg.get("msg") or "error"), int(msg.get("code", 1))
+        except (ValueError, TypeError, AttributeError):
+            pass
+    return text, 1
+
+
 class Channel:
     """One end of a duplex pipe pair. Fds are non-inheritable: an exec closes them."""
 
