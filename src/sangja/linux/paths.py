@@ -116,3 +116,41 @@ def fd_path(fd: int) -> str:
     """A path that names exactly the object behind `fd` (for mount(2) targets)."""
     return f"/proc/self/fd/{fd}"
 
+
+def open_beneath(dirfd: int, path: str, flags: int = O_PATH) -> int:
+    """Open `path` below the directory `dirfd` with no symlink anywhere on the way: a link
+    a container planted (or swapped in) fails with ELOOP instead of being followed, and
+    ".." never climbs above `dirfd`. For trees whose own symlinks are data, never routes
+    (a volume being filled, a directory being unpacked on the host)."""
+    return openat2(dirfd, _relative(path), flags,
+                   resolve=RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+
+
+class NotRegularFile(OSError):
+    """What was to be read as a file's data is something else (a FIFO, a device...)."""
+
+
+def reopen_regular(pathfd: int, flags: int = os.O_RDONLY) -> int:
+    """Open the object behind the O_PATH descriptor `pathfd` for its data, only if it is a
+    regular file (NotRegularFile otherwise).
+
+    Opening is itself an action for anything else: a FIFO blocks, a device node runs its
+    driver's open (a tty becomes a controlling terminal, a watchdog is armed) even if the
+    data is never read. An O_PATH open does neither; the reopen through /proc/self/fd
+    reaches that same inode, whatever the name points at by now."""
+    st = os.fstat(pathfd)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFile(errno.EINVAL, "not a regular file")
+    return os.open(fd_path(pathfd), flags | os.O_NOCTTY | os.O_CLOEXEC)
+
+
+def open_regular(path: str, flags: int = os.O_RDONLY, *, dir_fd: int | None = None) -> int:
+    """Open the regular file `path` (relative to `dir_fd`) for its data without following a
+    symlink at its last component and without opening a FIFO or device node that stands
+    there (NotRegularFile); see `reopen_regular`."""
+    pfd = os.open(path, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        return reopen_regular(pfd, flags)
+    finally:
+        os.close(pfd)
+
