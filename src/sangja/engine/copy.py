@@ -39,9 +39,10 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
-from sangja.engine.export import RootView, open_root, walk_tree
+from sangja.engine.export import RootView, open_root
 from sangja.errors import SangjaError
 from sangja.image.layers import add_entry
+from sangja.linux.fdtree import walk_tree
 from sangja.linux.paths import (
     RESOLVE_BENEATH,
     RESOLVE_IN_ROOT,
