@@ -57,6 +57,8 @@ _XATTR_PREFIX = "SCHILY.xattr."
 _CHUNK = 1 << 20
 _MAX_LINKS = 40
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_KIND = {tarfile.CHRTYPE: stat.S_IFCHR, tarfile.BLKTYPE: stat.S_IFBLK,
+         tarfile.FIFOTYPE: stat.S_IFIFO}
 
 
 class CopyError(SangjaError):
@@ -388,6 +390,9 @@ class _Target:
                          dir_fd=parent)
             fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
             try:
+                # still the node we made (not a file a process in the container swapped in)
+                if stat.S_IFMT(os.fstat(fd).st_mode) != _KIND[m.type]:
+                    raise CopyError(f"{self._where(rel)} was replaced while being copied")
                 self._meta(fd, m)
             finally:
                 os.close(fd)

@@ -92,24 +92,36 @@ def mkdir_all_in_root(rootfd: int, path: str, mode: int = 0o755) -> int:
 
 
 def create_file_in_root(rootfd: int, path: str, mode: int = 0o644) -> int:
-    """Make sure a regular file (a bind mount target) exists at `path`; O_PATH fd of it."""
+    """Make sure a regular file (a bind mount target) exists at `path`; O_PATH fd of it.
+
+    A dangling symlink there is followed inside the root, as runc does (an image whose
+    /etc/resolv.conf points at ../run/systemd/resolve/stub-resolv.conf gets that file
+    made, in the root, and mounted on)."""
     rel = _relative(path)
-    parent, _, name = rel.rpartition("/")
-    pfd = mkdir_all_in_root(rootfd, parent or ".")
-    try:
+    for _ in range(40):
+        parent, _, name = rel.rpartition("/")
+        pfd = mkdir_all_in_root(rootfd, parent or ".")
         try:
+            try:
+                return open_in_root(rootfd, rel)
+            except FileNotFoundError:
+                pass
+            try:
+                fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             mode, dir_fd=pfd)
+                os.close(fd)
+            except FileExistsError:
+                pass
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                target = os.readlink(name, dir_fd=pfd)  # dangling: make what it names
+                rel = _relative(target if target.startswith("/") else f"{parent}/{target}")
+                continue
             return open_in_root(rootfd, rel)
-        except FileNotFoundError:
-            pass
-        try:
-            fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, mode,
-                         dir_fd=pfd)
-            os.close(fd)
-        except FileExistsError:
-            pass
-        return open_in_root(rootfd, rel)
-    finally:
-        os.close(pfd)
+        finally:
+            os.close(pfd)
+    raise OSError(errno.ELOOP, f"too many symlinks in {path}")
 
 
 def fd_path(fd: int) -> str:
