@@ -11,9 +11,10 @@ import tarfile
 import pytest
 from fstree import tree, unmount_all_under, write
 
-from sangja.engine.export import export_rootfs, open_root, walk_tree
+from sangja.engine.export import export_rootfs, open_root
 from sangja.image.layers import apply_layer
 from sangja.image.snapshots import Snapshotter
+from sangja.linux.fdtree import walk_tree
 from sangja.linux.mounts import MS_BIND, mount
 
 SECRET = b"TOP SECRET host content\n"

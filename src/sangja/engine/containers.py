@@ -376,7 +376,7 @@ class Engine:
                 data = self.paths.volume_data(m.source)
                 os.makedirs(data, mode=0o755, exist_ok=True)
                 if "nocopy" not in m.options:
-                    copy_up(rootfs, m.target, data)
+                    copy_up(self.db, rootfs, m.target, m.source, data)
                 source = data
             else:
                 source = m.source

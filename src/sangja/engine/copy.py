@@ -39,9 +39,10 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
-from sangja.engine.export import RootView, open_root, walk_tree
+from sangja.engine.export import RootView, open_root
 from sangja.errors import SangjaError
 from sangja.image.layers import add_entry
+from sangja.linux.fdtree import walk_tree
 from sangja.linux.paths import (
     RESOLVE_BENEATH,
     RESOLVE_IN_ROOT,
@@ -56,6 +57,8 @@ _XATTR_PREFIX = "SCHILY.xattr."
 _CHUNK = 1 << 20
 _MAX_LINKS = 40
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_KIND = {tarfile.CHRTYPE: stat.S_IFCHR, tarfile.BLKTYPE: stat.S_IFBLK,
+         tarfile.FIFOTYPE: stat.S_IFIFO}
 
 
 class CopyError(SangjaError):
@@ -387,6 +390,9 @@ class _Target:
                          dir_fd=parent)
             fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
             try:
+                # still the node we made (not a file a process in the container swapped in)
+                if stat.S_IFMT(os.fstat(fd).st_mode) != _KIND[m.type]:
+                    raise CopyError(f"{self._where(rel)} was replaced while being copied")
                 self._meta(fd, m)
             finally:
                 os.close(fd)

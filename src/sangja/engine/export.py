@@ -1,11 +1,13 @@
-"""`sangja export`: a container's merged root filesystem as a tar stream, and the safe tree
-walk that `cp` and `commit` share.
+"""`sangja export`: a container's merged root filesystem as a tar stream, and the view of a
+container root (`open_root`) that `cp` and volume copy-up share.
 
 A container's tree can be changed by the container while we read it (export does not pause
-it), so nothing here walks by path: every directory is entered by fd with ``O_NOFOLLOW``
-and every entry is named through ``/proc/self/fd/<parent fd>/<name>``, so a directory or
-file swapped for a symlink mid-walk fails or is archived as the symlink it now is; it never
-leads the walk onto the host.
+it), so nothing here walks by path: the walk is `sangja.linux.fdtree.walk_tree` (every
+directory entered by fd with ``O_NOFOLLOW``, every entry named through
+``/proc/self/fd/<parent fd>/<name>``), so a directory or file swapped for a symlink mid-walk
+fails or is archived as the symlink it now is; it never leads the walk onto the host. A
+file's data is read only once an ``O_PATH`` open said it is a regular file: a FIFO or device
+node swapped in is never opened (`image.layers.add_entry`).
 
 The merged directory is read through a detached, non-recursive clone of its mount
 (``open_tree(OPEN_TREE_CLONE)``): anything mounted below it in our namespace (a container's
@@ -20,107 +22,17 @@ import ctypes
 import os
 import stat
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
 from sangja.image.layers import add_entry
+from sangja.linux.fdtree import walk_tree
 from sangja.linux.mounts import OPEN_TREE_CLONE
-from sangja.linux.paths import RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2
 from sangja.linux.syscall import syscall
 from sangja.records import dataclass, field
 
-__all__ = ["RootView", "export_rootfs", "open_root", "walk_tree"]
-
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_MAX_HELD_FDS = 64
-
-
-def _fd_path(fd: int, name: str = ".") -> str:
-    return f"/proc/self/fd/{fd}/{name}"
-
-
-class _Level:
-    __slots__ = ("fd", "rel", "names", "ident")
-
-    def __init__(self, fd: int | None, rel: str, names: list[str], ident: tuple[int, int]):
-        self.fd, self.rel, self.names, self.ident = fd, rel, names, ident
-
-
-def _list(fd: int) -> list[str]:
-    with os.scandir(fd) as it:
-        names = [e.name for e in it]
-    names.sort(reverse=True)  # popped from the end: ascending order
-    return names
-
-
-def walk_tree(
-    dirfd: int,
-    *,
-    descend: Callable[[str, os.stat_result], bool] | None = None,
-) -> Iterator[tuple[str, str, os.stat_result]]:
-    """Every entry below the directory open (O_RDONLY) as `dirfd`, depth first, names
-    sorted: ``(full, rel, st)``. `st` is the entry's lstat; `full` names the entry without
-    following a symlink at it (valid until the next step of the walk); `rel` is 'a/b'.
-
-    Directories are yielded before their contents and entered only through
-    ``O_NOFOLLOW | O_DIRECTORY`` on the parent's fd; `descend(rel, st)` returning False
-    skips a directory's contents. At most 64 directory fds are held: deeper levels are
-    reopened beneath `dirfd` with symlinks refused.
-    """
-    root_st = os.fstat(dirfd)
-    stack = [_Level(None, "", _list(dirfd), (root_st.st_dev, root_st.st_ino))]
-    held: list[_Level] = []
-    try:
-        while stack:
-            level = stack[-1]
-            if not level.names:
-                stack.pop()
-                if level.fd is not None:
-                    os.close(level.fd)
-                    held.remove(level)
-                continue
-            parent = dirfd if not level.rel else level.fd
-            if parent is None:  # closed to save fds: reopen beneath the root
-                parent = openat2(dirfd, level.rel, os.O_RDONLY | os.O_DIRECTORY,
-                                 resolve=RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
-                                 | RESOLVE_NO_MAGICLINKS)
-                level.fd = parent
-                held.append(level)
-                st = os.fstat(parent)
-                if (st.st_dev, st.st_ino) != level.ident:
-                    level.names = []  # replaced while we were below it: not ours to read
-                    continue
-            name = level.names.pop()
-            rel = f"{level.rel}/{name}" if level.rel else name
-            try:
-                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # removed while we walk
-            yield _fd_path(parent, name), rel, st
-            if not stat.S_ISDIR(st.st_mode) or (descend is not None and not descend(rel, st)):
-                continue
-            try:
-                child = os.open(name, _DIR_FLAGS, dir_fd=parent)
-            except (FileNotFoundError, NotADirectoryError):
-                continue  # gone, or replaced by a non-directory (a symlink: ELOOP raises)
-            try:
-                cst = os.fstat(child)
-                names = _list(child)
-            except BaseException:
-                os.close(child)
-                raise
-            new = _Level(child, rel, names, (cst.st_dev, cst.st_ino))
-            stack.append(new)
-            held.append(new)
-            if len(held) > _MAX_HELD_FDS:
-                old = held.pop(0)
-                os.close(old.fd)  # type: ignore[arg-type]
-                old.fd = None
-    finally:
-        for level in held:
-            if level.fd is not None:
-                os.close(level.fd)
+__all__ = ["RootView", "export_rootfs", "open_root"]
 
 
 @dataclass

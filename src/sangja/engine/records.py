@@ -50,6 +50,10 @@ CREATE TABLE container_volumes (
 );
 CREATE INDEX container_volumes_volume ON container_volumes(volume)
 """
+# Copy-up (the image's content at the mount point filling a new volume) happens once per
+# volume: set when it happened, or when the volume was found holding data already. Volumes
+# of older databases start unset: they get at most the one copy they could have had.
+_SCHEMA_V2 = "ALTER TABLE volumes ADD COLUMN copied_up INTEGER NOT NULL DEFAULT 0"
 
 
 class NoSuchContainer(SangjaError, LookupError):
@@ -75,7 +79,7 @@ class VolumeInUse(SangjaError):
 
 
 class ContainerDB(SQLiteDB):
-    MIGRATIONS = [_SCHEMA_V1]
+    MIGRATIONS = [_SCHEMA_V1, _SCHEMA_V2]
     KIND = "container database"
     # Rows describe live state that a lost commit cannot make inconsistent (WAL keeps the
     # file consistent); fsync on every commit would cost more than a container start.
@@ -177,6 +181,18 @@ class ContainerDB(SQLiteDB):
     def use_volume(self, cid: str, name: str) -> None:
         with self.transaction() as c:
             c.execute("INSERT OR IGNORE INTO container_volumes VALUES (?, ?)", (cid, name))
+
+    def claim_copy_up(self, name: str) -> bool:
+        """Mark the volume as filled; True only for the one caller that marked it (two
+        containers starting at once with a new volume: one copies)."""
+        with self.transaction() as c:
+            return c.execute("UPDATE volumes SET copied_up = 1 WHERE name = ? AND "
+                             "copied_up = 0", (name,)).rowcount == 1
+
+    def release_copy_up(self, name: str) -> None:
+        """Undo `claim_copy_up` after a copy that failed and was removed again."""
+        with self.transaction() as c:
+            c.execute("UPDATE volumes SET copied_up = 0 WHERE name = ?", (name,))
 
     def remove_volume(self, name: str) -> None:
         """Delete the record; refuses while a container (in any state) uses it."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 
 from sangja.records import dataclass, field
 
@@ -59,7 +58,7 @@ class _Entry:
 def read_root_file(rootfs: str, path: str) -> bytes | None:
     """A regular file of the container, resolved as if `rootfs` were "/"; None when it
     does not exist (or cannot exist: a dangling or looping symlink, a missing parent)."""
-    from ..linux.paths import open_in_root
+    from ..linux.paths import NotRegularFile, open_in_root, reopen_regular
 
     try:
         rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -67,7 +66,7 @@ def read_root_file(rootfs: str, path: str) -> bytes | None:
         raise UserError(f"root file system {rootfs}: {e.strerror}") from None
     try:
         try:
-            fd = open_in_root(rootfd, path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+            pathfd = open_in_root(rootfd, path, os.O_PATH)
         except OSError as e:
             if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 return None
@@ -75,17 +74,28 @@ def read_root_file(rootfs: str, path: str) -> bytes | None:
     finally:
         os.close(rootfd)
     try:
+        # a FIFO or device node there is never opened (opening one blocks or acts)
+        fd = reopen_regular(pathfd)
+    except NotRegularFile:
+        raise UserError(f"{path} of the container is not a regular file") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path} of the container: {e.strerror}") from None
+    finally:
+        os.close(pathfd)
+    try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UserError(f"{path} of the container is not a regular file")
         if st.st_size > _MAX_FILE:
             raise UserError(f"{path} of the container is too large ({st.st_size} bytes)")
         chunks = []
-        while True:
-            b = os.read(fd, 1 << 16)
+        left = _MAX_FILE + 1  # a file growing while we read stops here, not at the disk's end
+        while left > 0:
+            b = os.read(fd, min(1 << 16, left))
             if not b:
                 break
             chunks.append(b)
+            left -= len(b)
+        if left <= 0:
+            raise UserError(f"{path} of the container is too large")
         return b"".join(chunks)
     finally:
         os.close(fd)

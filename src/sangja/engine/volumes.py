@@ -53,49 +53,102 @@ def volume_info(paths, row) -> dict:
             "Options": loads(row["options"]) or {}, "Scope": "local"}
 
 
-def copy_up(rootfs: str, target: str, data: str) -> None:
-    """Docker's first-mount copy: an empty volume takes the image's content at its mount
-    point. The source is resolved inside the root (a hostile image cannot point it at the
-    host with a symlink)."""
-    import shutil
+class CopyUpError(SangjaError):
+    """The image's content could not be copied into a new volume (the start fails)."""
 
-    if os.listdir(data):
-        return
-    from ..linux.paths import O_PATH, fd_path, open_in_root
 
-    rootfd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
+def copy_up(db: ContainerDB, rootfs: str, target: str, name: str, data: str) -> bool:
+    """Docker's volume population: a new, empty volume takes what the image (the
+    container's root `rootfs`) has at the mount point `target`. True when it copied.
+
+    Once per volume, recorded in its record: after the first copy (or the first time the
+    volume is found holding data already) it never happens again, so a container that
+    empties a shared volume cannot have it filled again (Podman's rule; Docker copies
+    once per container created). Nothing at `target`, or not a directory there: nothing
+    to copy, and the next container may still fill the volume.
+
+    Host root does this while containers may be running on the same volume, so it is an
+    fd walk (`sangja.linux.fdtree.copy_tree`): the source is resolved inside the root,
+    nodes are made as nodes (never opened or read), symlinks made as symlinks (never
+    followed), every entry created new beneath the volume's directory. A copy that fails
+    is removed again and the volume left unfilled."""
+    if db.volume(name)["copied_up"]:
+        return False
+    from ..linux.paths import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
+    from .export import open_root
+
+    with open_root(rootfs) as view:
         try:
-            fd = open_in_root(rootfd, target, O_PATH | os.O_DIRECTORY)
+            src = openat2(view.fd, target.lstrip("/") or ".", os.O_RDONLY | os.O_DIRECTORY,
+                          resolve=RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | view.resolve_extra)
         except OSError:
-            return  # nothing there (or not a directory): nothing to copy
+            return False  # nothing there, or not a directory: nothing to copy
         try:
-            src = fd_path(fd)
-            for entry in os.scandir(src):
-                s = os.path.join(src, entry.name)
-                d = os.path.join(data, entry.name)
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.copytree(s, d, symlinks=True)
-                else:
-                    shutil.copy2(s, d, follow_symlinks=False)
-            st = os.stat(src)
-            os.chown(data, st.st_uid, st.st_gid)
-            os.chmod(data, st.st_mode & 0o7777)
+            dst = os.open(data, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                with os.scandir(dst) as it:
+                    empty = next(it, None) is None
+                if not db.claim_copy_up(name) or not empty:
+                    return False
+                _copy_into(db, src, dst, view.descend, name, target)
+                return True
+            finally:
+                os.close(dst)
         finally:
-            os.close(fd)
-    finally:
-        os.close(rootfd)
+            os.close(src)
+
+
+def _copy_into(db: ContainerDB, src: int, dst: int, descend, name: str, target: str) -> None:
+    from ..linux.fdtree import copy_tree
+
+    made: list[str] = []
+    try:
+        copy_tree(src, dst, own_meta=True, descend=descend, made=made.append)
+    except BaseException as e:
+        for entry in made:
+            _remove_entry(dst, entry)
+        db.release_copy_up(name)
+        if isinstance(e, OSError):
+            what = f"{e.filename}: " if e.filename and not str(e.filename).startswith(
+                "/proc/") else ""
+            raise CopyUpError(f"copying the image's {target} into volume {name}: {what}"
+                              f"{e.strerror or e}") from None
+        raise
+
+
+def _remove_entry(dirfd: int, name: str) -> None:
+    """Remove `name` from the directory `dirfd` (a tree: fd-relative, no link followed)."""
+    import shutil
+    import stat
+
+    try:
+        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(name, dir_fd=dirfd)
+        else:
+            os.unlink(name, dir_fd=dirfd)
+    except OSError:
+        pass
 
 
 def tree_size(path: str) -> int:
-    total = 0
-    for dirpath, dirs, files in os.walk(path):
-        for n in files + dirs:
-            try:
-                total += os.lstat(os.path.join(dirpath, n)).st_blocks * 512
-            except OSError:
-                pass
-    return total
+    """Disk use of the tree at `path` (volume prune's "reclaimed space"): an fd walk, no
+    link followed."""
+    from ..linux.fdtree import walk_tree
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        total = os.fstat(fd).st_blocks * 512
+        for _full, _rel, st in walk_tree(fd):
+            total += st.st_blocks * 512
+        return total
+    except OSError:
+        return total
+    finally:
+        os.close(fd)
 
 
 def prune_volumes(db: ContainerDB, paths, *, anonymous_only: bool = True) -> tuple[list[str], int]:

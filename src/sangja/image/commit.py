@@ -76,7 +76,7 @@ def _is_whiteout(full: str, st: os.stat_result) -> bool:
 
 def write_upper_layer(upper_dir: str, out: BinaryIO) -> LayerResult:
     """Write the gzipped OCI layer for an overlay upper dir to `out`."""
-    from sangja.engine.export import walk_tree
+    from sangja.linux.fdtree import walk_tree
 
     gz = gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6)
     sink = _HashingWriter(gz)

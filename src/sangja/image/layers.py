@@ -829,11 +829,15 @@ def add_entry(tf: tarfile.TarFile, full: str, rel: str, st: os.stat_result,
         else:
             links[key] = rel
     if ti.isreg():
-        # never through a symlink swapped in since the lstat (a running container's tree)
-        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        # never through a symlink swapped in since the lstat (a running container's tree),
+        # and never opening a FIFO or device node swapped in: O_PATH first, then the data
+        from sangja.linux.paths import NotRegularFile, open_regular
+
+        try:
+            fd = open_regular(full)
+        except NotRegularFile:
+            raise LayerError(f"{rel!r} changed type while being archived") from None
         with open(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise LayerError(f"{rel!r} changed type while being archived")
             tf.addfile(ti, f)
     else:
         tf.addfile(ti)

@@ -92,27 +92,77 @@ def mkdir_all_in_root(rootfd: int, path: str, mode: int = 0o755) -> int:
 
 
 def create_file_in_root(rootfd: int, path: str, mode: int = 0o644) -> int:
-    """Make sure a regular file (a bind mount target) exists at `path`; O_PATH fd of it."""
+    """Make sure a regular file (a bind mount target) exists at `path`; O_PATH fd of it.
+
+    A dangling symlink there is followed inside the root, as runc does (an image whose
+    /etc/resolv.conf points at ../run/systemd/resolve/stub-resolv.conf gets that file
+    made, in the root, and mounted on)."""
     rel = _relative(path)
-    parent, _, name = rel.rpartition("/")
-    pfd = mkdir_all_in_root(rootfd, parent or ".")
-    try:
+    for _ in range(40):
+        parent, _, name = rel.rpartition("/")
+        pfd = mkdir_all_in_root(rootfd, parent or ".")
         try:
+            try:
+                return open_in_root(rootfd, rel)
+            except FileNotFoundError:
+                pass
+            try:
+                fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             mode, dir_fd=pfd)
+                os.close(fd)
+            except FileExistsError:
+                pass
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                target = os.readlink(name, dir_fd=pfd)  # dangling: make what it names
+                rel = _relative(target if target.startswith("/") else f"{parent}/{target}")
+                continue
             return open_in_root(rootfd, rel)
-        except FileNotFoundError:
-            pass
-        try:
-            fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, mode,
-                         dir_fd=pfd)
-            os.close(fd)
-        except FileExistsError:
-            pass
-        return open_in_root(rootfd, rel)
-    finally:
-        os.close(pfd)
+        finally:
+            os.close(pfd)
+    raise OSError(errno.ELOOP, f"too many symlinks in {path}")
 
 
 def fd_path(fd: int) -> str:
     """A path that names exactly the object behind `fd` (for mount(2) targets)."""
     return f"/proc/self/fd/{fd}"
+
+
+def open_beneath(dirfd: int, path: str, flags: int = O_PATH) -> int:
+    """Open `path` below the directory `dirfd` with no symlink anywhere on the way: a link
+    a container planted (or swapped in) fails with ELOOP instead of being followed, and
+    ".." never climbs above `dirfd`. For trees whose own symlinks are data, never routes
+    (a volume being filled, a directory being unpacked on the host)."""
+    return openat2(dirfd, _relative(path), flags,
+                   resolve=RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+
+
+class NotRegularFile(OSError):
+    """What was to be read as a file's data is something else (a FIFO, a device...)."""
+
+
+def reopen_regular(pathfd: int, flags: int = os.O_RDONLY) -> int:
+    """Open the object behind the O_PATH descriptor `pathfd` for its data, only if it is a
+    regular file (NotRegularFile otherwise).
+
+    Opening is itself an action for anything else: a FIFO blocks, a device node runs its
+    driver's open (a tty becomes a controlling terminal, a watchdog is armed) even if the
+    data is never read. An O_PATH open does neither; the reopen through /proc/self/fd
+    reaches that same inode, whatever the name points at by now."""
+    st = os.fstat(pathfd)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFile(errno.EINVAL, "not a regular file")
+    return os.open(fd_path(pathfd), flags | os.O_NOCTTY | os.O_CLOEXEC)
+
+
+def open_regular(path: str, flags: int = os.O_RDONLY, *, dir_fd: int | None = None) -> int:
+    """Open the regular file `path` (relative to `dir_fd`) for its data without following a
+    symlink at its last component and without opening a FIFO or device node that stands
+    there (NotRegularFile); see `reopen_regular`."""
+    pfd = os.open(path, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        return reopen_regular(pfd, flags)
+    finally:
+        os.close(pfd)
 

@@ -126,11 +126,9 @@ def _tmpfs_copyup(ctx: MountContext, mnt, opts: m.MountOptions, dfd: int,
         m.mount(mnt.source or "tmpfs", fd_path(dfd), "tmpfs", flags & ~m.MS_RDONLY, opts.data)
         dst = open_in_root(ctx.rootfd, mnt.destination, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            copy_tree(src, dst)
-            if existed:
-                st = os.fstat(src)
-                os.chown(dst, st.st_uid, st.st_gid)
-                os.chmod(dst, stat.S_IMODE(st.st_mode))
+            from ..linux.fdtree import copy_tree
+
+            copy_tree(src, dst, own_meta=existed)
         finally:
             os.close(dst)
         if flags & m.MS_RDONLY:
@@ -138,52 +136,6 @@ def _tmpfs_copyup(ctx: MountContext, mnt, opts: m.MountOptions, dfd: int,
                          lambda t: m.mount(None, t, None, m.MS_REMOUNT | flags, opts.data))
     finally:
         os.close(src)
-
-
-def copy_tree(src: int, dst: int) -> None:
-    """Copy the content of directory fd `src` into directory fd `dst`: directories, regular
-    files, symlinks (not followed), device nodes and fifos, with owner and mode."""
-    for entry in os.scandir(src):
-        name = entry.name
-        st = os.stat(name, dir_fd=src, follow_symlinks=False)
-        fmt = stat.S_IFMT(st.st_mode)
-        if fmt == stat.S_IFDIR:
-            os.mkdir(name, 0o700, dir_fd=dst)
-            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-            s = os.open(name, flags, dir_fd=src)
-            try:
-                d = os.open(name, flags, dir_fd=dst)
-                try:
-                    copy_tree(s, d)
-                finally:
-                    os.close(d)
-            finally:
-                os.close(s)
-        elif fmt == stat.S_IFREG:
-            _copy_file(src, dst, name)
-        elif fmt == stat.S_IFLNK:
-            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
-        elif fmt in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO):
-            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
-        else:
-            continue  # sockets mean nothing without their process
-        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
-        if fmt != stat.S_IFLNK:
-            os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst)
-
-
-def _copy_file(src: int, dst: int, name: str) -> None:
-    i = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
-    try:
-        o = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                    0o600, dir_fd=dst)
-        try:
-            while os.sendfile(o, i, None, 1 << 20):
-                pass
-        finally:
-            os.close(o)
-    finally:
-        os.close(i)
 
 
 def _bind(ctx: MountContext, mnt, opts: m.MountOptions) -> None:
