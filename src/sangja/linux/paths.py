@@ -54,7 +54,12 @@ def mkdir_all_in_root(rootfd: int, path: str, mode: int = 0o755) -> int:
 
     Symlinks met on the way are followed as if the root were "/" (an absolute link starts
     again at the root, ".." stops at it), so creation can never land outside the root.
+    A directory that is already there is opened in one openat2 (the same resolution).
     """
+    try:
+        return open_in_root(rootfd, path, O_PATH | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # the walk below makes what is missing, or says what is in the way
     todo = [p for p in path.split("/") if p and p != "."][::-1]
     done: list[str] = []
     links = 0
@@ -98,6 +103,10 @@ def create_file_in_root(rootfd: int, path: str, mode: int = 0o644) -> int:
     /etc/resolv.conf points at ../run/systemd/resolve/stub-resolv.conf gets that file
     made, in the root, and mounted on)."""
     rel = _relative(path)
+    try:
+        return open_in_root(rootfd, rel)  # there already: one openat2
+    except FileNotFoundError:
+        pass
     for _ in range(40):
         parent, _, name = rel.rpartition("/")
         pfd = mkdir_all_in_root(rootfd, parent or ".")
