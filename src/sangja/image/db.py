@@ -112,6 +112,8 @@ class Database(SQLiteDB):
     MIGRATIONS = MIGRATIONS
     KIND = "image database"
     SYNCHRONOUS = "FULL"  # an image record lost to a power cut is data the user must redo
+    CONTENT = ("blobs/sha256", "blobs/sha512", "layers")  # the store is not new
+    REBUILD = "recreate the image records from the blobs (tags are lost)"
 
     # -- images --------------------------------------------------------------------------
     def add_image(
