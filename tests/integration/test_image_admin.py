@@ -246,6 +246,8 @@ def test_history_on_a_schema_v1_database(tmp_path):
     ok(run(root, "load", "-i", str(tmp_path / "img.tar")))
     conn = sqlite3.connect(root / "images.db")
     conn.execute("ALTER TABLE layers DROP COLUMN content_size")
+    conn.execute("ALTER TABLE image_layers DROP COLUMN blob_digest")  # v3's
+    conn.execute("ALTER TABLE image_layers DROP COLUMN blob_size")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
