@@ -21,6 +21,9 @@ Findings, and what ``repair`` does with each:
     database            SQLite's quick_check fails                            (not repairable)
 
 Broken images stay (and are reported, so the check fails) unless ``force`` is given too.
+Layer directories that a mounted container snapshot stacks are never removed. A lost
+images.db is not checked here: opening the store fails (sangja.sqlite.DatabaseLost), and the
+engine's check reports it (``--rebuild`` recreates the records, see rebuild.py).
 """
 
 from __future__ import annotations
@@ -205,7 +208,9 @@ class _Checker:
 
     def layers(self) -> None:
         store, db = self.store, self.store.db
-        unreferenced = {layer.diff_id for layer in db.unreferenced_layers()}
+        mounted = store.mounted_layers()
+        unreferenced = {layer.diff_id for layer in db.unreferenced_layers()
+                        if layer.diff_id.partition(":")[2] not in mounted}
         for layer in db.layers():
             if layer.diff_id in unreferenced:
 
@@ -220,7 +225,7 @@ class _Checker:
                          f"recorded as unpacked at {layer.unpacked_path}, which is gone",
                          "forget the path (it is unpacked again when needed)",
                          lambda diff_id=layer.diff_id: db.set_layer_path(diff_id, None))
-        recorded = {layer.diff_id.partition(":")[2] for layer in db.layers()}
+        recorded = {layer.diff_id.partition(":")[2] for layer in db.layers()} | mounted
         for name in sorted(os.listdir(store.layers_dir)):
             if name.startswith(".") or name in recorded:
                 continue

@@ -401,6 +401,17 @@ class ImageStore:
             raise
         return stats
 
+    def mounted_layers(self) -> set[str]:
+        """Names (hex of the diff_id) of the layer directories that mounted container
+        snapshots stack: collectors never remove them, whatever the records say (they are
+        a running container's files)."""
+        from sangja.image.snapshots import STORE_DIR, layers_in_use
+
+        layers_dir = os.path.realpath(self.layers_dir)
+        return {os.path.basename(p)
+                for p in layers_in_use(os.path.join(self.root, STORE_DIR))
+                if os.path.dirname(p) == layers_dir}
+
     def remove_layer_dir(self, diff_id: str) -> int:
         """Remove a layer directory (renamed aside first, so a half-removed layer is never
         mistaken for an unpacked one); return the bytes of its regular files."""
@@ -601,10 +612,12 @@ class ImageStore:
         if img.manifest_digest:
             candidates.add(img.manifest_digest)
         candidates.update(b for la in self.db.image_layers(img.id) if (b := la.blob_digest))
+        mounted = self.mounted_layers()
         with self.db.transaction():
             self.db.remove_image(img.id)  # cascades to tags and layer links
             gone_layers = [
                 layer for layer in self.db.unreferenced_layers() if layer.diff_id in img.layers
+                and layer.diff_id.partition(":")[2] not in mounted
             ]
             for layer in gone_layers:
                 self.db.remove_layer(layer.diff_id)
