@@ -49,6 +49,7 @@ class Finding:
     fix: str | None  # what repair does; None: cannot be repaired here
     needs_force: bool = False
     repaired: bool = False
+    flags: str | None = None  # the flags that fix it, when not --repair [-f]
 
     def line(self) -> str:
         text = f"{self.kind}: {self.subject}: {self.detail}"
@@ -56,7 +57,7 @@ class Finding:
             return f"{text}: repaired ({self.fix})"
         if self.fix is None:
             return f"{text} (cannot be repaired)"
-        flags = "--repair -f" if self.needs_force else "--repair"
+        flags = self.flags or ("--repair -f" if self.needs_force else "--repair")
         return f"{text} ({flags} would {self.fix})"
 
 
