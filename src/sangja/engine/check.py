@@ -119,7 +119,12 @@ class _Checker:
             f.repaired = True
 
     def run(self) -> tuple[list[Finding], int]:
-        rows = {r["id"]: r for r in self.engine.db.all()}
+        db = self.engine.db
+        problems = [r[0] for r in db.conn.execute("PRAGMA quick_check") if r[0] != "ok"]
+        if problems:
+            self.add("database", db.path, "; ".join(problems[:5]) + ": restore it from a "
+                     "backup (its records cannot be rebuilt)", None)
+        rows = {r["id"]: r for r in db.all()}
         for cid, row in rows.items():
             self.recorded(cid, row)
         for cid in sorted(self.unrecorded_ids(set(rows))):

@@ -81,10 +81,12 @@ def rebuild_images(root: str, names: Mapping[str, list[str]] | None = None
                 if image_id not in found:
                     continue
                 for ref in refs:
+                    if _names_the_id(ref, image_id):
+                        continue  # `run e09b1d975881`: an id prefix, not a name
                     try:
                         name = store.canonical(ref)
                     except SangjaError:
-                        continue  # an id or digest, not a name
+                        continue  # a digest or no valid name
                     if name not in store.db.tags():
                         store.db.tag(name, image_id)
                         report.tags.append(name)
@@ -160,6 +162,12 @@ def _record(store: ImageStore, candidates: list[_Found]) -> None:
         size=sum(la.content_size or 0 for la in layers),
         architecture=_str(config.get("architecture")), os=_str(config.get("os")),
         blobs=dict.fromkeys(extra))
+
+
+def _names_the_id(ref: str, image_id: str) -> bool:
+    hexpart = ref.removeprefix("sha256:")
+    return bool(hexpart) and all(c in "0123456789abcdef" for c in hexpart) \
+        and image_id.removeprefix("sha256:").startswith(hexpart)
 
 
 def _str(v: object) -> str | None:
