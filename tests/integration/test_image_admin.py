@@ -246,6 +246,8 @@ def test_history_on_a_schema_v1_database(tmp_path):
     ok(run(root, "load", "-i", str(tmp_path / "img.tar")))
     conn = sqlite3.connect(root / "images.db")
     conn.execute("ALTER TABLE layers DROP COLUMN content_size")
+    conn.execute("ALTER TABLE image_layers DROP COLUMN blob_digest")  # v3's
+    conn.execute("ALTER TABLE image_layers DROP COLUMN blob_size")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
@@ -445,6 +447,7 @@ def fake_container(root: Path, image_id: str) -> None:
         db.insert({"id": cid, "name": "c" + cid[:12], "image_id": image_id,
                    "image_name": image_id, "created": time.time(), "options": "{}",
                    "state": "created"})
+    (root / "containers" / cid).mkdir(parents=True)  # as `create` makes it
 
 
 @pytest.fixture
@@ -482,7 +485,13 @@ def test_image_prune_dangling_then_all(three_images):
     assert f"deleted: {ids['a']}" in out and ids["b"] not in out
     assert set(ok(run(root, "images", "-q")).split()) == {ids["b"][7:19]}
     assert ok(run(root, "system", "check")).strip() == "no problems found"
+    # the container database lost while a container exists: nothing is deleted on a guess
     os.unlink(root / "containers.db")
+    before = store_files(root)
+    bad(run(root, "image", "prune", "-a", "-f"), "containers.db is missing", "--rebuild")
+    assert store_files(root) == before
+    # no container left at all: a store without containers, so nothing is in use
+    shutil.rmtree(root / "containers")
     ok(run(root, "image", "prune", "-a", "-f"))
     assert store_files(root) == {"blobs": [], "tmp": [], "layers": [], "root": []}
 

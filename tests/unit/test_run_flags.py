@@ -826,9 +826,12 @@ def test_security_opt(values, checks):
 
 
 def test_security_opt_seccomp_file(profile, tmp_path, monkeypatch):
-    assert run("--security-opt", f"seccomp={profile}").seccomp == str(profile)
+    """The container keeps the profile's content (compact JSON, as Docker's CLI sends it),
+    not the path: later changes to the file do not reach it."""
+    stored = '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[]}'
+    assert run("--security-opt", f"seccomp={profile}").seccomp == stored
     monkeypatch.chdir(tmp_path)
-    assert run("--security-opt", "seccomp=seccomp.json").seccomp == str(profile)
+    assert run("--security-opt", "seccomp=seccomp.json").seccomp == stored
 
 
 @pytest.mark.parametrize(
@@ -853,11 +856,17 @@ def test_security_opt_bad(value, match):
 
 
 @pytest.mark.parametrize(("content", "match"),
-                         [("{not json", "decoding seccomp profile failed"),
+                         [("{not json", r"decoding seccomp profile \(.*p\.json\) failed"),
                           ("[1, 2]", "not a JSON object"),
-                          ("", "decoding seccomp profile failed"),
-                          ("\udcff", "decoding seccomp profile failed")])
+                          ("", r"decoding seccomp profile \(.*p\.json\) failed"),
+                          ("\udcff", r"decoding seccomp profile \(.*p\.json\) failed"),
+                          ('{"syscalls": [{"names": ["mkdir"]}]}',
+                           r"defaultAction is required \(in .*p\.json\)"),
+                          ('{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [1]}',
+                           r"syscalls\[0\] must be an object \(in .*p\.json\)"),
+                          (" " * (1 << 20) + "{}", r"p\.json\) is larger than")])
 def test_security_opt_bad_profile(tmp_path, content, match):
+    """A bad profile file fails at create, naming the file."""
     p = tmp_path / "p.json"
     p.write_bytes(content.encode("utf-8", "surrogateescape"))
     with pytest.raises(InvalidOption, match=match):

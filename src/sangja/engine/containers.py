@@ -141,6 +141,9 @@ class Engine:
         if opts.pull == "always":
             raise EngineError(f"cannot pull {opts.image!r}: --pull always needs a registry, "
                               "and sangja has no registry client yet")
+        from .seccomp_profile import stored
+
+        opts.seccomp = stored(opts.seccomp)  # a profile file: its content, read once now
         # From resolving the image until the record exists, hold the store's gc lock shared:
         # `rmi`/`image prune` decide what is unused under it exclusively.
         with self.images.lock.shared():

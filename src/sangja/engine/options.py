@@ -75,7 +75,9 @@ class ContainerOptions:
     cap_drop: list[str] = field(default_factory=list)
     privileged: bool = False
     no_new_privileges: bool = False
-    seccomp: str | None = None  # None = the default profile, "unconfined", or a file path
+    # None = the default profile, "unconfined", or the profile itself as JSON text (a file
+    # given at create is read then: seccomp_profile.stored); a file path in old records
+    seccomp: str | None = None
     label_disable: bool = False
     init: bool = False
     restart: RestartPolicy = field(default_factory=RestartPolicy)

@@ -84,6 +84,10 @@ class ContainerDB(SQLiteDB):
     # Rows describe live state that a lost commit cannot make inconsistent (WAL keeps the
     # file consistent); fsync on every commit would cost more than a container start.
     SYNCHRONOUS = "NORMAL"
+    # Every container has R/containers/<id>, every volume R/volumes/<name>: with entries
+    # there, a missing or empty database is a lost one (sangja.sqlite.DatabaseLost).
+    CONTENT = ("containers", "volumes")
+    REBUILD = "start an empty one"
 
     # -- containers ------------------------------------------------------------------------
     def insert(self, row: dict, volumes: list[tuple[str, bool]] = ()) -> None:
@@ -208,3 +212,13 @@ class ContainerDB(SQLiteDB):
 
 def open_db(root: str) -> ContainerDB:
     return ContainerDB(os.path.join(root, "containers.db"))
+
+
+def open_existing(root: str) -> ContainerDB | None:
+    """The container database, or None when the store has none yet (so nothing uses
+    anything). A lost one raises DatabaseLost: callers that decide what is unused must
+    never take an unreadable database for an empty one."""
+    path = os.path.join(root, "containers.db")
+    if not os.path.exists(path) and not ContainerDB.content(path):
+        return None
+    return ContainerDB(path)

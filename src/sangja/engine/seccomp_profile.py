@@ -85,16 +85,22 @@ def parse_version(text: str) -> tuple[int, int] | None:
     return int(major), int(minor)
 
 
+MAX_PROFILE_BYTES = 1 << 20  # Docker's default profile is ~20 kB
+
+
 def load(path: str) -> dict:
     """Read a profile file (either format)."""
     from ..jsonio import loads
 
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            data = f.read(MAX_PROFILE_BYTES + 1)
     except OSError as e:
         raise ProfileError(f"opening seccomp profile ({path}) failed: "
                            f"{e.strerror or e}") from None
+    if len(data) > MAX_PROFILE_BYTES:
+        raise ProfileError(f"seccomp profile ({path}) is larger than {MAX_PROFILE_BYTES} "
+                           "bytes")
     try:
         profile = loads(data)
     except ValueError as e:
@@ -102,6 +108,30 @@ def load(path: str) -> dict:
     if not isinstance(profile, dict):
         raise ProfileError(f"decoding seccomp profile ({path}) failed: not a JSON object")
     return profile
+
+
+def is_stored(setting: str | None) -> bool:
+    """A `seccomp` option that needs no file: the default (None), "unconfined", or the
+    profile itself (JSON text, as `stored` makes it)."""
+    return setting is None or setting == "unconfined" or setting.startswith("{")
+
+
+def stored(setting: str | None) -> str | None:
+    """What a container keeps of `--security-opt seccomp=...`: a profile file becomes its
+    content, as compact JSON (Docker's CLI does the same), read and checked once at create:
+    later edits to the file, or its removal, never change the container. Other settings
+    are returned as they are."""
+    if is_stored(setting):
+        return setting
+    from ..jsonio import dumps
+
+    assert setting is not None
+    profile = load(setting)
+    try:
+        to_oci(profile, ())  # its structure, checked now rather than at every start
+    except ProfileError as e:
+        raise ProfileError(f"{e} (in {setting})") from None
+    return dumps(profile)
 
 
 def to_oci(profile: dict, caps, *, arch: str | None = None,
@@ -216,7 +246,8 @@ def _errno_number(name: str) -> int:
 
 def for_container(setting: str | None, caps, *, privileged: bool = False) -> dict | None:
     """`linux.seccomp` for `--security-opt seccomp=...` (None = the default profile,
-    "unconfined", or a file path); None when the container runs without seccomp."""
+    "unconfined", the profile as JSON text (see `stored`), or a file path: records made
+    before profiles were stored); None when the container runs without seccomp."""
     if privileged or setting == "unconfined":
         return None
     if setting is None:
@@ -227,4 +258,13 @@ def for_container(setting: str | None, caps, *, privileged: bool = False) -> dic
                                "missing (apt-get install golang-github-containers-common), "
                                "or run with --security-opt seccomp=unconfined")
         setting = DEFAULT_SECCOMP_PROFILE
+    if setting.startswith("{"):
+        from ..jsonio import loads
+
+        try:
+            profile = loads(setting)
+        except ValueError as e:
+            raise ProfileError(f"the container's stored seccomp profile is damaged: {e}"
+                               ) from None
+        return to_oci(profile, caps)
     return to_oci(load(setting), caps)

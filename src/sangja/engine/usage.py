@@ -1,51 +1,45 @@
 """What the engine's objects (containers, volumes) use, for the image store's prune and df.
 
 The image side (``sangja.image.gc``, ``image prune``, ``system df``/``prune``) asks only these
-functions about containers and volumes. Until the engine keeps records they report nothing;
-the container and volume code fills them in.
+functions about containers and volumes. They fail closed: a store without a container
+database yet has nothing in use, but a container database that cannot be read (lost,
+corrupt, locked) raises, and nothing is deleted on a guess.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
-
-
-def _containers_db(root: str) -> str:
-    return os.path.join(root, "containers.db")
-
-
-def images_in_use(root: str) -> set[str]:
-    """Image ids (``sha256:...``) that some container of storage root `root` was made from
-    (column ``image_id`` of table ``containers`` in ``R/containers.db``); empty when there
-    is no such database or table yet."""
-    path = _containers_db(root)
-    if not os.path.isfile(path):
-        return set()
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    except sqlite3.Error:
-        return set()
-    try:
-        rows = conn.execute(
-            "SELECT DISTINCT image_id FROM containers WHERE image_id IS NOT NULL"
-        ).fetchall()
-    except sqlite3.Error:  # no such table (yet)
-        return set()
-    finally:
-        conn.close()
-    return {r[0] for r in rows}
 
 
 def image_users(root: str) -> dict[str, str]:
-    """Image id -> the id of one container made from it (for `rmi`)."""
-    if not os.path.isfile(_containers_db(root)):
-        return {}
-    from .records import open_db
+    """Image id -> the id of one container made from it (for `rmi` and prune); empty only
+    when the store has no container database yet. Raises when it cannot be read."""
+    from .records import open_existing
 
-    with open_db(root) as db:
+    db = open_existing(root)
+    if db is None:
+        return {}
+    with db:
         return {r["image_id"]: r["id"] for r in db.conn.execute(
             "SELECT image_id, id FROM containers")}
+
+
+def images_in_use(root: str) -> set[str]:
+    """Image ids (``sha256:...``) that some container of storage root `root` was made from;
+    empty only when the store has no container database yet. Raises when it cannot be
+    read: the caller must then delete nothing."""
+    return set(image_users(root))
+
+
+def _has_containers_db(root: str) -> bool:
+    """False for a store without a container database yet; a lost one raises."""
+    from .records import open_existing
+
+    db = open_existing(root)
+    if db is None:
+        return False
+    db.close()
+    return True
 
 
 def _engine(root: str, runroot: str | None):
@@ -75,7 +69,7 @@ def containers_usage(root: str, runroot: str | None = None) -> list[dict]:
     (as the user named it), ``image_id``, ``command``, ``created`` (unix time), ``status``
     (Docker's text, "Exited (0) 2 hours ago"), ``running`` (bool), ``size`` (bytes of its
     writable layer), ``local_volumes`` (count)."""
-    if not os.path.isfile(_containers_db(root)):
+    if not _has_containers_db(root):
         return []
     from ..jsonio import loads
     from .status import PAUSED, RUNNING, docker_status, live_state
@@ -98,7 +92,7 @@ def containers_usage(root: str, runroot: str | None = None) -> list[dict]:
 def volumes_usage(root: str) -> list[dict]:
     """One dict per volume, for `system df`: ``name``, ``links`` (containers using it),
     ``size`` (bytes under its _data)."""
-    if not os.path.isfile(_containers_db(root)):
+    if not _has_containers_db(root):
         return []
     from .paths import Paths
     from .records import open_db
@@ -112,7 +106,7 @@ def volumes_usage(root: str) -> list[dict]:
 def prune_containers(root: str, runroot: str | None = None) -> tuple[list[str], int]:
     """`system prune`: remove every stopped container; return (their ids, bytes of their
     writable layers). Runs before the images are pruned."""
-    if not os.path.isfile(_containers_db(root)):
+    if not _has_containers_db(root):
         return [], 0
     from .status import CREATED, EXITED, live_state
 
@@ -126,7 +120,7 @@ def prune_containers(root: str, runroot: str | None = None) -> tuple[list[str], 
 def prune_volumes(root: str, all_volumes: bool = False) -> tuple[list[str], int]:
     """`system prune --volumes`: remove unused anonymous volumes (every unused volume with
     `all_volumes`); return (their names, bytes reclaimed)."""
-    if not os.path.isfile(_containers_db(root)):
+    if not _has_containers_db(root):
         return [], 0
     from .paths import Paths
     from .records import open_db

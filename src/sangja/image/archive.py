@@ -161,8 +161,9 @@ def save(
             _save_oci(store, selected, tf)
 
 
-def _layer_blobs(store: ImageStore) -> dict[str, str | None]:
-    return {layer.diff_id: layer.blob_digest for layer in store.db.layers()}
+def _layer_blobs(store: ImageStore, image_id: str) -> dict[str, str | None]:
+    """diff_id -> the blob the image's own manifest names for it."""
+    return {la.diff_id: la.blob_digest for la in store.db.image_layers(image_id)}
 
 
 class _HashingReader:
@@ -179,7 +180,6 @@ class _HashingReader:
 
 
 def _save_docker(store: ImageStore, selected: list[_Saved], tf: tarfile.TarFile) -> None:
-    blobs_of = _layer_blobs(store)
     written: set[str] = set()
     manifest: list[dict[str, Any]] = []
     repositories: dict[str, dict[str, str]] = {}
@@ -191,6 +191,7 @@ def _save_docker(store: ImageStore, selected: list[_Saved], tf: tarfile.TarFile)
             _add_bytes(tf, config_name, store.blobs.read_bytes(img.id))
             written.add(config_name)
         layer_names = []
+        blobs_of = _layer_blobs(store, img.id)
         for diff_id in img.layers:
             hexpart = diff_id.partition(":")[2]
             name = f"{hexpart}/layer.tar"
@@ -237,7 +238,6 @@ def _add_layer_tar(store: ImageStore, tf: tarfile.TarFile, name: str, blob: str,
 
 
 def _save_oci(store: ImageStore, selected: list[_Saved], tf: tarfile.TarFile) -> None:
-    blobs_of = _layer_blobs(store)
     written: set[str] = set()
     index_entries: list[dict[str, Any]] = []
     _add_bytes(tf, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
@@ -264,6 +264,7 @@ def _save_oci(store: ImageStore, selected: list[_Saved], tf: tarfile.TarFile) ->
         blob(doc.config.digest)
         for layer in doc.layers:
             blob(layer.digest)
+        blobs_of = _layer_blobs(store, img.id)
         for diff_id in img.layers:  # a manifest we wrote names exactly these blobs
             if blobs_of.get(diff_id) is None:
                 raise ArchiveError(f"layer {diff_id} of image {img.id} has no blob")
@@ -441,10 +442,8 @@ class _Loader:
                 layer = self._compressed_layer(m, diff_id, what, kind,
                                                desc.digest if desc is not None else None,
                                                unpacked)
-            if have:  # keep the blob other images' manifests name; ours is an extra blob
-                assert known is not None
-                layer = Layer(diff_id, known.blob_digest, known.size, layer.unpacked_path,
-                              layer.content_size)
+            # the store may keep other blobs of this layer for other images: each image
+            # records its own (Database.image_layers), so this one keeps the one it names
         if layer.content_size is None:
             layer = Layer(layer.diff_id, layer.blob_digest, layer.size, layer.unpacked_path,
                           _tree_content(self.pending.get(diff_id) or store.layer_path(diff_id)))

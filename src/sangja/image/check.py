@@ -9,7 +9,10 @@ Findings, and what ``repair`` does with each:
     stray file          a non-digest name among the blobs                     remove
     corrupt blob        content does not match its digest                     remove
     dangling tag        a tag naming a missing image                          remove
-    broken image        config/manifest/layer blob or layer record missing    remove, with force
+    broken image        config/manifest/layer blob or layer record missing,   remove, with force
+                        or a layer blob its manifest names
+    layer blob record   an image's layer record names another blob than its   record the
+                        manifest, and the store has the manifest's            manifest's
     unreferenced layer  a layer record no image uses (and its directory)      remove
     stale layer path    recorded as unpacked, directory gone                  forget the path
                         (it is unpacked again on demand)
@@ -18,6 +21,9 @@ Findings, and what ``repair`` does with each:
     database            SQLite's quick_check fails                            (not repairable)
 
 Broken images stay (and are reported, so the check fails) unless ``force`` is given too.
+Layer directories that a mounted container snapshot stacks are never removed. A lost
+images.db is not checked here: opening the store fails (sangja.sqlite.DatabaseLost), and the
+engine's check reports it (``--rebuild`` recreates the records, see rebuild.py).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class Finding:
     fix: str | None  # what repair does; None: cannot be repaired here
     needs_force: bool = False
     repaired: bool = False
+    flags: str | None = None  # the flags that fix it, when not --repair [-f]
 
     def line(self) -> str:
         text = f"{self.kind}: {self.subject}: {self.detail}"
@@ -50,7 +57,7 @@ class Finding:
             return f"{text}: repaired ({self.fix})"
         if self.fix is None:
             return f"{text} (cannot be repaired)"
-        flags = "--repair -f" if self.needs_force else "--repair"
+        flags = self.flags or ("--repair -f" if self.needs_force else "--repair")
         return f"{text} ({flags} would {self.fix})"
 
 
@@ -97,6 +104,7 @@ class _Checker:
         self.temp()
         bad = self.blobs()
         self.tags()
+        self.layer_blob_records()
         self.images(bad)
         self.layers()
         self.unreferenced_blobs(bad)
@@ -149,9 +157,18 @@ class _Checker:
             self.add("dangling tag", name, f"points at missing image {image_id}", "remove it",
                      lambda name=name: db.untag(name))
 
+    def layer_blob_records(self) -> None:
+        """Records made before each image kept its own layer blobs (db._SCHEMA_V3)."""
+        store = self.store
+        for img, pos, digest, size in store.manifest_mismatches():
+            self.add("layer blob record", f"{img.id} layer {pos}",
+                     f"records another blob than {digest}, which its manifest names",
+                     "record the manifest's blob",
+                     lambda i=img.id, p=pos, d=digest, n=size:
+                     store.db.set_image_layer_blob(i, p, d, n))
+
     def images(self, bad: set[str]) -> None:
         store, db = self.store, self.store.db
-        layers = {layer.diff_id: layer for layer in db.layers()}
         no_record = db.missing_layer_records()
 
         def state(digest: str) -> str | None:
@@ -165,9 +182,10 @@ class _Checker:
                 problems.append(f"config blob is {s}")
             if img.manifest_digest and (s := state(img.manifest_digest)) is not None:
                 problems.append(f"manifest blob {img.manifest_digest} is {s}")
-            for diff_id in img.layers:
-                layer = layers.get(diff_id)
-                if layer is None or diff_id in no_record.get(img.id, []):
+            own = db.image_layers(img.id)
+            for layer in own:
+                diff_id = layer.diff_id
+                if diff_id in no_record.get(img.id, []):
                     problems.append(f"layer {diff_id} has no record")
                     continue
                 if layer.blob_digest is None:
@@ -178,6 +196,11 @@ class _Checker:
                     unpacked = os.path.isdir(store.layer_path(diff_id))
                     problems.append(f"blob of layer {diff_id} is {s}"
                                     + (" (still unpacked)" if unpacked else ""))
+            named = store.manifest_layer_blobs(img) if not problems else None
+            for layer, (digest, _) in zip(own, named or [], strict=False):
+                if digest != layer.blob_digest and (s := state(digest)) is not None:
+                    problems.append(f"its manifest names blob {digest} for layer "
+                                    f"{layer.diff_id}, which is {s}")
             if not problems:
                 continue
             subject = img.id + (f" ({', '.join(img.tags)})" if img.tags else "")
@@ -186,7 +209,9 @@ class _Checker:
 
     def layers(self) -> None:
         store, db = self.store, self.store.db
-        unreferenced = {layer.diff_id for layer in db.unreferenced_layers()}
+        mounted = store.mounted_layers()
+        unreferenced = {layer.diff_id for layer in db.unreferenced_layers()
+                        if layer.diff_id.partition(":")[2] not in mounted}
         for layer in db.layers():
             if layer.diff_id in unreferenced:
 
@@ -201,7 +226,7 @@ class _Checker:
                          f"recorded as unpacked at {layer.unpacked_path}, which is gone",
                          "forget the path (it is unpacked again when needed)",
                          lambda diff_id=layer.diff_id: db.set_layer_path(diff_id, None))
-        recorded = {layer.diff_id.partition(":")[2] for layer in db.layers()}
+        recorded = {layer.diff_id.partition(":")[2] for layer in db.layers()} | mounted
         for name in sorted(os.listdir(store.layers_dir)):
             if name.startswith(".") or name in recorded:
                 continue

@@ -225,9 +225,11 @@ def _commit(store: ImageStore, base, base_config: dict, inner: dict, upper_dir: 
             f.seek(0)
             layer_desc = store.blobs.put(f)
 
-    known = {layer.diff_id: layer for layer in store.db.layers()}
+    # the base image's own layer blobs (those its manifest names), not the layer records'
+    # newest: the new image's records must match the manifest made from the base's
+    own = {layer.diff_id: layer for layer in store.db.image_layers(base.id)}
     base_diff_ids = list((base_config.get("rootfs") or {}).get("diff_ids") or base.layers)
-    base_layers = [known.get(d) or Layer(d) for d in base_diff_ids]
+    base_layers = [own.get(d) or Layer(d) for d in base_diff_ids]
 
     config = {k: copy.deepcopy(v) for k, v in base_config.items()
               if k not in ("container", "container_config", "docker_version")}

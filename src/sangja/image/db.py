@@ -61,8 +61,22 @@ _SCHEMA_V2 = """
 ALTER TABLE layers ADD COLUMN content_size INTEGER
 """
 
+# v3: the blob each image's manifest names for each of its layers. A layer (one diff_id)
+# can be stored as several blobs (plain, gzip, zstd; compressed by different tools), and
+# each image needs the one its manifest names: with one blob per layer record, a second
+# writer of the same layer replaced the first's and the first image's blob became garbage.
+# Filled from the layer records here; ImageStore then corrects it from the manifests
+# (`adopt_manifest_blobs`) where they name another blob the store still has.
+_SCHEMA_V3 = """
+ALTER TABLE image_layers ADD COLUMN blob_digest TEXT;
+ALTER TABLE image_layers ADD COLUMN blob_size INTEGER;
+UPDATE image_layers SET
+    blob_digest = (SELECT l.blob_digest FROM layers l WHERE l.diff_id = image_layers.diff_id),
+    blob_size = (SELECT l.size FROM layers l WHERE l.diff_id = image_layers.diff_id)
+"""
+
 # MIGRATIONS[n] takes the schema from user_version n to n + 1.
-MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2]
+MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -85,6 +99,11 @@ class AmbiguousImage(DatabaseError, LookupError):
 
 @dataclass(frozen=True)
 class Layer:
+    """A layer as one image has it: ``blob_digest``/``size`` are the blob that image's
+    manifest names (from `Database.image_layers`). In `Database.layers` (the layer records,
+    shared by every image) they are only the newest blob stored for it: a hint, which gc
+    may have removed since."""
+
     diff_id: str
     blob_digest: str | None = None
     size: int | None = None  # of the blob (compressed)
@@ -112,6 +131,8 @@ class Database(SQLiteDB):
     MIGRATIONS = MIGRATIONS
     KIND = "image database"
     SYNCHRONOUS = "FULL"  # an image record lost to a power cut is data the user must redo
+    CONTENT = ("blobs/sha256", "blobs/sha512", "layers")  # the store is not new
+    REBUILD = "recreate the image records from the blobs (tags are lost)"
 
     # -- images --------------------------------------------------------------------------
     def add_image(
@@ -158,8 +179,9 @@ class Database(SQLiteDB):
                      layer.content_size),
                 )
                 c.execute(
-                    "INSERT INTO image_layers (image_id, position, diff_id) VALUES (?, ?, ?)",
-                    (image_id, pos, layer.diff_id),
+                    "INSERT INTO image_layers (image_id, position, diff_id, blob_digest,"
+                    " blob_size) VALUES (?, ?, ?, ?, ?)",
+                    (image_id, pos, layer.diff_id, layer.blob_digest, layer.size),
                 )
             c.execute("DELETE FROM image_blobs WHERE image_id = ?", (image_id,))
             c.executemany(
@@ -271,7 +293,28 @@ class Database(SQLiteDB):
                      r["content_size"])
 
     def layers(self) -> list[Layer]:
+        """The layer records (their blob is a hint: see Layer)."""
         return [self._layer(r) for r in self.conn.execute("SELECT * FROM layers ORDER BY diff_id")]
+
+    def image_layers(self, image_id: str) -> list[Layer]:
+        """The image's layers, lowest first, each with the blob this image's manifest names
+        (the layer record's where an old record has none); a layer without a record has
+        only its diff_id and blob."""
+        rows = self.conn.execute(
+            "SELECT il.diff_id, coalesce(il.blob_digest, l.blob_digest) AS blob_digest,"
+            " CASE WHEN il.blob_digest IS NULL THEN l.size ELSE il.blob_size END AS size,"
+            " l.unpacked_path, l.content_size"
+            " FROM image_layers il LEFT JOIN layers l ON l.diff_id = il.diff_id"
+            " WHERE il.image_id = ? ORDER BY il.position", (image_id,))
+        return [self._layer(r) for r in rows]
+
+    def set_image_layer_blob(self, image_id: str, position: int, blob_digest: str,
+                             size: int) -> None:
+        validate_digest(blob_digest)
+        with self.transaction() as c:
+            c.execute("UPDATE image_layers SET blob_digest = ?, blob_size = ?"
+                      " WHERE image_id = ? AND position = ?",
+                      (blob_digest, size, image_id, position))
 
     def set_layer_content_size(self, diff_id: str, content_size: int) -> None:
         with self.transaction() as c:
@@ -315,12 +358,14 @@ class Database(SQLiteDB):
         return out
 
     def referenced_blobs(self) -> set[str]:
-        """Digests some image still needs: configs, manifests, layer blobs, extra blobs."""
+        """Digests some image still needs: configs, manifests, each image's layer blobs,
+        extra blobs. (A layer record's own blob is only a hint, not a reference.)"""
         rows = self.conn.execute(
             "SELECT id FROM images"
             " UNION SELECT manifest_digest FROM images WHERE manifest_digest IS NOT NULL"
-            " UNION SELECT l.blob_digest FROM layers l JOIN image_layers il"
-            "   ON il.diff_id = l.diff_id WHERE l.blob_digest IS NOT NULL"
+            " UNION SELECT coalesce(il.blob_digest, l.blob_digest) FROM image_layers il"
+            "   LEFT JOIN layers l ON l.diff_id = il.diff_id"
+            "   WHERE coalesce(il.blob_digest, l.blob_digest) IS NOT NULL"
             " UNION SELECT digest FROM image_blobs"
         )
         return {r[0] for r in rows}

@@ -8,7 +8,9 @@ by killed writers. Both run under the store's gc lock held exclusive (see
 committed", so unreferenced really means garbage and every temp entry is a leftover.
 
 Which images containers use is the engine's knowledge: callers pass it as ``in_use`` (a set
-of image ids, from ``sangja.engine.usage.images_in_use``).
+of image ids, from ``sangja.engine.usage.images_in_use``, which fails rather than answer
+"none" when it cannot read the container records). Layer directories that a mounted
+container snapshot stacks are never removed, whatever the records say.
 """
 
 from __future__ import annotations
@@ -85,15 +87,17 @@ def collect(store: ImageStore, report: GCReport | None = None) -> GCReport:
     report = report if report is not None else GCReport()
     with store.lock.exclusive():
         db = store.db
+        mounted = store.mounted_layers()
         with db.transaction():
-            gone = db.unreferenced_layers()
+            gone = [layer for layer in db.unreferenced_layers()
+                    if layer.diff_id.partition(":")[2] not in mounted]
             for layer in gone:
                 db.remove_layer(layer.diff_id)
         for layer in gone:
             report.reclaimed += store.remove_layer_dir(layer.diff_id)
             report.deleted_layers.append(layer.diff_id)
             report.events.append(("deleted", layer.diff_id))
-        recorded = {layer.diff_id.partition(":")[2] for layer in db.layers()}
+        recorded = {layer.diff_id.partition(":")[2] for layer in db.layers()} | mounted
         for name in sorted(os.listdir(store.layers_dir)):
             if _HEX64.fullmatch(name) and name not in recorded:
                 report.reclaimed += store.remove_layer_dir(f"sha256:{name}")

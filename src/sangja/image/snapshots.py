@@ -205,6 +205,38 @@ def _overlay_child_mount(cwd: str, target: str, data: str) -> None:
         raise OSError(err, f"mount overlay on {target}: {os.strerror(err)}")
 
 
+# The snapshots of a storage root R live in R/snapshots (the engine's Paths.snapshots); the
+# image store's collectors look there for the layers that mounted snapshots stack.
+STORE_DIR = "snapshots"
+
+
+def layers_in_use(root: str) -> set[str]:
+    """Real paths of the layer directories that the mounted overlay snapshots under `root`
+    (a Snapshotter root) stack: what running containers' files are, whatever any record
+    says. A mounted snapshot whose layers cannot be read raises SnapshotError, so that a
+    collector deletes nothing rather than guess."""
+    base = os.path.join(os.path.abspath(root), "overlay")
+    try:
+        names = os.listdir(base)
+    except FileNotFoundError:
+        return set()
+    points = set(mount_points())
+    used: set[str] = set()
+    for name in names:
+        cdir = os.path.join(base, name)
+        if name in ("l", "empty") or os.path.realpath(os.path.join(cdir, "merged")) not in points:
+            continue
+        try:
+            with open(os.path.join(cdir, "lower"), encoding="utf-8") as f:
+                shorts = f.read().strip().split(":")
+            for short in shorts:
+                used.add(os.path.realpath(os.readlink(os.path.join(base, short))))
+        except OSError as e:
+            raise SnapshotError(f"snapshot {name} is mounted but its layers cannot be read "
+                                f"({e.strerror or e}): deleting no layer") from None
+    return used
+
+
 class Snapshotter:
     """Root filesystems for containers, as overlay mounts of image layer directories."""
 

@@ -19,7 +19,7 @@ import time
 
 from sangja import jsonio
 from sangja.errors import SangjaError
-from sangja.image.blobs import DEFAULT_ROOT, BlobStore
+from sangja.image.blobs import DEFAULT_ROOT, BlobStore, validate_digest
 from sangja.image.db import Database, Image, ImageNotFound, Layer
 from sangja.image.gclock import lock_for
 from sangja.image.reference import InvalidReference, parse
@@ -226,6 +226,9 @@ class ImageStore:
         self.layers_dir = os.path.join(self.root, "layers")
         os.makedirs(self.layers_dir, mode=0o700, exist_ok=True)
         self.lock = lock_for(self.root)  # one per root per process: nests across stores
+        if 0 < (self.db.migrated_from or 0) < 3:  # a new database has no images
+            with self.lock.exclusive():  # before any gc reads the per-image blobs
+                self.adopt_manifest_blobs()
 
     def close(self) -> None:
         self.db.close()
@@ -302,22 +305,71 @@ class ImageStore:
         return os.path.join(self.layers_dir, diff_id.partition(":")[2])
 
     def unpacked_layers(self, image_id: str) -> list[str]:
-        """Paths of the image's unpacked layers, lowest first (unpacking missing ones)."""
+        """Paths of the image's unpacked layers, lowest first (unpacking missing ones from
+        the blobs this image's manifest names)."""
         with self.lock.shared():  # an unpack in progress is not an orphan for gc
             image = self.resolve(image_id)
-            known = {layer.diff_id: layer for layer in self.db.layers()}
             paths = []
-            for diff_id in image.layers:
-                final = self.layer_path(diff_id)
+            for layer in self.db.image_layers(image.id):
+                final = self.layer_path(layer.diff_id)
                 if not os.path.isdir(final):
-                    layer = known.get(diff_id)
-                    if layer is None or layer.blob_digest is None:
-                        raise StoreError(f"layer {diff_id} of image {image.id} has no blob")
-                    self.unpack_layer(diff_id, layer.blob_digest)
-                if known.get(diff_id) and known[diff_id].unpacked_path != final:
-                    self.db.set_layer_path(diff_id, final)
+                    if layer.blob_digest is None:
+                        raise StoreError(f"layer {layer.diff_id} of image {image.id} has no "
+                                         "blob")
+                    self.unpack_layer(layer.diff_id, layer.blob_digest)
+                if layer.unpacked_path != final:
+                    self.db.set_layer_path(layer.diff_id, final)
                 paths.append(final)
             return paths
+
+    def manifest_layer_blobs(self, image: Image) -> list[tuple[str, int]] | None:
+        """(digest, size) of each layer blob the image's manifest names, lowest first; None
+        when it has no readable manifest, or one that does not list its layers."""
+        if not image.manifest_digest:
+            return None
+        try:
+            manifest = jsonio.loads(self.blobs.read_bytes(image.manifest_digest))
+        except (OSError, ValueError, SangjaError):
+            return None
+        descs = manifest.get("layers") if isinstance(manifest, dict) else None
+        if not isinstance(descs, list) or len(descs) != len(image.layers):
+            return None
+        out = []
+        for d in descs:
+            digest = d.get("digest") if isinstance(d, dict) else None
+            size = d.get("size") if isinstance(d, dict) else None
+            try:
+                validate_digest(digest)
+            except SangjaError:
+                return None
+            if not isinstance(size, int) or isinstance(size, bool):
+                return None
+            out.append((digest, size))
+        return out
+
+    def manifest_mismatches(self) -> list[tuple[Image, int, str, int]]:
+        """(image, layer position, manifest's digest, its size) wherever an image's layer
+        record names another blob than its manifest, and the store has the manifest's: a
+        record made by a sangja before v3 of the schema (see db._SCHEMA_V3)."""
+        out = []
+        for img in self.db.images():
+            named = self.manifest_layer_blobs(img)
+            if named is None:
+                continue
+            for pos, (layer, (digest, size)) in enumerate(
+                    zip(self.db.image_layers(img.id), named, strict=True)):
+                if layer.blob_digest != digest and self.blobs.exists(digest):
+                    out.append((img, pos, digest, size))
+        return out
+
+    def adopt_manifest_blobs(self) -> int:
+        """Record, for each image, the layer blobs its manifest names (where the records say
+        otherwise and the store has them); the caller holds the gc lock exclusive. Returns
+        how many layer records changed."""
+        fixes = self.manifest_mismatches()
+        for img, pos, digest, size in fixes:
+            self.db.set_image_layer_blob(img.id, pos, digest, size)
+        return len(fixes)
 
     def unpack_layer(self, diff_id: str, blob_digest: str):
         """Unpack a layer blob into its layer directory unless it is there already; return
@@ -349,6 +401,17 @@ class ImageStore:
             raise
         return stats
 
+    def mounted_layers(self) -> set[str]:
+        """Names (hex of the diff_id) of the layer directories that mounted container
+        snapshots stack: collectors never remove them, whatever the records say (they are
+        a running container's files)."""
+        from sangja.image.snapshots import STORE_DIR, layers_in_use
+
+        layers_dir = os.path.realpath(self.layers_dir)
+        return {os.path.basename(p)
+                for p in layers_in_use(os.path.join(self.root, STORE_DIR))
+                if os.path.dirname(p) == layers_dir}
+
     def remove_layer_dir(self, diff_id: str) -> int:
         """Remove a layer directory (renamed aside first, so a half-removed layer is never
         mistaken for an unpacked one); return the bytes of its regular files."""
@@ -367,15 +430,13 @@ class ImageStore:
         """Content size (sum of file sizes, uncompressed) of each layer of the image, lowest
         first; computed from the blob (or the unpacked directory) and recorded when the
         database does not have it yet. None when neither is available."""
-        known = {layer.diff_id: layer for layer in self.db.layers()}
         sizes: list[int | None] = []
-        for diff_id in image.layers:
-            layer = known.get(diff_id)
-            size = layer.content_size if layer is not None else None
-            if size is None and layer is not None:
+        for layer in self.db.image_layers(image.id):
+            size = layer.content_size
+            if size is None:
                 size = self._measure_layer(layer)
                 if size is not None:
-                    self.db.set_layer_content_size(diff_id, size)
+                    self.db.set_layer_content_size(layer.diff_id, size)
             sizes.append(size)
         return sizes
 
@@ -547,15 +608,16 @@ class ImageStore:
                 f"({', '.join(img.tags)}): remove it by name, or use -f"
             )
         out = [f"Untagged: {t}" for t in img.tags]
-        layer_blobs = {layer.diff_id: layer.blob_digest for layer in self.db.layers()}
         candidates = {img.id}
         if img.manifest_digest:
             candidates.add(img.manifest_digest)
-        candidates.update(b for d in img.layers if (b := layer_blobs.get(d)))
+        candidates.update(b for la in self.db.image_layers(img.id) if (b := la.blob_digest))
+        mounted = self.mounted_layers()
         with self.db.transaction():
             self.db.remove_image(img.id)  # cascades to tags and layer links
             gone_layers = [
                 layer for layer in self.db.unreferenced_layers() if layer.diff_id in img.layers
+                and layer.diff_id.partition(":")[2] not in mounted
             ]
             for layer in gone_layers:
                 self.db.remove_layer(layer.diff_id)

@@ -88,9 +88,10 @@ System:
   system prune [-a] [-f] [--volumes]
                              remove stopped containers, dangling (-a: unused) images,
                              unreferenced blobs and layers, temp files
-  system check [--repair [-f]]
-                             find damaged or leftover store parts (exit 1 if any);
-                             --repair fixes them, -f also removes broken images
+  system check [--repair [-f]] [--rebuild]
+                             find damaged or leftover store and container parts (exit 1
+                             if any); --repair fixes them, -f also removes broken images;
+                             --rebuild recreates a lost images.db/containers.db
 
 Run '{PROG} COMMAND --help' for more on a command."""
 

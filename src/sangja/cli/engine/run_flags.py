@@ -770,23 +770,16 @@ def _security_opt(o: ContainerOptions, opt: str) -> None:
 
 
 def _seccomp_file(opt: str, path: str) -> str:
-    from ...jsonio import loads
+    """The profile's content (compact JSON), read and checked now: the container keeps it,
+    not the path (Docker's CLI does the same)."""
+    from ...engine.seccomp_profile import ProfileError, stored
 
     if not path:
         raise _bad("security_opt", opt, "seccomp needs unconfined or a profile path")
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as e:
-        raise _bad("security_opt", opt, f"opening seccomp profile ({path}) failed: "
-                   f"{e.strerror or e}")
-    try:
-        profile = loads(data)
-    except ValueError as e:
-        raise _bad("security_opt", opt, f"decoding seccomp profile failed: {e}")
-    if not isinstance(profile, dict):
-        raise _bad("security_opt", opt, "decoding seccomp profile failed: not a JSON object")
-    return os.path.abspath(path)
+        return stored(os.path.abspath(path))  # type: ignore[return-value]
+    except ProfileError as e:  # names the file
+        raise InvalidOption(f'invalid argument for "--security-opt" flag: {e}') from None
 
 
 # ---------------------------------------------------------------------------- lifecycle

@@ -180,17 +180,21 @@ def prune_engine_objects(root: str, runroot: str, *, volumes: bool
 
 
 def cmd_check(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-r,--repair"), Flag("-f,--force")])
+    flags, rest = parse_flags(args, [Flag("-r,--repair"), Flag("-f,--force"),
+                                     Flag("--rebuild")])
     if rest:
-        raise UsageError("usage: sangja system check [--repair [-f]]")
-    from ...image.check import check
-    from .common import store as open_store
+        raise UsageError("usage: sangja system check [--repair [-f]] [--rebuild]")
+    from ...engine.check import system_check
 
-    with open_store(opts) as store:
-        report = check(store, repair=flags["repair"], force=flags["force"])
-    for f in report.findings:
+    result = system_check(opts.storage_root, opts.run_root, repair=flags["repair"],
+                          force=flags["force"], rebuild=flags["rebuild"])
+    for line in result.rebuilt:
+        print(line)
+    if flags["rebuild"] and not result.rebuilt:
+        print("nothing to rebuild: images.db and containers.db are readable")
+    for f in result.findings:
         print(f.line())
-    found, remaining = len(report.findings), len(report.remaining)
+    found, remaining = len(result.findings), len(result.remaining)
     if not found:
         print("no problems found")
         return 0
@@ -198,10 +202,14 @@ def cmd_check(opts: Globals, args: list[str]) -> int:
     if flags["repair"]:
         summary += f", {found - remaining} repaired, {remaining} remaining"
     print(summary)
-    if remaining and not flags["repair"]:
+    lost = any(f.flags == "--rebuild" for f in result.remaining)
+    if lost:
+        print(f"a database is lost: restore it from a backup, or run '{PROG} system check "
+              "--rebuild'")
+    elif any(f.fix for f in result.remaining) and not flags["repair"]:
         print(f"run '{PROG} system check --repair' to fix them"
               + (" ('-f' also removes broken images)"
-                 if any(f.needs_force for f in report.remaining) else ""))
-    elif remaining and any(f.needs_force for f in report.remaining):
+                 if any(f.needs_force for f in result.remaining) else ""))
+    elif remaining and any(f.needs_force for f in result.remaining):
         print(f"run '{PROG} system check --repair -f' to remove the broken images")
     return 1 if remaining else 0
