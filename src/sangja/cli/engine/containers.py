@@ -687,8 +687,8 @@ def cmd_export(opts: Globals, args: list[str]) -> int:
                 export_rootfs(root, sys.stdout.buffer)
                 sys.stdout.buffer.flush()
             return 0
-        from ...fs import atomic_output
+        from ...fs import output_file
 
-        with eng.rootfs(rest[0]) as (_, root), atomic_output(output) as f:
+        with eng.rootfs(rest[0]) as (_, root), output_file(output) as f:
             export_rootfs(root, f)
     return 0
