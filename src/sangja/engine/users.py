@@ -67,7 +67,10 @@ def read_root_file(rootfs: str, path: str) -> bytes | None:
         raise UserError(f"root file system {rootfs}: {e.strerror}") from None
     try:
         try:
-            fd = open_in_root(rootfd, path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+            # O_PATH first: opening a device node for reading can act on the device (a
+            # watchdog starts its timer), and a FIFO would block. Only a regular file is
+            # then opened, through the very inode that was checked.
+            pfd = open_in_root(rootfd, path, os.O_PATH)
         except OSError as e:
             if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 return None
@@ -75,16 +78,24 @@ def read_root_file(rootfs: str, path: str) -> bytes | None:
     finally:
         os.close(rootfd)
     try:
-        st = os.fstat(fd)
+        st = os.fstat(pfd)
         if not stat.S_ISREG(st.st_mode):
             raise UserError(f"{path} of the container is not a regular file")
         if st.st_size > _MAX_FILE:
             raise UserError(f"{path} of the container is too large ({st.st_size} bytes)")
-        chunks = []
-        while True:
-            b = os.read(fd, 1 << 16)
-            if not b:
-                break
+        try:
+            fd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError as e:
+            raise UserError(f"cannot read {path} of the container: {e.strerror}") from None
+    finally:
+        os.close(pfd)
+    try:
+        chunks, size = [], 0
+        while b := os.read(fd, 1 << 16):
+            size += len(b)
+            if size > _MAX_FILE:  # a running container may keep appending to it
+                raise UserError(f"{path} of the container is too large (over {_MAX_FILE} "
+                                "bytes)")
             chunks.append(b)
         return b"".join(chunks)
     finally:
