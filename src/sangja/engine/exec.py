@@ -141,10 +141,9 @@ class _ExecDir:
         self.parent = parent
 
     def __enter__(self) -> _ExecDir:
-        import tempfile
-
+        self.path = os.path.join(self.parent, f"exec-{os.urandom(6).hex()}")
         try:
-            self.path = tempfile.mkdtemp(prefix="exec-", dir=self.parent)
+            os.mkdir(self.path, 0o700)
         except OSError as e:
             raise ExecError(f"cannot exec: {self.parent}: {e.strerror}") from None
         self.pid_file = os.path.join(self.path, "pid")
@@ -167,11 +166,17 @@ class _ExecDir:
         return self.listener
 
     def __exit__(self, *exc) -> None:
-        import shutil
-
         if self.listener is not None:
             self.listener.close()
-        shutil.rmtree(self.path, ignore_errors=True)
+        for name in os.listdir(self.path):  # only files we (and the runtime) made
+            try:
+                os.unlink(os.path.join(self.path, name))
+            except OSError:
+                pass
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            pass
 
 
 def _start(name: str, argv: list[str], d: _ExecDir, stdio: tuple[int, int, int]) -> int:
@@ -264,11 +269,11 @@ class _Child:
 
     def __init__(self) -> None:
         self.pid = 0
-        self._was_subreaper = _is_subreaper()
+        from ..linux import process as lp
+
+        self._was_subreaper = lp.is_subreaper()
         self._handlers: dict = {}
         if not self._was_subreaper:
-            from ..linux import process as lp
-
             lp.set_subreaper()
 
     def adopt(self, pid: int) -> int:
@@ -280,7 +285,7 @@ class _Child:
             raise ExecError(f"cannot watch the exec'd process {pid}: {e.strerror}") from None
 
     def forward_signals(self) -> None:
-        import signal
+        from ..linux import signals as signal
 
         def forward(sig, _frame):
             try:
@@ -308,24 +313,14 @@ class _Child:
                 return 255
 
     def close(self) -> None:
-        import signal
+        from ..linux import signals as signal
 
         for sig, handler in self._handlers.items():
             signal.signal(sig, handler)
         if not self._was_subreaper:
             from ..linux import process as lp
 
-            lp.prctl(lp.PR_SET_CHILD_SUBREAPER, 0)
-
-
-def _is_subreaper() -> bool:
-    import ctypes
-
-    from ..linux.syscall import libc
-
-    value = ctypes.c_int(0)
-    libc.prctl(37, ctypes.byref(value), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
-    return bool(value.value)
+            lp.set_subreaper(False)
 
 
 def _with_pipes(name: str, argv: list[str], d: _ExecDir, interactive: bool,
@@ -425,7 +420,7 @@ class _WindowSize:
             set_winsize(self.master, *size)
 
     def __enter__(self) -> _WindowSize:
-        import signal
+        from ..linux import signals as signal
 
         self.resize()
         try:
@@ -435,7 +430,7 @@ class _WindowSize:
         return self
 
     def __exit__(self, *exc) -> None:
-        import signal
+        from ..linux import signals as signal
 
         if self.old is not None:
             signal.signal(signal.SIGWINCH, self.old)
