@@ -146,14 +146,25 @@ def test_save_refuses_what_it_cannot_write(cli, tmp_path, what):
 
 
 def test_save_to_dev_stdout_appends_to_the_callers_file(cli, tmp_path):
-    """/dev/stdout is a /proc magic link to the caller's open file: written through (not
-    a rename over the shell's file, which would leave the redirection writing nowhere)."""
+    """/dev/stdout is a /proc magic link to the caller's open file: written through, not
+    renamed over (which replaced the /dev/stdout link itself with the archive, and left
+    the shell's redirection empty). In a mount namespace with its own /dev, so that a
+    regression cannot replace the host's /dev/stdout."""
     out = tmp_path / "out.tar"
-    with open(out, "wb") as f:
-        r = subprocess.run(cli.argv("save", "-o", "/dev/stdout", "busybox"), stdout=f,
-                           stderr=subprocess.PIPE, text=True, timeout=120)
+    r = _in_private_mounts(cli, f"""
+        mount -t tmpfs tmpfs /dev
+        mknod -m 666 /dev/null c 1 3
+        ln -s /proc/self/fd/1 /dev/stdout
+        echo head > {out}
+        $SANGJA save -o /dev/stdout busybox >> {out}
+        stat -c %F /dev/stdout
+    """)
     assert r.returncode == 0, r.stderr
-    assert "manifest.json" in _archive_names(out)
+    assert r.stdout == "symbolic link\n"
+    data = out.read_bytes()
+    assert data.startswith(b"head\n")
+    (tmp_path / "a.tar").write_bytes(data[5:])
+    assert "manifest.json" in _archive_names(tmp_path / "a.tar")
 
 
 # ---------------------------------------------------------------------------- export -o
