@@ -85,6 +85,13 @@ def test_exec_relays_stdin_stdout_stderr_and_the_exit_code(cli, box):
     assert r.returncode == 143
 
 
+def test_exec_env_and_workdir(cli):
+    cid = cli.detach("-e", "GREETING=from-run", "-e", "KEEP=kept", "busybox", "sleep", "1000")
+    out = cli.ok("exec", "-e", "GREETING=from-exec", "-w", "/tmp", cid, "sh", "-c",
+                 "env | grep -c ^GREETING=; echo $GREETING $KEEP; pwd")
+    assert out.split("\n")[:3] == ["1", "from-exec kept", "/tmp"]
+
+
 @pytest.mark.parametrize("what,code", [("no-such-command", 127), ("/etc", 126)])
 def test_exec_cannot_run(cli, box, what, code):
     line = cli.fails(code, "exec", box, what)
@@ -170,7 +177,7 @@ class _Terminal:
         self.saved = termios.tcgetattr(self.slave)
         self.proc = subprocess.Popen(argv, stdin=self.slave, stdout=self.slave,
                                      stderr=self.slave, start_new_session=True)
-        self.buf = b""
+        self.buf = self.before = b""
 
     def expect(self, pattern: str, timeout: float = 20) -> str:
         rx = re.compile(pattern.encode())
@@ -180,7 +187,7 @@ class _Terminal:
             if left <= 0 or not select.select([self.master], [], [], left)[0]:
                 raise AssertionError(f"no {pattern!r} in {self.buf!r}")
             self.buf += os.read(self.master, 65536)
-        self.buf = self.buf[m.end():]
+        self.before, self.buf = self.buf[:m.start()], self.buf[m.end():]
         return m.group(0).decode()
 
     def send(self, text: str) -> None:
@@ -210,6 +217,13 @@ def test_exec_tty_is_a_fresh_pty_of_the_container(cli, box):
         t.proc.send_signal(signal.SIGWINCH)
         t.send("stty size\r")
         t.expect(r"33 77\r\n")
+        t.send("sleep 1000; echo after-sleep\r")
+        t.expect(r"echo after-sleep\r\n")
+        wait_until(lambda: cli.ok("exec", box, "ps", "-o", "args").count("sleep 1000") == 2,
+                   10, message="the shell's sleep to run")
+        t.send("\x03")  # Ctrl-C is a key here: the container's terminal makes it SIGINT
+        t.expect(r"# ")
+        assert b"after-sleep" not in t.before
         t.send("exit 3\r")
         assert t.proc.wait(30) == 3
         assert termios.tcgetattr(t.slave) == t.saved  # the caller's terminal restored

@@ -241,11 +241,16 @@ def _keep_terminal(master: int) -> None:
         try:
             os.setsid()
             if os.fork() == 0:
+                import fcntl
+
+                from ..linux.process import close_range
+
+                high = fcntl.fcntl(master, fcntl.F_DUPFD_CLOEXEC, 10)  # out of 0-3's way
                 null = _devnull()
                 for fd in (0, 1, 2):
                     os.dup2(null, fd)
-                keep = os.dup2(master, 3, inheritable=False)
-                os.closerange(4, 1 << 16)
+                keep = os.dup2(high, 3, inheritable=False)
+                close_range(4)
                 while True:
                     try:
                         if not os.read(keep, _CHUNK):
