@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -635,6 +636,56 @@ static bool init_exited;
 static int init_status;
 static struct timespec finished_at;
 
+/* The pid of `p` in its own (innermost) pid namespace: /proc/P/status "NSpid:" ends with it. */
+static pid_t pid_in_own_ns(pid_t p)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)p);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return p;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return p;
+    buf[n] = 0;
+    char *line = strstr(buf, "\nNSpid:");
+    if (!line)
+        return p;
+    line += 7;
+    char *end = strchr(line, '\n');
+    if (end)
+        *end = 0;
+    char *last = strrchr(line, '\t');
+    long v = strtol(last ? last + 1 : line, NULL, 10);
+    return v > 0 ? (pid_t)v : p;
+}
+
+/*
+ * A child that calls PTRACE_TRACEME makes its parent, us, its tracer, and from then on
+ * waitpid() reports its ptrace-stops: a stopped status here can only be one (we never ask
+ * for WUNTRACED or WCONTINUED). A stop is not an exit. We detach at once, handing on the
+ * signal that stopped it, so it runs on untraced with the signal semantics it would have
+ * had: a handler runs, a default action applies (the kernel still spares a pid-namespace
+ * init what it would spare it untraced), a SIGSTOP stops it until a SIGCONT. Two stops
+ * exist only because it was traced and are not handed on: the SIGTRAP that execve raises
+ * for a PTRACE_TRACEME tracee (si_code SI_USER from itself), and event stops.
+ */
+static void untrace(pid_t p, int st)
+{
+    int sig = WSTOPSIG(st);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if ((st >> 16) != 0)
+        sig = 0;                    /* a PTRACE_EVENT stop (no options set: not expected) */
+    else if (ptrace(PTRACE_GETSIGINFO, p, NULL, &si) < 0)
+        sig = 0;                    /* EINVAL: a group-stop; it stays stopped after detach */
+    else if (sig == SIGTRAP && si.si_code == SI_USER && si.si_pid == pid_in_own_ns(p))
+        sig = 0;                    /* the legacy post-execve trap */
+    if (ptrace(PTRACE_DETACH, p, NULL, (void *)(intptr_t)sig) < 0 && errno != ESRCH)
+        warn_errno("PTRACE_DETACH");
+}
+
 static void reap(void)
 {
     for (;;) {
@@ -644,6 +695,12 @@ static void reap(void)
             continue;
         if (p <= 0)
             return;                 /* 0: children left but none exited; ECHILD: none */
+        if (WIFSTOPPED(st)) {
+            untrace(p, st);
+            continue;
+        }
+        if (!WIFEXITED(st) && !WIFSIGNALED(st))
+            continue;               /* only an exit or a death ends a process */
         if (p == opt.pid && !init_exited) {
             init_exited = true;
             init_status = st;

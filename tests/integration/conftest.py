@@ -205,6 +205,21 @@ def new_id(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def static_binary(tmp_path_factory, name: str, source: str) -> Path:
+    """The C program `source` built static (so it runs in any rootfs, busybox's too) as
+    <fresh dir>/NAME; the test is skipped where no C compiler with a static libc exists."""
+    cc = shutil.which("musl-gcc") or shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip(f"needs a C compiler with a static libc to build {name}")
+    d = tmp_path_factory.mktemp(name)
+    (d / f"{name}.c").write_text(source)
+    r = subprocess.run([cc, "-static", "-O2", "-o", str(d / name), str(d / f"{name}.c")],
+                       capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        pytest.skip(f"cannot build a static {name}: {r.stderr[-400:]}")
+    return d / name
+
+
 def deep_merge(base: dict, overrides: dict) -> dict:
     """Merge `overrides` into a copy of `base`: dicts recurse, everything else replaces.
 

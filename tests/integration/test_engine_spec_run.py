@@ -63,16 +63,9 @@ def rt(request, tmp_path):
 
 @pytest.fixture(scope="session")
 def probe_bin(tmp_path_factory):
-    cc = shutil.which("musl-gcc") or shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        pytest.skip("needs a C compiler with a static libc to build the syscall probe")
-    d = tmp_path_factory.mktemp("probe")
-    (d / "probe.c").write_text(PROBE_C)
-    r = subprocess.run([cc, "-static", "-O2", "-o", str(d / "probe"), str(d / "probe.c")],
-                       capture_output=True, text=True, check=False)
-    if r.returncode != 0:
-        pytest.skip(f"cannot build a static probe: {r.stderr[-400:]}")
-    return d / "probe"
+    from conftest import static_binary
+
+    return static_binary(tmp_path_factory, "probe", PROBE_C)
 
 
 def cgroup_dirs(cid: str) -> list[str]:

@@ -13,11 +13,13 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -600,6 +602,155 @@ def test_relay_with_a_terminal(start):
         os.close(user_master)
         os.close(user_tty)
     assert m.wait() == 0
+
+
+# ---------------------------------------------------------------- ptrace stops are not exits
+
+# A container init that asks its parent, the monitor, to trace it (PTRACE_TRACEME) and then
+# makes ptrace-stops. Steps (argv after DIR), each noted in DIR/log:
+#   usr1  traced, raise SIGUSR1 (a handler counts it)    chld  traced, fork a child, reap it
+#   stop  traced, raise SIGSTOP (runs on after SIGCONT)  exec  traced, execve itself with
+#   wait  note "ready", wait until DIR/go exists               the remaining steps
+#   exit N
+TRACEE_C = r"""
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *dir;
+static volatile sig_atomic_t usr1;
+static void on_usr1(int s) { (void)s; usr1++; }
+
+static void note(const char *w) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/log", dir);
+    int fd = open(p, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (fd >= 0) { dprintf(fd, "%s\n", w); close(fd); }
+}
+static void traceme(void) {
+    if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0) { note("traceme-failed"); exit(3); }
+}
+
+int main(int argc, char **argv) {
+    dir = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char *s = argv[i];
+        if (!strcmp(s, "usr1")) {
+            traceme();
+            signal(SIGUSR1, on_usr1);
+            raise(SIGUSR1);
+            note(usr1 == 1 ? "usr1-handled" : "usr1-lost");
+        } else if (!strcmp(s, "chld")) {
+            traceme();
+            pid_t c = fork();
+            if (c == 0) _exit(0);
+            int st;
+            note(waitpid(c, &st, 0) == c && WIFEXITED(st) ? "child-reaped" : "child-lost");
+        } else if (!strcmp(s, "stop")) {
+            traceme();
+            note("stopping");
+            raise(SIGSTOP);
+            note("continued");
+        } else if (!strcmp(s, "exec")) {
+            traceme();
+            note("exec");
+            argv[i] = argv[1];
+            execv("/proc/self/exe", argv + i - 1);
+            note("exec-failed");
+            return 4;
+        } else if (!strcmp(s, "wait")) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s/go", dir);
+            note("ready");
+            while (access(p, F_OK) != 0) usleep(10000);
+        } else if (!strcmp(s, "exit")) {
+            return atoi(argv[i + 1]);
+        }
+    }
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def tracee(tmp_path_factory) -> Path:
+    from conftest import static_binary
+
+    return static_binary(tmp_path_factory, "tracee", TRACEE_C)
+
+
+def _tracer_and_state(pid: int) -> tuple[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    return fields["TracerPid"].strip(), fields["State"].strip()
+
+
+def _notes(d: Path) -> list[str]:
+    return (d / "log").read_text().split() if (d / "log").exists() else []
+
+
+def test_ptrace_stops_of_the_init_are_not_exits(start, tracee, tmp_path):
+    """PTRACE_TRACEME makes the monitor the init's tracer: its stops (a signal, a SIGCHLD,
+    the trap after execve) used to be taken for the init's exit (code 10, 17, 5) and the
+    init left unsupervised. The monitor detaches, hands the signal on, and reports only the
+    real exit. Here the init is no pid-namespace init, so a SIGTRAP handed on after the
+    execve would kill it (133): the monitor must not hand that one on."""
+    d = tmp_path / "t"
+    d.mkdir()
+    m = start(f"exec {tracee} {d} usr1 chld exec wait exit 42")
+    _wait_for(lambda: "ready" in _notes(d), 10, f"the tracee to get ready: {_notes(d)}")
+    assert _notes(d) == ["usr1-handled", "child-reaped", "exec", "ready"]
+    assert not (m.dir / "exit").exists()
+    assert _proc_stat(m.init_pid)[1] == str(m.pid)  # still the monitor's child...
+    assert _tracer_and_state(m.init_pid)[0] == "0"  # ...and nobody's tracee
+    (d / "go").touch()
+    assert m.wait() == 0
+    assert m.exit_info()["exit_code"] == 42
+
+
+def test_ptrace_stop_by_sigstop_keeps_stop_semantics(start, tracee, tmp_path):
+    """A traced init that stops itself stays stopped (not exited, not running) until a
+    SIGCONT, exactly as without the trace."""
+    d = tmp_path / "t"
+    d.mkdir()
+    m = start(f"exec {tracee} {d} stop exit 7")
+    _wait_for(lambda: _tracer_and_state(m.init_pid)[1].startswith("T ("), 10,
+              "the init to stop")
+    assert _tracer_and_state(m.init_pid) == ("0", "T (stopped)")
+    time.sleep(0.2)  # the monitor saw the stop meanwhile
+    assert not (m.dir / "exit").exists()
+    assert _notes(d) == ["stopping"]
+    os.kill(m.init_pid, signal.SIGCONT)
+    assert m.wait() == 0
+    assert _notes(d) == ["stopping", "continued"]
+    assert m.exit_info()["exit_code"] == 7
+
+
+def test_container_init_calling_ptrace_traceme(cli, tracee, tmp_path):
+    """The same attack on a real container: `ps` shows it running while it runs, the
+    monitor stays its parent and is not its tracer, `wait` and `inspect` give its code."""
+    d = tmp_path / "pt"
+    d.mkdir()
+    shutil.copy2(tracee, d / "tracee")
+    cid = cli.detach("-v", f"{d}:/pt", "busybox", "/pt/tracee", "/pt", "usr1", "chld",
+                     "exec", "wait", "exit", "42")
+    _wait_for(lambda: "ready" in _notes(d), 10, f"the container to get ready: {_notes(d)}")
+    assert _notes(d) == ["usr1-handled", "child-reaped", "exec", "ready"]
+    (row,) = [r for r in cli.ps() if r["ID"] == cid]
+    assert row["State"] == "running", row
+    pid = cli.inspect(cid)["State"]["Pid"]
+    monitor = int((cli.runroot / "engine" / cid / "monitor.pid").read_text())
+    assert _proc_stat(pid)[1] == str(monitor)
+    assert _tracer_and_state(pid)[0] == "0"
+    (d / "go").touch()
+    assert cli.ok("wait", cid).strip() == "42"
+    state = cli.inspect(cid)["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 42)
 
 
 # ---------------------------------------------------------------- the Python side

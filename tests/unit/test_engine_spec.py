@@ -332,6 +332,28 @@ def test_passwd_fifo_refused(tmp_path):
         users.resolve(str(root), "anyone")
 
 
+def test_passwd_special_file_is_never_opened(tmp_path):
+    """Refused from its O_PATH handle: not even opened for reading (opening a device node
+    can act on the device: a watchdog starts its timer). inotify sees every real open."""
+    import ctypes
+
+    root = tmp_path / "special"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text("alice:x:1000:1000::/:/bin/sh\n")
+    os.mkfifo(root / "etc" / "group")
+    libc = ctypes.CDLL(None, use_errno=True)
+    ino = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    assert ino >= 0
+    try:
+        assert libc.inotify_add_watch(ino, str(root / "etc" / "group").encode(), 0x20) >= 0
+        with pytest.raises(SangjaError, match="/etc/group of the container is not a regular"):
+            users.resolve(str(root), "alice")
+        with pytest.raises(BlockingIOError):
+            os.read(ino, 4096)  # no IN_OPEN event
+    finally:
+        os.close(ino)
+
+
 # ------------------------------------------------------------------------------- mounts
 
 

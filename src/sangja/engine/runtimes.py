@@ -59,10 +59,13 @@ class Runtime:
         """The runtime's view: created, running, paused, stopped; None if unknown to it."""
         raise NotImplementedError
 
-    def exec_argv(self, cid: str, args: list[str], *, tty: bool, detach: bool, env: list[str],
-                  cwd: str | None, user: str | None) -> list[str]:
-        """The command line of `exec` (the CLI execs it, so stdio and the exit status pass
-        straight through)."""
+    def exec_argv(self, cid: str, *, process_file: str, pid_file: str, log: str,
+                  console_socket: str | None) -> list[str]:
+        """The command line of a detached `exec` of the process described in
+        `process_file` (sangja.engine.exec runs it): the process gets the fds 0-2 the
+        command is started with, or, when its `terminal` is true, a pty whose master goes
+        to `console_socket`; its pid goes to `pid_file`, the runtime's errors to `log`
+        (JSON lines)."""
         raise NotImplementedError
 
 
@@ -133,14 +136,14 @@ class SangjaRuntime(Runtime):
         except SangjaError:
             return None
 
-    def exec_argv(self, cid, args, *, tty, detach, env, cwd, user):
+    def exec_argv(self, cid, **kw):
         import shutil
         import sys
 
         exe = os.path.join(os.path.dirname(sys.argv[0]) or ".", "sangja-runtime")
         if not os.access(exe, os.X_OK):
             exe = shutil.which("sangja-runtime") or exe
-        return _exec_argv([exe, "--root", self.root], cid, args, tty, detach, env, cwd, user)
+        return _exec_argv([exe, "--root", self.root], cid, **kw)
 
 
 class OCIRuntimeBinary(Runtime):
@@ -192,7 +195,7 @@ class OCIRuntimeBinary(Runtime):
                                 "--log-format", "json", *args, cid], stdin=None, stdout=None,
                                stderr=None, cwd=bundle)
             if r.returncode != 0:
-                msg = _last_log_error(log) or f"exit status {r.returncode}"
+                msg = last_log_error(log) or f"exit status {r.returncode}"
                 err = RuntimeError_(f"{self.name} create: {msg}")
                 err.engine_exit_code = exit_code_for(msg)
                 raise err
@@ -252,27 +255,23 @@ class OCIRuntimeBinary(Runtime):
         except ValueError:
             return None
 
-    def exec_argv(self, cid, args, *, tty, detach, env, cwd, user):
-        return _exec_argv([self.binary, "--root", self.root], cid, args, tty, detach, env, cwd,
-                          user)
+    def exec_argv(self, cid, **kw):
+        return _exec_argv([self.binary, "--root", self.root], cid, **kw)
 
 
-def _exec_argv(base, cid, args, tty, detach, env, cwd, user) -> list[str]:
-    argv = [*base, "exec"]
-    if tty:
-        argv.append("--tty")
-    if detach:
-        argv.append("--detach")
-    for e in env:
-        argv += ["--env", e]
-    if cwd:
-        argv += ["--cwd", cwd]
-    if user:
-        argv += ["--user", user]
-    return [*argv, cid, *args]
+def _exec_argv(base: list[str], cid: str, *, process_file: str, pid_file: str, log: str,
+               console_socket: str | None) -> list[str]:
+    """runc's command line, which sangja-runtime shares. The whole process goes in
+    --process (as podman and containerd do): the --user, --additional-gids and --env
+    flags would add to the container's own groups and variables, not replace them."""
+    argv = [*base, "--log", log, "--log-format", "json", "exec", "--detach",
+            "--pid-file", pid_file, "--process", process_file]
+    if console_socket:
+        argv += ["--console-socket", console_socket]
+    return [*argv, cid]
 
 
-def _last_log_error(path: str) -> str | None:
+def last_log_error(path: str) -> str | None:
     """The last error a runc-style runtime wrote to its --log file (JSON lines)."""
     from ..jsonio import loads
 

@@ -12,6 +12,7 @@ PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
 
 RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
@@ -27,8 +28,18 @@ def prctl(option: int, arg2: int = 0) -> None:
     _prctl(option, arg2)
 
 
-def set_subreaper() -> None:
-    prctl(PR_SET_CHILD_SUBREAPER, 1)
+def set_subreaper(on: bool = True) -> None:
+    prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0)
+
+
+def is_subreaper() -> bool:
+    import ctypes
+
+    from .syscall import check, libc
+
+    value = ctypes.c_int(0)
+    check(libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(value), 0, 0, 0), "prctl")
+    return bool(value.value)
 
 
 def set_pdeathsig(sig: int) -> None:

@@ -519,35 +519,17 @@ def cmd_exec(opts: Globals, args: list[str]) -> int:
                               interspersed=False)
     if len(rest) < 2:
         raise UsageError(f"usage: {PROG} exec [OPTIONS] CONTAINER COMMAND [ARG...]")
-    from ...engine.status import RUNNING, live_state
+    if flags["tty"] and flags["interactive"] and not flags["detach"] and not os.isatty(0):
+        raise UsageError("the input device is not a TTY (drop -t to pipe input)")
+    from ...engine.exec import ExecOptions, exec_in_container
 
-    env = list(flags["env"])
-    for e in env:
-        if "=" not in e:
-            env[env.index(e)] = f"{e}={os.environ.get(e, '')}"
-    with _engine(opts) as eng:
-        row = eng.get(rest[0])
-        state = live_state(row)
-        if state != RUNNING:
-            raise UsageError(f"container {rest[0]} is not running" if state != "paused"
-                             else f"container {rest[0]} is paused, unpause the container "
-                             "before exec")
-        user = flags["user"]
-        if user:
-            from ...engine.users import resolve
-
-            who = resolve(eng.snapshots().merged_dir(row["id"]), user)
-            user = f"{who.uid}:{who.gid}"
-        argv = eng.runtime(row).exec_argv(row["id"], rest[1:], tty=flags["tty"],
-                                          detach=flags["detach"], env=env,
-                                          cwd=flags["workdir"], user=user)
-    if not flags["interactive"] and not flags["tty"]:
-        fd = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(fd, 0)
-        os.close(fd)
+    env = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in flags["env"]]
+    xopts = ExecOptions(args=rest[1:], interactive=flags["interactive"], tty=flags["tty"],
+                        detach=flags["detach"], env=env, user=flags["user"] or None,
+                        workdir=flags["workdir"])
     sys.stdout.flush()
-    os.execv(argv[0], argv)
-    return 126
+    with _engine(opts) as eng:
+        return exec_in_container(eng, rest[0], xopts)
 
 
 # ---------------------------------------------------------------------------- logs, files
@@ -687,8 +669,8 @@ def cmd_export(opts: Globals, args: list[str]) -> int:
                 export_rootfs(root, sys.stdout.buffer)
                 sys.stdout.buffer.flush()
             return 0
-        from ...fs import atomic_output
+        from ...fs import output_file
 
-        with eng.rootfs(rest[0]) as (_, root), atomic_output(output) as f:
+        with eng.rootfs(rest[0]) as (_, root), output_file(output) as f:
             export_rootfs(root, f)
     return 0

@@ -157,9 +157,9 @@ def cmd_save(opts: dict, args: list[str]) -> int:
             save(store, rest, sys.stdout.buffer, format=fmt)
             sys.stdout.buffer.flush()
             return 0
-        from ...fs import atomic_output
+        from ...fs import output_file
 
-        with atomic_output(str(output)) as f:
+        with output_file(str(output)) as f:
             save(store, rest, f, format=fmt)
     return 0
 
