@@ -446,13 +446,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(e: BaseException, ctx: Context | None, debug: bool) -> int:
     from ..errors import SangjaError
+    from ..jsonio import JSONError
 
     if isinstance(e, SystemExit):
         raise e
     if isinstance(e, UsageError):
         msg, code = str(e), 1
-    elif isinstance(e, SangjaError):
-        msg, code = str(e), e.exit_code
+    elif isinstance(e, SangjaError | JSONError):
+        msg, code = str(e), getattr(e, "exit_code", 1)
     elif isinstance(e, OSError):
         msg = e.strerror or str(e)
         if e.filename and str(e.filename) not in msg:

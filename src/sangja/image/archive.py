@@ -380,9 +380,9 @@ class _Loader:
         if len(data) > limit:
             raise ArchiveError(f"{name} is too large")
         try:
-            return jsonio.loads(data)
-        except ValueError as e:
-            raise ArchiveError(f"{name} is not valid JSON: {e}") from None
+            return jsonio.loads(data, source=name)
+        except ValueError as e:  # jsonio.JSONError: names the file and the position
+            raise ArchiveError(str(e)) from None
 
     def region(self, m: tarfile.TarInfo) -> FileRegion:
         return FileRegion(self.f, m.offset_data, m.size)

@@ -235,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:
         from ...errors import SangjaError
+        from ...jsonio import JSONError
 
-        if not debug and (isinstance(e, SangjaError | OSError) or type(e).__module__ == "sqlite3"):
+        if not debug and (isinstance(e, SangjaError | OSError | JSONError)
+                          or type(e).__module__ == "sqlite3"):
             code = getattr(e, "engine_exit_code", 125)
             print(f"{PROG}: {e}", file=sys.stderr)
             return code
