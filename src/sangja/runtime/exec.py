@@ -28,11 +28,19 @@ def build_process(record: dict, args: list[str], *, process_file, tty, env, cwd,
 
         try:
             doc = load_file(process_file)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot read process file {process_file}: {e}") from None
+        except ValueError as e:  # jsonio.JSONError: names the file and the position
+            raise ConfigError(str(e)) from None
+        except OSError as e:
+            raise ConfigError(f"cannot read process file {process_file}: "
+                              f"{e.strerror or e}") from None
         if not isinstance(doc, dict):
-            raise ConfigError(f"{process_file} must hold a JSON object")
-        return Process(doc, "process")
+            from ..oci.validate import kind_of
+
+            raise ConfigError(f"{process_file}: expected a JSON object, got {kind_of(doc)}")
+        try:
+            return _checked(Process(doc, "process"))
+        except ConfigError as e:
+            raise ConfigError(f"{process_file}: {e}") from None
     if not args:
         raise ConfigError("exec needs a command (or --process)")
     import copy
@@ -61,7 +69,15 @@ def build_process(record: dict, args: list[str], *, process_file, tty, env, cwd,
             c[k] = list(dict.fromkeys(list(c.get(k) or []) + list(caps)))
     if no_new_privs:
         doc["noNewPrivileges"] = True
-    return Process(doc, "process")
+    return _checked(Process(doc, "process"))
+
+
+def _checked(proc: Process) -> Process:
+    """What `create` checks of the init's process, before anything is forked."""
+    from .bundle import check_process
+
+    check_process(proc)
+    return proc
 
 
 def exec_process(store: Store, cid: str, args: list[str], *, process_file=None, tty=False,
