@@ -127,6 +127,7 @@ def exec_process(store: Store, cid: str, args: list[str], *, process_file=None, 
     os.close(helper_fd)
     if console_fd is not None:
         os.close(console_fd)
+    pid = None  # the child may fail before it says
     try:
         pid = chan.expect("pid")["pid"]
         msg = chan.recv()  # EOF: the process exec'd (our end closed on exec)
@@ -201,8 +202,15 @@ def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd
 
             Cgroup.from_dirs(record.get("cgroup", ""), dirs).join(0)
         rootfd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # As runc: join the init's current namespaces of the types the container was made
+        # with (new or joined), and no others. A namespace the container's program made
+        # for itself later (`unshare -U` in the init) is not the container's: joining that
+        # user namespace would drop our rights over all the others.
+        types = record.get("namespaces")  # None: a record older than this field
         fds = {}
         for t in ns.JOIN_ORDER:
+            if types is not None and t not in types:
+                continue
             name = ns.TYPES[t][1]
             try:
                 if ns.ns_inode(init_pid, t) == ns.ns_inode("self", t):
@@ -214,7 +222,11 @@ def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd
             raise SangjaError("container init exited")
         for t in ns.JOIN_ORDER:
             if t in fds:
-                ns.setns(fds[t], ns.TYPES[t][0])
+                try:
+                    ns.setns(fds[t], ns.TYPES[t][0])
+                except OSError as e:
+                    raise SangjaError(f"cannot join the container's {t} namespace: "
+                                      f"{os.strerror(e.errno)}") from None
                 os.close(fds[t])
         os.fchdir(rootfd)
         os.chroot(".")
