@@ -67,6 +67,7 @@ MEDIA_TYPE_INDEX = mf.OCI_INDEX
 REF_NAME = mf.REF_NAME
 CONTAINERD_NAME = "io.containerd.image.name"
 _CHUNK = 1 << 20
+_MAX_CONFIG = 16 << 20  # an image config read into memory (real ones: a few kB)
 _OUTER_MAGIC = (
     (b"\x1f\x8b", "gzip"),
     (b"\x28\xb5\x2f\xfd", "zstd"),
@@ -581,7 +582,10 @@ class _Loader:
             if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str):
                 raise ArchiveError(f"manifest.json: entry {n} has no Config")
             with self.open(entry["Config"]) as f:
-                config_bytes = f.read()
+                config_bytes = f.read(_MAX_CONFIG + 1)
+            if len(config_bytes) > _MAX_CONFIG:
+                raise ArchiveError(f"{entry['Config']} is too large (more than {_MAX_CONFIG} "
+                                   "bytes)")
             config = _parse_config(config_bytes, entry["Config"])
             diff_ids = config["rootfs"]["diff_ids"]
             layer_names = entry.get("Layers") or []
@@ -597,7 +601,8 @@ class _Loader:
                     m = self.member(str(name))
                 except ArchiveError:
                     if isinstance(sources, dict) and diff_id in sources:
-                        urls = (sources[diff_id] or {}).get("urls") or []
+                        source = sources[diff_id]
+                        urls = (source.get("urls") if isinstance(source, dict) else None) or []
                         raise ArchiveError(
                             f"layer {diff_id} is a foreign layer not included in the archive"
                             f"{' (it is at ' + ', '.join(map(str, urls)) + ')' if urls else ''}"
@@ -639,7 +644,7 @@ class _Loader:
                                    "layers") from None
             raise ArchiveError(f"{what} {desc.digest}: archive has no file {name!r}") from None
 
-    def read_blob(self, desc: mf.Descriptor, what: str, limit: int = 16 << 20) -> bytes:
+    def read_blob(self, desc: mf.Descriptor, what: str, limit: int = _MAX_CONFIG) -> bytes:
         if desc.size > limit:
             raise ArchiveError(f"{what} {desc.digest} is too large ({desc.size} bytes)")
         m = self.blob_member(desc, what)
@@ -760,10 +765,13 @@ def _canonical(name: str) -> str:
 
 
 def _parse_config(data: bytes, what: str) -> dict[str, Any]:
+    from sangja.image.config import check
+
     try:
-        config = jsonio.loads(data)
-    except ValueError as e:
-        raise ArchiveError(f"{what} is not valid JSON: {e}") from None
+        config = jsonio.loads(data, source=what)
+    except ValueError as e:  # jsonio.JSONError: names the config and the position
+        raise ArchiveError(str(e)) from None
+    check(config, what)  # the types of the fields sangja reads, as docker load
     rootfs = config.get("rootfs") if isinstance(config, dict) else None
     diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(diff_ids, list):

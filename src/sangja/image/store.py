@@ -487,7 +487,16 @@ class ImageStore:
         return rows
 
     def config(self, image_id: str) -> dict[str, Any]:
-        return jsonio.loads(self.blobs.read_bytes(self.resolve(image_id).id))
+        img = self.resolve(image_id)
+        return jsonio.loads(self.blobs.read_bytes(img.id), source=f"image config {img.id}")
+
+    def run_config(self, image_id: str) -> dict[str, Any]:
+        """The image's ``config`` section as the engine runs it: every field it reads
+        checked (ImageConfigError naming the field), Cmd/Entrypoint as lists."""
+        from sangja.image.config import run_config
+
+        img = self.resolve(image_id)
+        return run_config(self.config(img.id), f"image {img.id}")
 
     def inspect(self, name_or_id: str) -> dict[str, Any]:
         img = self.resolve(name_or_id)
