@@ -642,8 +642,9 @@ class _Loader:
             )
             manifest_desc = self.put(manifest_bytes)
             tags = entry.get("RepoTags") or []
-            if not isinstance(tags, list):
-                raise ArchiveError(f"manifest.json: entry {n}: RepoTags is not a list")
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise ArchiveError(f"manifest.json: entry {n}: RepoTags is not a list of "
+                                   "strings")
             record = _image_record(config_desc, manifest_desc.digest, layers, config, size, ())
             self.records.append((record, [_canonical(str(t)) for t in tags]))
 
