@@ -96,9 +96,9 @@ def load(path: str) -> dict:
         raise ProfileError(f"opening seccomp profile ({path}) failed: "
                            f"{e.strerror or e}") from None
     try:
-        profile = loads(data, source=path)
-    except ValueError as e:  # jsonio.JSONError: names the file and the position
-        raise ProfileError(f"decoding seccomp profile failed: {e}") from None
+        profile = loads(data)
+    except ValueError as e:
+        raise ProfileError(f"decoding seccomp profile ({path}) failed: {e}") from None
     if not isinstance(profile, dict):
         raise ProfileError(f"decoding seccomp profile ({path}) failed: not a JSON object")
     return profile
