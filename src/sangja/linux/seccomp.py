@@ -389,7 +389,9 @@ def prepare(seccomp, cache_dir: str | None):
         return None
     cacheable = (
         cache_dir is not None and isinstance(seccomp, dict)
-        and all(f in _CONFIG_FLAGS for f in seccomp.get("flags") or [])
+        and isinstance(seccomp.get("flags") or [], list)
+        and all(isinstance(f, str) and f in _CONFIG_FLAGS for f in seccomp.get("flags") or [])
+        and isinstance(seccomp.get("syscalls") or [], list)
         and not any(sc.get("action") == "SCMP_ACT_NOTIFY"
                     for sc in (seccomp.get("syscalls") or []) if isinstance(sc, dict)))
     if cacheable:
