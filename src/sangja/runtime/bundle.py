@@ -179,7 +179,9 @@ def _joined_host_namespaces(namespaces: list) -> set[str]:
 def _check_id_mappings(linux: dict, user) -> None:
     """uid/gid mappings: required by a new user namespace, meaningless without one."""
     for key in ("uidMappings", "gidMappings"):
-        maps = linux.get(key) or []
+        maps = linux.get(key)
+        if maps is None:
+            maps = []
         if not isinstance(maps, list):
             raise ConfigError(f"linux.{key} must be an array")
         if maps and (user is None or user.path):
