@@ -630,6 +630,18 @@ def test_within_the_limits_loads(cli, tmp_path):
         cli.ok("rmi", "localhost/small:1")
 
 
+def test_limits_do_not_apply_to_the_stores_own_layers(tmp_path):
+    """The limits are for what comes in: a layer the store made itself (bootstrap, commit)
+    is unpacked when a container first needs it, whatever they are set to."""
+    own = Cli(tmp_path / "root", tmp_path / "run")
+    own.ok("bootstrap", "busybox")
+    assert os.listdir(tmp_path / "root" / "layers") == []  # unpacked when first run
+    tight = {**os.environ, "SANGJA_LAYER_MAX_SIZE": "1m", "SANGJA_LAYER_MAX_ENTRIES": "10"}
+    r = own("run", "--rm", "busybox", "echo", "hi", env=tight)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "hi\n", "")
+    wait_no_leaks(own)
+
+
 # ---------------------------------------------------------------------------- non-root
 
 

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 from sangja import jsonio
 from sangja.image.changes import apply_changes
 from sangja.image.db import Layer
-from sangja.image.layers import LayerTooLarge
+from sangja.image.layers import LayerTooLarge, UnpackLimits
 from sangja.image.store import ImageStore, StoreError, _rmtree, goarch, oci_manifest
 
 __all__ = ["ImportError_", "detect", "import_tarball", "parse_platform"]
@@ -129,8 +129,6 @@ def _check_readable(path: str, what: str) -> None:
 def _decompress(src: str, kind: str, out: BinaryIO) -> str:
     """Write the plain tar of src to out (at most as much as the unpack limits allow for
     src's size); return its sha256 digest."""
-    from sangja.image.layers import UnpackLimits
-
     h = hashlib.sha256()
     limits, given = UnpackLimits.from_env(), os.path.getsize(src)
     left = limits.allowed(given)
@@ -173,8 +171,6 @@ def _decompress(src: str, kind: str, out: BinaryIO) -> str:
 def _content_size(tar_path: str) -> int:
     """Sum of the regular files' sizes; also proves the file is a readable tar (of at most
     the unpack limits' number of entries)."""
-    from sangja.image.layers import UnpackLimits
-
     limits = UnpackLimits.from_env()
     try:
         with tarfile.open(tar_path, mode="r:") as tf:
@@ -244,8 +240,8 @@ def import_tarball(
                 g.seek(0)
                 layer_desc = put(g)
             if not os.path.isdir(store.layer_path(diff_id)):
-                try:
-                    store.unpack_layer(diff_id, layer_desc.digest)  # refuses hostile entries
+                try:  # refuses hostile entries, and what expands past the limits
+                    store.unpack_layer(diff_id, layer_desc.digest, UnpackLimits.from_env())
                 except LayerTooLarge as e:
                     raise ImportError_(f"the tarball {e}") from None
                 unpacked = store.layer_path(diff_id)

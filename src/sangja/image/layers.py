@@ -48,6 +48,7 @@ __all__ = [
     "LayerError",
     "LayerStats",
     "LayerTooLarge",
+    "STORE_LIMITS",
     "UnpackLimits",
     "UnsafeLayer",
     "apply_layer",
@@ -172,6 +173,12 @@ def binary_size(n: int) -> str:
         if n >= 1 << shift:
             return f"{n / (1 << shift):.4g} {unit}"
     return f"{n} bytes"
+
+
+# For layers the store made itself (commit, bootstrap, import_rootfs) or checked against
+# the limits when they came in, unpacked again later (a removed layer directory): what
+# every layer was held to before the limits, 64 GiB of files and nothing else.
+STORE_LIMITS = UnpackLimits(max_ratio=0, max_entries=1 << 62)
 
 
 def bounded(write: Callable[[bytes], object], limit: int,

@@ -319,14 +319,16 @@ class ImageStore:
                 paths.append(final)
             return paths
 
-    def unpack_layer(self, diff_id: str, blob_digest: str):
+    def unpack_layer(self, diff_id: str, blob_digest: str, limits=None):
         """Unpack a layer blob into its layer directory unless it is there already; return
         the LayerStats (None when it was already unpacked). The caller holds ``self.lock``
-        (shared at least). Hostile entries raise UnsafeLayer and leave nothing behind."""
+        (shared at least). Hostile entries raise UnsafeLayer and leave nothing behind.
+        ``limits``: the UnpackLimits of a layer that comes from outside (default: those of
+        the store's own layers, layers.STORE_LIMITS)."""
         import tempfile
 
         from sangja.fs import syncfs
-        from sangja.image.layers import unpack_layer
+        from sangja.image.layers import STORE_LIMITS, unpack_layer
 
         final = self.layer_path(diff_id)
         if os.path.isdir(final):
@@ -335,7 +337,8 @@ class ImageStore:
         try:
             os.chmod(tmp, 0o755)
             with self.blobs.open(blob_digest) as f:
-                stats = unpack_layer(f, tmp)  # overlay format: whiteouts as 0:0 devices
+                # overlay format: whiteouts as 0:0 devices
+                stats = unpack_layer(f, tmp, limits=limits or STORE_LIMITS)
             syncfs(tmp)  # the final name must never show a layer a power cut could cut short
             try:
                 os.rename(tmp, final)
