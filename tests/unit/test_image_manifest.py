@@ -106,7 +106,7 @@ def test_oci_manifest_without_media_type():
                  "manifests": []}).encode(), None, "ambiguous"),
     (docker_manifest(mediaType=None), mf.DOCKER_MANIFEST, "mediaType: missing"),
     (b"[1, 2]", None, "expected a JSON object"),
-    (b"{not json", None, "not valid JSON"),
+    (b"{not json", None, "invalid JSON"),
     (b" " * (mf.MAX_MANIFEST_BYTES + 1), None, "larger than"),
 ])
 def test_bad_manifests_name_the_field(data, media_type, message):

@@ -392,6 +392,8 @@ COMMANDS = {
     "spec": (cmd_spec, "write a default config.json", ""),
 }
 ALIASES = {"ls": "list"}
+# What works for any user: the rest reads or changes the state of root's containers.
+NO_ROOT_NEEDED = frozenset({"spec", "features"})
 
 
 def _help() -> str:
@@ -428,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         if "-h" in sub[:1] or "--help" in sub[:1]:
             print(f"usage: {PROG} {name} [options] {COMMANDS[name][2]}")
             return 0
+        if name not in NO_ROOT_NEEDED and os.geteuid() != 0:
+            raise UsageError(f"{name} needs root: run {PROG} as root (rootless containers "
+                             "are not supported yet)")
         if name in ("create", "run", "exec"):
             _check_preserve_fds(sub)
         if name in ("create", "run"):
@@ -446,13 +451,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(e: BaseException, ctx: Context | None, debug: bool) -> int:
     from ..errors import SangjaError
+    from ..jsonio import JSONError
 
     if isinstance(e, SystemExit):
         raise e
     if isinstance(e, UsageError):
         msg, code = str(e), 1
-    elif isinstance(e, SangjaError):
-        msg, code = str(e), e.exit_code
+    elif isinstance(e, SangjaError | JSONError):
+        msg, code = str(e), getattr(e, "exit_code", 1)
     elif isinstance(e, OSError):
         msg = e.strerror or str(e)
         if e.filename and str(e.filename) not in msg:

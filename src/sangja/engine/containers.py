@@ -161,7 +161,7 @@ class Engine:
             raise EngineError(f"Unable to find image '{opts.image}' locally (and pulling "
                               "from a registry is not available yet: use sangja load or "
                               "sangja bootstrap)") from None
-        image_config = (self.images.config(image.id).get("config") or {})
+        image_config = self.images.run_config(image.id)
         from .spec import command_args
 
         argv = command_args(opts, image_config)
@@ -357,7 +357,7 @@ class Engine:
         layers = self.images.unpacked_layers(row["image_id"])
         rootfs = self.snapshots().prepare(cid, layers)
         try:
-            image_config = self.images.config(row["image_id"]).get("config") or {}
+            image_config = self.images.run_config(row["image_id"])
             mounts = self._resolve_mounts(cid, opts, rootfs)
             init_path = None
             if opts.init:

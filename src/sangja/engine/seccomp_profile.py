@@ -134,6 +134,56 @@ def stored(setting: str | None) -> str | None:
     return dumps(profile)
 
 
+# Docker's profile fields sangja reads -> the shape they must have
+_STRS, _OBJ, _STR = "an array of strings", "an object", "a string"
+_PROFILE_SHAPE = {"defaultAction": _STR, "architectures": _STRS, "archMap": "an array",
+                  "syscalls": "an array", "flags": _STRS, "defaultErrno": _STR}
+_ARCHMAP_SHAPE = {"architecture": _STR, "subArchitectures": _STRS}
+_SYSCALL_SHAPE = {"names": _STRS, "name": _STR, "action": _STR, "args": "an array",
+                  "includes": _OBJ, "excludes": _OBJ, "errno": _STR}
+_CONDITION_SHAPE = {"arches": _STRS, "caps": _STRS}
+
+
+def _fits(value, shape: str) -> bool:
+    if shape == _STRS:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if shape == _STR:
+        return isinstance(value, str)
+    if shape == _OBJ:
+        return isinstance(value, dict)
+    return isinstance(value, list)  # "an array"
+
+
+def _check_shape(d: dict, shape: dict[str, str], where: str) -> None:
+    from ..oci.validate import kind_of
+
+    for key, want in shape.items():
+        v = d.get(key)
+        if v is not None and not _fits(v, want):
+            raise ProfileError(f"seccomp profile: {where}{key}: expected {want}, "
+                               f"got {kind_of(v)}")
+
+
+def check_shape(profile: dict) -> None:
+    """The Docker-format fields to_oci reads have the types it needs (what it passes on
+    in runtime-spec form, the runtime checks)."""
+    _check_shape(profile, _PROFILE_SHAPE, "")
+    for i, entry in enumerate(profile.get("archMap") or []):
+        if isinstance(entry, dict):
+            _check_shape(entry, _ARCHMAP_SHAPE, f"archMap[{i}].")
+    for i, call in enumerate(profile.get("syscalls") or []):
+        if not isinstance(call, dict):
+            raise ProfileError(f"seccomp profile: syscalls[{i}] must be an object")
+        _check_shape(call, _SYSCALL_SHAPE, f"syscalls[{i}].")
+        for j, a in enumerate(call.get("args") or []):
+            if not isinstance(a, dict):
+                raise ProfileError(f"seccomp profile: syscalls[{i}].args[{j}] must be an "
+                                   "object")
+        for cond in ("includes", "excludes"):
+            if call.get(cond):
+                _check_shape(call[cond], _CONDITION_SHAPE, f"syscalls[{i}].{cond}.")
+
+
 def to_oci(profile: dict, caps, *, arch: str | None = None,
            kernel: tuple[int, int] | None = None, native: str | None = None) -> dict | None:
     """runtime-spec `linux.seccomp` for a container whose bounding set is `caps`.
@@ -147,6 +197,7 @@ def to_oci(profile: dict, caps, *, arch: str | None = None,
         return None
     if not isinstance(profile.get("defaultAction"), str):
         raise ProfileError("seccomp profile: defaultAction is required")
+    check_shape(profile)
     if arch is None or native is None:
         h_arch, h_native = host_arch()
         arch = arch or h_arch

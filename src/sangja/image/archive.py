@@ -52,6 +52,8 @@ from sangja.image.db import Image, Layer
 from sangja.image.layers import (
     FileRegion,
     LayerError,
+    UnpackLimits,
+    bounded,
     decompress,
     detect_compression,
     unpack_layer,
@@ -67,6 +69,7 @@ MEDIA_TYPE_INDEX = mf.OCI_INDEX
 REF_NAME = mf.REF_NAME
 CONTAINERD_NAME = "io.containerd.image.name"
 _CHUNK = 1 << 20
+_MAX_CONFIG = 16 << 20  # an image config read into memory (real ones: a few kB)
 _OUTER_MAGIC = (
     (b"\x1f\x8b", "gzip"),
     (b"\x28\xb5\x2f\xfd", "zstd"),
@@ -129,20 +132,32 @@ def _add_dir(tf: tarfile.TarFile, name: str) -> None:
 
 
 
-def _spool_decompressed(kind: str, src, out, what: str):
+def _spool_decompressed(kind: str, src, out, what: str, limits: UnpackLimits | None = None):
     """Decompress `src` into the spool file `out`, hashing the plain bytes on the way;
-    return the sha256 object. A damaged stream is an ArchiveError naming `what`."""
+    return the sha256 object. A damaged stream (or, with `limits`, one expanding past
+    them) is an ArchiveError naming `what`."""
     sha = hashlib.sha256()
 
     def write(chunk: bytes) -> None:
         sha.update(chunk)
         out.write(chunk)
 
+    if limits is not None:
+        given = _size_of(src)
+        write = bounded(write, limits.allowed(given), lambda: limits.too_large(given))
     try:
         decompress(kind, src.read, write)
     except LayerError as e:
         raise ArchiveError(f"{what}: {e}") from None
     return sha
+
+
+def _size_of(f) -> int | None:
+    """Bytes from f's position to its end (None when it cannot tell)."""
+    try:
+        return os.fstat(f.fileno()).st_size - f.tell()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
 
 def save(
     store: ImageStore, names: list[str], out: BinaryIO, format: str = "docker-archive"
@@ -351,6 +366,9 @@ class _Loader:
             name = os.path.normpath(m.name.lstrip("/")).removeprefix("./")
             self.members[name] = m
         self.known = {layer.diff_id: layer for layer in store.db.layers()}
+        # how far layers may expand (each, and all of this archive's together)
+        self.limits = UnpackLimits.from_env()
+        self.expanded = 0
         self.added: list[str] = []  # blobs this load created
         self.pending: dict[str, str] = {}  # diff_id -> temp dir unpacked by this load
         self.placed: list[str] = []  # layer directories this load renamed into place
@@ -381,9 +399,9 @@ class _Loader:
         if len(data) > limit:
             raise ArchiveError(f"{name} is too large")
         try:
-            return jsonio.loads(data)
-        except ValueError as e:
-            raise ArchiveError(f"{name} is not valid JSON: {e}") from None
+            return jsonio.loads(data, source=name)
+        except ValueError as e:  # jsonio.JSONError: names the file and the position
+            raise ArchiveError(str(e)) from None
 
     def region(self, m: tarfile.TarInfo) -> FileRegion:
         return FileRegion(self.f, m.offset_data, m.size)
@@ -447,6 +465,10 @@ class _Loader:
         if layer.content_size is None:
             layer = Layer(layer.diff_id, layer.blob_digest, layer.size, layer.unpacked_path,
                           _tree_content(self.pending.get(diff_id) or store.layer_path(diff_id)))
+        self.expanded += layer.content_size or 0
+        if self.expanded > self.limits.max_size:
+            raise ArchiveError("the archive's layers together "
+                               f"{self.limits.too_large(None, 'expand past')}")
         self.done[key] = layer
         return layer
 
@@ -470,8 +492,10 @@ class _Loader:
             kind = detect_compression(f.read(4))
         if kind != "none":  # compressed differently than the stored blob: check its content
             sha = hashlib.sha256()
+            limits = self.limits
             try:
-                decompress(kind, self.reader(m).read, sha.update)
+                decompress(kind, self.reader(m).read, bounded(
+                    sha.update, limits.allowed(m.size), lambda: limits.too_large(m.size)))
             except LayerError as e:
                 raise ArchiveError(f"{what}: {e}") from None
             actual = f"sha256:{sha.hexdigest()}"
@@ -528,7 +552,7 @@ class _Loader:
         # spool file, hashing; unpack from there
         with tempfile.TemporaryFile(prefix=".layer-", dir=store.blobs.tmp_dir) as tmp, \
                 store.blobs.open(blob_digest) as src:
-            sha = _spool_decompressed(kind, src, tmp, what)
+            sha = _spool_decompressed(kind, src, tmp, what, self.limits)
             actual = f"sha256:{sha.hexdigest()}"
             if actual != diff_id:
                 raise ArchiveError(f"{what}: content does not match the config's diff_id "
@@ -551,7 +575,7 @@ class _Loader:
         os.chmod(tmp, 0o755)
         try:
             return unpack_layer(src, tmp, compression=compression,
-                                spool_dir=self.store.blobs.tmp_dir)
+                                spool_dir=self.store.blobs.tmp_dir, limits=self.limits)
         except LayerError as e:
             raise ArchiveError(f"{what}: {e}") from None
 
@@ -580,7 +604,10 @@ class _Loader:
             if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str):
                 raise ArchiveError(f"manifest.json: entry {n} has no Config")
             with self.open(entry["Config"]) as f:
-                config_bytes = f.read()
+                config_bytes = f.read(_MAX_CONFIG + 1)
+            if len(config_bytes) > _MAX_CONFIG:
+                raise ArchiveError(f"{entry['Config']} is too large (more than {_MAX_CONFIG} "
+                                   "bytes)")
             config = _parse_config(config_bytes, entry["Config"])
             diff_ids = config["rootfs"]["diff_ids"]
             layer_names = entry.get("Layers") or []
@@ -596,7 +623,8 @@ class _Loader:
                     m = self.member(str(name))
                 except ArchiveError:
                     if isinstance(sources, dict) and diff_id in sources:
-                        urls = (sources[diff_id] or {}).get("urls") or []
+                        source = sources[diff_id]
+                        urls = (source.get("urls") if isinstance(source, dict) else None) or []
                         raise ArchiveError(
                             f"layer {diff_id} is a foreign layer not included in the archive"
                             f"{' (it is at ' + ', '.join(map(str, urls)) + ')' if urls else ''}"
@@ -613,8 +641,9 @@ class _Loader:
             )
             manifest_desc = self.put(manifest_bytes)
             tags = entry.get("RepoTags") or []
-            if not isinstance(tags, list):
-                raise ArchiveError(f"manifest.json: entry {n}: RepoTags is not a list")
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise ArchiveError(f"manifest.json: entry {n}: RepoTags is not a list of "
+                                   "strings")
             record = _image_record(config_desc, manifest_desc.digest, layers, config, size, ())
             self.records.append((record, [_canonical(str(t)) for t in tags]))
 
@@ -638,7 +667,7 @@ class _Loader:
                                    "layers") from None
             raise ArchiveError(f"{what} {desc.digest}: archive has no file {name!r}") from None
 
-    def read_blob(self, desc: mf.Descriptor, what: str, limit: int = 16 << 20) -> bytes:
+    def read_blob(self, desc: mf.Descriptor, what: str, limit: int = _MAX_CONFIG) -> bytes:
         if desc.size > limit:
             raise ArchiveError(f"{what} {desc.digest} is too large ({desc.size} bytes)")
         m = self.blob_member(desc, what)
@@ -759,10 +788,13 @@ def _canonical(name: str) -> str:
 
 
 def _parse_config(data: bytes, what: str) -> dict[str, Any]:
+    from sangja.image.config import check
+
     try:
-        config = jsonio.loads(data)
-    except ValueError as e:
-        raise ArchiveError(f"{what} is not valid JSON: {e}") from None
+        config = jsonio.loads(data, source=what)
+    except ValueError as e:  # jsonio.JSONError: names the config and the position
+        raise ArchiveError(str(e)) from None
+    check(config, what)  # the types of the fields sangja reads, as docker load
     rootfs = config.get("rootfs") if isinstance(config, dict) else None
     diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(diff_ids, list):
@@ -794,15 +826,26 @@ def _outer_compression(f: BinaryIO) -> str:
 
 
 def _spool(store: ImageStore, src: BinaryIO, kind: str) -> BinaryIO:
-    """A seekable plain copy of the archive (stdin, or a compressed archive)."""
+    """A seekable plain copy of the archive (stdin, or a compressed archive: decompressed
+    at most as far as the unpack limits allow)."""
     spool = tempfile.TemporaryFile(prefix=".load-", dir=store.root)
     try:
+        write = spool.write
+        if kind != "none":
+            limits, given = UnpackLimits.from_env(), _size_of(src)
+
+            def too_large():
+                return ArchiveError(f"the archive {limits.too_large(given)}")
+
+            write = bounded(spool.write, limits.allowed(given), too_large)
         if kind in ("gzip", "zstd"):
-            decompress(kind, src.read, spool.write)
+            decompress(kind, src.read, write)
         elif kind in ("xz", "bzip2"):
             d = lzma.LZMADecompressor() if kind == "xz" else bz2.BZ2Decompressor()
             while chunk := src.read(_CHUNK):
-                spool.write(d.decompress(chunk))
+                write(d.decompress(chunk, _CHUNK))
+                while not d.eof and not d.needs_input:  # output held back: drain it
+                    write(d.decompress(b"", _CHUNK))
             if not d.eof:
                 raise ArchiveError(f"invalid or truncated archive: truncated {kind} stream")
         else:

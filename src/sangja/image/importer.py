@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 from sangja import jsonio
 from sangja.image.changes import apply_changes
 from sangja.image.db import Layer
+from sangja.image.layers import LayerTooLarge, UnpackLimits
 from sangja.image.store import ImageStore, StoreError, _rmtree, goarch, oci_manifest
 
 __all__ = ["ImportError_", "detect", "import_tarball", "parse_platform"]
@@ -126,8 +127,19 @@ def _check_readable(path: str, what: str) -> None:
 
 
 def _decompress(src: str, kind: str, out: BinaryIO) -> str:
-    """Write the plain tar of src to out; return its sha256 digest."""
+    """Write the plain tar of src to out (at most as much as the unpack limits allow for
+    src's size); return its sha256 digest."""
     h = hashlib.sha256()
+    limits, given = UnpackLimits.from_env(), os.path.getsize(src)
+    left = limits.allowed(given)
+
+    def write(chunk: bytes) -> None:
+        nonlocal left
+        left -= len(chunk)
+        if left < 0:
+            raise ImportError_(f"the tarball {limits.too_large(given)}")
+        h.update(chunk)
+        out.write(chunk)
     if kind == "zstd":
         exe = shutil.which("zstd")
         if exe is None:
@@ -135,9 +147,13 @@ def _decompress(src: str, kind: str, out: BinaryIO) -> str:
         proc = subprocess.Popen([exe, "-dcq", src], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         assert proc.stdout is not None and proc.stderr is not None
-        while chunk := proc.stdout.read(_CHUNK):
-            h.update(chunk)
-            out.write(chunk)
+        try:
+            while chunk := proc.stdout.read(_CHUNK):
+                write(chunk)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
         err = proc.stderr.read().decode(errors="replace").strip()
         if proc.wait() != 0:
             raise ImportError_(f"corrupt zstd data: {err.splitlines()[-1] if err else 'error'}")
@@ -146,18 +162,24 @@ def _decompress(src: str, kind: str, out: BinaryIO) -> str:
     try:
         with opener(src, "rb") as f:
             while chunk := f.read(_CHUNK):
-                h.update(chunk)
-                out.write(chunk)
+                write(chunk)
     except (EOFError, OSError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as e:
         raise ImportError_(f"corrupt or truncated {kind} data: {e}") from None
     return f"sha256:{h.hexdigest()}"
 
 
 def _content_size(tar_path: str) -> int:
-    """Sum of the regular files' sizes; also proves the file is a readable tar."""
+    """Sum of the regular files' sizes; also proves the file is a readable tar (of at most
+    the unpack limits' number of entries)."""
+    limits = UnpackLimits.from_env()
     try:
         with tarfile.open(tar_path, mode="r:") as tf:
-            return sum(m.size for m in tf if m.isreg())
+            total = 0
+            for n, m in enumerate(tf, 1):
+                if n > limits.max_entries:
+                    raise ImportError_(f"the tarball {limits.too_many_entries()}")
+                total += m.size if m.isreg() else 0
+            return total
     except (tarfile.TarError, EOFError, OSError) as e:
         why = str(e) or type(e).__name__
         if "empty file" in why:
@@ -218,7 +240,10 @@ def import_tarball(
                 g.seek(0)
                 layer_desc = put(g)
             if not os.path.isdir(store.layer_path(diff_id)):
-                store.unpack_layer(diff_id, layer_desc.digest)  # refuses hostile entries
+                try:  # refuses hostile entries, and what expands past the limits
+                    store.unpack_layer(diff_id, layer_desc.digest, UnpackLimits.from_env())
+                except LayerTooLarge as e:
+                    raise ImportError_(f"the tarball {e}") from None
                 unpacked = store.layer_path(diff_id)
             created = _rfc3339_now()
             comment = message if message else f"Imported from {src_name}"

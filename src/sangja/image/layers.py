@@ -47,15 +47,19 @@ __all__ = [
     "FileRegion",
     "LayerError",
     "LayerStats",
+    "LayerTooLarge",
+    "STORE_LIMITS",
+    "UnpackLimits",
     "UnsafeLayer",
     "apply_layer",
+    "bounded",
     "decompress",
     "detect_compression",
     "unpack_layer",
     "write_diff",
 ]
 
-DEFAULT_MAX_BYTES = 64 << 30
+DEFAULT_MAX_BYTES = 64 << 30  # UnpackLimits.max_size
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 _XATTR_PREFIX = "SCHILY.xattr."
@@ -78,6 +82,118 @@ class UnsafeLayer(LayerError, ValueError):
         super().__init__(f"unsafe layer entry {entry!r}: {why}")
         self.entry = entry
         self.why = why
+
+
+class LayerTooLarge(LayerError):
+    """A layer (or archive) would expand past an UnpackLimits bound; nothing was kept."""
+
+
+# Environment variables that set the unpack limits (docs/engine.md, "Unpack limits").
+ENV_MAX_SIZE = "SANGJA_LAYER_MAX_SIZE"
+ENV_MAX_RATIO = "SANGJA_LAYER_MAX_RATIO"
+ENV_RATIO_FLOOR = "SANGJA_LAYER_RATIO_FLOOR"
+ENV_MAX_ENTRIES = "SANGJA_LAYER_MAX_ENTRIES"
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    """How far a layer may expand: a compressed stream is decompressed (and a tar's files
+    are written) only up to these bounds, so a small crafted archive cannot fill the disk
+    (a gzip stream expands up to ~1000 times, zstd far more; a sparse tar entry declares
+    any size it likes). Past a bound the layer is refused and nothing of it is kept.
+
+    - ``max_size``: the uncompressed tar of one layer, and the sum of its files' sizes,
+      at most this many bytes (an archive's whole uncompressed content too).
+    - ``max_ratio``: ... at most this many times the compressed size (0: no ratio
+      bound), once past ``ratio_floor`` (small layers of zeros are fine).
+    - ``max_entries``: tar entries in one layer (each costs memory while it is checked).
+    """
+
+    max_size: int = DEFAULT_MAX_BYTES
+    max_ratio: int = 100
+    ratio_floor: int = 256 << 20
+    max_entries: int = 1_000_000
+
+    @classmethod
+    def from_env(cls, environ=None) -> UnpackLimits:
+        """The defaults, overridden by SANGJA_LAYER_MAX_SIZE (a size: 8g, 512m, bytes),
+        SANGJA_LAYER_MAX_RATIO, SANGJA_LAYER_RATIO_FLOOR (a size) and
+        SANGJA_LAYER_MAX_ENTRIES. A value that does not parse is a LayerError."""
+        env = os.environ if environ is None else environ
+        values = {}
+        for name, var, size in (("max_size", ENV_MAX_SIZE, True),
+                                ("max_ratio", ENV_MAX_RATIO, False),
+                                ("ratio_floor", ENV_RATIO_FLOOR, True),
+                                ("max_entries", ENV_MAX_ENTRIES, False)):
+            text = env.get(var, "").strip()
+            if not text:
+                continue
+            try:
+                if size:
+                    from sangja.engine.units import ram_in_bytes
+
+                    values[name] = ram_in_bytes(text)
+                else:
+                    values[name] = int(text)
+            except ValueError:
+                raise LayerError(f"{var}={text!r}: expected "
+                                 f"{'a size (8g, 512m, bytes)' if size else 'a number'}"
+                                 ) from None
+            if values[name] < 0:
+                raise LayerError(f"{var}={text!r}: must not be negative")
+        return cls(**values)
+
+    def allowed(self, compressed: int | None) -> int:
+        """Bytes a layer of `compressed` bytes (None: not compressed) may expand to."""
+        if self.max_ratio and compressed is not None:
+            return min(self.max_size, max(self.ratio_floor, compressed * self.max_ratio))
+        return self.max_size
+
+    def too_large(self, compressed: int | None, what: str = "expands past") -> LayerTooLarge:
+        """The error for going past allowed(compressed), naming the setting to change.
+        The message has no subject: callers prefix the layer's (or archive's) name."""
+        limit = self.allowed(compressed)
+        if limit < self.max_size:
+            why = (f"the limit for a layer of {binary_size(compressed or 0)} as stored: "
+                   f"{ENV_MAX_RATIO}={self.max_ratio} times that, at least "
+                   f"{ENV_RATIO_FLOOR}={binary_size(self.ratio_floor)}")
+        else:
+            why = f"{ENV_MAX_SIZE}={binary_size(self.max_size)}"
+        return LayerTooLarge(f"{what} {binary_size(limit)} ({why}): refused")
+
+    def too_many_entries(self) -> LayerTooLarge:
+        return LayerTooLarge(f"has more than {self.max_entries} entries (see "
+                             f"{ENV_MAX_ENTRIES}): refused")
+
+
+def binary_size(n: int) -> str:
+    """1073741824 -> "1 GiB", 1610612736 -> "1.5 GiB", 1000 -> "1000 bytes": how the
+    limits are written (SANGJA_LAYER_MAX_SIZE=64m means 64 MiB)."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.4g} {unit}"
+    return f"{n} bytes"
+
+
+# For layers the store made itself (commit, bootstrap, import_rootfs) or checked against
+# the limits when they came in, unpacked again later (a removed layer directory): what
+# every layer was held to before the limits, 64 GiB of files and nothing else.
+STORE_LIMITS = UnpackLimits(max_ratio=0, max_entries=1 << 62)
+
+
+def bounded(write: Callable[[bytes], object], limit: int,
+            error: Callable[[], Exception]) -> Callable[[bytes], None]:
+    """write(), refusing with error() once more than `limit` bytes went through."""
+    left = limit
+
+    def bounded_write(chunk: bytes) -> None:
+        nonlocal left
+        left -= len(chunk)
+        if left < 0:
+            raise error()
+        write(chunk)
+
+    return bounded_write
 
 
 @dataclass
@@ -210,6 +326,9 @@ def _zstd_decompress(read: Callable[[int], bytes], write: Callable[[bytes], obje
     try:
         while chunk := proc.stdout.read(_CHUNK):
             write(chunk)
+    except BaseException:
+        proc.kill()  # the writer refused (a limit): stop decompressing at once
+        raise
     finally:
         proc.stdout.close()
         if proc.poll() is None and feeder.is_alive():
@@ -223,15 +342,18 @@ def _zstd_decompress(read: Callable[[int], bytes], write: Callable[[bytes], obje
 
 
 def _gunzip(read: Callable[[int], bytes], write: Callable[[bytes], object]) -> None:
+    # Output in pieces of at most _CHUNK: one megabyte of gzip can hold a gigabyte.
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
         while data := read(_CHUNK):
             while data:
-                write(d.decompress(data))
-                data = b""
-                if d.eof and d.unused_data:  # concatenated gzip members
-                    data = d.unused_data
+                write(d.decompress(data, _CHUNK))
+                if not d.eof:
+                    data = d.unconsumed_tail
+                elif data := d.unused_data:  # concatenated gzip members
                     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        while not d.eof and (out := d.decompress(b"", _CHUNK)):  # output held back
+            write(out)
         if not d.eof:
             raise LayerError("corrupt gzip data in layer: truncated stream")
         write(d.flush())
@@ -259,20 +381,22 @@ def _size_from(fd: int, base: int) -> int:
 
 @contextmanager
 def _plain_tar(src: str | os.PathLike[str] | BinaryIO | FileRegion, compression: str,
-               spool_dir: str) -> Iterator[_Window]:
-    """A window over the uncompressed layer tar: in place for plain input, else a spool file
-    it was decompressed to once."""
+               spool_dir: str, limits: UnpackLimits) -> Iterator[tuple[_Window, int]]:
+    """A window over the uncompressed layer tar (in place for plain input, else a spool
+    file it was decompressed to once, at most limits.allowed(its size) bytes), and the
+    size of the input as given."""
     with _raw_window(src, spool_dir) as raw:
         if compression == "auto":
             compression = detect_compression(raw.read(4))
             raw.seek(0)
         if compression in ("none", "tar"):
-            yield raw
+            yield raw, raw.size
             return
         with tempfile.TemporaryFile(prefix=".layer-", dir=spool_dir) as tmp:
-            decompress(compression, raw.read, tmp.write)
+            decompress(compression, raw.read, bounded(
+                tmp.write, limits.allowed(raw.size), lambda: limits.too_large(raw.size)))
             tmp.flush()
-            yield _Window(tmp.fileno(), 0, tmp.tell())
+            yield _Window(tmp.fileno(), 0, tmp.tell()), raw.size
 
 
 @contextmanager
@@ -317,11 +441,18 @@ def _fileno(f) -> int | None:
         return None
 
 
-def _read_members(win: _Window) -> tuple[tarfile.TarFile, list[tarfile.TarInfo]]:
-    """Every member header (data skipped by seeking); LayerError on a broken archive."""
+def _read_members(win: _Window, max_entries: int | None = None,
+                  ) -> tuple[tarfile.TarFile, list[tarfile.TarInfo]]:
+    """Every member header (data skipped by seeking); LayerError on a broken archive,
+    LayerTooLarge past `max_entries`."""
     try:
         tf = tarfile.open(fileobj=win, mode="r:")  # type: ignore[call-overload]
-        return tf, tf.getmembers()
+        if max_entries is None:
+            return tf, tf.getmembers()
+        while tf.next() is not None:
+            if len(tf.members) > max_entries:
+                raise UnpackLimits(max_entries=max_entries).too_many_entries()
+        return tf, tf.members
     except (tarfile.TarError, EOFError, OSError) as e:
         raise LayerError(f"cannot read layer archive: {e}") from None
 
@@ -460,7 +591,8 @@ class _Plan:
 
 
 def _validate(members: list[tarfile.TarInfo], dest: str, max_bytes: int,
-              overlay: bool = False) -> _Plan:
+              overlay: bool = False, too_large: Callable[[], Exception] | None = None
+              ) -> _Plan:
     plan = _Plan(dest)
     total = 0
     root = _is_root()
@@ -492,6 +624,8 @@ def _validate(members: list[tarfile.TarInfo], dest: str, max_bytes: int,
                 raise UnsafeLayer(m.name, "negative size")
             total += m.size
             if total > max_bytes:
+                if too_large is not None:
+                    raise too_large()
                 raise UnsafeLayer(m.name, f"layer declares more than max_bytes={max_bytes} bytes")
             kind = _FILE
         elif m.isdir():
@@ -769,22 +903,36 @@ def _check_dest(dest_dir) -> str:
     return dest
 
 
+def _content_bound(limits: UnpackLimits, given: int, max_bytes: int | None):
+    """(max_bytes, too_large) for _validate: the files of a layer whose input was `given`
+    bytes add up to at most limits.allowed(given) (a sparse entry costs the tar nothing),
+    or to max_bytes when the caller asked for less (then UnsafeLayer names the entry)."""
+    limit = limits.allowed(given)
+    if max_bytes is not None and max_bytes < limit:
+        return max_bytes, None
+    return limit, lambda: limits.too_large(given, "has files adding up to more than")
+
+
 def apply_layer(
     src: str | os.PathLike[str] | BinaryIO | FileRegion,
     dest_dir: str | os.PathLike[str],
     *,
     compression: str = "auto",
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int | None = None,
+    limits: UnpackLimits | None = None,
 ) -> LayerStats:
     """Apply one layer tarball (path, binary file object or FileRegion) onto dest_dir.
 
     compression: "auto" (by magic bytes), "none", "gzip" or "zstd".  Raises UnsafeLayer (dest
-    unchanged) for hostile entries, LayerError for unreadable input.
+    unchanged) for hostile entries, LayerTooLarge past ``limits`` (default: from the
+    environment, UnpackLimits.from_env), LayerError for unreadable input.
     """
     dest = _check_dest(dest_dir)
-    with _plain_tar(src, compression, os.path.dirname(dest)) as win:
-        tf, members = _read_members(win)
-        plan = _validate(members, dest, max_bytes)
+    limits = limits or UnpackLimits.from_env()
+    with _plain_tar(src, compression, os.path.dirname(dest), limits) as (win, given):
+        tf, members = _read_members(win, limits.max_entries)
+        bound, too_large = _content_bound(limits, given, max_bytes)
+        plan = _validate(members, dest, bound, too_large=too_large)
         stats = LayerStats()
         _apply_deletions(plan, stats)
         _write_entries(members, plan, stats, _copier(tf, win), overlay=False)
@@ -796,18 +944,22 @@ def unpack_layer(
     dest_dir: str | os.PathLike[str],
     *,
     compression: str = "auto",
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int | None = None,
     spool_dir: str | None = None,
+    limits: UnpackLimits | None = None,
 ) -> LayerStats:
     """Unpack one layer into the empty directory dest_dir in overlayfs's layer format (see
-    the module docstring); same checks and errors as apply_layer. Compressed input is
-    decompressed into a spool file in ``spool_dir`` (default: dest's parent)."""
+    the module docstring); same checks, limits and errors as apply_layer. Compressed input
+    is decompressed into a spool file in ``spool_dir`` (default: dest's parent)."""
     dest = _check_dest(dest_dir)
     if os.listdir(dest):
         raise LayerError(f"layer destination {dest!r} is not empty")
-    with _plain_tar(src, compression, spool_dir or os.path.dirname(dest)) as win:
-        tf, members = _read_members(win)
-        plan = _validate(members, dest, max_bytes, overlay=True)
+    limits = limits or UnpackLimits.from_env()
+    with _plain_tar(src, compression, spool_dir or os.path.dirname(dest), limits) as (win,
+                                                                                    given):
+        tf, members = _read_members(win, limits.max_entries)
+        bound, too_large = _content_bound(limits, given, max_bytes)
+        plan = _validate(members, dest, bound, overlay=True, too_large=too_large)
         stats = LayerStats()
         _write_entries(members, plan, stats, _copier(tf, win), overlay=True)
     return stats

@@ -441,9 +441,9 @@ def _decode(data: bytes | str, where: str) -> dict[str, Any]:
     if len(data) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"{where}: larger than {MAX_MANIFEST_BYTES} bytes")
     try:
-        doc = jsonio.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ManifestError(f"{where}: not valid JSON: {e}") from None
+        doc = jsonio.loads(data, source=where)
+    except ValueError as e:  # jsonio.JSONError: names the document and the position
+        raise ManifestError(str(e)) from None
     if not isinstance(doc, dict):
         raise ManifestError(f"{where}: expected a JSON object, got {type(doc).__name__}")
     return doc

@@ -371,14 +371,16 @@ class ImageStore:
             self.db.set_image_layer_blob(img.id, pos, digest, size)
         return len(fixes)
 
-    def unpack_layer(self, diff_id: str, blob_digest: str):
+    def unpack_layer(self, diff_id: str, blob_digest: str, limits=None):
         """Unpack a layer blob into its layer directory unless it is there already; return
         the LayerStats (None when it was already unpacked). The caller holds ``self.lock``
-        (shared at least). Hostile entries raise UnsafeLayer and leave nothing behind."""
+        (shared at least). Hostile entries raise UnsafeLayer and leave nothing behind.
+        ``limits``: the UnpackLimits of a layer that comes from outside (default: those of
+        the store's own layers, layers.STORE_LIMITS)."""
         import tempfile
 
         from sangja.fs import syncfs
-        from sangja.image.layers import unpack_layer
+        from sangja.image.layers import STORE_LIMITS, unpack_layer
 
         final = self.layer_path(diff_id)
         if os.path.isdir(final):
@@ -387,7 +389,8 @@ class ImageStore:
         try:
             os.chmod(tmp, 0o755)
             with self.blobs.open(blob_digest) as f:
-                stats = unpack_layer(f, tmp)  # overlay format: whiteouts as 0:0 devices
+                # overlay format: whiteouts as 0:0 devices
+                stats = unpack_layer(f, tmp, limits=limits or STORE_LIMITS)
             syncfs(tmp)  # the final name must never show a layer a power cut could cut short
             try:
                 os.rename(tmp, final)
@@ -548,7 +551,16 @@ class ImageStore:
         return rows
 
     def config(self, image_id: str) -> dict[str, Any]:
-        return jsonio.loads(self.blobs.read_bytes(self.resolve(image_id).id))
+        img = self.resolve(image_id)
+        return jsonio.loads(self.blobs.read_bytes(img.id), source=f"image config {img.id}")
+
+    def run_config(self, image_id: str) -> dict[str, Any]:
+        """The image's ``config`` section as the engine runs it: every field it reads
+        checked (ImageConfigError naming the field), Cmd/Entrypoint as lists."""
+        from sangja.image.config import run_config
+
+        img = self.resolve(image_id)
+        return run_config(self.config(img.id), f"image {img.id}")
 
     def inspect(self, name_or_id: str) -> dict[str, Any]:
         img = self.resolve(name_or_id)

@@ -29,18 +29,25 @@ def _int(d: dict, key: str, where: str, lo: int, hi: int, default=None):
     return v
 
 
+def _one_of(v, names: dict) -> bool:
+    return isinstance(v, str) and v in names
+
+
 def check_scheduler(s: dict) -> None:
     where = "process.scheduler"
     if not isinstance(s, dict):
         raise ConfigError(f"{where} must be an object")
-    if s.get("policy") not in POLICIES:
+    if not _one_of(s.get("policy"), POLICIES):
         raise ConfigError(f"{where}.policy must be one of {', '.join(POLICIES)}")
     _int(s, "nice", where, -20, 19)
     _int(s, "priority", where, 0, 99)
     for k in ("runtime", "deadline", "period"):
         _int(s, k, where, 0, (1 << 64) - 1)
-    for f in s.get("flags") or []:
-        if f not in SCHED_FLAGS:
+    flags = s.get("flags") or []
+    if not isinstance(flags, list):
+        raise ConfigError(f"{where}.flags must be an array")
+    for f in flags:
+        if not _one_of(f, SCHED_FLAGS):
             raise ConfigError(f"{where}.flags: unknown flag {f!r}")
     if s["policy"] in ("SCHED_FIFO", "SCHED_RR") and not s.get("priority"):
         raise ConfigError(f"{where}.priority must be 1-99 for {s['policy']}")
@@ -51,14 +58,14 @@ def check_scheduler(s: dict) -> None:
 
 def check_io_priority(p: dict) -> None:
     where = "process.ioPriority"
-    if not isinstance(p, dict) or p.get("class") not in IOPRIO_CLASSES:
+    if not isinstance(p, dict) or not _one_of(p.get("class"), IOPRIO_CLASSES):
         raise ConfigError(f"{where}.class must be one of {', '.join(IOPRIO_CLASSES)}")
     _int(p, "priority", where, 0, 7, 0)
 
 
 def check_personality(p: dict) -> None:
     where = "linux.personality"
-    if not isinstance(p, dict) or p.get("domain") not in PERSONALITY_DOMAINS:
+    if not isinstance(p, dict) or not _one_of(p.get("domain"), PERSONALITY_DOMAINS):
         raise ConfigError(f"{where}.domain must be LINUX or LINUX32")
     if p.get("flags"):
         raise ConfigError(f"{where}.flags are not supported (no kernel personality flags "

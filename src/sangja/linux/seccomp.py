@@ -173,7 +173,7 @@ def _validate(cfg) -> None:
     for i, a in enumerate(_list(cfg.get("architectures"), f"{where}.architectures")):
         _arch_token(a, f"{where}.architectures[{i}]")
     for i, f in enumerate(_list(cfg.get("flags"), f"{where}.flags")):
-        if f not in FLAGS:
+        if not isinstance(f, str) or f not in FLAGS:
             raise ConfigError(f"{where}.flags[{i}] {f!r} is not a seccomp filter flag")
     listener = cfg.get("listenerPath")
     if listener is not None and _str(listener, f"{where}.listenerPath") == "":
@@ -212,7 +212,7 @@ def _validate(cfg) -> None:
             _uint(arg["value"], f"{wa}.value", _U64)
             if arg.get("valueTwo") is not None:
                 _uint(arg["valueTwo"], f"{wa}.valueTwo", _U64)
-            if arg["op"] not in OPS:
+            if not isinstance(arg["op"], str) or arg["op"] not in OPS:
                 raise ConfigError(f"{wa}.op {arg['op']!r} is not a seccomp comparison")
 
 
@@ -389,7 +389,9 @@ def prepare(seccomp, cache_dir: str | None):
         return None
     cacheable = (
         cache_dir is not None and isinstance(seccomp, dict)
-        and all(f in _CONFIG_FLAGS for f in seccomp.get("flags") or [])
+        and isinstance(seccomp.get("flags") or [], list)
+        and all(isinstance(f, str) and f in _CONFIG_FLAGS for f in seccomp.get("flags") or [])
+        and isinstance(seccomp.get("syscalls") or [], list)
         and not any(sc.get("action") == "SCMP_ACT_NOTIFY"
                     for sc in (seccomp.get("syscalls") or []) if isinstance(sc, dict)))
     if cacheable:

@@ -7,7 +7,7 @@ error names its field. What the runtime can honour is decided in `sangja.runtime
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .validate import get, int_list, obj, obj_list, str_list, uint
+from .validate import get, int_list, kind_of, obj, obj_list, str_list, uint
 
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
               "poststop")
@@ -22,6 +22,10 @@ class User:
         self.gid = uint(d, "gid", where, default=0)
         self.umask = uint(d, "umask", where)
         self.additional_gids = int_list(d, "additionalGids", where)
+        for i, g in enumerate(self.additional_gids):
+            if not 0 <= g < 1 << 32:
+                raise ConfigError(f"{where}.additionalGids[{i}]: expected an integer from 0 "
+                                  f"to {(1 << 32) - 1}, got {g}")
 
 
 class Rlimit:
@@ -158,7 +162,7 @@ class Spec:
 
     def __init__(self, d: dict):
         if not isinstance(d, dict):
-            raise ConfigError("config.json must hold a JSON object")
+            raise ConfigError(f"expected a JSON object, got {kind_of(d)}")
         self.raw = d
         # The linux.seccomp filter compiled while validating (sangja.linux.seccomp.Filter),
         # kept so the init (a fork of the validating process) loads it without compiling
@@ -185,21 +189,31 @@ class Spec:
         ann = obj(d, "annotations", "$")
         for k, v in ann.items():
             if not isinstance(v, str):
-                raise ConfigError(f"annotations.{k} must be a string")
+                raise ConfigError(f"annotations.{k}: expected a string, got {kind_of(v)}")
         self.annotations = ann
         self.linux = Linux(obj(d, "linux", "$"))
 
 
 def load(path: str) -> Spec:
-    """Read and validate a config.json; ConfigError with one clear line on any problem."""
+    """Read and validate a config.json; ConfigError with one clear line on any problem:
+    ``PATH: invalid JSON: ... at line L column C`` for a document that does not parse,
+    ``config.json: FIELD: expected ..., got ...`` for one of the wrong shape."""
     from ..jsonio import load_file
 
     try:
         doc = load_file(path)
     except FileNotFoundError:
         raise ConfigError(f"{path} not found") from None
-    except ValueError as e:
-        raise ConfigError(f"{path} is not valid JSON: {e}") from None
+    except ValueError as e:  # jsonio.JSONError: names the file and the position
+        raise ConfigError(str(e)) from None
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from None
-    return Spec(doc)
+    return parse(doc, "config.json")
+
+
+def parse(doc, source: str) -> Spec:
+    """Spec(doc), its errors prefixed with the document's name."""
+    try:
+        return Spec(doc)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None

@@ -63,16 +63,10 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None,
         spec.seccomp_filter = seccomp.prepare(seccomp_cfg, seccomp_cache)
     from ..linux import sched
 
-    for section, key, check in (("process", "scheduler", sched.check_scheduler),
-                                ("process", "ioPriority", sched.check_io_priority),
-                                ("linux", "personality", sched.check_personality)):
-        val = (raw.get(section) or {}).get(key)
-        if val is not None:
-            check(val)
-    if spec.process.apparmor_profile:
-        raise Unsupported("process.apparmorProfile", _lsm_reason("apparmor"))
-    if spec.process.selinux_label:
-        raise Unsupported("process.selinuxLabel", _lsm_reason("selinux"))
+    personality = (raw.get("linux") or {}).get("personality")
+    if personality is not None:
+        sched.check_personality(personality)
+    check_process(spec.process)
     types = {n.type: n for n in spec.linux.namespaces}
     _check_id_mappings(spec.linux.raw, types.get("user"))
     if "mount" not in types:
@@ -119,15 +113,31 @@ def check_supported(spec: Spec, cgroup_mode: str | None = None,
         from ..linux.cgroups.resources import check as check_resources
 
         check_resources(spec.linux.resources, cgroup_mode)
+
+
+def check_process(process) -> None:
+    """What the runtime must be able to honour in a process (the init's, or one given to
+    `exec`): scheduling, LSM labels, capabilities, rlimits."""
+    from ..linux import sched
+
+    raw = process.raw
+    if raw.get("scheduler") is not None:
+        sched.check_scheduler(raw["scheduler"])
+    if raw.get("ioPriority") is not None:
+        sched.check_io_priority(raw["ioPriority"])
+    if process.apparmor_profile:
+        raise Unsupported("process.apparmorProfile", _lsm_reason("apparmor"))
+    if process.selinux_label:
+        raise Unsupported("process.selinuxLabel", _lsm_reason("selinux"))
     from ..linux.capabilities import CapabilitySets
 
     try:
-        CapabilitySets(spec.process.capabilities)
+        CapabilitySets(process.capabilities)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     from ..linux.process import RLIMITS
 
-    for i, r in enumerate(spec.process.rlimits):
+    for i, r in enumerate(process.rlimits):
         if r.type not in RLIMITS:
             raise ConfigError(f"process.rlimits[{i}].type {r.type!r} is not a known rlimit")
         if r.soft > r.hard:
@@ -169,7 +179,9 @@ def _joined_host_namespaces(namespaces: list) -> set[str]:
 def _check_id_mappings(linux: dict, user) -> None:
     """uid/gid mappings: required by a new user namespace, meaningless without one."""
     for key in ("uidMappings", "gidMappings"):
-        maps = linux.get(key) or []
+        maps = linux.get(key)
+        if maps is None:
+            maps = []
         if not isinstance(maps, list):
             raise ConfigError(f"linux.{key} must be an array")
         if maps and (user is None or user.path):

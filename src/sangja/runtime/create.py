@@ -42,6 +42,7 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
               "created": now_rfc3339(), "owner": _owner(),
               "annotations": spec.annotations, "hooks": _hooks_for_later(spec),
               "process": spec.process.raw,
+              "namespaces": [n.type for n in spec.linux.namespaces],  # what exec joins
               "seccomp": (spec.raw.get("linux") or {}).get("seccomp")}
     from .store import validate_id
 

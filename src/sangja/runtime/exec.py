@@ -28,11 +28,19 @@ def build_process(record: dict, args: list[str], *, process_file, tty, env, cwd,
 
         try:
             doc = load_file(process_file)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot read process file {process_file}: {e}") from None
+        except ValueError as e:  # jsonio.JSONError: names the file and the position
+            raise ConfigError(str(e)) from None
+        except OSError as e:
+            raise ConfigError(f"cannot read process file {process_file}: "
+                              f"{e.strerror or e}") from None
         if not isinstance(doc, dict):
-            raise ConfigError(f"{process_file} must hold a JSON object")
-        return Process(doc, "process")
+            from ..oci.validate import kind_of
+
+            raise ConfigError(f"{process_file}: expected a JSON object, got {kind_of(doc)}")
+        try:
+            return _checked(Process(doc, "process"))
+        except ConfigError as e:
+            raise ConfigError(f"{process_file}: {e}") from None
     if not args:
         raise ConfigError("exec needs a command (or --process)")
     import copy
@@ -61,7 +69,15 @@ def build_process(record: dict, args: list[str], *, process_file, tty, env, cwd,
             c[k] = list(dict.fromkeys(list(c.get(k) or []) + list(caps)))
     if no_new_privs:
         doc["noNewPrivileges"] = True
-    return Process(doc, "process")
+    return _checked(Process(doc, "process"))
+
+
+def _checked(proc: Process) -> Process:
+    """What `create` checks of the init's process, before anything is forked."""
+    from .bundle import check_process
+
+    check_process(proc)
+    return proc
 
 
 def exec_process(store: Store, cid: str, args: list[str], *, process_file=None, tty=False,
@@ -111,6 +127,7 @@ def exec_process(store: Store, cid: str, args: list[str], *, process_file=None, 
     os.close(helper_fd)
     if console_fd is not None:
         os.close(console_fd)
+    pid = None  # the child may fail before it says
     try:
         pid = chan.expect("pid")["pid"]
         msg = chan.recv()  # EOF: the process exec'd (our end closed on exec)
@@ -185,8 +202,15 @@ def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd
 
             Cgroup.from_dirs(record.get("cgroup", ""), dirs).join(0)
         rootfd = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # As runc: join the init's current namespaces of the types the container was made
+        # with (new or joined), and no others. A namespace the container's program made
+        # for itself later (`unshare -U` in the init) is not the container's: joining that
+        # user namespace would drop our rights over all the others.
+        types = record.get("namespaces")  # None: a record older than this field
         fds = {}
         for t in ns.JOIN_ORDER:
+            if types is not None and t not in types:
+                continue
             name = ns.TYPES[t][1]
             try:
                 if ns.ns_inode(init_pid, t) == ns.ns_inode("self", t):
@@ -198,7 +222,11 @@ def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd
             raise SangjaError("container init exited")
         for t in ns.JOIN_ORDER:
             if t in fds:
-                ns.setns(fds[t], ns.TYPES[t][0])
+                try:
+                    ns.setns(fds[t], ns.TYPES[t][0])
+                except OSError as e:
+                    raise SangjaError(f"cannot join the container's {t} namespace: "
+                                      f"{os.strerror(e.errno)}") from None
                 os.close(fds[t])
         os.fchdir(rootfd)
         os.chroot(".")

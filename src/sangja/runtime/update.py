@@ -90,9 +90,9 @@ def load_resources(path: str) -> dict:
     except OSError as e:
         raise ConfigError(f"cannot read --resources {path}: {e.strerror}") from None
     try:
-        doc = loads(text)
-    except ValueError as e:
-        raise ConfigError(f"--resources {path}: invalid JSON: {e}") from None
+        doc = loads(text, source=f"--resources {path}")
+    except ValueError as e:  # jsonio.JSONError: names the file and the position
+        raise ConfigError(str(e)) from None
     if not isinstance(doc, dict):
         raise ConfigError(f"--resources {path}: expected a JSON object "
                           "(linux.resources format)")

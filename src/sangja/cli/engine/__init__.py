@@ -6,6 +6,7 @@ to ``COMMANDS`` (and to ``SUBCOMMANDS`` when Docker also spells it `sangja GROUP
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .common import PROG, Globals, UsageError
@@ -173,6 +174,11 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
 }
 
 
+# What works for any user; everything else reads or changes the store, mounts or makes
+# containers, and needs root until rootless mode comes.
+NO_ROOT_NEEDED = frozenset({"version", "info"})
+
+
 def _command(target: str):
     from importlib import import_module
 
@@ -210,14 +216,20 @@ def _dispatch(argv: list[str]) -> int:
         print(HELP)
         return 0 if argv else 1
     cmd, args = argv[0], argv[1:]
+    name = cmd
     if cmd in SUBCOMMANDS:
         verbs = SUBCOMMANDS[cmd]
         if not args or args[0] not in verbs:
             raise UsageError(f"usage: {PROG} {cmd} {{{'|'.join(verbs)}}} ...")
-        return _command(verbs[args[0]])(opts, args[1:])
-    if cmd in COMMANDS:
-        return _command(COMMANDS[cmd])(opts, args)
-    raise UsageError(f"unknown command {cmd!r} (see {PROG} --help)")
+        target, name, args = verbs[args[0]], f"{cmd} {args[0]}", args[1:]
+    elif cmd in COMMANDS:
+        target = COMMANDS[cmd]
+    else:
+        raise UsageError(f"unknown command {cmd!r} (see {PROG} --help)")
+    if cmd not in NO_ROOT_NEEDED and os.geteuid() != 0:
+        raise UsageError(f"{name} needs root: run {PROG} as root (rootless mode is not "
+                         "supported yet)")
+    return _command(target)(opts, args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,8 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:
         from ...errors import SangjaError
+        from ...jsonio import JSONError
 
-        if not debug and (isinstance(e, SangjaError | OSError) or type(e).__module__ == "sqlite3"):
+        if not debug and (isinstance(e, SangjaError | OSError | JSONError)
+                          or type(e).__module__ == "sqlite3"):
             code = getattr(e, "engine_exit_code", 125)
             print(f"{PROG}: {e}", file=sys.stderr)
             return code
