@@ -1,6 +1,6 @@
 """Output paths a user names (`save -o`, `export -o`) are written through, never replaced:
 a device stays a device, a FIFO gets the archive, a symlink stays a link to the written
-file, and a failed write leaves an existing file as it was (sangja.fs.output_file).
+file, and a failed write leaves an existing file as it was (sangja.output.output_file).
 
 Each test feeds the bad target from the outside and looks at what is on disk afterwards.
 Run as root, a `save -o /dev/null` used to rename a regular file over the host's /dev/null;
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sangja.fs import OutputPathError, output_file
+from sangja.output import OutputPathError, output_file
 
 
 def _archive_names(path: Path) -> list[str]:

@@ -669,7 +669,7 @@ def cmd_export(opts: Globals, args: list[str]) -> int:
                 export_rootfs(root, sys.stdout.buffer)
                 sys.stdout.buffer.flush()
             return 0
-        from ...fs import output_file
+        from ...output import output_file
 
         with eng.rootfs(rest[0]) as (_, root), output_file(output) as f:
             export_rootfs(root, f)

@@ -157,7 +157,7 @@ def cmd_save(opts: dict, args: list[str]) -> int:
             save(store, rest, sys.stdout.buffer, format=fmt)
             sys.stdout.buffer.flush()
             return 0
-        from ...fs import output_file
+        from ...output import output_file
 
         with output_file(str(output)) as f:
             save(store, rest, f, format=fmt)
