@@ -433,10 +433,10 @@ def main(argv: list[str] | None = None) -> int:
         if name not in NO_ROOT_NEEDED and os.geteuid() != 0:
             raise UsageError(f"{name} needs root: run {PROG} as root (rootless containers "
                              "are not supported yet)")
+        if name in ("create", "run"):
+            _prime()  # first: its wait overlaps everything below
         if name in ("create", "run", "exec"):
             _check_preserve_fds(sub)
-        if name in ("create", "run"):
-            _prime()
         ctx = Context(gopts)
         return COMMANDS[name][0](ctx, sub)
     except BrokenPipeError:

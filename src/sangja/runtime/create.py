@@ -152,7 +152,6 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
             from ..fs import write_atomic
 
             write_atomic(os.path.abspath(pid_file), str(init_pid), 0o644)
-        c.save()
         chan.send("go", state=c.oci_state())
         chan.close()
         return c

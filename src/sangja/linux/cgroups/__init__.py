@@ -83,29 +83,62 @@ def prime_migration() -> None:
     """Start, in a background thread, a no-op move of this process into its own cgroup.
 
     The first cgroup migration after a quiet spell waits for an RCU grace period (the
-    kernel's cgroup_threadgroup_rwsem: 5-20 ms here) while holding cgroup_mutex; moves
-    within ~20 ms after it do not wait. Started first thing, the wait overlaps the
-    runtime's imports and bundle parsing instead of delaying the container. Failure is
-    harmless: the real move then pays the wait itself.
+    kernel's cgroup_threadgroup_rwsem: 7-20 ms here) while holding cgroup_mutex, which
+    also holds up every cgroup mkdir and every fork meanwhile; moves within ~20 ms after it
+    do not wait. Started first thing, the wait overlaps the runtime's imports and bundle
+    parsing instead of delaying the container. Failure is harmless: the real move then
+    pays the wait itself.
+
+    The thread must reach its write at once, not at the interpreter's next thread switch
+    (5 ms of the caller's imports later): the switch interval is shortened until then.
     """
     import _thread
+    import sys
 
-    _thread.start_new_thread(_noop_migration, ())
-
-
-def _noop_migration() -> None:
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
     try:
-        own = own_paths()
-        for h in hierarchies():
-            path = own.get(",".join(h.controllers) if h.version == 1 else "")
-            if path is None:
-                continue
-            if h.root != "/" and path.startswith(h.root):
-                path = path[len(h.root):]
-            _write(os.path.join(h.mountpoint + path, "cgroup.procs"), b"0")
-            return
+        _thread.start_new_thread(_noop_migration, (old,))
+    except BaseException:
+        sys.setswitchinterval(old)
+        raise
+
+
+def _noop_migration(switch_interval: float) -> None:
+    import sys
+
+    try:
+        fd = os.open(_own_procs_file(), os.O_WRONLY | os.O_CLOEXEC)
     except (OSError, ValueError):
+        sys.setswitchinterval(switch_interval)
+        return
+    sys.setswitchinterval(switch_interval)
+    try:
+        os.write(fd, b"0")  # the GIL is released while the kernel waits
+    except OSError:
         pass
+    finally:
+        os.close(fd)
+
+
+def _own_procs_file() -> str:
+    """cgroup.procs of a cgroup this process is in: where the usual layout puts it (the
+    first line of /proc/self/cgroup under /sys/fs/cgroup), else from the mount table."""
+    own = own_paths()
+    for key, path in own.items():
+        for top in ((f"/sys/fs/cgroup/{key}",) if key else
+                    ("/sys/fs/cgroup/unified", "/sys/fs/cgroup")):
+            candidate = f"{top}{path.rstrip('/')}/cgroup.procs"
+            if os.path.exists(candidate):
+                return candidate
+    for h in hierarchies():
+        path = own.get(",".join(h.controllers) if h.version == 1 else "")
+        if path is None:
+            continue
+        if h.root != "/" and path.startswith(h.root):
+            path = path[len(h.root):]
+        return os.path.join(h.mountpoint + path, "cgroup.procs")
+    raise ValueError("no cgroup hierarchy")
 
 
 def systemd_path(path: str) -> str:
@@ -307,14 +340,17 @@ class Cgroup:
         deadline = time.monotonic() + timeout
         for _, d in self.dirs:
             _rmdir_tree(d, deadline)
-        # Remove the parent we made for the default path, when nobody else uses it.
+        # Remove the parent we made for the default path, when nobody else uses it. Every
+        # container has a directory in every hierarchy: one parent still in use means the
+        # others are too (not ten failing rmdirs at every container's end).
         for _, d in self.dirs:
             parent = os.path.dirname(d)
             if os.path.basename(parent) == "sangja":
                 try:
                     os.rmdir(parent)
-                except OSError:
-                    pass
+                except OSError as e:
+                    if e.errno in (errno.EBUSY, errno.ENOTEMPTY):
+                        break
 
 
 def read_file(d: str | None, name: str) -> str:
