@@ -103,7 +103,7 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
         if console_socket is not None:
             os.close(console_fd)
         if cgroup is not None:  # made while the child prepares; joined once its init exists
-            _make_cgroup(cgroup, spec)
+            cgroup.create()
         msg = chan.expect_any(("userns", "pid"))
         if msg["t"] == "userns":
             write_id_maps(child, spec.linux.raw)
@@ -119,6 +119,10 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
         if cgroup is not None:  # joined while the init mounts; see init.enter_cgroup
             cgroup.join(init_pid)
         chan.send("cgroup")
+        if cgroup is not None:
+            # While the init mounts. Limits hold from before its program runs; device rules
+            # are applied after the init made its device nodes, as runc applies them.
+            _apply_limits(cgroup, spec)
         c.save()
         while True:
             msg = chan.expect_any(("hooks", "created", "seccomp"))
@@ -234,8 +238,9 @@ def _plan_cgroup(cid: str, spec, systemd: bool):
     return cg if cg.dirs else None
 
 
-def _make_cgroup(cg, spec) -> None:
-    cg.create()
+def _apply_limits(cg, spec) -> None:
+    """linux.resources on the container's cgroup: device rules (v1 devices controller, or a
+    BPF program on v2) and every other limit."""
     rules = spec.linux.resources.get("devices")
     if rules:
         from ..linux.cgroups.devices import apply_v1

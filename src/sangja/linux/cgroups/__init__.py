@@ -89,30 +89,24 @@ def prime_migration() -> None:
     parsing instead of delaying the container. Failure is harmless: the real move then
     pays the wait itself.
 
-    The thread must reach its write at once, not at the interpreter's next thread switch
-    (5 ms of the caller's imports later): the switch interval is shortened until then.
+    Returns once the thread is about to write (~0.3 ms): left to the interpreter's thread
+    switching it would start only after the caller's next imports, milliseconds later.
     """
     import _thread
-    import sys
 
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-4)
-    try:
-        _thread.start_new_thread(_noop_migration, (old,))
-    except BaseException:
-        sys.setswitchinterval(old)
-        raise
+    ready = _thread.allocate_lock()
+    ready.acquire()
+    _thread.start_new_thread(_noop_migration, (ready,))
+    ready.acquire()  # released by the thread just before its write
 
 
-def _noop_migration(switch_interval: float) -> None:
-    import sys
-
+def _noop_migration(ready) -> None:
     try:
         fd = os.open(_own_procs_file(), os.O_WRONLY | os.O_CLOEXEC)
     except (OSError, ValueError):
-        sys.setswitchinterval(switch_interval)
+        ready.release()
         return
-    sys.setswitchinterval(switch_interval)
+    ready.release()
     try:
         os.write(fd, b"0")  # the GIL is released while the kernel waits
     except OSError:
