@@ -373,6 +373,34 @@ def test_check_repairs_container_leftovers(store):
     assert store.exec_out(running, "ls", "/bin/busybox").strip() == "/bin/busybox"
 
 
+def test_check_leaves_another_stores_containers_alone(store, tmp_path):
+    """Two stores can share a run root (`--root` alone picks another store; the run root
+    stays /run/sangja): one store's check neither reports nor removes the other's
+    containers, running or dead with their runtime state and run directory left."""
+    other = Cli(tmp_path / "other", store.runroot)
+    other.ok("bootstrap", "busybox")
+    try:
+        running = other.detach("busybox", "sleep", "1000")
+        dead = other.detach("busybox", "sleep", "1000")
+        with open(store.runroot / "engine" / dead / "monitor.pid") as f:
+            monitor = int(f.read())
+        os.kill(monitor, 9)  # nobody cleans up after it: its runtime state says stopped
+        pid = init_pid(store, dead)
+        os.kill(pid, 9)
+        wait_until(lambda: not alive(pid) and not alive(monitor), 10)
+        state = store.runroot / "runtime" / dead
+        assert state.is_dir()
+        assert check(store) == (0, ["no problems found"])
+        assert check(store, "--repair") == (0, ["no problems found"])
+        assert state.is_dir() and (store.runroot / "engine" / dead).is_dir()
+        assert other.exec_out(running, "echo", "alive").strip() == "alive"
+        rc, lines = check(other)  # its own check sees its dead container
+        assert rc == 1 and any(dead[:12] in line for line in lines), lines
+    finally:
+        remove_everything(other)
+        wait_no_leaks(other)
+
+
 # ---------------------------------------------------------------------------- seccomp=FILE
 
 

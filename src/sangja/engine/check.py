@@ -7,7 +7,10 @@ Findings, and what ``repair`` does with each:
     mount left                    a stopped container's root still mounted      unmount it
     leftover container            files of an id no record names: its           remove them
                                   directory, snapshot (with its writable
-                                  layer), run directory, runtime state
+                                  layer), run directory, runtime state (an
+                                  id only in the run root counts when a
+                                  runtime's state puts its bundle in this
+                                  root: run roots can be shared)
     running without a record      the same, while its processes run              (not repaired)
 
 Nothing a live container uses is touched: an id counts as live while its monitor runs, a
@@ -185,15 +188,31 @@ class _Checker:
 
     # -- ids without a record ----------------------------------------------------------------
     def unrecorded_ids(self, recorded: set[str]) -> set[str]:
-        ids: set[str] = set(self.runtimes)
+        """Ids with files in this root, or with runtime state whose bundle is in this root.
+        The run root may be shared by several roots (`--root` alone picks another store):
+        an id found only there may be another store's container, not ours to judge."""
+        ids: set[str] = set()
         for d in (os.path.join(self.paths.root, "containers"),
-                  os.path.join(self.paths.snapshots, "overlay"),
-                  os.path.join(self.paths.runroot, "engine")):
+                  os.path.join(self.paths.snapshots, "overlay")):
             try:
                 ids.update(n for n in os.listdir(d) if _HEX64.fullmatch(n))
             except FileNotFoundError:
                 continue
+        ids.update(cid for cid in set(self.runtimes) - ids - recorded
+                   if self._bundle_here(cid))
         return ids - recorded
+
+    def _bundle_here(self, cid: str) -> bool:
+        from .runtimes import runtime_for
+
+        for name in self.runtimes.get(cid, []):
+            try:
+                state = runtime_for(name, self.paths).state(cid)
+            except Exception:  # noqa: BLE001 - cannot tell: not ours to touch
+                continue
+            if state and state.get("bundle") == self.paths.container_dir(cid):
+                return True
+        return False
 
     def leftover(self, cid: str) -> None:
         paths, snaps = self.paths, self.engine.snapshots()

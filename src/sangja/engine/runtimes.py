@@ -57,6 +57,12 @@ class Runtime:
 
     def status(self, cid: str) -> str | None:
         """The runtime's view: created, running, paused, stopped; None if unknown to it."""
+        state = self.state(cid)
+        return state.get("status") if state else None
+
+    def state(self, cid: str) -> dict | None:
+        """The runtime's OCI state document of `cid` (status, pid, bundle...), None if the
+        runtime does not know it."""
         raise NotImplementedError
 
     def exec_argv(self, cid: str, *, process_file: str, pid_file: str, log: str,
@@ -130,9 +136,9 @@ class SangjaRuntime(Runtime):
         except SangjaError:
             return []
 
-    def status(self, cid):
+    def state(self, cid):
         try:
-            return self._store().peek(cid).status()
+            return self._store().peek(cid).oci_state()
         except SangjaError:
             return None
 
@@ -244,16 +250,17 @@ class OCIRuntimeBinary(Runtime):
 
         return [int(p) for p in loads(r.stdout or "[]") or []]
 
-    def status(self, cid):
+    def state(self, cid):
         r = self._run("state", cid, check=False)
         if r.returncode != 0:
             return None
         from ..jsonio import loads
 
         try:
-            return (loads(r.stdout) or {}).get("status")
+            state = loads(r.stdout)
         except ValueError:
             return None
+        return state if isinstance(state, dict) else None
 
     def exec_argv(self, cid, **kw):
         return _exec_argv([self.binary, "--root", self.root], cid, **kw)
