@@ -316,3 +316,27 @@ def test_exec_user_with_a_hostile_group_file(cli, box):
     cli.ok("exec", box, "sh", "-c", "rm /etc/group && mkfifo /etc/group")
     line = cli.fails(125, "exec", "-u", "nobody", box, "id", timeout=30)
     assert "/etc/group of the container is not a regular file" in line
+
+
+def test_exec_and_clean_up_when_sangja_is_called_by_a_relative_path(cli, tmp_path):
+    """`./.venv/bin/sangja` from the checkout (as `make demo` runs it): exec runs the
+    runtime, and the monitor's clean-up runs sangja, from other directories: both must be
+    found by absolute paths (a relative one failed: 'cannot run .venv/bin/sangja-runtime')."""
+    from engine_cli import REPO
+
+    rel = os.path.relpath(cli.argv()[0], REPO)
+    argv = [rel, *cli.argv()[1:]]
+    r = subprocess.run([*argv, "run", "-d", "busybox", "sleep", "1000"], cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    cli.seen.add(cid)
+    r = subprocess.run([*argv, "exec", cid, "echo", "hi"], cwd=REPO, capture_output=True,
+                       text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, "hi\n"), r.stderr
+    r = subprocess.run([*argv, "run", "--rm", "busybox", "sh", "-c", "exit 3"], cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3, r.stderr
+    cli.ok("kill", cid)  # the monitor's exit command records the exit by itself
+    wait_until(lambda: cli.status(cid) == "exited", timeout=15,
+               message="the monitor's clean-up to record the exit")

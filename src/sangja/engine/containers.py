@@ -396,14 +396,10 @@ class Engine:
         _ignore(self.snapshots().unmount, cid, True)
 
     def exit_command(self, cid: str) -> list[str]:
-        import shutil
-        import sys
+        from .runtimes import installed_command
 
-        exe = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-        if not exe.endswith("/sangja") or not os.access(exe, os.X_OK):
-            exe = shutil.which("sangja") or exe
-        return [exe, "--root", self.paths.root, "--runroot", self.paths.runroot,
-                "container", "cleanup", cid]
+        return [installed_command("sangja"), "--root", self.paths.root, "--runroot",
+                self.paths.runroot, "container", "cleanup", cid]
 
     # -- after an exit ----------------------------------------------------------------------
     def cleanup(self, ref: str, *, apply_policy: bool = True) -> None:

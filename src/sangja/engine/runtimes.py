@@ -143,13 +143,8 @@ class SangjaRuntime(Runtime):
             return None
 
     def exec_argv(self, cid, **kw):
-        import shutil
-        import sys
-
-        exe = os.path.join(os.path.dirname(sys.argv[0]) or ".", "sangja-runtime")
-        if not os.access(exe, os.X_OK):
-            exe = shutil.which("sangja-runtime") or exe
-        return _exec_argv([exe, "--root", self.root], cid, **kw)
+        return _exec_argv([installed_command("sangja-runtime"), "--root", self.root], cid,
+                          **kw)
 
 
 class OCIRuntimeBinary(Runtime):
@@ -264,6 +259,27 @@ class OCIRuntimeBinary(Runtime):
 
     def exec_argv(self, cid, **kw):
         return _exec_argv([self.binary, "--root", self.root], cid, **kw)
+
+
+def installed_command(name: str) -> str:
+    """The absolute path of sangja's command `name` (sangja, sangja-runtime) installed
+    beside the running one: next to this command (argv[0], made absolute now: later
+    commands run in other directories), next to the interpreter (a venv's bin), on PATH."""
+    import shutil
+    import sys
+
+    dirs = [os.path.dirname(os.path.realpath(sys.argv[0]))] if sys.argv and sys.argv[0] \
+        else []
+    dirs.append(os.path.dirname(os.path.abspath(sys.executable)))
+    for d in dirs:
+        exe = os.path.join(d, name)
+        if os.access(exe, os.X_OK):
+            return exe
+    found = shutil.which(name)
+    if found:
+        return os.path.abspath(found)
+    raise SangjaError(f"cannot find the {name} command beside {sys.argv[0] or 'sangja'} "
+                      "or on PATH (run `make install`)")
 
 
 def _exec_argv(base: list[str], cid: str, *, process_file: str, pid_file: str, log: str,
