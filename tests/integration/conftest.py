@@ -585,6 +585,33 @@ def runtime(tmp_path):
 
 
 @pytest.fixture(scope="session")
+def nobody_bin():
+    """A bin directory with `sangja` and `sangja-runtime` any user can run: this checkout
+    may sit where only root can enter (CI's clone in a mktemp directory), so tests of what
+    non-root users are told run a copy of the package from a world-readable directory."""
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="sangja-nobody-bin-", dir="/tmp"))
+    try:
+        d.chmod(0o755)
+        shutil.copytree(REPO / "src" / "sangja", d / "src" / "sangja",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        python = os.path.realpath(REPO / ".venv" / "bin" / "python3")
+        for cmd, module in (("sangja-runtime", "runtime"), ("sangja", "engine")):
+            script = d / cmd
+            script.write_text(f"#!{python} -S\nimport sys\n"
+                              f"sys.path.insert(0, {str(d / 'src')!r})\n"
+                              f"from sangja.cli.{module} import main\n"
+                              "from sangja.cli import leave\nleave(main())\n")
+            script.chmod(0o755)
+        for sub in d.rglob("*"):
+            sub.chmod(0o755 if sub.is_dir() else sub.stat().st_mode | 0o444)
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def busybox_rootfs(tmp_path_factory):
     from sangja.image.busybox import BusyboxNotFound, build_busybox_rootfs
 

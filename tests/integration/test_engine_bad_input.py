@@ -656,9 +656,10 @@ def as_nobody(*argv: str, **kw) -> subprocess.CompletedProcess:
     ["load", "-i", "/dev/null"], ["volume", "ls"], ["system", "df"], ["rm", "-f", "x"],
     ["image", "inspect", "busybox"], ["bootstrap", "busybox"], ["exec", "x", "true"],
 ])
-def test_non_root_is_told_root_is_needed(tmp_path, args):
+def test_non_root_is_told_root_is_needed(tmp_path, nobody_bin, args):
     root = tmp_path / "nobody-root"
-    r = as_nobody(str(SANGJA), "--root", str(root), "--runroot", str(tmp_path / "run"), *args)
+    r = as_nobody(str(nobody_bin / "sangja"), "--root", str(root), "--runroot",
+                  str(tmp_path / "run"), *args)
     assert r.returncode == 125, r
     assert r.stderr.splitlines() == [
         f"sangja: {args[0]}{' ' + args[1] if args[0] in ('volume', 'system', 'image') else ''}"
@@ -667,8 +668,8 @@ def test_non_root_is_told_root_is_needed(tmp_path, args):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["version"], ["info"]])
-def test_non_root_can_ask_for_help_and_version(args):
-    r = as_nobody(str(SANGJA), *args)
+def test_non_root_can_ask_for_help_and_version(nobody_bin, args):
+    r = as_nobody(str(nobody_bin / "sangja"), *args)
     assert r.returncode == 0, r.stderr
     assert r.stdout and not r.stderr
 

@@ -442,25 +442,25 @@ def _as_nobody(*argv, **kw) -> subprocess.CompletedProcess:
                                   ["start", "x"], ["state", "x"], ["list"], ["delete", "x"],
                                   ["kill", "x", "KILL"], ["exec", "x", "true"], ["ps", "x"],
                                   ["pause", "x"], ["update", "--pids-limit", "5", "x"]])
-def test_non_root_is_told_root_is_needed(runtime, make_bundle, tmp_path, args):
+def test_non_root_is_told_root_is_needed(runtime, make_bundle, tmp_path, nobody_bin, args):
     bundle = make_bundle(args=["true"])
     state = tmp_path / "nobody-state"
     argv = [str(bundle) if a == "B" else a for a in args]
-    r = _as_nobody(runtime.binary, "--root", state, *argv, cwd="/")
+    r = _as_nobody(nobody_bin / "sangja-runtime", "--root", state, *argv, cwd="/")
     _one_line_failure(r, f"{args[0]} needs root: run sangja-runtime as root "
                       "(rootless containers are not supported yet)")
     assert not state.exists()
 
 
 @pytest.mark.sangja_only
-def test_non_root_can_use_what_needs_no_root(runtime):
+def test_non_root_can_use_what_needs_no_root(runtime, nobody_bin):
     import tempfile
 
     d = Path(tempfile.mkdtemp(prefix="sangja-nobody-"))
     d.chmod(0o777)
     for args in (["--help"], ["--version"], ["features"], ["create", "--help"],
                  ["spec", "--bundle", d]):
-        r = _as_nobody(runtime.binary, *args, cwd="/")
+        r = _as_nobody(nobody_bin / "sangja-runtime", *args, cwd="/")
         assert r.returncode == 0 and not r.stderr, (args, r)
     assert json.loads((d / "config.json").read_text())["ociVersion"]
     (d / "config.json").unlink()

@@ -119,9 +119,7 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
         if cgroup is not None:  # joined while the init mounts; see init.enter_cgroup
             cgroup.join(init_pid)
         chan.send("cgroup")
-        if cgroup is not None:
-            # While the init mounts. Limits hold from before its program runs; device rules
-            # are applied after the init made its device nodes, as runc applies them.
+        if cgroup is not None:  # while the init mounts; they hold before its program runs
             _apply_limits(cgroup, spec)
         c.save()
         while True:
@@ -149,6 +147,8 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
                 hook_failed = True
                 raise
             chan.send("state", state=state)
+        if cgroup is not None:
+            _apply_device_rules(cgroup, spec)
         if child != init_pid:
             os.waitpid(child, 0)
             child = 0
@@ -239,32 +239,39 @@ def _plan_cgroup(cid: str, spec, systemd: bool):
 
 
 def _apply_limits(cg, spec) -> None:
-    """linux.resources on the container's cgroup: device rules (v1 devices controller, or a
-    BPF program on v2) and every other limit."""
-    rules = spec.linux.resources.get("devices")
-    if rules:
-        from ..linux.cgroups.devices import apply_v1
-
-        v1 = [d for h, d in cg.dirs if "devices" in h.controllers]
-        for d in v1:
-            apply_v1(d, rules)
-        v2_dirs = [d for h, d in cg.dirs if h.version == 2]
-        if v2_dirs and not v1:
-            # cgroup v2 has no devices controller: the same rules as a BPF program. On a
-            # hybrid host the v1 devices controller already enforces them (as with runc),
-            # and loading a program would cost every start ~2 ms for nothing.
-            from ..linux.cgroups.bpf_devices import attach, compile_rules
-
-            program = compile_rules(rules)
-            for d in v2_dirs:
-                try:
-                    os.close(attach(d, program))
-                except OSError as e:
-                    raise SangjaError(f"linux.resources.devices: cannot attach the device "
-                                      f"program to {d}: {e.strerror or e}") from None
+    """linux.resources but the device rules on the container's cgroup."""
     from ..linux.cgroups.resources import apply
 
     apply(cg, spec.linux.resources)  # on v2 this also enables the controllers stats read
+
+
+def _apply_device_rules(cg, spec) -> None:
+    """linux.resources.devices: the v1 devices controller, or a BPF program on v2. Applied
+    once the init has made and opened its device nodes (runc applies them at procReady):
+    v1 rules are rewritten one by one from "deny all", and an init making /dev/null in
+    between would be refused."""
+    rules = spec.linux.resources.get("devices")
+    if not rules:
+        return
+    from ..linux.cgroups.devices import apply_v1
+
+    v1 = [d for h, d in cg.dirs if "devices" in h.controllers]
+    for d in v1:
+        apply_v1(d, rules)
+    v2_dirs = [d for h, d in cg.dirs if h.version == 2]
+    if v2_dirs and not v1:
+        # cgroup v2 has no devices controller: the same rules as a BPF program. On a
+        # hybrid host the v1 devices controller already enforces them (as with runc),
+        # and loading a program would cost every start ~2 ms for nothing.
+        from ..linux.cgroups.bpf_devices import attach, compile_rules
+
+        program = compile_rules(rules)
+        for d in v2_dirs:
+            try:
+                os.close(attach(d, program))
+            except OSError as e:
+                raise SangjaError(f"linux.resources.devices: cannot attach the device "
+                                  f"program to {d}: {e.strerror or e}") from None
 
 
 def _undo(c: Container, cgroup, init_pid: int, child: int, warn, poststop: bool) -> None:
