@@ -343,6 +343,41 @@ def processes_referencing(*needles: str) -> list[tuple[int, str]]:
     return hits
 
 
+def stop_private_daemon(proc, base: Path, fixed, fixed_before: set[str],
+                        *needles: str) -> tuple[list[tuple[int, str]], list[str]]:
+    """After a test's private dockerd or containerd: stop it (SIGTERM, then SIGKILL), kill
+    what still runs from `base` (or names one of `needles`), unmount what it left below
+    `base` and remove it, and remove the fixed paths it needs (/run/containerd/s, ...) that
+    the test made, once empty. Returns (the processes, the mounts) left behind, for the
+    test to assert on after cleaning up."""
+    from fstree import mounts_under, unmount_all_under
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    leftovers = processes_referencing(str(base), *needles)
+    for pid, _ in leftovers:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    leaked_mounts = mounts_under(base)
+    unmount_all_under(base)
+    if not mounts_under(base):
+        shutil.rmtree(base, ignore_errors=True)
+    for d in fixed:  # those we made, once empty (deepest first)
+        if d not in fixed_before:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+    return leftovers, leaked_mounts
+
+
 def pid_alive(pid: int) -> bool:
     """True if /proc/PID exists and is not a zombie."""
     try:

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,9 +26,8 @@ from pathlib import Path
 
 import pytest
 from engine_cli import Pty
-from fstree import mounts_under, unmount_all_under
 
-from conftest import processes_referencing, runtime_binary, wait_until
+from conftest import processes_referencing, runtime_binary, stop_private_daemon, wait_until
 
 pytestmark = pytest.mark.root
 
@@ -175,31 +173,11 @@ def _teardown(c: Containerd, proc: subprocess.Popen, fixed_before: set[str]) -> 
     if proc.poll() is None:
         for cid in c.ctr("container", "ls", "-q", check=False).stdout.split():
             c.remove(cid)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
     # a shim outlives containerd by design: one left here is a task nobody deleted
-    leftovers = processes_referencing(str(c.base), c.ns)
-    for pid, _ in leftovers:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    leaked_mounts = mounts_under(c.base)
-    unmount_all_under(c.base)
-    shutil.rmtree(c.base, ignore_errors=True)
+    leftovers, leaked_mounts = stop_private_daemon(proc, c.base, FIXED, fixed_before, c.ns)
     cgroups = [str(p) for d in _cgroup_dirs(c.ns) for p in Path(d).iterdir() if p.is_dir()]
     for d in _cgroup_dirs(c.ns):  # ctr's parent /<namespace>: containerd leaves it
         _rmdir_tree(d)
-    for d in FIXED:  # those we made, once empty (deepest first)
-        if d not in fixed_before:
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
     assert leftovers == [], f"left processes: {leftovers}"
     assert leaked_mounts == [], f"left mounts: {leaked_mounts}"
     assert cgroups == [], f"left container cgroups: {cgroups}"

@@ -341,13 +341,11 @@ def _scans_after(log: Path, marker_index: int) -> bool:
     return any(line.startswith("SCAN") for line in _log_lines(log)[marker_index + 1:])
 
 
-def test_runtime_executable_unreachable_from_container(runtime, make_bundle, host_dir,
-                                                       attacker_bin):
-    """CVE-2019-5736: an attacker in container A scans /proc non-stop while (1) container B,
-    created in A's pid namespace, waits with its init still run by the runtime (before
-    execve), and (2) several `exec`s run in A. It must never open a runtime process's
-    /proc/PID/exe (O_PATH, read, write, reopen via /proc/self/fd), map_files or fd."""
-    before = _host_executables(runtime)
+def _attacker_and_victim(runtime, make_bundle, host_dir, attacker_bin):
+    """Container A running the /proc scanner (started, first scan done), and the bundle of
+    a container B to be made in A's pid namespace, whose busybox is A's very inode (so
+    that B's programs look like "the container's own" to the attacker). Returns
+    (A's id, the attacker's log, B's bundle)."""
     out = host_dir("attack")
     bundle_a = make_bundle(add_mounts(bind(out, "/out")), args=["/bin/attacker", "/out/log"])
     shutil.copy(attacker_bin, _rootfs(bundle_a) / "bin" / "attacker")
@@ -356,14 +354,23 @@ def test_runtime_executable_unreachable_from_container(runtime, make_bundle, hos
     runtime.run("run", "-d", "--bundle", bundle_a, a, check=True)
     wait_until(lambda: _scans_after(log, 0), timeout=10, message="the attacker to start")
     pid_a = runtime.state(a)["pid"]
-
-    # B's init sits in A's pid namespace, in the runtime's hands until `start`.
     bundle_b = make_bundle(args=["true"], linux={"namespaces": _namespaces(
         f"/proc/{pid_a}/ns/pid")})
-    # B's programs must look like "the container's own" to the attacker: same busybox inode
     b_busybox = _rootfs(bundle_b) / "bin" / "busybox"
     b_busybox.unlink()
     os.link(_rootfs(bundle_a) / "bin" / "busybox", b_busybox)
+    return a, log, bundle_b
+
+
+def test_runtime_executable_unreachable_from_container(runtime, make_bundle, host_dir,
+                                                       attacker_bin):
+    """CVE-2019-5736: an attacker in container A scans /proc non-stop while (1) container B,
+    created in A's pid namespace, waits with its init still run by the runtime (before
+    execve), and (2) several `exec`s run in A. It must never open a runtime process's
+    /proc/PID/exe (O_PATH, read, write, reopen via /proc/self/fd), map_files or fd."""
+    before = _host_executables(runtime)
+    a, log, bundle_b = _attacker_and_victim(runtime, make_bundle, host_dir, attacker_bin)
+    # B's init sits in A's pid namespace, in the runtime's hands until `start`.
     b = new_id("vic")
     runtime.create(bundle_b, b)
     wait_until(lambda: any(line.startswith(("SEEN", "BAD")) for line in _log_lines(log)),
@@ -400,25 +407,13 @@ def test_sealed_exec_helper_exposes_nothing(runtime, make_bundle, host_dir, atta
     if not shutil.which("strace"):
         pytest.skip("needs strace to hold a process in the helper stage")
     before = _host_executables(runtime)
-    out = host_dir("attack")
-    bundle_a = make_bundle(add_mounts(bind(out, "/out")), args=["/bin/attacker", "/out/log"])
-    shutil.copy(attacker_bin, _rootfs(bundle_a) / "bin" / "attacker")
-    log = out / "log"
-    a = new_id("atk")
-    runtime.run("run", "-d", "--bundle", bundle_a, a, check=True)
-    wait_until(lambda: _scans_after(log, 0), timeout=10, message="the attacker to start")
-    pid_a = runtime.state(a)["pid"]
+    a, log, bundle_b = _attacker_and_victim(runtime, make_bundle, host_dir, attacker_bin)
     # every execve waits 1.5 s (counted per process): so does the helper's exec of the program
     slow = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=execve",
             "-e", "inject=execve:delay_enter=1500000"]
     r = subprocess.run([*slow, *runtime.argv("exec", a, "sh", "-c", "echo exec-$$")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "exec-" in r.stdout, r
-    bundle_b = make_bundle(args=["true"], linux={"namespaces": _namespaces(
-        f"/proc/{pid_a}/ns/pid")})
-    b_busybox = _rootfs(bundle_b) / "bin" / "busybox"  # B's program is "the container's own"
-    b_busybox.unlink()
-    os.link(_rootfs(bundle_a) / "bin" / "busybox", b_busybox)
     b = new_id("vic")
     # created under strace, which then follows the init through `start` until it exits
     tracer = subprocess.Popen([*slow, *runtime.argv("create", "--bundle", bundle_b, b)],

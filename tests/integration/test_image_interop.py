@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -25,7 +23,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import processes_referencing, wait_until
+from conftest import stop_private_daemon, wait_until
 
 pytestmark = pytest.mark.root
 
@@ -410,16 +408,6 @@ def _links() -> list[str]:
     return sorted(line.split(":")[1].strip() for line in out.splitlines() if ":" in line)
 
 
-def _mounts_under(path: str) -> list[str]:
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
-            if point == path or point.startswith(path + "/"):
-                found.append(point)
-    return sorted(found, key=len, reverse=True)
-
-
 @pytest.fixture(scope="module")
 def docker():
     """A private dockerd: its own data root, exec root, socket and containerd; no bridge,
@@ -470,31 +458,8 @@ def docker():
             ids = dk("ps", "-aq", check=False).split()
             if ids:
                 dk("rm", "-f", *ids, check=False)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
         # dockerd stops its containerd and shims; anything still running is a leak
-        leftovers = processes_referencing(str(base))
-        for pid, _ in leftovers:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        leaked_mounts = _mounts_under(str(base))
-        for point in leaked_mounts:
-            subprocess.run(["umount", "-l", point], check=False, stderr=subprocess.DEVNULL)
-        if not _mounts_under(str(base)):
-            shutil.rmtree(base, ignore_errors=True)
-        for d in fixed:  # those we made, once empty (deepest first)
-            if d not in fixed_before:
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
+        leftovers, leaked_mounts = stop_private_daemon(proc, base, fixed, fixed_before)
         assert leftovers == [], f"dockerd left processes: {leftovers}"
         assert leaked_mounts == [], f"dockerd left mounts: {leaked_mounts}"
         assert _links() == links_before, "dockerd left network links"
