@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
+from sangja.errors import SangjaError
 from sangja.records import dataclass, field
 
 # the human-readable figures are shared with the engine's documents (inspect, ps, stats)
@@ -166,74 +167,19 @@ def error(message: str) -> None:
 # ---------------------------------------------------------------------------- --format
 
 
+class TemplateFailed(SangjaError):
+    """A --format template that does not parse or cannot run on the data (Docker: exit 1)."""
+
+    engine_exit_code = 1
+
+
 def render_template(template: str, value) -> str:
-    """The part of Go's text/template that `--format` users write: `{{.A.B}}`,
-    `{{json .A}}`, `{{index .Labels "key"}}`, `{{lower .X}}`/`{{upper .X}}`, `{{.}}`, and the
-    escapes `\\t`/`\\n`. Anything else is a usage error rather than a silent wrong answer."""
-    out: list[str] = []
-    i = 0
-    template = template.replace("\\t", "\t").replace("\\n", "\n")
-    while True:
-        j = template.find("{{", i)
-        if j < 0:
-            out.append(template[i:])
-            break
-        out.append(template[i:j])
-        k = template.find("}}", j)
-        if k < 0:
-            raise UsageError(f"template: unclosed action in {template!r}")
-        out.append(_action(template[j + 2:k].strip().strip("-").strip(), value))
-        i = k + 2
-    return "".join(out)
+    """Go's text/template with Docker's functions (sangja.cli.gotemplate), as every
+    `--format` runs it; `\\t` and `\\n` written in the template are a tab and a newline, as
+    in Docker."""
+    from ..gotemplate import Template, TemplateError
 
-
-def _lookup(expr: str, value):
-    if expr == ".":
-        return value
-    if not expr.startswith("."):
-        raise UsageError(f"template: cannot evaluate {expr!r}")
-    for part in expr[1:].split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        else:
-            raise UsageError(f"template: can't evaluate field {part}")
-    return value
-
-
-def _text(v) -> str:
-    from ...jsonio import dumps
-
-    if v is None:
-        return "<no value>"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, dict):
-        return "map[" + " ".join(f"{k}:{_text(x)}" for k, x in sorted(v.items())) + "]"
-    if isinstance(v, list):
-        return "[" + " ".join(_text(x) for x in v) + "]"
-    if isinstance(v, float | int | str):
-        return str(v)
-    return dumps(v)
-
-
-def _action(action: str, value) -> str:
-    from ...jsonio import dumps
-
-    words = action.split()
-    if not words:
-        return ""
-    if words[0] == "json" and len(words) == 2:
-        return dumps(_lookup(words[1], value))
-    if words[0] in ("lower", "upper") and len(words) == 2:
-        t = _text(_lookup(words[1], value))
-        return t.lower() if words[0] == "lower" else t.upper()
-    if words[0] == "index" and len(words) == 3:
-        container = _lookup(words[1], value)
-        key = words[2].strip('"')
-        try:
-            return _text(container[int(key) if isinstance(container, list) else key])
-        except (KeyError, IndexError, ValueError, TypeError):
-            return "<no value>"
-    if len(words) == 1:
-        return _text(_lookup(words[0], value))
-    raise UsageError(f"template: unsupported action {{{{{action}}}}}")
+    try:
+        return Template(template.replace("\\t", "\t").replace("\\n", "\n")).render(value)
+    except TemplateError as e:
+        raise TemplateFailed(str(e)) from None
