@@ -26,6 +26,16 @@ def parse_time(text: str | None) -> float | None:
         return None
 
 
+def docker_time(when: str | float | None) -> str:
+    """Docker's CLI timestamps (`CreatedAt`): "2026-12-03 09:30:17 +0000 UTC"."""
+    import time
+
+    ts = when if isinstance(when, int | float) else parse_time(when)
+    if ts is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(ts))
+
+
 def human_duration(seconds: float) -> str:
     """Docker's units.HumanDuration."""
     s = int(seconds)

@@ -101,8 +101,8 @@ def store_state(cli: Cli) -> dict:
                 continue
             paths.append(rel)
             size += os.lstat(full).st_blocks * 512
-    images = sorted(json.dumps(i, sort_keys=True)
-                    for i in json.loads(cli.ok("images", "--format", "json") or "[]"))
+    images = sorted(json.dumps(json.loads(line), sort_keys=True)
+                    for line in cli.ok("images", "--format", "json").splitlines())
     return {"paths": sorted(paths), "bytes": size, "images": sorted(images),
             "tmp": sorted(os.listdir(cli.tmp)), "var_tmp_sangja": _sangja_temp_files()}
 

@@ -59,9 +59,14 @@ def test_images_lists_busybox(bootstrapped):
     assert size.endswith("MB") and 1.0 <= float(size[:-2]) <= 4.0, size
     q = run(root, "images", "-q")
     assert image_id[7:19] in q.stdout.split()
-    j = run(root, "images", "--format", "json")
-    rows = json.loads(j.stdout)
-    assert any(x["Repository"] == "localhost/busybox" and x["ID"] == image_id for x in rows)
+    j = run(root, "images", "--format", "json")  # one object per line, as docker's
+    rows = [json.loads(line) for line in j.stdout.splitlines()]
+    assert any(x["Repository"] == "localhost/busybox" and x["ID"] == image_id[7:19]
+               for x in rows)
+    full = run(root, "images", "--no-trunc", "--format", "{{.Repository}} {{.ID}}")
+    assert f"localhost/busybox {image_id}" in full.stdout.splitlines()
+    t = run(root, "images", "--format", "table {{.Repository}}\t{{.Tag}}").stdout.splitlines()
+    assert t[0] == "REPOSITORY          TAG" and "localhost/busybox   latest" in t
     d = run(root, "images", "--digests")
     assert "DIGEST" in d.stdout.splitlines()[0] and "sha256:" in d.stdout
 

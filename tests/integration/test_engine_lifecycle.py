@@ -374,7 +374,13 @@ def test_ps_flags(cli):
                                                      "ps-run:running"]
     rows = {r["Names"]: r for r in cli.ps()}
     assert rows["ps-exit"]["Status"].startswith("Exited (2)")
-    assert rows["ps-run"]["Command"] == "sleep 1000"
+    assert rows["ps-run"]["Command"] == '"sleep 1000"'  # quoted, as docker's ps shows it
+    assert rows["ps-run"]["RunningFor"].endswith(" ago")
+    table = cli.ok("ps", "-a", "--format", "table {{.Names}}\t{{.State}}", "--filter",
+                   "name=ps-ex").splitlines()
+    assert table == ["NAMES     STATE", "ps-exit   exited"]  # docker's columns: >= 10 wide
+    assert cli.ok("ps", "-a", "--format", '{{.Label "nope"}}|{{.ID}}', "--filter",
+                  "name=ps-run").strip() == f"|{a[:12]}"
     cli.fails(125, "ps", "--filter", "bogus=1")
 
 

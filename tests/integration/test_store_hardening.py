@@ -279,8 +279,8 @@ def test_lost_images_db_is_an_error_and_check_deletes_nothing(store, how):
     if how not in ("deleted",):
         assert list(store.root.glob("images.db.damaged-*")), "the damaged file is kept"
     assert files(store.root) == before
-    assert [(i["Repository"], i["Tag"]) for i in json.loads(
-        store.ok("images", "--format", "json"))] == [("localhost/busybox", "latest")]
+    assert [(i["Repository"], i["Tag"]) for i in map(json.loads, store.ok(
+        "images", "--format", "json").splitlines())] == [("localhost/busybox", "latest")]
     assert store.out("busybox", "echo", "back") == "back\n"
     assert check(store) == (0, ["no problems found"])
     store.ok("rm", "-f", cid)

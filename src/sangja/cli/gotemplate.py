@@ -499,7 +499,7 @@ def _shortest(f: float) -> tuple[str, int]:
     return frac.lstrip("0"), -(lead + 1)
 
 
-def _go_quote(s: str) -> str:
+def go_quote(s: str) -> str:
     """strconv.Quote."""
     out = ['"']
     for ch in s:
@@ -588,7 +588,7 @@ def _format_one(verb: str, flags: str, width: int | None, prec: int | None, a) -
         if isinstance(a, float):
             s = format(a, f".{prec}g") if prec is not None else _go_float(a)
         elif isinstance(a, str):
-            s = _go_quote(a) if sharp else (a[:prec] if prec is not None else a)
+            s = go_quote(a) if sharp else (a[:prec] if prec is not None else a)
         else:
             s = go_str(a)
         if plus and isinstance(a, int | float) and not isinstance(a, bool) and a >= 0:
@@ -605,12 +605,12 @@ def _format_one(verb: str, flags: str, width: int | None, prec: int | None, a) -
             s = s[:prec]
     elif verb == "q":
         if isinstance(a, str):
-            s = _go_quote(a[:prec] if prec is not None else a)
+            s = go_quote(a[:prec] if prec is not None else a)
         elif isinstance(a, list | tuple):
-            s = "[" + " ".join(_go_quote(x) if isinstance(x, str) else go_str(x)
+            s = "[" + " ".join(go_quote(x) if isinstance(x, str) else go_str(x)
                                for x in a) + "]"
         elif isinstance(a, int) and not isinstance(a, bool):
-            s = "'" + _go_quote(chr(a))[1:-1].replace("'", "\\'") + "'"
+            s = "'" + go_quote(chr(a))[1:-1].replace("'", "\\'") + "'"
         else:
             return bad
     elif verb in "dxXobcU":

@@ -143,7 +143,7 @@ def container_document(engine, row) -> dict:
 
 def ps_entry(engine, row, now: float) -> dict:
     """One `ps` row, with Docker's --format json field names."""
-    from ..humanize import since
+    from ..humanize import docker_time, since
     from .status import docker_status
 
     opts = engine.options(row)
@@ -154,7 +154,7 @@ def ps_entry(engine, row, now: float) -> dict:
         "Image": row["image_name"],
         "ImageID": row["image_id"],
         "Command": " ".join(args),
-        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(row["created"])),
+        "CreatedAt": docker_time(row["created"]),
         "RunningFor": since(row["created"]).removesuffix(" ago"),
         "Status": docker_status(engine.paths, row, now),
         "State": state,

@@ -146,12 +146,51 @@ def _store_value(opts: dict, f: Flag, value: str) -> None:
 
 
 def table(header: list[str], rows: list[list[str]]) -> None:
-    """Docker's tabwriter output: columns padded to their widest cell, three spaces apart."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    """Docker's table output: the header and the rows through tabwrite."""
+    lines = ["\t".join(r) for r in [header, *rows]]
+    sys.stdout.write(tabwrite(lines))
+
+
+def tabwrite(lines: list[str], minwidth: int = 10, padding: int = 3) -> str:
+    """Go's text/tabwriter as Docker's formatter sets it up (minwidth 10, padding 3,
+    spaces): a cell ends at a tab; each column is as wide as its widest cell plus the
+    padding (at least `minwidth`) over each run of consecutive lines that have it; what
+    follows a line's last tab is not aligned."""
+    cells = [line.split("\t") for line in lines]
+    widths: list[list[int]] = [[0] * (len(c) - 1) for c in cells]
+    col = 0
+    while True:
+        runs, start = [], None
+        for i, c in enumerate(cells):
+            has = len(c) - 1 > col
+            if has and start is None:
+                start = i
+            if not has and start is not None:
+                runs.append((start, i))
+                start = None
+        if start is not None:
+            runs.append((start, len(cells)))
+        if not runs:
+            break
+        for a, b in runs:
+            w = max(max(len(cells[i][col]) for i in range(a, b)) + padding, minwidth)
+            for i in range(a, b):
+                widths[i][col] = w
+        col += 1
     out = []
-    for r in [header, *rows]:
-        out.append("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    sys.stdout.write("\n".join(out) + "\n")
+    for c, ws in zip(cells, widths, strict=True):
+        out.append("".join(cell.ljust(w) for cell, w in zip(c[:-1], ws, strict=True)) + c[-1])
+    return "".join(line.rstrip(" ") + "\n" for line in out) if out else ""
+
+
+def format_rows(fmt: str, rows: list, headers: dict[str, str]) -> str:
+    """Rows through a --format template; `table TEMPLATE` adds a header row (the template
+    rendered with each field's column title, as Docker does) and aligns the columns."""
+    if fmt.startswith("table"):
+        body = fmt[len("table"):].strip() or "\t".join(f"{{{{.{k}}}}}" for k in headers)
+        lines = [render_template(body, headers), *(render_template(body, r) for r in rows)]
+        return tabwrite(lines)
+    return "".join(render_template(fmt, r) + "\n" for r in rows)
 
 
 def print_json(value) -> None:

@@ -338,38 +338,49 @@ def cmd_ps(opts: Globals, args: list[str]) -> int:
         except ValueError:
             raise UsageError(f"invalid --last {flags['last']!r}") from None
     trunc = not flags["no_trunc"]
-    for e in entries:
-        del e["_labels"]
-        if trunc:
-            e["ID"] = e["ID"][:12]
     if flags["quiet"]:
         for e in entries:
-            print(e["ID"])
+            print(e["ID"][:12] if trunc else e["ID"])
         return 0
-    fmt = flags["format"]
+    contexts = [_ps_context(e, trunc) for e in entries]
+    fmt = flags["format"] or PS_TABLE
     if fmt == "json":
         from ...jsonio import dumps
 
-        for e in entries:
-            print(dumps(e))
+        for c in contexts:
+            print(dumps({k: v for k, v in c.items() if not callable(v)}))
         return 0
-    if fmt and fmt != "table":
-        from .common import render_template
+    from .common import format_rows
 
-        body = fmt.removeprefix("table ").strip() if fmt.startswith("table ") else fmt
-        for e in entries:
-            print(render_template(body, e))
-        return 0
-    rows_out = []
-    for e in entries:
-        cmd = e["Command"]
-        if trunc and len(cmd) > 20:
-            cmd = cmd[:19] + "…"
-        rows_out.append([e["ID"], e["Image"], f'"{cmd}"', e["RunningFor"] + " ago",
-                         e["Status"], e["Ports"], e["Names"]])
-    table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
-          rows_out)
+    sys.stdout.write(format_rows(PS_TABLE if fmt == "table" else fmt, contexts, PS_HEADERS))
     return 0
+
+
+# Docker's `ps` table and the column titles of its fields (docker/cli formatter).
+PS_TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
+            "{{.Ports}}\t{{.Names}}")
+PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+              "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
+              "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
+              "Labels": "LABELS", "Mounts": "MOUNTS", "LocalVolumes": "LOCAL VOLUMES",
+              "Networks": "NETWORKS"}
+
+
+def _ps_context(entry: dict, trunc: bool) -> dict:
+    """What a `ps --format` template sees, as Docker's container context shows it: the
+    id short, the command quoted (and cut at 20 characters), "… ago", `.Label "k"`."""
+    from ..gotemplate import go_quote
+    from .image_tools import ellipsis
+
+    labels = entry["_labels"]
+    c = {k: v for k, v in entry.items() if k not in ("_labels", "ImageID", "ExitCode")}
+    c["ID"] = entry["ID"][:12] if trunc else entry["ID"]
+    c["Command"] = go_quote(ellipsis(entry["Command"], 20) if trunc else entry["Command"])
+    c["RunningFor"] = entry["RunningFor"] + " ago"
+    c["Size"] = c.get("Size", "0B")
+    c["LocalVolumes"] = str(len([m for m in entry["Mounts"].split(",") if m]))
+    c["Label"] = lambda key: labels.get(key, "")
+    return c
 
 
 def cmd_inspect(opts: Globals, args: list[str]) -> int:

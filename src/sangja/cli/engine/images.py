@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import PROG, Flag, UsageError, human_size, parse_flags, since, table
+from .common import PROG, Flag, UsageError, human_size, parse_flags, since
 from .common import store as open_store
 
 
@@ -40,55 +40,62 @@ def cmd_bootstrap(opts: dict, args: list[str]) -> int:
 def cmd_images(opts: dict, args: list[str]) -> int:
     flags, rest = parse_flags(
         args, [Flag("-q,--quiet"), Flag("--digests"), Flag("--format", "value"),
+               Flag("--no-trunc"),
                Flag("-a,--all")]  # -a: no intermediate images exist here, so all are shown
     )
     if rest:
-        raise UsageError("usage: sangja images [-q] [--digests] [--format json]")
-    fmt = flags["format"]
-    if fmt not in (None, "json", "table"):
-        raise UsageError(f"unsupported --format {fmt!r} (json or table)")
+        raise UsageError("usage: sangja images [-q] [--digests] [--no-trunc] [--format FORMAT]")
     with open_store(opts) as store:
         rows = store.images()
+    trunc = not flags["no_trunc"]
     if flags["quiet"]:
         seen: set[str] = set()
         for r in rows:
-            short = r["id"].partition(":")[2][:12]
-            if short not in seen:
-                seen.add(short)
-                print(short)
+            shown = _image_id(r["id"], trunc)
+            if shown not in seen:
+                seen.add(shown)
+                print(shown)
         return 0
+    contexts = [_image_context(r, trunc) for r in rows]
+    fmt = flags["format"] or (IMAGES_TABLE_DIGESTS if flags["digests"] else IMAGES_TABLE)
     if fmt == "json":
         from ...jsonio import dumps
 
-        out = [
-            {
-                "Repository": r["repository"],
-                "Tag": r["tag"],
-                "ID": r["id"],
-                "Digest": r["digest"],
-                "Created": r["created"],
-                "CreatedSince": since(r["created"]),
-                "Size": r["size"],
-            }
-            for r in rows
-        ]
-        print(dumps(out, indent=4))
+        for c in contexts:
+            print(dumps(c))
         return 0
-    digests = flags["digests"]
-    header = ["REPOSITORY", "TAG", *(["DIGEST"] if digests else []), "IMAGE ID", "CREATED", "SIZE"]
-    rows_out = [
-        [
-            r["repository"],
-            r["tag"],
-            *([r["digest"] or "<none>"] if digests else []),
-            r["id"].partition(":")[2][:12],
-            since(r["created"]),
-            human_size(r["size"]),
-        ]
-        for r in rows
-    ]
-    table(header, rows_out)
+    from .common import format_rows
+
+    sys.stdout.write(format_rows(IMAGES_TABLE if fmt == "table" else fmt, contexts,
+                                 IMAGES_HEADERS))
     return 0
+
+
+# Docker's `images` table and the column titles of its fields (docker/cli formatter).
+IMAGES_TABLE = ("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t"
+                "{{.Size}}")
+IMAGES_TABLE_DIGESTS = ("table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t"
+                        "{{.CreatedSince}}\t{{.Size}}")
+IMAGES_HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
+                  "ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                  "Size": "SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
+                  "VirtualSize": "VIRTUAL SIZE", "Containers": "CONTAINERS"}
+
+
+def _image_id(image_id: str, trunc: bool) -> str:
+    return image_id.partition(":")[2][:12] if trunc else image_id
+
+
+def _image_context(r, trunc: bool) -> dict:
+    """What an `images --format` template sees, with docker's field names and values."""
+    from ...humanize import docker_time
+
+    size = human_size(r["size"])
+    return {"Containers": "N/A", "CreatedAt": docker_time(r["created"]),
+            "CreatedSince": since(r["created"]), "Digest": r["digest"] or "<none>",
+            "ID": _image_id(r["id"], trunc), "Repository": r["repository"],
+            "SharedSize": "N/A", "Size": size, "Tag": r["tag"], "UniqueSize": "N/A",
+            "VirtualSize": size}
 
 
 def cmd_inspect(opts: dict, args: list[str]) -> int:
