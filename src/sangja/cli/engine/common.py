@@ -216,9 +216,43 @@ def render_template(template: str, value) -> str:
     """Go's text/template with Docker's functions (sangja.cli.gotemplate), as every
     `--format` runs it; `\\t` and `\\n` written in the template are a tab and a newline, as
     in Docker."""
+    template = template.replace("\\t", "\t").replace("\\n", "\n")
+    parts = _plain_fields(template)
+    if parts is not None and isinstance(value, dict):
+        # only {{.Field}}s of strings (the default tables): no need for the template engine
+        out = []
+        for text, name in parts:
+            out.append(text)
+            v = value.get(name) if name else ""
+            if name and not isinstance(v, str):
+                break
+            out.append(v)
+        else:
+            return "".join(out)
     from ..gotemplate import Template, TemplateError
 
     try:
-        return Template(template.replace("\\t", "\t").replace("\\n", "\n")).render(value)
+        return Template(template).render(value)
     except TemplateError as e:
         raise TemplateFailed(str(e)) from None
+
+
+def _plain_fields(template: str) -> list[tuple[str, str]] | None:
+    """(text, field) pairs when every action is a plain `{{.Field}}`, else None."""
+    out: list[tuple[str, str]] = []
+    rest = template
+    while True:
+        i = rest.find("{{")
+        if i < 0:
+            if "}}" in rest:
+                return None
+            out.append((rest, ""))
+            return out
+        j = rest.find("}}", i)
+        if j < 0:
+            return None
+        name = rest[i + 2:j]
+        if not (name.startswith(".") and name[1:].isidentifier()) or "}}" in rest[:i]:
+            return None
+        out.append((rest[:i], name[1:]))
+        rest = rest[j + 2:]
