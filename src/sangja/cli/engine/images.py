@@ -40,7 +40,7 @@ def cmd_bootstrap(opts: dict, args: list[str]) -> int:
 def cmd_images(opts: dict, args: list[str]) -> int:
     flags, rest = parse_flags(
         args, [Flag("-q,--quiet"), Flag("--digests"), Flag("--format", "value"),
-               Flag("-a,--all")]  # -a: no intermediate images exist here, so all are shown
+               Flag("-a,--all")]  # -a: the build's intermediate images too
     )
     if rest:
         raise UsageError("usage: sangja images [-q] [--digests] [--format json]")
@@ -48,7 +48,7 @@ def cmd_images(opts: dict, args: list[str]) -> int:
     if fmt not in (None, "json", "table"):
         raise UsageError(f"unsupported --format {fmt!r} (json or table)")
     with open_store(opts) as store:
-        rows = store.images()
+        rows = store.images(all_images=flags["all"])
     if flags["quiet"]:
         seen: set[str] = set()
         for r in rows:
