@@ -149,6 +149,12 @@ def test_commit_layer_reproduces_the_container(env):
     assert last["author"] == "Ann <ann@example.com>" and "empty_layer" not in last
     img = store.resolve(new_id)
     assert img.layers == tuple(cfg["rootfs"]["diff_ids"])
+    # the new layer's directory is there at once: a first container unpacks nothing
+    new_layer = store.layer_path(cfg["rootfs"]["diff_ids"][-1])
+    assert os.path.isdir(new_layer) and os.path.isfile(f"{new_layer}/new.txt")
+    assert stat.S_ISCHR(os.lstat(f"{new_layer}/etc/group").st_mode)  # overlay whiteout
+    assert os.getxattr(f"{new_layer}/opt/app", "trusted.overlay.opaque") == b"y"
+    assert os.path.isdir(upper)  # the container's own layer is left alone
     assert img.size > store.resolve(env["base_id"]).size
     info = store.inspect("example/committed:v1")
     assert info["RepoTags"] == [store.canonical("example/committed:v1")]

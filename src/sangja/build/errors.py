@@ -28,7 +28,10 @@ class BuildError(SangjaError):
 
 
 class StepFailed(BuildError):
-    """A RUN step exited non-zero: its exit code and the tail of its output."""
+    """A RUN step exited non-zero: its exit code and the tail of its output. `sangja
+    build` then exits 1, as `docker build` does."""
+
+    engine_exit_code = 1
 
     def __init__(self, message: str, where: str | None = None, exit_code: int = 1,
                  tail: str = ""):
