@@ -216,7 +216,7 @@ def test_cache_hits_invalidation_no_cache_and_reproducible_ids(cli, tmp_path):
 FROM busybox
 ARG V=1
 COPY a.txt /a.txt
-RUN cat /a.txt > /b.txt && date +%s%N > /stamp
+RUN cat /a.txt > /b.txt && head -c 16 /dev/urandom | od -An -tx1 > /stamp
 COPY c.txt /c.txt
 """, {"a.txt": "a", "c.txt": "c"})
     first = cli.ok("build", "-t", "localhost/cache:1", str(ctx), timeout=120)

@@ -139,6 +139,7 @@ class Builder:
         self.done: dict[int, threading.Event] = {}
         self.used_args: set[str] = set()
         self.ignore = None
+        self.hits: list[str] = []  # cache keys used: their last use recorded at the end
 
     # -- entry ---------------------------------------------------------------------------
     def build(self) -> str:
@@ -166,6 +167,7 @@ class Builder:
                 self._build_stages()
                 final = self.finals[self.plan.target]
                 image_id = self._finish(engine, final, tags)
+                store.db.cache_touch(self.hits)
         unused = sorted(set(self.opts.build_args) - self.used_args - PROXY_ARGS
                         - set(self.builtin))
         if unused:
@@ -406,6 +408,7 @@ class _StageRun:
         except SangjaError:
             return None
         state.args, state.cmd_set = dict(current.args), current.cmd_set
+        self.b.hits.append(key)
         self.b.progress.cached(image_id)
         return state
 

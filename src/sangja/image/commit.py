@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 
 from sangja import jsonio
 from sangja.errors import SangjaError
-from sangja.image.db import Layer
+from sangja.image.db import ImageNotFound, Layer
 from sangja.image.layers import OPAQUE_MARKER, WHITEOUT_PREFIX, add_entry, detect_compression
 from sangja.image.store import (
     MEDIA_TYPE_CONFIG,
@@ -344,9 +344,20 @@ def write_image(store: ImageStore, config: dict, layers: list[Layer], descriptor
     record; return the image id. The layers' blobs and directories are in the store
     already; the caller holds ``store.lock`` shared. ``size``: the sum of the layers'
     content sizes, when the caller knows it."""
+    import hashlib
+
     config = dict(config)
     config["rootfs"] = {"type": "layers", "diff_ids": [la.diff_id for la in layers]}
-    config_desc = store.blobs.put(jsonio.dumps(config).encode())
+    config_bytes = jsonio.dumps(config).encode()
+    known = f"sha256:{hashlib.sha256(config_bytes).hexdigest()}"
+    try:  # made before (a rebuild, a cached step's config): nothing to write
+        store.db.get_image(known)
+        if tag:
+            store.tag(tag, known)
+        return known
+    except ImageNotFound:
+        pass
+    config_desc = store.blobs.put(config_bytes)
     manifest = {
         "schemaVersion": 2,
         "mediaType": MEDIA_TYPE_MANIFEST,

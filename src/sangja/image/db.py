@@ -386,14 +386,20 @@ class Database(SQLiteDB):
 
     # -- build cache ---------------------------------------------------------------------
     def cache_get(self, key: str) -> str | None:
-        """The image a build step with this key made (its use recorded), or None."""
+        """The image a build step with this key made, or None (a read: the build records
+        its hits at its end, in one transaction, with `cache_touch`)."""
         row = self.conn.execute("SELECT image_id FROM build_cache WHERE key = ?",
                                 (key,)).fetchone()
-        if row is None:
-            return None
+        return None if row is None else row[0]
+
+    def cache_touch(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if not keys:
+            return
+        now = time.time()
         with self.transaction() as c:
-            c.execute("UPDATE build_cache SET last_used = ? WHERE key = ?", (time.time(), key))
-        return row[0]
+            c.executemany("UPDATE build_cache SET last_used = ? WHERE key = ?",
+                          [(now, k) for k in keys])
 
     def cache_put(self, key: str, image_id: str, description: str = "") -> None:
         validate_digest(image_id)
