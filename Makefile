@@ -4,6 +4,7 @@
 #   make test      the test suite (unit + integration; integration needs root)
 #   make demo      scripts/demo.sh: host view vs container view, then the lifecycle
 #   make bench     bench/runtime_start: container start-up time, sangja vs runc
+#   make bench-build  bench/build: build and commit speed, sangja vs podman vs docker
 #   make lint      ruff (installed into .venv on first use)
 #   make clean     remove .venv, build/ and caches
 
@@ -32,7 +33,7 @@ DEB_PACKAGES := python3 python3-venv busybox-static runc procps iproute2 \
                 containerd strace
 
 .DEFAULT_GOAL := help
-.PHONY: help install deb-packages test demo bench lint clean
+.PHONY: help install deb-packages test demo bench bench-build lint clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -108,6 +109,9 @@ demo: install
 bench: install
 	$(VENV)/bin/python bench/runtime_start $(BENCH_ARGS)
 	$(VENV)/bin/python bench/engine_run $(ENGINE_BENCH_ARGS)
+
+bench-build: install
+	$(VENV)/bin/python bench/build $(BUILD_BENCH_ARGS)
 
 lint: install
 	@test -x $(VENV)/bin/ruff || $(VENV)/bin/pip install -q ruff

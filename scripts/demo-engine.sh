@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # sangja demo, part 2: the Docker-style engine. A base image with no registry, a
 # container in the foreground, one detached (ps, logs, exec, stats, stop, rm), a
-# volume that outlives its container, and what confinement looks like from inside.
+# volume that outlives its container, what confinement looks like from inside, and the
+# seeds' container diet: a multi-stage build of one program into three images.
 #
 # Needs root and `make install`. Uses its own storage and run roots under build/demo/,
 # so nothing touches /var/lib/sangja. Safe to run repeatedly; containers are removed
@@ -63,4 +64,24 @@ step rm demo-web
 section "the volume outlived its container"
 step run --rm -v demo-data:/data busybox sh -c 'echo "$(wc -l < /data/ticks) ticks kept"'
 step volume rm demo-data
+
+section "the container diet (seeds 000, 001): one program, three images"
+# Debian's packages are the only registry here: a toolchain image and a base, bootstrapped
+# once (about 20 s each) and kept in the demo's store, so a second demo starts at once.
+for spec in "localhost/toolchain:latest --include gcc,musl-tools,libc6-dev" "localhost/debian:bookworm"; do
+    name=${spec%% *}
+    if ! "${SJ[@]}" image inspect "$name" >/dev/null 2>&1; then
+        # shellcheck disable=SC2086  # the --include flag, when there is one
+        step bootstrap debian ${spec#"$name"} "$name"
+    fi
+done
+step build -t hello:scratch -f examples/hello/Containerfile.scratch examples/hello
+step build -q -t hello:busybox -f examples/hello/Containerfile.busybox examples/hello
+step build -q -t hello:glibc -f examples/hello/Containerfile.glibc examples/hello
+step run --rm hello:scratch
+step run --rm hello:busybox
+step run --rm hello:glibc
+step images
+step history hello:scratch
 step system df
+

@@ -138,6 +138,7 @@ def test_v2_records_migrate_to_their_layer_records_blob(tmp_path):
         diff = dg("layer")
         db.add_image(dg("img"), layers=[Layer(diff, dg("blob"), 7)])
     conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE build_cache")  # v4
     conn.execute("ALTER TABLE image_layers DROP COLUMN blob_digest")
     conn.execute("ALTER TABLE image_layers DROP COLUMN blob_size")
     conn.execute("PRAGMA user_version = 2")

@@ -173,6 +173,21 @@ class BlobStore:
                 pass
             raise
 
+    def adopt(self, tmp_path: str, digest: str) -> Descriptor:
+        """Move a file its writer already hashed (`digest`) and made durable from tmp_dir
+        into place: a layer the store wrote itself is not read, hashed and copied again.
+        The caller holds the gc lock shared (the file looks like a leftover until then)."""
+        validate_digest(digest)
+        final = self.path(digest)
+        os.chmod(tmp_path, 0o444)
+        size = os.stat(tmp_path).st_size
+        if os.path.isfile(final):
+            os.unlink(tmp_path)
+        else:
+            os.replace(tmp_path, final)
+            _fsync_dir(os.path.dirname(final))
+        return Descriptor(digest, size)
+
     def delete(self, digest: str) -> bool:
         """Remove a blob; return whether it was there."""
         p = self.path(digest)

@@ -31,7 +31,7 @@ from typing import Any
 
 from sangja.errors import SangjaError
 
-__all__ = ["ALLOWED", "ChangeError", "apply_changes"]
+__all__ = ["ALLOWED", "ChangeError", "apply_changes", "apply_instruction"]
 
 ALLOWED = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL", "USER",
            "VOLUME", "WORKDIR")
@@ -49,148 +49,24 @@ class ChangeError(SangjaError, ValueError):
     """A --change that is not a Dockerfile instruction we can apply (one line, names it)."""
 
 
-# ---------------------------------------------------------------------------- lexing
+# ---------------------------------------------------------------------------- words
 
 
-class _Lexer:
-    """Docker's shell-word processing (moby/buildkit frontend/dockerfile/shell), enough of
-    it for the change instructions: quotes, backslash escapes, parameter expansion."""
+def _process(text: str, env: dict[str, str], what: str, escape: str = "\\") -> str:
+    """Docker's word processing (sangja.build.lexer: quotes, escapes, substitution)."""
+    from sangja.build.errors import BuildError
+    from sangja.build.lexer import expand
 
-    def __init__(self, text: str, env: dict[str, str], what: str):
-        self.s = text
-        self.i = 0
-        self.env = env
-        self.what = what
-
-    def peek(self) -> str:
-        return self.s[self.i] if self.i < len(self.s) else ""
-
-    def next(self) -> str:
-        c = self.peek()
-        self.i += 1
-        return c
-
-    def word(self, stop: str = "") -> str:
-        out: list[str] = []
-        while self.i < len(self.s):
-            c = self.peek()
-            if stop and c in stop:
-                break
-            self.i += 1
-            if c == "'":
-                out.append(self._single())
-            elif c == '"':
-                out.append(self._double())
-            elif c == "\\":
-                if self.i < len(self.s):
-                    out.append(self.next())
-            elif c == "$":
-                out.append(self._dollar())
-            else:
-                out.append(c)
-        return "".join(out)
-
-    def _single(self) -> str:
-        end = self.s.find("'", self.i)
-        if end < 0:
-            raise ChangeError(f"{self.what}: unexpected end of statement while looking for "
-                              "matching single-quote")
-        text, self.i = self.s[self.i:end], end + 1
-        return text
-
-    def _double(self) -> str:
-        out: list[str] = []
-        while True:
-            if self.i >= len(self.s):
-                raise ChangeError(f"{self.what}: unexpected end of statement while looking for "
-                                  "matching double-quote")
-            c = self.next()
-            if c == '"':
-                return "".join(out)
-            if c == "\\":
-                n = self.peek()
-                if n in ('"', "$", "\\"):
-                    out.append(self.next())
-                elif n == "":
-                    continue
-                else:
-                    out.append(c)
-            elif c == "$":
-                out.append(self._dollar())
-            else:
-                out.append(c)
-
-    def _dollar(self) -> str:
-        c = self.peek()
-        if c == "{":
-            self.i += 1
-            m = _NAME_RE.match(self.s, self.i)
-            if m is None:
-                raise ChangeError(f"{self.what}: bad substitution")
-            name = m.group(0)
-            self.i = m.end()
-            value = self.env.get(name)
-            c = self.next()
-            if c == "}":
-                return value or ""
-            colon = c == ":"
-            if colon:
-                c = self.next()
-            if c not in ("-", "+", "?"):
-                raise ChangeError(f"{self.what}: unsupported modifier ({c!r}) in substitution")
-            word = self.word(stop="}")
-            if self.next() != "}":
-                raise ChangeError(f"{self.what}: missing '}}' in substitution")
-            unset = value is None or (colon and value == "")
-            if c == "-":
-                return word if unset else value  # type: ignore[return-value]
-            if c == "+":
-                return "" if unset else word
-            if unset:
-                raise ChangeError(f"{self.what}: {name}: {word or 'is not allowed to be unset'}")
-            return value  # type: ignore[return-value]
-        m = _NAME_RE.match(self.s, self.i)
-        if m is None:
-            return "$"
-        self.i = m.end()
-        return self.env.get(m.group(0), "")
+    try:
+        return expand(text, env, escape)
+    except BuildError as e:
+        raise ChangeError(f"{what}: {e}") from None
 
 
-def _process(text: str, env: dict[str, str], what: str) -> str:
-    return _Lexer(text, env, what).word()
+def _split_words(text: str, escape: str = "\\") -> list[str]:
+    from sangja.build.lexer import split_words
 
-
-def _split_words(text: str) -> list[str]:
-    """Split on unquoted, unescaped whitespace; quotes and escapes are kept for _process."""
-    words: list[str] = []
-    cur: list[str] = []
-    quote = ""
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if quote:
-            cur.append(c)
-            if c == "\\" and quote == '"' and i + 1 < len(text):
-                cur.append(text[i + 1])
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c == "\\" and i + 1 < len(text):
-            cur.extend((c, text[i + 1]))
-            i += 1
-        elif c in "'\"":
-            quote = c
-            cur.append(c)
-        elif c.isspace():
-            if cur:
-                words.append("".join(cur))
-                cur = []
-        else:
-            cur.append(c)
-        i += 1
-    if cur:
-        words.append("".join(cur))
-    return words
+    return split_words(text, escape)
 
 
 def _env_map(config: dict[str, Any]) -> dict[str, str]:
@@ -201,9 +77,10 @@ def _env_map(config: dict[str, Any]) -> dict[str, str]:
     return env
 
 
-def _name_values(instr: str, rest: str, env: dict[str, str]) -> list[tuple[str, str]]:
+def _name_values(instr: str, rest: str, env: dict[str, str], escape: str = "\\"
+                 ) -> list[tuple[str, str]]:
     """ENV/LABEL arguments: ``k=v ...`` or the legacy ``k rest of line``."""
-    words = _split_words(rest)
+    words = _split_words(rest, escape)
     if not words:
         raise ChangeError(f"{instr} requires at least one argument")
     pairs: list[tuple[str, str]] = []
@@ -223,10 +100,10 @@ def _name_values(instr: str, rest: str, env: dict[str, str]) -> list[tuple[str, 
             pairs.append((k, v))
     out = []
     for k, v in pairs:
-        key = _process(k, env, instr)
+        key = _process(k, env, instr, escape)
         if not key:
             raise ChangeError(f"{instr} names can not be blank")
-        out.append((key, _process(v, env, instr)))
+        out.append((key, _process(v, env, instr, escape)))
     return out
 
 
@@ -318,77 +195,93 @@ def apply_changes(config: dict, changes: list[str]) -> dict:
                 raise ChangeError(
                     f"{word} is not a valid change command (allowed: {', '.join(ALLOWED)})"
                 )
-            if not rest:
-                raise ChangeError(f"{instr} requires at least one argument")
-            env = _env_map(out)
-            if instr in ("CMD", "ENTRYPOINT"):
-                argv = _json_list(rest)
-                if argv is None:
-                    shell = out.get("Shell") or DEFAULT_SHELL
-                    argv = [*shell, rest]
-                if instr == "CMD":
-                    out["Cmd"] = argv
-                    cmd_set = True
-                else:
-                    out["Entrypoint"] = argv
-                    if not cmd_set:
-                        out.pop("Cmd", None)
-            elif instr == "ENV":
-                values = list(out.get("Env") or [])
-                for k, v in _name_values(instr, rest, env):
-                    entry = f"{k}={v}"
-                    for i, item in enumerate(values):
-                        if str(item).partition("=")[0] == k:
-                            values[i] = entry
-                            break
-                    else:
-                        values.append(entry)
-                out["Env"] = values
-            elif instr == "LABEL":
-                labels = dict(out.get("Labels") or {})
-                for k, v in _name_values(instr, rest, env):
-                    labels[k] = v
-                out["Labels"] = labels
-            elif instr == "WORKDIR":
-                path = _process(rest, env, instr)
-                if not path:
-                    raise ChangeError("WORKDIR cannot be empty")
-                out["WorkingDir"] = _workdir(out.get("WorkingDir"), path)
-            elif instr == "USER":
-                user = _process(rest, env, instr)
-                if not user:
-                    raise ChangeError("USER cannot be empty")
-                out["User"] = user
-            elif instr == "STOPSIGNAL":
-                sig = _process(rest, env, instr)
-                if not _signal_ok(sig):
-                    raise ChangeError(f"STOPSIGNAL: invalid signal {sig!r}")
-                out["StopSignal"] = sig
-            elif instr == "EXPOSE":
-                words = [_process(w, env, instr) for w in _split_words(rest)]
-                ports = dict(out.get("ExposedPorts") or {})
-                for p in _ports(words, instr):
-                    ports[p] = {}
-                out["ExposedPorts"] = ports
-            elif instr == "VOLUME":
-                paths = _json_list(rest)
-                if paths is None:
-                    paths = [_process(w, env, instr) for w in _split_words(rest)]
-                else:
-                    paths = [_process(p, env, instr) for p in paths]
-                volumes = dict(out.get("Volumes") or {})
-                for p in paths:
-                    if not p.strip():
-                        raise ChangeError("VOLUME specified can not be an empty string")
-                    volumes[p] = {}
-                out["Volumes"] = volumes
-            elif instr == "ONBUILD":
-                trigger = rest.split(None, 1)[0].upper()
-                if trigger == "ONBUILD":
-                    raise ChangeError("chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
-                if trigger in ("FROM", "MAINTAINER"):
-                    raise ChangeError(f"{trigger} isn't allowed as an ONBUILD trigger")
-                if trigger not in DOCKERFILE_INSTRUCTIONS:
-                    raise ChangeError(f"ONBUILD: unknown instruction {rest.split()[0]!r}")
-                out["OnBuild"] = [*(out.get("OnBuild") or []), rest]
+            cmd_set = apply_instruction(out, instr, rest, _env_map(out), cmd_set=cmd_set)
     return out
+
+
+def apply_instruction(out: dict[str, Any], instr: str, rest: str, env: dict[str, str], *,
+                      escape: str = "\\", cmd_set: bool = False,
+                      exec_form: list[str] | None = None) -> bool:
+    """Apply one config instruction (one of ALLOWED) to the ``config`` object `out` in
+    place, its words expanded against `env`; the builder and --change share it. Returns
+    whether a CMD has been set (ENTRYPOINT then keeps it). ``exec_form``: the JSON form
+    the caller already parsed (CMD, ENTRYPOINT, VOLUME)."""
+    if not rest:
+        raise ChangeError(f"{instr} requires at least one argument")
+
+    def process(text: str) -> str:
+        return _process(text, env, instr, escape)
+
+    if instr in ("CMD", "ENTRYPOINT"):
+        argv = exec_form if exec_form is not None else _json_list(rest)
+        if argv is None:
+            shell = out.get("Shell") or DEFAULT_SHELL
+            argv = [*shell, rest]
+        if instr == "CMD":
+            out["Cmd"] = argv
+            return True
+        out["Entrypoint"] = argv
+        if not cmd_set:
+            out.pop("Cmd", None)
+    elif instr == "ENV":
+        values = list(out.get("Env") or [])
+        for k, v in _name_values(instr, rest, env, escape):
+            entry = f"{k}={v}"
+            for i, item in enumerate(values):
+                if str(item).partition("=")[0] == k:
+                    values[i] = entry
+                    break
+            else:
+                values.append(entry)
+            env[k] = v  # later pairs of the same ENV see it
+        out["Env"] = values
+    elif instr == "LABEL":
+        labels = dict(out.get("Labels") or {})
+        for k, v in _name_values(instr, rest, env, escape):
+            labels[k] = v
+        out["Labels"] = labels
+    elif instr == "WORKDIR":
+        path = process(rest)
+        if not path:
+            raise ChangeError("WORKDIR cannot be empty")
+        out["WorkingDir"] = _workdir(out.get("WorkingDir"), path)
+    elif instr == "USER":
+        user = process(rest)
+        if not user:
+            raise ChangeError("USER cannot be empty")
+        out["User"] = user
+    elif instr == "STOPSIGNAL":
+        sig = process(rest)
+        if not _signal_ok(sig):
+            raise ChangeError(f"STOPSIGNAL: invalid signal {sig!r}")
+        out["StopSignal"] = sig
+    elif instr == "EXPOSE":
+        words = [process(w) for w in _split_words(rest, escape)]
+        ports = dict(out.get("ExposedPorts") or {})
+        for p in _ports(words, instr):
+            ports[p] = {}
+        out["ExposedPorts"] = ports
+    elif instr == "VOLUME":
+        paths = exec_form if exec_form is not None else _json_list(rest)
+        if paths is None:
+            paths = [process(w) for w in _split_words(rest, escape)]
+        else:
+            paths = [process(p) for p in paths]
+        volumes = dict(out.get("Volumes") or {})
+        for p in paths:
+            if not p.strip():
+                raise ChangeError("VOLUME specified can not be an empty string")
+            volumes[p] = {}
+        out["Volumes"] = volumes
+    elif instr == "ONBUILD":
+        trigger = rest.split(None, 1)[0].upper()
+        if trigger == "ONBUILD":
+            raise ChangeError("chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+        if trigger in ("FROM", "MAINTAINER"):
+            raise ChangeError(f"{trigger} isn't allowed as an ONBUILD trigger")
+        if trigger not in DOCKERFILE_INSTRUCTIONS:
+            raise ChangeError(f"ONBUILD: unknown instruction {rest.split()[0]!r}")
+        out["OnBuild"] = [*(out.get("OnBuild") or []), rest]
+    else:
+        raise ChangeError(f"{instr} is not a config instruction")
+    return cmd_set

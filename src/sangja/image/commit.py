@@ -6,16 +6,23 @@ that replaced a lower one carries ``trusted.overlay.opaque=y`` (``user.overlay.*
 unprivileged mounts). The layer written from it uses the OCI forms: ``.wh.NAME`` entries
 and a ``.wh..wh..opq`` entry right after the opaque directory's own entry.
 
-The layer is reproducible: entries sorted, numeric owners, real mtimes, PAX headers with
-no user names, gzip with mtime 0 and no file name; the same upper content gives the same
-diff id and blob digest. An upper dir with nothing in it adds no layer (the history entry
-is marked ``empty_layer``, as Docker does).
+The layer is reproducible: entries sorted, numeric owners, real mtimes (or clamped to an
+``epoch``), PAX headers with no user names; the same upper content gives the same diff id.
+An upper dir with nothing in it adds no layer (the history entry is marked
+``empty_layer``, as Docker does).
+
+Speed: the layer blob is the plain tar (``application/vnd.oci.image.layer.v1.tar``, as
+podman and buildah keep local layers; compression is for the wire), written once, hashed
+as it is written and moved into the blob store without being read again; the layer's
+directory is made at once, so the first container of the new image mounts it without an
+unpack. A directory that nothing else will use (a build step's container, about to be
+removed) is itself renamed into the store (``adopt``), after being tidied to hold exactly
+what the tar holds; otherwise the directory is unpacked from the tar just written.
 """
 
 from __future__ import annotations
 
 import copy
-import gzip
 import os
 import stat
 import tarfile
@@ -26,7 +33,7 @@ from typing import Any, BinaryIO
 
 from sangja import jsonio
 from sangja.errors import SangjaError
-from sangja.image.db import Layer
+from sangja.image.db import ImageNotFound, Layer
 from sangja.image.layers import OPAQUE_MARKER, WHITEOUT_PREFIX, add_entry, detect_compression
 from sangja.image.store import (
     MEDIA_TYPE_CONFIG,
@@ -37,9 +44,11 @@ from sangja.image.store import (
 )
 from sangja.records import dataclass
 
-__all__ = ["CommitError", "commit", "merge_config", "write_upper_layer"]
+__all__ = ["CommitError", "LayerResult", "commit", "merge_config", "store_upper_layer",
+           "write_image", "write_upper_layer"]
 
 MEDIA_TYPE_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+_COPY_BUF = 1 << 20
 _DOCKER_TO_OCI = {
     "application/vnd.docker.image.rootfs.diff.tar.gzip": MEDIA_TYPE_LAYER_GZIP,
     "application/vnd.docker.image.rootfs.diff.tar": MEDIA_TYPE_LAYER_TAR,
@@ -74,18 +83,52 @@ def _is_whiteout(full: str, st: os.stat_result) -> bool:
             and _overlay_xattr(full, "whiteout") is not None)
 
 
-def write_upper_layer(upper_dir: str, out: BinaryIO) -> LayerResult:
-    """Write the gzipped OCI layer for an overlay upper dir to `out`."""
+def _tidy(full: str, st: os.stat_result, epoch: int | None) -> None:
+    """Make an upper-dir entry what the tar says of it (``adopt``): overlayfs's own
+    xattrs other than the opaque mark gone, the mtime clamped to `epoch`."""
+    for prefix in _OVERLAY_PREFIXES:
+        try:
+            names = os.listxattr(full, follow_symlinks=False)
+        except OSError:
+            break
+        for name in names:
+            if name.startswith(prefix) and name != prefix + "opaque":
+                try:
+                    os.removexattr(full, name, follow_symlinks=False)
+                except OSError:
+                    pass
+        break
+    if epoch is not None and st.st_mtime > epoch:
+        os.utime(full, (min(st.st_atime, epoch), epoch), follow_symlinks=False)
+
+
+def _clamp_dir(dfd: int, rel: str, epoch: int) -> None:
+    from sangja.linux.paths import open_beneath
+
+    fd = open_beneath(dfd, rel or ".", os.O_RDONLY | os.O_DIRECTORY) if rel else os.dup(dfd)
+    try:
+        os.utime(fd, (epoch, epoch))
+    finally:
+        os.close(fd)
+
+
+def write_upper_layer(upper_dir: str, out: BinaryIO, *, epoch: int | None = None,
+                      tidy: bool = False) -> LayerResult:
+    """Write the (plain) OCI layer tar for an overlay upper dir to `out`. ``epoch``: mtimes
+    after it are written as it (reproducible builds). ``tidy``: also make the directory
+    itself hold what the tar holds (sockets removed, overlay bookkeeping dropped, mtimes
+    clamped), so that it can become the layer's directory."""
     from sangja.linux.fdtree import walk_tree
 
-    gz = gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6)
-    sink = _HashingWriter(gz)
+    sink = _HashingWriter(out)
     links: dict[tuple[int, int], str] = {}
     entries = content = 0
+    emptied: list[str] = []  # directories a socket was removed from (tidy)
     dfd = os.open(upper_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with tarfile.open(fileobj=sink, mode="w|",  # type: ignore[call-overload]
+        with tarfile.open(fileobj=sink, mode="w|", bufsize=_COPY_BUF,  # type: ignore[call-overload]
                           format=tarfile.PAX_FORMAT) as tf:
+            tf.copybufsize = _COPY_BUF
             for full, rel, st in walk_tree(dfd):
                 parent, _, name = rel.rpartition("/")
                 if _is_whiteout(full, st):
@@ -93,24 +136,77 @@ def write_upper_layer(upper_dir: str, out: BinaryIO) -> LayerResult:
                     entries += 1
                     continue
                 if stat.S_ISSOCK(st.st_mode):
-                    continue  # a tar cannot hold a socket; Docker leaves them out too
+                    if tidy:  # a tar cannot hold a socket; Docker leaves them out too
+                        os.unlink(full)
+                        emptied.append(parent)
+                    continue
                 if _overlay_xattr(full, "redirect") is not None:
                     raise CommitError(f"/{rel} is a renamed directory (overlay redirect_dir): "
                                       "its content is not all in the upper layer")
                 if _overlay_xattr(full, "metacopy") is not None:
                     raise CommitError(f"/{rel} has only its metadata in the upper layer "
                                       "(overlay metacopy)")
-                ti = add_entry(tf, full, rel, st, links)
+                if tidy:
+                    _tidy(full, st, epoch)
+                ti = add_entry(tf, full, rel, st, links, epoch=epoch)
                 entries += 1
                 if ti.isreg():
                     content += st.st_size
                 if stat.S_ISDIR(st.st_mode) and _overlay_xattr(full, "opaque") == b"y":
                     tf.addfile(tarfile.TarInfo(f"{rel}/{OPAQUE_MARKER}"))
                     entries += 1
+        if epoch is not None:  # removing a socket made its directory new again
+            for rel in emptied:
+                _clamp_dir(dfd, rel, epoch)
     finally:
         os.close(dfd)
-    gz.close()
     return LayerResult(f"sha256:{sink.sha.hexdigest()}", entries, content)
+
+
+@dataclass(frozen=True)
+class StoredLayer:
+    """A layer written into the store by `store_upper_layer` (blob and directory), to be
+    recorded by `write_image` before the gc lock is released."""
+
+    layer: Layer
+    descriptor: dict
+
+
+def store_upper_layer(store: ImageStore, upper_dir: str, *, epoch: int | None = None,
+                      adopt: bool = False, pause: Callable | None = None
+                      ) -> StoredLayer | None:
+    """The layer of `upper_dir` as a blob and an unpacked layer directory; None when the
+    upper dir holds nothing. ``adopt``: the directory itself becomes the layer's (the
+    caller never uses it again). The caller holds ``store.lock`` shared."""
+    from sangja.fs import syncfs
+
+    fd, tmp = tempfile.mkstemp(prefix="commit-", dir=store.blobs.tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            result = _paused(pause, lambda: write_upper_layer(upper_dir, f, epoch=epoch,
+                                                              tidy=adopt))
+        if not result.entries:
+            os.unlink(tmp)
+            return None
+        if adopt:
+            os.chown(upper_dir, 0, 0)
+            os.chmod(upper_dir, 0o755)
+            final = store.adopt_layer_dir(result.diff_id, upper_dir)
+            syncfs(store.layers_dir)  # the tar and the directory, at once
+        else:
+            syncfs(store.blobs.tmp_dir)
+        desc = store.blobs.adopt(tmp, result.diff_id)
+        if not adopt:
+            store.unpack_layer(result.diff_id, desc.digest)
+            final = store.layer_path(result.diff_id)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    layer = Layer(result.diff_id, desc.digest, desc.size, unpacked_path=final,
+                  content_size=result.content_size)
+    return StoredLayer(layer, {"mediaType": MEDIA_TYPE_LAYER_TAR, "digest": desc.digest,
+                               "size": desc.size})
 
 
 def merge_config(inner: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
@@ -208,73 +304,79 @@ def commit(
         inner = apply_changes(inner, list(changes))
     created = created or _now_rfc3339()
     with store.lock.shared():  # files first, record last: no gc in between (see gclock)
-        return _commit(store, base, base_config, inner, upper_dir, author, message,
-                       created_by, tag, pause, created)
+        stored = store_upper_layer(store, upper_dir, pause=pause)
+        config = {k: copy.deepcopy(v) for k, v in base_config.items()
+                  if k not in ("container", "container_config", "docker_version")}
+        config["created"] = created
+        if author:
+            config["author"] = author
+        config["config"] = inner
+        history_entry: dict[str, Any] = {"created": created}
+        if created_by:
+            history_entry["created_by"] = created_by
+        if author:
+            history_entry["author"] = author
+        if message:
+            history_entry["comment"] = message
+        if stored is None:
+            history_entry["empty_layer"] = True
+        config["history"] = [*(base_config.get("history") or []), history_entry]
+        layers, descs = base_layers(store, base, base_config)
+        if stored is not None:
+            layers.append(stored.layer)
+            descs.append(stored.descriptor)
+        size = base.size + ((stored.layer.content_size or 0) if stored else 0)
+        return write_image(store, config, layers, descs, tag=tag, size=size)
 
 
-def _commit(store: ImageStore, base, base_config: dict, inner: dict, upper_dir: str,
-            author: str, message: str, created_by: str, tag: str | None,
-            pause: Callable | None, created: str) -> str:
-    result: LayerResult | None = None
-    layer_desc = None
-    # an unnamed temp file (O_TMPFILE): nothing is left behind whatever happens
-    with tempfile.TemporaryFile(prefix="commit-", dir=store.blobs.tmp_dir) as f:
-        result = _paused(pause, lambda: write_upper_layer(upper_dir, f))
-        if result.entries:
-            f.flush()
-            f.seek(0)
-            layer_desc = store.blobs.put(f)
-
-    # the base image's own layer blobs (those its manifest names), not the layer records'
-    # newest: the new image's records must match the manifest made from the base's
+def base_layers(store: ImageStore, base, base_config: dict) -> tuple[list[Layer], list[dict]]:
+    """The image's own layers (the blobs its manifest names) and their manifest
+    descriptors, lowest first: what an image made on top of it starts from."""
     own = {layer.diff_id: layer for layer in store.db.image_layers(base.id)}
-    base_diff_ids = list((base_config.get("rootfs") or {}).get("diff_ids") or base.layers)
-    base_layers = [own.get(d) or Layer(d) for d in base_diff_ids]
+    diff_ids = list((base_config.get("rootfs") or {}).get("diff_ids") or base.layers)
+    layers = [own.get(d) or Layer(d) for d in diff_ids]
+    return layers, _base_layer_descriptors(store, base, layers)
 
-    config = {k: copy.deepcopy(v) for k, v in base_config.items()
-              if k not in ("container", "container_config", "docker_version")}
-    config["created"] = created
-    if author:
-        config["author"] = author
-    config["config"] = inner
-    history_entry: dict[str, Any] = {"created": created}
-    if created_by:
-        history_entry["created_by"] = created_by
-    if author:
-        history_entry["author"] = author
-    if message:
-        history_entry["comment"] = message
-    diff_ids = list(base_diff_ids)
-    new_layers = list(base_layers)
-    if layer_desc is not None:
-        diff_ids.append(result.diff_id)
-        new_layers.append(Layer(result.diff_id, layer_desc.digest, layer_desc.size,
-                                content_size=result.content_size))
-    else:
-        history_entry["empty_layer"] = True
-    config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
-    config["history"] = [*(base_config.get("history") or []), history_entry]
+
+def write_image(store: ImageStore, config: dict, layers: list[Layer], descriptors: list[dict],
+                *, tag: str | None = None, size: int | None = None) -> str:
+    """Store an image config (its ``rootfs`` is set from `layers`), its manifest and its
+    record; return the image id. The layers' blobs and directories are in the store
+    already; the caller holds ``store.lock`` shared. ``size``: the sum of the layers'
+    content sizes, when the caller knows it."""
+    import hashlib
+
+    config = dict(config)
+    config["rootfs"] = {"type": "layers", "diff_ids": [la.diff_id for la in layers]}
     config_bytes = jsonio.dumps(config).encode()
+    known = f"sha256:{hashlib.sha256(config_bytes).hexdigest()}"
+    try:  # made before (a rebuild, a cached step's config): nothing to write
+        store.db.get_image(known)
+        if tag:
+            store.tag(tag, known)
+        return known
+    except ImageNotFound:
+        pass
     config_desc = store.blobs.put(config_bytes)
-
-    layer_descs = _base_layer_descriptors(store, base, base_layers)
-    if layer_desc is not None:
-        layer_descs.append({"mediaType": MEDIA_TYPE_LAYER_GZIP, "digest": layer_desc.digest,
-                            "size": layer_desc.size})
     manifest = {
         "schemaVersion": 2,
         "mediaType": MEDIA_TYPE_MANIFEST,
         "config": {"mediaType": MEDIA_TYPE_CONFIG, "digest": config_desc.digest,
                    "size": config_desc.size},
-        "layers": layer_descs,
+        "layers": descriptors,
     }
     manifest_desc = store.blobs.put(jsonio.dumps(manifest).encode())
+    if size is None:
+        size = 0
+        for la in {la.diff_id: la for la in layers}.values():
+            size += la.content_size if la.content_size is not None else (
+                store._measure_layer(la) or 0)
     store.db.add_image(
         config_desc.digest,
         manifest_digest=manifest_desc.digest,
-        layers=new_layers,
-        created=created,
-        size=base.size + (result.content_size if result is not None and layer_desc else 0),
+        layers=layers,
+        created=config.get("created"),
+        size=size,
         architecture=config.get("architecture"),
         os=config.get("os"),
     )

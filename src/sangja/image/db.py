@@ -75,8 +75,22 @@ UPDATE image_layers SET
     blob_size = (SELECT l.size FROM layers l WHERE l.diff_id = image_layers.diff_id)
 """
 
+# v4: the build cache (sangja build): each step's cache key -> the image it made. An image
+# only the cache names is build cache, not a dangling image: `images` hides it (`-a` shows
+# it), `image prune` keeps it, `builder prune`/`system prune` reclaim it.
+_SCHEMA_V4 = """
+CREATE TABLE build_cache (
+    key         TEXT PRIMARY KEY,              -- sha256 of the step's inputs
+    image_id    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    description TEXT NOT NULL DEFAULT '',      -- the instruction, for `system df -v`
+    created     REAL NOT NULL,
+    last_used   REAL NOT NULL
+);
+CREATE INDEX build_cache_image ON build_cache(image_id);
+"""
+
 # MIGRATIONS[n] takes the schema from user_version n to n + 1.
-MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3]
+MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -369,3 +383,48 @@ class Database(SQLiteDB):
             " UNION SELECT digest FROM image_blobs"
         )
         return {r[0] for r in rows}
+
+    # -- build cache ---------------------------------------------------------------------
+    def cache_get(self, key: str) -> str | None:
+        """The image a build step with this key made, or None (a read: the build records
+        its hits at its end, in one transaction, with `cache_touch`)."""
+        row = self.conn.execute("SELECT image_id FROM build_cache WHERE key = ?",
+                                (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def cache_touch(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if not keys:
+            return
+        now = time.time()
+        with self.transaction() as c:
+            c.executemany("UPDATE build_cache SET last_used = ? WHERE key = ?",
+                          [(now, k) for k in keys])
+
+    def cache_put(self, key: str, image_id: str, description: str = "") -> None:
+        validate_digest(image_id)
+        now = time.time()
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO build_cache (key, image_id, description, created, last_used)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET"
+                " image_id = excluded.image_id, description = excluded.description,"
+                " last_used = excluded.last_used",
+                (key, image_id, description[:500], now, now))
+
+    def cache_entries(self) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT key, image_id, description, created, last_used FROM build_cache"
+            " ORDER BY created, key")
+        return [dict(r) for r in rows]
+
+    def cached_images(self) -> set[str]:
+        """Image ids some build cache entry names."""
+        return {r[0] for r in self.conn.execute("SELECT DISTINCT image_id FROM build_cache")}
+
+    def cache_remove(self, keys: Iterable[str]) -> int:
+        keys = list(keys)
+        with self.transaction() as c:
+            for key in keys:
+                c.execute("DELETE FROM build_cache WHERE key = ?", (key,))
+        return len(keys)

@@ -24,12 +24,15 @@ from sangja.image.reference import parse
 from sangja.image.store import ImageStore, _rmtree, tree_size
 from sangja.records import dataclass, field
 
-__all__ = ["GCReport", "collect", "disk_usage", "prune_images", "temp_leftovers"]
+__all__ = ["GCReport", "build_cache_usage", "collect", "disk_usage", "prune_build_cache",
+           "prune_images", "temp_leftovers"]
 
 # Temp entries directly under the storage root start with one of these (writers that need a
 # scratch directory there use them, under the shared gc lock). Everything in blobs/tmp/ and
 # every dot-entry of layers/ is temporary too.
-ROOT_TEMP_PREFIXES = (".bootstrap-", ".import-", ".load-", ".commit-", ".tmp-")
+ROOT_TEMP_PREFIXES = (".bootstrap-", ".import-", ".load-", ".commit-", ".tmp-",
+                      ".build-context-")
+CACHE_MOUNTS = os.path.join("build-cache", "mounts")  # RUN --mount=type=cache directories
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -40,6 +43,7 @@ class GCReport:
     deleted_layers: list[str] = field(default_factory=list)  # diff_ids
     deleted_blobs: list[str] = field(default_factory=list)
     deleted_temp: list[str] = field(default_factory=list)  # paths relative to the root
+    deleted_cache: list[str] = field(default_factory=list)  # build cache keys
     reclaimed: int = 0  # bytes freed on disk (blobs, unpacked layers, temp files)
     # Docker's "Deleted Images:" lines in order: ("untagged", name) / ("deleted", digest)
     events: list[tuple[str, str]] = field(default_factory=list)
@@ -137,9 +141,12 @@ def prune_images(store: ImageStore, *, all_images: bool = False,
     in_use = set(in_use)
     report = GCReport()
     with store.lock.exclusive():
+        cached = store.db.cached_images()
         for img in store.db.images():
             if img.id in in_use or (img.tags and not all_images):
                 continue
+            if not img.tags and img.id in cached:
+                continue  # build cache, not a dangling image: builder prune's
             store.db.remove_image(img.id)  # cascades to its tags and layer links
             untagged = untag_lines(img.tags, img.manifest_digest)
             report.untagged.extend(untagged)
@@ -148,6 +155,67 @@ def prune_images(store: ImageStore, *, all_images: bool = False,
             report.events.append(("deleted", img.id))
         collect(store, report)
     return report
+
+
+def prune_build_cache(store: ImageStore, *, all_entries: bool = False,
+                      in_use: Iterable[str] = (), report: GCReport | None = None) -> GCReport:
+    """`builder prune`: forget the build cache entries whose image nothing else keeps (no
+    tag, no container), every entry with ``all_entries`` (then also the RUN --mount
+    cache directories); remove the images only the cache kept, then collect garbage."""
+    in_use = set(in_use)
+    report = report if report is not None else GCReport()
+    with store.lock.exclusive():
+        db = store.db
+        images = {img.id: img for img in db.images()}
+        gone = []
+        for entry in db.cache_entries():
+            img = images.get(entry["image_id"])
+            if all_entries or img is None or not (img.tags or img.id in in_use):
+                gone.append(entry)
+        db.cache_remove(e["key"] for e in gone)
+        report.deleted_cache.extend(e["key"] for e in gone)
+        still = db.cached_images()
+        for e in gone:
+            img = images.get(e["image_id"])
+            if img is None or img.tags or img.id in in_use or img.id in still:
+                continue
+            try:
+                db.remove_image(img.id)
+            except Exception:  # noqa: BLE001 - already gone (two entries, one image)
+                continue
+            report.deleted_images.append(img.id)
+        if all_entries:
+            mounts = os.path.join(store.root, CACHE_MOUNTS)
+            if os.path.isdir(mounts):
+                for name in sorted(os.listdir(mounts)):
+                    path = os.path.join(mounts, name)
+                    report.reclaimed += entry_size(path)
+                    remove_entry(path)
+        collect(store, report)
+    return report
+
+
+def build_cache_usage(store: ImageStore, in_use: Iterable[str] = ()) -> dict[str, Any]:
+    """`system df`'s Build Cache row: entries, and the bytes of the layers only cache
+    images use (what `builder prune -a` can reclaim), RUN --mount caches included."""
+    in_use = set(in_use)
+    entries = store.db.cache_entries()
+    cached = {e["image_id"] for e in entries}
+    kept_layers: set[str] = set()
+    cache_layers: dict[str, int] = {}
+    for img in store.db.images():
+        if img.id in cached and not img.tags and img.id not in in_use:
+            for diff_id, size in zip(img.layers, store.layer_sizes(img), strict=True):
+                cache_layers[diff_id] = size or 0
+        else:
+            kept_layers.update(img.layers)
+    size = sum(s for d, s in cache_layers.items() if d not in kept_layers)
+    mounts = os.path.join(store.root, CACHE_MOUNTS)
+    if os.path.isdir(mounts):
+        size += tree_size(mounts)
+    active = sum(1 for e in entries if e["image_id"] in in_use)
+    return {"total": len(entries), "active": active, "size": size, "reclaimable": size,
+            "entries": entries}
 
 
 # ---------------------------------------------------------------------------- df
@@ -163,7 +231,9 @@ def disk_usage(store: ImageStore, in_use: Iterable[str] = (),
     ids to how many containers use them (default: 1 for each image in ``in_use``)."""
     in_use = set(in_use)
     counts = container_counts or {}
-    images = store.db.images()
+    cached = store.db.cached_images()  # the build's intermediate images: its cache row
+    images = [img for img in store.db.images()
+              if img.tags or img.id not in cached or img.id in in_use]
     layer_size: dict[str, int] = {}
     users: dict[str, int] = {}
     per_image: list[tuple[Any, list[str]]] = []

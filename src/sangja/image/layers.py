@@ -969,11 +969,15 @@ def unpack_layer(
 
 
 def add_entry(tf: tarfile.TarFile, full: str, rel: str, st: os.stat_result,
-              links: dict[tuple[int, int], str]) -> tarfile.TarInfo:
+              links: dict[tuple[int, int], str], *, epoch: int | None = None
+              ) -> tarfile.TarInfo:
     """Write the file at `full` into `tf` as `rel` (numeric owners, mode, mtime, xattrs);
     a regular file seen before under another name (same inode, in `links`) becomes a
-    hardlink entry. Returns the entry written."""
+    hardlink entry. Returns the entry written. ``epoch``: an mtime after it is written
+    as it (SOURCE_DATE_EPOCH clamping)."""
     ti = _tarinfo(full, rel, st)
+    if epoch is not None and ti.mtime > epoch:
+        ti.mtime = epoch
     if ti.isreg() and st.st_nlink > 1:
         key = (st.st_dev, st.st_ino)
         if key in links:

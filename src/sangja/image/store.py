@@ -404,6 +404,23 @@ class ImageStore:
             raise
         return stats
 
+    def adopt_layer_dir(self, diff_id: str, path: str) -> str:
+        """Make the directory `path` (on the store's filesystem, in overlay layer format,
+        already durable) the unpacked layer `diff_id`: renamed into place, or removed when
+        that layer is unpacked already. Returns the layer's directory. The caller holds
+        ``self.lock`` shared and records the layer before releasing it."""
+        final = self.layer_path(diff_id)
+        if os.path.isdir(final):
+            _rmtree(path)
+            return final
+        try:
+            os.rename(path, final)
+        except OSError:
+            if not os.path.isdir(final):  # not a lost race: a real error
+                raise
+            _rmtree(path)
+        return final
+
     def mounted_layers(self) -> set[str]:
         """Names (hex of the diff_id) of the layer directories that mounted container
         snapshots stack: collectors never remove them, whatever the records say (they are
@@ -533,10 +550,15 @@ class ImageStore:
             raise ImageNotFound(text) from None
 
     # -- listing -------------------------------------------------------------------------
-    def images(self) -> list[dict[str, Any]]:
-        """One row per tag (untagged images get one ``<none>`` row), newest first."""
+    def images(self, all_images: bool = False) -> list[dict[str, Any]]:
+        """One row per tag (untagged images get one ``<none>`` row), newest first. The
+        build's intermediate images (untagged, kept by the build cache) only with
+        ``all_images`` (`images -a`)."""
         rows: list[dict[str, Any]] = []
+        cached = set() if all_images else self.db.cached_images()
         for img in reversed(self.db.images()):
+            if not img.tags and img.id in cached:
+                continue
             base = {
                 "id": img.id,
                 "digest": img.manifest_digest,

@@ -76,6 +76,12 @@ Images:
                              make a one-layer image from a tarball (plain, gzip, zstd,
                              xz, bzip2); -c: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE,
                              LABEL, VOLUME, STOPSIGNAL, ONBUILD
+  build [-t NAME]... [-f FILE] [--build-arg K=V]... [--target STAGE] [--no-cache]
+        [--pull[=WHEN]] [--label K=V] [--network none|host] [-q] [--iidfile FILE]
+        [--secret id=ID,src=FILE] CONTEXT|-
+                             build an image from a Containerfile (multi-stage, cached,
+                             reproducible with SOURCE_DATE_EPOCH)
+  builder prune [-a] [-f]    remove unused build cache (-a: all of it)
   history [--no-trunc] [-q] [--format json] NAME
                              show the layers of an image and what made them
   image prune [-a] [-f]      remove dangling images (-a: every image no container
@@ -107,6 +113,7 @@ COMMANDS: dict[str, str] = {
     "load": "images:cmd_load",
     "import": "image_tools:cmd_import",
     "history": "image_tools:cmd_history",
+    "build": "build:cmd_build",
     # containers
     "run": "containers:cmd_run",
     "create": "containers:cmd_create",
@@ -164,6 +171,10 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
         "inspect": "volumes:cmd_volume_inspect",
         "rm": "volumes:cmd_volume_rm",
         "prune": "volumes:cmd_volume_prune",
+    },
+    "builder": {
+        "build": "build:cmd_build",
+        "prune": "build:cmd_builder_prune",
     },
     "system": {
         "info": "system:cmd_info",

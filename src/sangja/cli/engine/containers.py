@@ -628,39 +628,20 @@ def _container_path(arg: str) -> tuple[str, str] | None:
 
 def cmd_commit(opts: Globals, args: list[str]) -> int:
     flags, rest = parse_flags(args, [Flag("-a,--author", "value"), Flag("-m,--message", "value"),
-                                     Flag("-c,--change", "multi"), Flag("-p,--pause"),
+                                     Flag("-c,--change", "multi"), Flag("-p,--pause", default=True),
                                      Flag("--format", "value")])
     if len(rest) not in (1, 2):
-        raise UsageError(f"usage: {PROG} commit [-a AUTHOR] [-m MSG] [-c INSTR] CONTAINER "
-                         "[REPOSITORY[:TAG]]")
-    from ...image.commit import commit
+        raise UsageError(f"usage: {PROG} commit [-a AUTHOR] [-m MSG] [-c INSTR] [-p=false] "
+                         "CONTAINER [REPOSITORY[:TAG]]")
+    from ...engine.commit import commit_container
 
     with _engine(opts) as eng:
-        with eng.rootfs(rest[0]) as (row, _):
-            upper = eng.snapshots().diff_dir(row["id"])
-            overrides = _commit_config(eng, row)
-            image_id = commit(eng.images, row["image_id"], upper,
-                              config_overrides=overrides, changes=flags["change"],
-                              author=flags["author"] or "", message=flags["message"] or "",
-                              created_by=" ".join([row["path"], *_args(row)]),
-                              reference=rest[1] if len(rest) == 2 else None)
+        image_id = commit_container(eng, rest[0], reference=rest[1] if len(rest) == 2 else None,
+                                    changes=flags["change"], author=flags["author"] or "",
+                                    message=flags["message"] or "",
+                                    pause=flags["pause"])
     print(image_id)
     return 0
-
-
-def _args(row) -> list[str]:
-    from ...jsonio import loads
-
-    return loads(row["args"])
-
-
-def _commit_config(eng, row) -> dict:
-    """What `docker commit` keeps in the new image: the container's effective config."""
-    from ...engine.inspect import container_document
-
-    config = container_document(eng, row)["Config"]
-    keep = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "StopSignal")
-    return {k: config[k] for k in keep if config.get(k) not in (None, "", [], {})}
 
 
 def cmd_export(opts: Globals, args: list[str]) -> int:

@@ -41,12 +41,12 @@ def cmd_images(opts: dict, args: list[str]) -> int:
     flags, rest = parse_flags(
         args, [Flag("-q,--quiet"), Flag("--digests"), Flag("--format", "value"),
                Flag("--no-trunc"),
-               Flag("-a,--all")]  # -a: no intermediate images exist here, so all are shown
+               Flag("-a,--all")]  # -a: the build's intermediate images too
     )
     if rest:
         raise UsageError("usage: sangja images [-q] [--digests] [--no-trunc] [--format FORMAT]")
     with open_store(opts) as store:
-        rows = store.images()
+        rows = store.images(all_images=flags["all"])
     trunc = not flags["no_trunc"]
     if flags["quiet"]:
         seen: set[str] = set()

@@ -61,8 +61,12 @@ def cmd_df(opts: Globals, args: list[str]) -> int:
     for c in containers:
         if c.get("image_id"):
             counts[c["image_id"]] = counts.get(c["image_id"], 0) + 1
+    from ...image.gc import build_cache_usage
+
     with open_store(opts) as store:
-        images = disk_usage(store, images_in_use(root) | set(counts), counts)
+        in_use = images_in_use(root) | set(counts)
+        images = disk_usage(store, in_use, counts)
+        cache = build_cache_usage(store, in_use)
     c_size = sum(int(c.get("size") or 0) for c in containers)
     c_reclaim = sum(int(c.get("size") or 0) for c in containers if not c.get("running"))
     v_size = sum(int(v.get("size") or 0) for v in volumes)
@@ -73,14 +77,14 @@ def cmd_df(opts: Globals, args: list[str]) -> int:
          c_size, c_reclaim),
         ("Local Volumes", len(volumes), sum(1 for v in volumes if v.get("links")),
          v_size, v_reclaim),
-        ("Build Cache", 0, 0, 0, 0),
+        ("Build Cache", cache["total"], cache["active"], cache["size"], cache["reclaimable"]),
     ]
     if fmt == "json":
         from ...jsonio import dumps
 
         if flags["verbose"]:
             print(dumps({"Images": images["images"], "Containers": containers,
-                         "Volumes": volumes, "BuildCache": []}, indent=4))
+                         "Volumes": volumes, "BuildCache": cache["entries"]}, indent=4))
         else:
             print(dumps([{"Type": t, "TotalCount": n, "Active": a, "Size": sz,
                           "Reclaimable": r} for t, n, a, sz, r in summary], indent=4))
@@ -118,8 +122,11 @@ def cmd_df(opts: Globals, args: list[str]) -> int:
     table(["VOLUME NAME", "LINKS", "SIZE"],
           [[str(v.get("name", "")), str(v.get("links", 0)), human_size(int(v.get("size") or 0))]
            for v in volumes])
-    print("\nBuild cache usage: 0B\n")
-    table(["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"], [])
+    print(f"\nBuild cache usage: {human_size(cache['size'])}\n")
+    table(["CACHE ID", "CACHE TYPE", "CREATED", "LAST USED", "IMAGE", "DESCRIPTION"],
+          [[e["key"][:12], "regular", since(e["created"]), since(e["last_used"]),
+            e["image_id"].partition(":")[2][:12], e["description"][:40]]
+           for e in cache["entries"]])
     return 0
 
 
@@ -143,7 +150,7 @@ def cmd_system_prune(opts: Globals, args: list[str]) -> int:
         if not confirm(warning):
             return 0
     from ...engine.usage import images_in_use
-    from ...image.gc import prune_images
+    from ...image.gc import prune_build_cache, prune_images
     from .common import store as open_store
 
     reclaimed = 0
@@ -153,10 +160,17 @@ def cmd_system_prune(opts: Globals, args: list[str]) -> int:
                 store.root, opts.run_root, volumes=flags["volumes"])
             report = prune_images(store, all_images=flags["all"],
                                   in_use=images_in_use(store.root))
-    reclaimed = engine_bytes + report.reclaimed
+            cache = prune_build_cache(store, all_entries=flags["all"],
+                                      in_use=images_in_use(store.root))
+    reclaimed = engine_bytes + report.reclaimed + cache.reclaimed
     print_deleted("Deleted Containers:", [("", c) for c in containers])
     print_deleted("Deleted Volumes:", [("", v) for v in volumes])
     print_deleted("Deleted Images:", report.events)
+    if cache.deleted_cache:
+        print("Deleted build cache objects:")
+        for key in cache.deleted_cache:
+            print(key)
+        print()
     print(f"Total reclaimed space: {human_size4(reclaimed)}")
     return 0
 

@@ -1,0 +1,581 @@
+"""Build a Containerfile: each needed stage, step by step, into images of the store.
+
+A stage's state is an image config (Env, Cmd, history...), its layers and a cache key.
+Instructions that only change the config (ENV, LABEL, CMD...) change the state in memory.
+Instructions that change files make a layer:
+
+- RUN is a container of the engine (`Engine.create`/`start`, its output relayed as the
+  progress), made from the state's image; its writable layer becomes the step's layer
+  (`engine.commit.container_layer`, the upper dir adopted: no copy), without the stubs
+  the runtime made as mount points.
+- COPY, ADD and WORKDIR work on a snapshot of the state's layers mounted on the host (a
+  fresh upper dir), through the root-confined copier (`build.copy`), and that upper dir
+  becomes the layer the same way.
+
+Each such step's cache key is the previous key, the instruction, the build args declared
+so far (in the key through the ARG steps) and, for COPY/ADD, the content of what it reads;
+the key names the image the step made (the store's build cache). Layers are reproducible:
+entries sorted, numeric owners, times clamped to SOURCE_DATE_EPOCH (default: the newest
+creation time of the build's base images, 0 for FROM scratch), no host names; so two
+--no-cache builds of the same Containerfile and context give the same image id.
+
+Stages the target does not need are not built; the others are built in threads, each as
+soon as the stages it needs are done. The store's gc lock is held shared for the whole
+build, so no prune removes a step's image before the build is over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ..errors import SangjaError
+from ..image.db import ImageNotFound, Layer
+from ..records import dataclass, field
+from .errors import BuildError
+from .lexer import expand, split_words
+from .parser import Containerfile, Instruction, parse, parse_line
+from .progress import Progress
+from .stages import Plan, Stage, plan
+
+__all__ = ["BuildOptions", "Builder", "build"]
+
+PROXY_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
+                        "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"})
+CONFIG_INSTRUCTIONS = ("ENV", "LABEL", "CMD", "ENTRYPOINT", "EXPOSE", "VOLUME", "USER",
+                       "STOPSIGNAL", "ONBUILD")
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+HISTORY_COMMENT = "sangja build"
+# what the runtime mounts in every container: its mount points are not the step's files
+RUN_MOUNT_POINTS = ["/proc", "/sys", "/dev", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]
+
+
+@dataclass
+class BuildOptions:
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    no_cache: bool = False
+    pull: str = "missing"  # missing | always | never
+    labels: dict[str, str] = field(default_factory=dict)
+    network: str | None = None  # None: the engine's default for containers
+    platform: str | None = None
+    secrets: dict[str, str] = field(default_factory=dict)  # id -> file
+    epoch: int | None = None  # SOURCE_DATE_EPOCH
+
+
+@dataclass
+class State:
+    """A stage's image so far."""
+
+    config: dict  # the whole image config but rootfs
+    layers: list[Layer]
+    descs: list[dict]
+    size: int
+    key: str
+    image_id: str | None = None  # an image of the store that is exactly this state
+    args: dict[str, str] = field(default_factory=dict)  # ARGs in scope
+    cmd_set: bool = False
+
+    def copy(self) -> State:
+        import copy
+
+        return State(copy.deepcopy(self.config), list(self.layers), list(self.descs),
+                     self.size, self.key, self.image_id, dict(self.args), self.cmd_set)
+
+    @property
+    def inner(self) -> dict:
+        return self.config.setdefault("config", {})
+
+    def env(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for item in self.inner.get("Env") or []:
+            k, _, v = str(item).partition("=")
+            out[k] = v
+        return out
+
+
+def _key(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode("utf-8", "surrogateescape"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _rfc3339(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _epoch_of(created: str | None) -> int:
+    from ..humanize import parse_time
+
+    t = parse_time(created) if created else None
+    return int(t) if t else 0
+
+
+def pull_image(store, name: str):
+    """The one call site for fetching an image a build needs that the store lacks (FROM,
+    COPY --from, --pull). The registry client (sangja.registry) plugs in here."""
+    raise BuildError(f"image {name!r} not found locally, and pulling from a registry is not "
+                     "available yet: use sangja load or sangja bootstrap")
+
+
+class Builder:
+    def __init__(self, root: str, runroot: str, text: str, name: str, context: str | None,
+                 opts: BuildOptions, progress: Progress, containerfile_path: str | None = None):
+        self.root, self.runroot = root, runroot
+        self.text, self.name = text, name
+        self.context = context
+        self.opts = opts
+        self.progress = progress
+        self.containerfile_path = containerfile_path
+        self.failed = threading.Event()
+        self.finals: dict[int, State] = {}
+        self.done: dict[int, threading.Event] = {}
+        self.used_args: set[str] = set()
+        self.ignore = None
+        self.hits: list[str] = []  # cache keys used: their last use recorded at the end
+
+    # -- entry ---------------------------------------------------------------------------
+    def build(self) -> str:
+        from ..engine.containers import Engine
+        from ..image.store import goarch
+
+        arch = goarch()
+        self._check_platform(self.opts.platform)
+        builtin = {"TARGETPLATFORM": f"linux/{arch}", "TARGETOS": "linux",
+                   "TARGETARCH": arch, "TARGETVARIANT": "", "BUILDPLATFORM": f"linux/{arch}",
+                   "BUILDOS": "linux", "BUILDARCH": arch, "BUILDVARIANT": ""}
+        self.builtin = builtin
+        self.file: Containerfile = parse(self.text, self.name)
+        self.plan: Plan = plan(self.file, self.opts.build_args, self.opts.target, builtin)
+        if self.context is not None:
+            from .ignore import read_ignore_file
+
+            self.ignore = read_ignore_file(self.context, self.containerfile_path)
+        with Engine(self.root, self.runroot) as engine:
+            store = engine.images
+            tags = [store.canonical(t) for t in self.opts.tags]  # bad names fail first
+            with store.lock.shared():  # every step's image is kept until the build ends
+                self.bases = self._resolve_bases(store)
+                self.epoch = self._epoch(store)
+                self._build_stages()
+                final = self.finals[self.plan.target]
+                image_id = self._finish(engine, final, tags)
+                store.db.cache_touch(self.hits)
+        unused = sorted(set(self.opts.build_args) - self.used_args - PROXY_ARGS
+                        - set(self.builtin))
+        if unused:
+            self.progress.line(f"[Warning] one or more build args were not consumed: "
+                               f"{', '.join(unused)}")
+        return image_id
+
+    @staticmethod
+    def _check_platform(platform: str | None) -> None:
+        if not platform:
+            return
+        from ..image.store import goarch
+
+        want = platform.lower().split("/")
+        if want[0] != "linux" or (len(want) > 1 and want[1] != goarch()) or len(want) > 3:
+            raise BuildError(f"platform {platform!r} cannot be built here: only "
+                             f"linux/{goarch()} (no emulation)")
+
+    def _resolve_bases(self, store) -> dict[int, str]:
+        """Image id of each needed stage's FROM image (not scratch, not a stage)."""
+        out = {}
+        for n in self.plan.needed:
+            st = self.plan.stages[n]
+            if st.base_stage is not None or st.base == "scratch":
+                continue
+            try:
+                self._check_platform(st.platform)
+                out[n] = self._image(store, st.base)
+            except BuildError as e:
+                raise e.at(self.file.where(st.from_ins)) from None
+        return out
+
+    def _image(self, store, name: str) -> str:
+        if self.opts.pull == "always":
+            pull_image(store, name)
+        try:
+            return store.resolve(name).id
+        except ImageNotFound:
+            if self.opts.pull == "never":
+                raise BuildError(f"image {name!r} not found locally (--pull=never)") from None
+            return pull_image(store, name)
+        except SangjaError as e:
+            raise BuildError(str(e)) from None
+
+    def _epoch(self, store) -> int:
+        if self.opts.epoch is not None:
+            return self.opts.epoch
+        newest = 0
+        for image_id in self.bases.values():
+            newest = max(newest, _epoch_of(store.db.get_image(image_id).created))
+        return newest
+
+    # -- stages --------------------------------------------------------------------------
+    def _build_stages(self) -> None:
+        needed = self.plan.needed
+        for n in needed:
+            self.done[n] = threading.Event()
+        if len(needed) == 1:
+            self._stage(needed[0])
+            return
+        errors: list[BaseException] = []
+        with ThreadPoolExecutor(max_workers=len(needed)) as pool:
+            futures = [pool.submit(self._stage_thread, n, errors) for n in needed]
+            for f in futures:
+                f.result()
+        if errors:
+            raise errors[0]
+
+    def _stage_thread(self, n: int, errors: list[BaseException]) -> None:
+        try:
+            for dep in self.plan.stages[n].deps:
+                while not self.done[dep].wait(0.1):
+                    if self.failed.is_set():
+                        return
+                if dep not in self.finals:
+                    return
+            if not self.failed.is_set():
+                self._stage(n)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            if not self.failed.is_set():
+                errors.append(e)
+            self.failed.set()
+        finally:
+            self.done[n].set()
+
+    def _stage(self, n: int) -> None:
+        from ..engine.containers import Engine
+
+        stage = self.plan.stages[n]
+        with Engine(self.root, self.runroot) as engine:
+            runner = _StageRun(self, engine, stage)
+            self.finals[n] = runner.run()
+        self.done[n].set()
+
+    # -- the end -------------------------------------------------------------------------
+    def _finish(self, engine, final: State, tags: list[str]) -> str:
+        store = engine.images
+        state = final
+        if self.opts.labels:
+            state = final.copy()
+            labels = dict(state.inner.get("Labels") or {})
+            labels.update(self.opts.labels)
+            state.inner["Labels"] = labels
+            state.image_id = None
+        image_id = materialize(store, state, self.epoch)
+        for t in tags:
+            store.tag(t, image_id)
+        return image_id
+
+
+def materialize(store, state: State, epoch: int) -> str:
+    """The state as an image of the store (written once; the same state, the same id)."""
+    if state.image_id is None:
+        from ..image.commit import write_image
+
+        config = dict(state.config)
+        config["created"] = _rfc3339(epoch)
+        state.image_id = write_image(store, config, state.layers, state.descs,
+                                     size=state.size)
+    return state.image_id
+
+
+def state_of_image(store, image_id: str, key: str) -> State:
+    """A state that is exactly the stored image `image_id`."""
+    from ..image.commit import base_layers
+
+    img = store.resolve(image_id)
+    config = store.config(img.id)
+    layers, descs = base_layers(store, img, config)
+    config = {k: v for k, v in config.items() if k != "rootfs"}
+    return State(config=config, layers=layers, descs=descs, size=img.size, key=key,
+                 image_id=img.id)
+
+
+class _StageRun:
+    """One stage, in one thread, with its own engine (SQLite connections are per thread)."""
+
+    def __init__(self, builder: Builder, engine, stage: Stage):
+        self.b = builder
+        self.engine = engine
+        self.store = engine.images
+        self.stage = stage
+        n_stages = len(builder.plan.needed)
+        pos = builder.plan.needed.index(stage.index) + 1
+        self.label = f"[{pos}/{n_stages}] " if n_stages > 1 else ""
+
+    def where(self, ins: Instruction) -> str:
+        return self.b.file.where(ins)
+
+    # -- FROM ----------------------------------------------------------------------------
+    def initial(self) -> State:
+        st = self.stage
+        b = self.b
+        if st.base_stage is not None:
+            state = b.finals[st.base_stage].copy()
+            state.key = _key("from-stage", state.key)
+            state.args = {}
+            state.cmd_set = False
+            return state
+        if st.base == "scratch":
+            from ..image.store import DEFAULT_PATH_ENV, goarch
+
+            config = {"architecture": goarch(), "os": "linux",
+                      "config": {"Env": [DEFAULT_PATH_ENV]}, "history": []}
+            return State(config=config, layers=[], descs=[], size=0, key=_key("scratch"))
+        image_id = b.bases[st.index]
+        self.store.unpacked_layers(image_id)  # its layers' directories, for the snapshots
+        return state_of_image(self.store, image_id, _key("from", image_id))
+
+    def run(self) -> State:
+        stage = self.stage
+        total = 1 + len(stage.instructions)
+        self.b.progress.step(self.label, 1, total, stage.from_ins.original)
+        state = self.initial()
+        triggers = list(state.inner.get("OnBuild") or [])
+        if triggers:
+            state.inner.pop("OnBuild", None)
+            state.image_id = None
+            for text in triggers:
+                ins = parse_line(text, stage.from_ins.line, self.b.file.escape, self.b.name)
+                self.b.progress.line(f"--> ONBUILD {text}")
+                state = self.step(state, ins, where=f"{self.where(stage.from_ins)} (ONBUILD "
+                                  f"{text.split()[0].upper()} of the base image)")
+        for i, ins in enumerate(stage.instructions, start=2):
+            if self.b.failed.is_set():
+                raise BuildError("stopped: another stage failed")
+            self.b.progress.step(self.label, i, total, ins.original)
+            state = self.step(state, ins)
+        return state
+
+    def step(self, state: State, ins: Instruction, where: str | None = None) -> State:
+        where = where or self.where(ins)
+        try:
+            handler = getattr(self, f"do_{ins.cmd.lower()}")
+            return handler(state, ins)
+        except BuildError as e:
+            raise e.at(where) from None
+        except (SangjaError, OSError) as e:
+            raise BuildError(f"{ins.cmd}: {e}", where) from None
+
+    # -- helpers -------------------------------------------------------------------------
+    def env(self, state: State) -> dict[str, str]:
+        """What $NAME means in this instruction: ARGs in scope, then ENV over them."""
+        return {**state.args, **state.env()}
+
+    def expand(self, state: State, word: str) -> str:
+        return expand(word, self.env(state), self.b.file.escape)
+
+    def history(self, state: State, ins: Instruction, *, empty: bool,
+                text: str | None = None) -> None:
+        entry = {"created": _rfc3339(self.b.epoch),
+                 "created_by": text if text is not None else ins.original,
+                 "comment": HISTORY_COMMENT}
+        if empty:
+            entry["empty_layer"] = True
+        state.config.setdefault("history", []).append(entry)
+
+    def config_step(self, state: State, ins: Instruction, *, text: str | None = None
+                    ) -> State:
+        state = state.copy()
+        state.key = _key(state.key, ins.original)
+        state.image_id = None
+        self.history(state, ins, empty=True, text=text)
+        return state
+
+    def cached(self, key: str, state: State) -> State | None:
+        """The state a step with this key made before (its image from the build cache),
+        with the ARGs in scope of `state`; None on a miss or with --no-cache."""
+        if self.b.opts.no_cache:
+            return None
+        image_id = self.store.db.cache_get(key)
+        if image_id is None:
+            return None
+        current = state
+        try:
+            state = state_of_image(self.store, image_id, key)
+            self.store.unpacked_layers(image_id)
+        except SangjaError:
+            return None
+        state.args, state.cmd_set = dict(current.args), current.cmd_set
+        self.b.hits.append(key)
+        self.b.progress.cached(image_id)
+        return state
+
+    def add_layer(self, state: State, stored, ins: Instruction, key: str,
+                  text: str | None = None) -> State:
+        """The state after a step that made `stored` (None: no change), as an image,
+        recorded in the build cache under `key`."""
+        new = state.copy()
+        new.key = key
+        new.image_id = None
+        if stored is not None:
+            new.layers.append(stored.layer)
+            new.descs.append(stored.descriptor)
+            new.size += stored.layer.content_size or 0
+        self.history(new, ins, empty=stored is None, text=text)
+        image_id = materialize(self.store, new, self.b.epoch)
+        self.store.db.cache_put(key, image_id, text or ins.original)
+        self.b.progress.made(image_id)
+        return new
+
+    # -- config instructions -------------------------------------------------------------
+    def _config(self, state: State, ins: Instruction) -> State:
+        from ..image.changes import ChangeError, apply_instruction
+
+        new = self.config_step(state, ins)
+        try:
+            new.cmd_set = apply_instruction(
+                new.inner, ins.cmd, ins.rest, self.env(new), escape=self.b.file.escape,
+                cmd_set=state.cmd_set, exec_form=ins.json)
+        except ChangeError as e:
+            raise BuildError(str(e)) from None
+        self._note_args(new, ins.rest)
+        return new
+
+    do_env = do_label = do_cmd = do_entrypoint = do_expose = do_volume = _config
+    do_user = do_stopsignal = do_onbuild = _config
+
+    def _note_args(self, state: State, text: str) -> None:
+        from .lexer import uses
+
+        self.b.used_args.update(uses(text, self.b.file.escape) & set(state.args))
+
+    def do_maintainer(self, state: State, ins: Instruction) -> State:
+        new = self.config_step(state, ins)
+        new.config["author"] = self.expand(new, ins.rest)
+        return new
+
+    def do_shell(self, state: State, ins: Instruction) -> State:
+        if ins.json is None or not ins.json:
+            raise BuildError('SHELL requires the arguments to be a JSON array, such as '
+                             '["/bin/sh", "-c"]')
+        new = self.config_step(state, ins)
+        new.inner["Shell"] = list(ins.json)
+        return new
+
+    def do_arg(self, state: State, ins: Instruction) -> State:
+        new = state.copy()
+        words = split_words(ins.rest, self.b.file.escape)
+        if not words:
+            raise BuildError("ARG requires at least one argument")
+        parts = []
+        for word in words:
+            name, eq, default = word.partition("=")
+            if not name:
+                raise BuildError(f"ARG: invalid name in {word!r}")
+            value: str | None
+            if name in self.b.opts.build_args:
+                value = self.b.opts.build_args[name]
+                self.b.used_args.add(name)
+            elif eq:
+                value = expand(default, self.env(new), self.b.file.escape)
+            elif name in self.b.plan.meta_args:
+                value = self.b.plan.meta_args[name]
+            else:
+                value = None
+            if value is not None:
+                new.args[name] = value
+            else:
+                new.args.pop(name, None)
+            parts.append(f"{name}={value}" if value is not None else name)
+        new.key = _key(new.key, "ARG", *parts)
+        return new
+
+    def do_workdir(self, state: State, ins: Instruction) -> State:
+        from ..image.changes import ChangeError, apply_instruction
+
+        cfg = state.copy()
+        cfg.image_id = None
+        try:
+            apply_instruction(cfg.inner, "WORKDIR", ins.rest, self.env(cfg),
+                              escape=self.b.file.escape)
+        except ChangeError as e:
+            raise BuildError(str(e)) from None
+        self._note_args(cfg, ins.rest)
+        path = cfg.inner["WorkingDir"]
+        key = _key(state.key, ins.original, path)
+        hit = self.cached(key, state)
+        if hit is not None:
+            return hit
+
+        def make(root: int) -> None:  # Docker makes it, used or not
+            from ..linux.paths import mkdir_all_in_root
+
+            os.close(mkdir_all_in_root(root, path))
+
+        return self.add_layer(cfg, self.workspace(cfg, make), ins, key)
+
+    def do_healthcheck(self, state: State, ins: Instruction) -> State:
+        from .healthcheck import parse_healthcheck
+
+        new = self.config_step(state, ins)
+        new.inner["Healthcheck"] = parse_healthcheck(ins, new.inner.get("Shell")
+                                                     or DEFAULT_SHELL)
+        return new
+
+    # -- file steps ----------------------------------------------------------------------
+    def workspace(self, state: State, work) -> object:
+        """Run work(root_fd) on a fresh snapshot of the state's layers mounted on the host;
+        the files it changed as a stored layer (None: no change)."""
+        from ..engine.commit import StoredLayer  # noqa: F401 - the return type
+        from ..image.commit import store_upper_layer
+
+        snaps = self.engine.snapshots()
+        sid = os.urandom(32).hex()
+        dirs = [self.store.layer_path(la.diff_id) for la in state.layers]
+        if state.image_id is not None:
+            dirs = self.store.unpacked_layers(state.image_id)
+        try:
+            rootfs = snaps.prepare(sid, dirs)
+            if snaps.kind(sid) != "overlay":
+                raise BuildError("building needs overlayfs (the store's filesystem cannot "
+                                 "be an overlay lower/upper)")
+            fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                work(fd)
+            finally:
+                os.close(fd)
+            snaps.unmount(sid)
+            return store_upper_layer(self.store, snaps.diff_dir(sid), epoch=self.b.epoch,
+                                     adopt=True)
+        finally:
+            snaps.remove(sid)
+
+    def do_copy(self, state: State, ins: Instruction) -> State:
+        from .copy_step import copy_step
+
+        return copy_step(self, state, ins, add=False)
+
+    def do_add(self, state: State, ins: Instruction) -> State:
+        from .copy_step import copy_step
+
+        return copy_step(self, state, ins, add=True)
+
+    def do_run(self, state: State, ins: Instruction) -> State:
+        from .run_step import run_step
+
+        return run_step(self, state, ins)
+
+    def do_from(self, state: State, ins: Instruction) -> State:  # pragma: no cover
+        raise BuildError("FROM inside a stage")  # the planner splits stages at FROM
+
+
+def build(root: str, runroot: str, *, context, opts: BuildOptions, progress: Progress) -> str:
+    """Build `context` (a build.context.Context); return the image id."""
+    return Builder(root, runroot, context.containerfile, context.containerfile_name,
+                   context.path, opts, progress, context.containerfile_path).build()
+
+
+def key_json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,145 @@
+"""`sangja build` and `sangja builder prune`: parsing and printing only (the work is in
+sangja.build and sangja.image.gc)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .common import PROG, Flag, Globals, UsageError, parse_flags
+
+USAGE = (f"usage: {PROG} build [-t NAME]... [-f FILE] [--build-arg K=V]... [--target STAGE] "
+         "[--no-cache] [--pull[=always|missing|never]] [--label K=V]... [--network MODE] "
+         "[--platform linux/ARCH] [-q] [--iidfile FILE] [--secret id=ID,src=FILE]... "
+         "CONTEXT|-")
+
+
+def _pairs(values: list[str], flag: str, *, env_fallback: bool = False) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        key, eq, value = v.partition("=")
+        if not key:
+            raise UsageError(f"{flag} {v!r}: expected KEY=VALUE")
+        if not eq:
+            if not env_fallback:
+                raise UsageError(f"{flag} {v!r}: expected KEY=VALUE")
+            if key not in os.environ:
+                continue  # Docker: `--build-arg NAME` takes NAME from the environment
+            value = os.environ[key]
+        out[key] = value
+    return out
+
+
+def _secrets(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        fields = dict(part.partition("=")[::2] for part in v.split(","))
+        sid = fields.get("id")
+        src = fields.get("src") or fields.get("source")
+        if not sid or not src or fields.get("type", "file") != "file":
+            raise UsageError(f"--secret {v!r}: expected id=ID,src=FILE")
+        if not os.path.isfile(src):
+            raise UsageError(f"--secret {v!r}: {src} is not a file")
+        out[sid] = os.path.abspath(src)
+    return out
+
+
+def _pull(value) -> str:
+    if value in (None, False):
+        return "missing"
+    if value is True:
+        return "always"
+    text = str(value).lower()
+    if text in ("true", "always"):
+        return "always"
+    if text in ("false", "missing", "ifmissing"):
+        return "missing"
+    if text == "never":
+        return "never"
+    raise UsageError(f"invalid --pull value {value!r} (always, missing or never)")
+
+
+def cmd_build(opts: Globals, args: list[str]) -> int:
+    argv = []
+    pull: object = None
+    for a in args:  # --pull takes an optional value, which parse_flags cannot express
+        if a == "--pull":
+            pull = True
+        elif a.startswith("--pull="):
+            pull = a.partition("=")[2]
+        else:
+            argv.append(a)
+    flags, rest = parse_flags(argv, [
+        Flag("-t,--tag", "multi"), Flag("-f,--file", "value"), Flag("--build-arg", "multi"),
+        Flag("--target", "value"), Flag("--no-cache"), Flag("--label", "multi"),
+        Flag("--network", "value"), Flag("--platform", "value"), Flag("-q,--quiet"),
+        Flag("--iidfile", "value"), Flag("--secret", "multi"), Flag("--rm", default=True),
+        Flag("--force-rm"), Flag("--layers", default=True)])
+    if len(rest) != 1:
+        raise UsageError(USAGE)
+    from ...build.context import open_context
+    from ...build.executor import BuildOptions, build
+    from ...build.progress import Progress
+
+    network = flags["network"]
+    if network is not None:
+        from .run_flags import _network
+
+        network = _network(network)  # the engine's own rules for --network
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None and not epoch.isdigit():
+        raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r}: expected a number of seconds")
+    bopts = BuildOptions(
+        tags=list(flags["tag"]), build_args=_pairs(flags["build_arg"], "--build-arg",
+                                                   env_fallback=True),
+        target=flags["target"], no_cache=flags["no_cache"], pull=_pull(pull),
+        labels=_pairs(flags["label"], "--label"), network=network,
+        platform=flags["platform"], secrets=_secrets(flags["secret"]),
+        epoch=int(epoch) if epoch else None)
+    out = sys.stdout.buffer
+    quiet = flags["quiet"]
+    progress = Progress(out, quiet=quiet)
+    stdin = sys.stdin.buffer if rest[0] == "-" else None
+    if stdin is not None and sys.stdin.isatty():
+        raise UsageError("the build context on standard input is a terminal: pipe a "
+                         "Containerfile or a tar archive")
+    with open_context(rest[0], flags["file"], stdin, scratch_dir=None) as ctx:
+        image_id = build(opts.storage_root, opts.run_root, context=ctx, opts=bopts,
+                         progress=progress)
+    if not quiet:
+        for t in bopts.tags:
+            from ...image.store import ImageStore
+
+            progress.line(f"Successfully tagged {ImageStore.canonical(t)}")
+    print(image_id, flush=True)
+    if flags["iidfile"]:
+        from ...fs import write_atomic
+
+        write_atomic(flags["iidfile"], image_id, durable=False)
+    return 0
+
+
+def cmd_builder_prune(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-a,--all"), Flag("-f,--force")])
+    if rest:
+        raise UsageError(f"usage: {PROG} builder prune [-a] [-f]")
+    from .image_tools import confirm, human_size4
+
+    if not flags["force"]:
+        what = "all build cache" if flags["all"] else "unused build cache"
+        if not confirm(f"WARNING! This will remove {what}."):
+            return 0
+    from ...engine.usage import images_in_use
+    from ...image.gc import prune_build_cache
+    from .common import store as open_store
+
+    with open_store(opts) as store:
+        report = prune_build_cache(store, all_entries=flags["all"],
+                                   in_use=images_in_use(store.root))
+    if report.deleted_cache:
+        print("Deleted build cache objects:")
+        for key in report.deleted_cache:
+            print(key)
+        print()
+    print(f"Total reclaimed space: {human_size4(report.reclaimed)}")
+    return 0
