@@ -79,14 +79,14 @@ UPDATE image_layers SET
 # only the cache names is build cache, not a dangling image: `images` hides it (`-a` shows
 # it), `image prune` keeps it, `builder prune`/`system prune` reclaim it.
 _SCHEMA_V4 = """
-CREATE TABLE build_cache (
+CREATE TABLE IF NOT EXISTS build_cache (
     key         TEXT PRIMARY KEY,              -- sha256 of the step's inputs
     image_id    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
     description TEXT NOT NULL DEFAULT '',      -- the instruction, for `system df -v`
     created     REAL NOT NULL,
     last_used   REAL NOT NULL
 );
-CREATE INDEX build_cache_image ON build_cache(image_id);
+CREATE INDEX IF NOT EXISTS build_cache_image ON build_cache(image_id);
 """
 
 # MIGRATIONS[n] takes the schema from user_version n to n + 1.
