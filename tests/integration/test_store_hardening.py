@@ -239,7 +239,9 @@ def test_schema_v2_records_adopt_the_blobs_their_manifests_name(store, tmp_path)
     conn = sqlite3.connect(db)
     rows = dict(conn.execute("SELECT t.name, il.blob_digest FROM image_layers il JOIN tags t"
                              " ON t.image_id = il.image_id").fetchall())
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    from sangja.image.db import SCHEMA_VERSION
+
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
     assert rows == {"localhost/busybox:latest": diff_id, "localhost/imp:1": gz}
     cli.ok("rmi", "imp:1")
