@@ -12,11 +12,8 @@ owners or times: the context's files become 0:0 and times are clamped) for its c
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -69,6 +66,9 @@ def open_context(context: str, containerfile: str | None, stdin=None,
                 raise BuildError("a Containerfile on standard input needs no -f")
             yield Context(None, data.decode("utf-8", "surrogateescape"), "-", None)
             return
+        import shutil
+        import tempfile
+
         tmp = tempfile.mkdtemp(prefix=".build-context-", dir=scratch_dir)
         try:
             _unpack(data, tmp)
@@ -127,10 +127,11 @@ def digest_sources(root: int, rels: list[str], skip: Callable[[str], bool] | Non
                    descend: Callable[[str], bool] | None = None) -> str:
     """sha256 over the trees at `rels` below the directory fd `root` (resolved inside it),
     as COPY will read them."""
+    from ..digest import file_sha256, sha256
     from ..linux.fdtree import walk_tree
     from ..linux.paths import O_PATH, fd_path, open_in_root, open_regular, reopen_regular
 
-    h = hashlib.sha256()
+    h = sha256()
 
     def add(rel: str, st: os.stat_result, full: str | int) -> None:
         h.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode):o}\0".encode(
@@ -138,7 +139,7 @@ def digest_sources(root: int, rels: list[str], skip: Callable[[str], bool] | Non
         if stat.S_ISREG(st.st_mode):
             fd = os.dup(full) if isinstance(full, int) else open_regular(full)
             with os.fdopen(fd, "rb") as f:
-                h.update(hashlib.file_digest(f, "sha256").digest())
+                h.update(file_sha256(f))
         elif stat.S_ISLNK(st.st_mode) and isinstance(full, str):
             h.update(os.readlink(full).encode("utf-8", "surrogateescape"))
         elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):

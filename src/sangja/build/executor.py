@@ -26,13 +26,11 @@ build, so no prune removes a step's image before the build is over.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
+from ..digest import sha256
 from ..errors import SangjaError
 from ..image.db import ImageNotFound, Layer
 from ..records import dataclass, field
@@ -100,7 +98,7 @@ class State:
 
 
 def _key(*parts: str) -> str:
-    h = hashlib.sha256()
+    h = sha256()
     for p in parts:
         h.update(p.encode("utf-8", "surrogateescape"))
         h.update(b"\0")
@@ -229,10 +227,13 @@ class Builder:
             self._stage(needed[0])
             return
         errors: list[BaseException] = []
-        with ThreadPoolExecutor(max_workers=len(needed)) as pool:
-            futures = [pool.submit(self._stage_thread, n, errors) for n in needed]
-            for f in futures:
-                f.result()
+        # plain threads: concurrent.futures would bring logging and enum to every build
+        threads = [threading.Thread(target=self._stage_thread, args=(n, errors), daemon=True)
+                   for n in needed]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         if errors:
             raise errors[0]
 
@@ -578,4 +579,15 @@ def build(root: str, runroot: str, *, context, opts: BuildOptions, progress: Pro
 
 
 def key_json(value) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    from ..jsonio import dumps
+
+    return dumps(_sorted_keys(value))
+
+
+def _sorted_keys(value):
+    """The same value with every object's keys in order: one text per value, for keys."""
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_sorted_keys(v) for v in value]
+    return value

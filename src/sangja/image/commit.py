@@ -25,8 +25,6 @@ from __future__ import annotations
 import copy
 import os
 import stat
-import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -118,6 +116,8 @@ def write_upper_layer(upper_dir: str, out: BinaryIO, *, epoch: int | None = None
     after it are written as it (reproducible builds). ``tidy``: also make the directory
     itself hold what the tar holds (sockets removed, overlay bookkeeping dropped, mtimes
     clamped), so that it can become the layer's directory."""
+    import tarfile
+
     from sangja.linux.fdtree import walk_tree
 
     sink = _HashingWriter(out)
@@ -178,6 +178,8 @@ def store_upper_layer(store: ImageStore, upper_dir: str, *, epoch: int | None = 
     """The layer of `upper_dir` as a blob and an unpacked layer directory; None when the
     upper dir holds nothing. ``adopt``: the directory itself becomes the layer's (the
     caller never uses it again). The caller holds ``store.lock`` shared."""
+    import tempfile
+
     from sangja.fs import syncfs
 
     fd, tmp = tempfile.mkstemp(prefix="commit-", dir=store.blobs.tmp_dir)
@@ -344,12 +346,12 @@ def write_image(store: ImageStore, config: dict, layers: list[Layer], descriptor
     record; return the image id. The layers' blobs and directories are in the store
     already; the caller holds ``store.lock`` shared. ``size``: the sum of the layers'
     content sizes, when the caller knows it."""
-    import hashlib
+    from sangja.digest import sha256
 
     config = dict(config)
     config["rootfs"] = {"type": "layers", "diff_ids": [la.diff_id for la in layers]}
     config_bytes = jsonio.dumps(config).encode()
-    known = f"sha256:{hashlib.sha256(config_bytes).hexdigest()}"
+    known = f"sha256:{sha256(config_bytes).hexdigest()}"
     try:  # made before (a rebuild, a cached step's config): nothing to write
         store.db.get_image(known)
         if tag:

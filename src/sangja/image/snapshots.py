@@ -31,12 +31,8 @@ import os
 import shutil
 import stat
 
+from ..digest import sha256 as _sha256
 from ..errors import SangjaError
-
-try:  # the builtin module: hashlib would load OpenSSL (~2 ms) on every container start
-    from _sha256 import sha256 as _sha256
-except ImportError:  # pragma: no cover - 3.12 renamed it
-    from hashlib import sha256 as _sha256
 from ..linux.mounts import MNT_DETACH, mount, umount2
 
 FORCE_COPY_ENV = "SANGJA_SNAPSHOT_COPY"
