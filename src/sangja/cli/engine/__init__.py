@@ -71,7 +71,8 @@ Images:
   rmi [-f] NAME...           remove images (untag; delete when the last tag goes)
   save [-o FILE] [--format docker-archive|oci-archive] NAME...
                              write images to a tar archive (stdout without -o)
-  load [-i FILE]             load images from a tar archive (stdin without -i)
+  load [-i FILE|DIR]         load images from a tar archive (stdin without -i) or an
+                             OCI layout directory (also oci:DIR[:NAME], docker-archive:FILE)
   import [-c INSTRUCTION]... [-m MESSAGE] [--platform OS/ARCH] FILE|URL|- [NAME[:TAG]]
                              make a one-layer image from a tarball (plain, gzip, zstd,
                              xz, bzip2); -c: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE,
