@@ -77,6 +77,14 @@ Images:
                              make a one-layer image from a tarball (plain, gzip, zstd,
                              xz, bzip2); -c: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE,
                              LABEL, VOLUME, STOPSIGNAL, ONBUILD
+  pull [--platform OS/ARCH] [-a] [-q] [--tls-verify=false] [--format json] NAME
+                             fetch an image from a registry (or oci:DIR[:NAME],
+                             docker-archive:FILE); prints its id
+  push [--digestfile FILE] [-q] [--tls-verify=false] IMAGE [DESTINATION]
+                             send an image to a registry
+  login [-u USER] [-p PASS | --password-stdin] [REGISTRY]
+                             check and keep credentials (podman's auth.json)
+  logout [-a | REGISTRY]     forget them
   history [--no-trunc] [-q] [--format json] NAME
                              show the layers of an image and what made them
   image prune [-a] [-f]      remove dangling images (-a: every image no container
@@ -108,6 +116,10 @@ COMMANDS: dict[str, str] = {
     "load": "images:cmd_load",
     "import": "image_tools:cmd_import",
     "history": "image_tools:cmd_history",
+    "pull": "registry:cmd_pull",
+    "push": "registry:cmd_push",
+    "login": "registry:cmd_login",
+    "logout": "registry:cmd_logout",
     # containers
     "run": "containers:cmd_run",
     "create": "containers:cmd_create",
@@ -150,6 +162,8 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
         "import": "image_tools:cmd_import",
         "history": "image_tools:cmd_history",
         "prune": "image_tools:cmd_image_prune",
+        "pull": "registry:cmd_pull",
+        "push": "registry:cmd_push",
     },
     "container": {
         **{v: COMMANDS[v] for v in _CONTAINER_VERBS},
