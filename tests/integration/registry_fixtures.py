@@ -219,7 +219,7 @@ class FaultProxy:
 
     - ``drop_after``: bytes of a blob GET after which the connection is cut, once per blob
       (the client must resume with Range; the Range request is passed through);
-    - ``wrong_blob``: serve every layer blob GET with one byte flipped;
+    - ``wrong_blob``: serve every blob GET of at least that many bytes with one byte flipped;
     - ``fail_first``: answer the first N requests of each (method, path kind) with 503.
 
     ``seen`` lists (method, path, Range header) of every request forwarded."""
@@ -228,7 +228,7 @@ class FaultProxy:
         self.upstream = upstream_port
         self.port = free_port()
         self.drop_after: int | None = None
-        self.wrong_blob = False
+        self.wrong_blob: int | None = None
         self.fail_first = 0
         self.dropped: set[str] = set()
         self.failed: dict[tuple[str, str], int] = {}
@@ -271,7 +271,7 @@ class FaultProxy:
                 is_blob = self.command == "GET" and "/blobs/sha256:" in path and \
                     r.status in (200, 206)
                 digest = path.rsplit("/", 1)[1]
-                if is_blob and proxy.wrong_blob and len(data) > 100:
+                if is_blob and proxy.wrong_blob is not None and len(data) >= proxy.wrong_blob:
                     b = bytearray(data)
                     b[len(b) // 2] ^= 0x01
                     data = bytes(b)

@@ -332,7 +332,8 @@ class BlobReader:
             try:
                 if self.resp is None:
                     self._open()
-                data = self.resp.read(n)  # type: ignore[union-attr]
+                # read1: what has arrived (a cut connection loses nothing already read)
+                data = self.resp.read1(n)  # type: ignore[union-attr]
                 if not data and self.size is not None and self.pos < self.size:
                     raise _Dropped(f"the connection ended at byte {self.pos} of {self.size}")
             except (u3.exceptions.HTTPError, OSError, _Dropped) as e:

@@ -54,10 +54,10 @@ urllib3 = None  # set by Session (the module, once imported)
 
 def describe(e: BaseException) -> str:
     """A urllib3 error as one readable phrase (the root cause, not the retry wrapper)."""
-    reason = getattr(e, "reason", None) or e
+    reason: BaseException = e
     for _ in range(4):
         inner = getattr(reason, "reason", None)
-        if inner is None or inner is reason:
+        if not isinstance(inner, BaseException) or inner is reason:
             break
         reason = inner
     text = str(reason)
@@ -69,15 +69,39 @@ def describe(e: BaseException) -> str:
     return text.strip("()'\" ") or type(reason).__name__
 
 
-def _is_tls_error(e: BaseException) -> bool:
-    u3 = urllib3
-    seen = e
-    for _ in range(4):
-        if isinstance(seen, u3.exceptions.SSLError) or type(seen).__name__.startswith("SSL"):
-            return True
-        seen = getattr(seen, "reason", None)
+def _cert_rejected(e: BaseException) -> bool:
+    """The server spoke TLS and its certificate failed verification (never a reason to
+    fall back to plain HTTP)."""
+    import ssl
+
+    seen: BaseException | None = e
+    for _ in range(5):
         if seen is None:
             return False
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in \
+                str(seen):
+            return True
+        seen = _inner(seen)
+    return False
+
+
+def _inner(e: BaseException) -> BaseException | None:
+    """The error a urllib3 error wraps (its reason, an exception; or its cause)."""
+    reason = getattr(e, "reason", None)
+    if isinstance(reason, BaseException) and reason is not e:
+        return reason
+    return e.__cause__ or e.__context__
+
+
+def _is_tls_error(e: BaseException) -> bool:
+    u3 = urllib3
+    seen: BaseException | None = e
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, u3.exceptions.SSLError) or type(seen).__name__.startswith("SSL"):
+            return True
+        seen = _inner(seen)
     return False
 
 
@@ -132,17 +156,20 @@ class Session:
     def _detect_scheme(self) -> None:
         """HTTPS; plain HTTP where allowed and the server does not speak TLS. Learns the
         registry's challenge on the way (GET /v2/)."""
-        u3 = urllib3
         try:
             r = self._send("GET", f"https://{self.api_host}/v2/", {}, None, False)
         except RegistryError as e:
             cause = e.__cause__
-            if not (self.plain_http_ok and cause is not None and _is_tls_error(cause)):
+            if not (self.plain_http_ok and cause is not None and _is_tls_error(cause)
+                    and not _cert_rejected(cause)):
                 raise
-            try:
-                r = self.pool.request("GET", f"http://{self.api_host}/v2/", retries=False,
-                                      timeout=self.timeout)
-            except u3.exceptions.HTTPError:
+            try:  # no TLS there: is it a registry speaking plain HTTP?
+                r = self._send("GET", f"http://{self.api_host}/v2/", {}, None, False)
+            except RegistryError:
+                raise e from None
+            if r.status not in (200, 401) or not r.headers.get(
+                    "Docker-Distribution-Api-Version"):
+                r.release_conn()
                 raise e from None
             self.scheme = "http"
         else:
