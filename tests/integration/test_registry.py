@@ -472,7 +472,7 @@ def test_names_config_search_alias_mirror_blocked(registry, busybox, fresh, tmp_
     line = fresh.fails("pull", "bb:1")
     assert "unqualified-search-registries" in line and str(conf) in line
     line = fresh.fails("run", "--rm", "bb:1", "true")
-    assert "not in the local store" in line
+    assert "Unable to find image 'bb:1' locally: " in line and "names no registry" in line
     line = busybox.fails("push", "busybox")
     assert "must say which registry" in line
     # a search registry

@@ -160,9 +160,15 @@ class Engine:
                                       "--pull never)") from None
             if progress is not None:
                 progress({"status": "Unable to find image locally", "id": opts.image})
+        from ..registry.errors import UnresolvableName
         from ..registry.pulling import image_for
 
-        return image_for(self.images, opts.image, policy="always", progress=progress)
+        try:
+            return image_for(self.images, opts.image, policy="always", progress=progress)
+        except UnresolvableName as e:
+            if opts.pull == "always":
+                raise
+            raise EngineError(f"Unable to find image '{opts.image}' locally: {e}") from None
 
     def _create_locked(self, opts: ContainerOptions, progress=None) -> str:
         import shutil

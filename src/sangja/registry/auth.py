@@ -36,8 +36,12 @@ class Credentials:
     password: str = ""
     identity_token: str = ""  # an OAuth2 refresh token (a helper's "<token>" user)
 
-    def __repr__(self) -> str:  # never print a secret
-        return f"Credentials(username={self.username!r})"
+
+def _redacted(self: Credentials) -> str:
+    return f"Credentials(username={self.username!r})"
+
+
+Credentials.__repr__ = _redacted  # type: ignore[method-assign]  # never show a secret
 
 
 # ---------------------------------------------------------------------------- files

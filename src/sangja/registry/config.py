@@ -198,8 +198,8 @@ class RegistriesConfig:
             example = f"docker.io/library/{short}{tail}" if "/" not in short else \
                 f"registry.example.com/{short}{tail}"
             raise UnresolvableName(
-                f"image {text!r} is not in the local store, and its name says no registry: "
-                f"pull it by its full name (e.g. {example}), or list registries to search in "
+                f"image {text!r} names no registry, and no registries to search are "
+                f"configured: use its full name (e.g. {example}), or list registries in "
                 f"unqualified-search-registries in {self.path}")
         out = []
         for registry in self.search:
