@@ -324,10 +324,29 @@ class BlobReader:
         self.resp = r
 
     def read(self, n: int = -1) -> bytes:
+        """Up to n bytes (fewer only at the end, or where the connection broke: the next
+        read resumes there)."""
         n = n if n and n > 0 else _CHUNK
-        u3 = http.urllib3
         if self.eof:
             return b""
+        buf = bytearray()
+        while len(buf) < n:
+            data = self._read1(n - len(buf), have=len(buf))
+            if data is None:  # broken off after some bytes: give those, resume next time
+                break
+            if not data:
+                self.eof = True
+                self._drop()
+                break
+            buf += data
+        if buf and self.on_bytes is not None:
+            self.on_bytes(len(buf))
+        return bytes(buf)
+
+    def _read1(self, n: int, have: int) -> bytes | None:
+        """What has arrived (at most n bytes; b"" at the end), opening and resuming as
+        needed; None when the connection broke and ``have`` bytes are waiting to be given."""
+        u3 = http.urllib3
         while True:
             try:
                 if self.resp is None:
@@ -342,14 +361,11 @@ class BlobReader:
                 if self.failures >= http.ATTEMPTS:
                     raise RegistryError(f"{self.repo}: blob {self.digest}: download failed "
                                         f"at byte {self.pos}: {http.describe(e)}") from None
+                if have:
+                    return None
                 time.sleep(http.BACKOFF * (2 ** (self.failures - 1)))
                 continue
             self.pos += len(data)
-            if self.on_bytes is not None and data:
-                self.on_bytes(len(data))
-            if not data:
-                self.eof = True
-                self._drop()
             return data
 
     def _drop(self) -> None:

@@ -131,8 +131,7 @@ class Session:
         self.scheme: str | None = None
         self.pool = urllib3.PoolManager(
             num_pools=4, maxsize=8, ssl_context=ssl_context(self.api_host, verify=tls_verify,
-                                                            cert_dir=cert_dir),
-            headers={"User-Agent": USER_AGENT})
+                                                            cert_dir=cert_dir))
         self.timeout = urllib3.Timeout(connect=15.0, read=timeout)
         # redirects (blob downloads from object stores) are followed; retries are ours
         self.follow = urllib3.Retry(total=10, connect=0, read=0, status=0, other=0,
@@ -141,12 +140,15 @@ class Session:
         self._challenge: dict[str, str] = {}
         self._tokens: dict[str, _Token] = {}
         self._lock = threading.Lock()
+        self._scheme_lock = threading.Lock()
 
     # -- URLs ----------------------------------------------------------------------------
     @property
     def base(self) -> str:
         if self.scheme is None:
-            self._detect_scheme()
+            with self._scheme_lock:  # once, whichever thread asks first
+                if self.scheme is None:
+                    self._detect_scheme()
         return f"{self.scheme}://{self.api_host}"
 
     def url(self, path: str) -> str:
@@ -187,7 +189,7 @@ class Session:
             if attempt:
                 time.sleep(BACKOFF * (2 ** (attempt - 1)))
             try:
-                r = self.pool.request(method, url, headers=headers,
+                r = self.pool.request(method, url, headers={"User-Agent": USER_AGENT, **headers},
                                       body=body() if callable(body) else body,
                                       preload_content=not stream, retries=self.follow,
                                       timeout=self.timeout)
@@ -282,16 +284,16 @@ class Session:
         if params.get("service"):
             query.append(("service", params["service"]))
         pool = u3.PoolManager(ssl_context=ssl_context(parts.netloc, verify=self.tls_verify,
-                                                      cert_dir=None),
-                              headers={"User-Agent": USER_AGENT})
-        headers: dict[str, str] = {}
+                                                      cert_dir=None))
+        headers: dict[str, str] = {"User-Agent": USER_AGENT}
         try:
             if creds is not None and creds.identity_token:
                 form = [*query, ("grant_type", "refresh_token"),
                         ("refresh_token", creds.identity_token), ("client_id", "sangja"),
                         ("scope", " ".join(scopes))]
                 r = pool.request("POST", realm, body=urlencode(form),
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"},
+                                 headers={**headers,
+                                          "Content-Type": "application/x-www-form-urlencoded"},
                                  timeout=self.timeout, retries=u3.Retry(3, backoff_factor=0.2))
             else:
                 query += [("scope", s) for s in scopes]
