@@ -186,6 +186,22 @@ def test_push_pull_run_round_trip(registry, busybox, fresh, tmp_path):
     assert fresh.check() == (0, ["no problems found"])
 
 
+def test_progress_on_a_terminal(registry, busybox, fresh):
+    """On a terminal: one line per layer redrawn in place, with a bar, then what docker
+    prints at the end; the image id last."""
+    from engine_cli import Pty
+
+    reg = registry()
+    busybox.ok("push", "busybox", f"{reg.host}/tty/bb:1")
+    t = Pty([*sangja_exe(), "--root", str(fresh.root), "pull", f"{reg.host}/tty/bb:1"])
+    t.expect(rf"Pulling {reg.host}/tty/bb:1")
+    t.expect(r"[0-9a-f]{12}: Downloading \[[=> ]+\] [0-9.]+[kM]?B/[0-9.]+[kM]?B")
+    t.expect(r"\x1b\[1A\x1b\[2K[0-9a-f]{12}: Pull complete")
+    t.expect(r"Status: Downloaded image for ")
+    t.expect(busybox.inspect("busybox")["Id"])
+    assert t.wait() == 0
+
+
 def test_skopeo_and_podman_round_trips(registry, busybox, fresh, tmp_path, podman):  # noqa: F811
     """skopeo pushes (OCI, and Docker schema 2), sangja pulls and runs; sangja pushes, skopeo
     and podman pull, podman runs it."""
@@ -575,3 +591,202 @@ def test_oci_layout_and_archive_sources(busybox, fresh, tmp_path):
         fresh.ok("pull", f"oci:{layout}:b")
         fresh.inspect("localhost/b:latest")
         assert "name one" in fresh.fails("pull", f"oci:{layout}")
+
+
+# ---------------------------------------------------------------------------- bad registries
+
+
+class FakeRegistry:
+    """A registry of the test's own that serves exactly what it is told (path -> status,
+    headers, body): for what a real one would never send."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        from registry_fixtures import free_port
+
+        self.routes: dict[str, tuple[int, dict, bytes]] = {}
+        self.port = free_port()
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                status, headers, body = fake.routes.get(
+                    self.path.split("?")[0], (404, {}, b'{"errors":[{"code":"NOT_FOUND"}]}'))
+                self.send_response(status)
+                headers = {"Docker-Distribution-Api-Version": "registry/2.0", **headers}
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command == "GET":
+                    self.wfile.write(body)
+
+            do_HEAD = do_GET
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.routes["/v2/"] = (200, {}, b"{}")
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def blob(self, data: bytes, extra: bytes = b"") -> dict:
+        import hashlib
+
+        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        self.routes[f"/v2/bad/img/blobs/{digest}"] = (200, {}, data + extra)
+        return {"digest": digest, "size": len(data)}
+
+    def image(self, layer_tar: bytes, *, diff_ids: list[str] | None = None,
+              extra: bytes = b"") -> dict:
+        import gzip
+        import hashlib
+
+        gz = gzip.compress(layer_tar, mtime=0)
+        layer = self.blob(gz, extra)
+        config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
+            "type": "layers",
+            "diff_ids": diff_ids or [f"sha256:{hashlib.sha256(layer_tar).hexdigest()}"]}})
+        cfg = self.blob(config.encode())
+        return {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **cfg},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                            **layer}]}
+
+    def manifest(self, doc, media: str = "application/vnd.oci.image.manifest.v1+json",
+                 digest: str | None = None) -> None:
+        import hashlib
+
+        body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+        headers = {"Content-Type": media,
+                   "Docker-Content-Digest": digest or
+                   f"sha256:{hashlib.sha256(body).hexdigest()}"}
+        self.routes["/v2/bad/img/manifests/1"] = (200, headers, body)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _tar_of(entries: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in entries.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _bad_cases():
+    good = _tar_of({"hello": b"hi\n"})
+
+    def plain(f):  # a valid image, then `f` spoils it
+        img = f.image(good)
+        f.manifest(img)
+        return img
+
+    cases = {}
+    cases["not json"] = (lambda f: f.manifest(b"{not json"), "manifest")
+    cases["schema 1"] = (lambda f: f.manifest(
+        {"schemaVersion": 1, "name": "bad/img", "fsLayers": []},
+        "application/vnd.docker.distribution.manifest.v1+prettyjws"), "schema 1")
+    cases["type mismatch"] = (lambda f: f.manifest(
+        f.image(good), "application/vnd.oci.image.index.v1+json"), "mediaType")
+    cases["wrong digest header"] = (lambda f: f.manifest(
+        f.image(good), digest="sha256:" + "0" * 64), "does not match its digest")
+    cases["huge manifest"] = (lambda f: f.manifest(
+        {**f.image(good), "annotations": {"x": "y" * (5 << 20)}}), "larger than")
+    cases["layer count"] = (lambda f: f.manifest(f.image(good, diff_ids=[
+        "sha256:" + "1" * 64, "sha256:" + "2" * 64])), "diff_ids")
+
+    def wrong_config(f):
+        img = plain(f)
+        route = f"/v2/bad/img/blobs/{img['config']['digest']}"
+        status, headers, body = f.routes[route]
+        f.routes[route] = (status, headers, body.replace(b"amd64", b"arm64"))
+
+    def short_config(f):
+        img = plain(f)
+        f.routes[f"/v2/bad/img/blobs/{img['config']['digest']}"] = (200, {}, b'{"os":"x"}')
+
+    cases["wrong config"] = (wrong_config, "does not match its digest")
+    cases["short config"] = (short_config, "ended at byte 10 of")
+    cases["longer blob"] = (lambda f: f.manifest(f.image(good, extra=b"more")), "size")
+
+    def unsafe(f):
+        f.manifest(f.image(_tar_of({"../escape": b"x"})))
+
+    cases["unsafe layer"] = (unsafe, "unsafe layer entry")
+
+    def bomb(f):
+        f.manifest(f.image(_tar_of({"zeros": b"\0" * (300 << 20)})))
+
+    cases["bomb"] = (bomb, "expands past")
+
+    def bad_realm(f):
+        f.routes["/v2/"] = (401, {"WWW-Authenticate": 'Bearer realm="ftp://x/token"'}, b"")
+        f.routes["/v2/bad/img/manifests/1"] = (
+            401, {"WWW-Authenticate": 'Bearer realm="ftp://x/token"'}, b"")
+
+    cases["bad realm"] = (bad_realm, "realm")
+
+    def no_challenge(f):
+        f.routes["/v2/bad/img/manifests/1"] = (401, {}, b"")
+
+    cases["401 without challenge"] = (no_challenge, "sangja login")
+
+    def clear_text_realm(f):  # with credentials (--creds): never sent in clear elsewhere
+        challenge = {"WWW-Authenticate": 'Bearer realm="http://sangja-test.invalid/token"'}
+        f.routes["/v2/"] = (401, challenge, b"")
+        f.routes["/v2/bad/img/manifests/1"] = (401, challenge, b"")
+
+    cases["clear-text realm"] = (clear_text_realm, "credentials are not sent there")
+    return cases
+
+
+BAD_REGISTRY = _bad_cases()
+
+
+@pytest.mark.parametrize("case", list(BAD_REGISTRY))
+def test_bad_registry_answers_refused(case, fresh):
+    """What a broken or hostile registry sends: one line, exit 125, the store as it was."""
+    fake = FakeRegistry()
+    try:
+        spoil, mentions = BAD_REGISTRY[case]
+        spoil(fake)
+        fresh.ok("images")
+        creds = ["--creds", "u:p"] if case == "clear-text realm" else []
+        line = fresh.fails("pull", *creds, f"{fake.host}/bad/img:1",
+                           env={"SANGJA_LAYER_MAX_SIZE": "64m"} if case == "bomb" else None)
+        assert mentions in line, line
+        assert fresh.blobs() == [] and fresh.layers() == [] and fresh.ok("images", "-q") == ""
+        assert os.listdir(fresh.root / "blobs" / "tmp") == []
+        assert fresh.check() == (0, ["no problems found"])
+    finally:
+        fake.close()
+
+
+def test_invalid_tags_from_a_registry_refused(fresh):
+    fake = FakeRegistry()
+    try:
+        for tag in ("../../x", "a" * 200, "x@sha256:" + "1" * 64, "-bad"):
+            fake.routes["/v2/bad/img/tags/list"] = (200, {}, json.dumps(
+                {"name": "bad/img", "tags": [tag]}).encode())
+            line = fresh.fails("pull", "-a", f"{fake.host}/bad/img")
+            assert "invalid tag" in line, line
+        assert fresh.ok("images", "-q") == "" and fresh.blobs() == []
+    finally:
+        fake.close()

@@ -193,6 +193,9 @@ esac
     assert lookup("none.example") is None  # credsStore asked, nothing there
     assert log.read_text().splitlines() == ["get a.example", "get tok.example",
                                             "get none.example"]
+    (home / ".docker" / "config.json").write_text('{"credsStore": "../../bin/sh"}')
+    with pytest.raises(RegistryError, match="invalid credential helper name"):
+        lookup("b.example")
     (home / ".docker" / "config.json").write_text('{"credsStore": "missing-helper"}')
     with pytest.raises(RegistryError, match="docker-credential-missing-helper"):
         lookup("b.example")

@@ -210,10 +210,15 @@ def remove(host: str | None, path: str | None = None) -> bool:
 # ---------------------------------------------------------------------------- helpers
 
 
+_HELPER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def _helper(name: str, verb: str, stdin: str) -> str:
     import shutil
     import subprocess
 
+    if not _HELPER_NAME.fullmatch(name):
+        raise RegistryError(f"invalid credential helper name {name!r}")
     exe = shutil.which(f"docker-credential-{name}")
     if exe is None:
         raise RegistryError(f"credential helper docker-credential-{name} is not installed")

@@ -218,11 +218,15 @@ class Session:
         the response, whatever its status (the caller judges it); body may be bytes or a
         function returning a fresh body (a retried upload)."""
         url = self.url(path)
+        # credentials go to the registry itself only, never to another host a Location
+        # header names (urllib3 drops them on a redirect to another host, too)
+        own = urlsplit(url).netloc == self.api_host
         for tried in (False, True):
             h = dict(headers or {})
-            h.update(self._authorization(scope))
+            if own:
+                h.update(self._authorization(scope))
             r = self._send(method, url, h, body, stream)
-            if r.status != 401 or tried:
+            if r.status != 401 or tried or not own:
                 return r
             challenge = r.headers.get("WWW-Authenticate", "")
             r.drain_conn()
@@ -279,6 +283,14 @@ class Session:
         parts = urlsplit(realm)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise RegistryError(f"{self.host}: token realm {realm!r} is not an http(s) URL")
+        from sangja.registry.config import is_loopback
+
+        if (parts.scheme == "http" and not is_loopback(parts.netloc)
+                and parts.netloc != self.api_host and self.creds is not None):
+            # credentials in clear text to a host that is neither this machine nor the
+            # registry (which the user allowed plain HTTP for): refused
+            raise RegistryError(f"{self.host}: token realm {realm!r} is plain HTTP on another "
+                                "host: credentials are not sent there")
         creds = self.creds
         query: list[tuple[str, str]] = []
         if params.get("service"):

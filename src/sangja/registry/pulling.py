@@ -24,7 +24,7 @@ from sangja.image import manifest as mf
 from sangja.image.db import Image, ImageNotFound
 from sangja.image.ingest import MAX_CONFIG, Ingest, StreamSource, image_record, parse_config
 from sangja.image.layers import UnpackLimits
-from sangja.image.reference import Reference
+from sangja.image.reference import InvalidReference, Reference, parse
 from sangja.image.store import ImageStore
 from sangja.records import dataclass
 from sangja.registry.client import Repository
@@ -92,8 +92,8 @@ def pull(store: ImageStore, name: str, *, platform: str | mf.Platform | None = N
                         tags = repo.tags()
                         if not tags:
                             raise NotFound(f"{repo}: has no tags")
-                        return [_pull(store, ep, Reference(ref.domain, ref.path, t), platform,
-                                      options, emit) for t in tags]
+                        return [_pull(store, ep, _tagged(ref, t), platform, options, emit)
+                                for t in tags]
                     return [_pull(store, ep, ref, platform, options, emit)]
                 except (NotFound, Unauthorized) as e:
                     errors.append(e)
@@ -107,6 +107,17 @@ def pull(store: ImageStore, name: str, *, platform: str | mf.Platform | None = N
     finally:
         if own:
             options.close()
+
+
+def _tagged(ref: Reference, tag: str) -> Reference:
+    """``ref`` with a tag a registry listed (checked: it becomes a name in the store)."""
+    try:
+        tagged = parse(f"{ref.name}:{tag}")
+    except InvalidReference as e:
+        raise RegistryError(f"the registry lists an invalid tag: {e}") from None
+    if tagged.name != ref.name or tagged.tag != tag or tagged.digest is not None:
+        raise RegistryError(f"the registry lists an invalid tag {tag!r}")
+    return tagged
 
 
 def image_for(store: ImageStore, name: str, *, policy: str = "missing",

@@ -189,9 +189,10 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
 }
 
 
-# What works for any user; everything else reads or changes the store, mounts or makes
+# What works for any user (login and logout keep credentials in that user's own auth.json);
+# everything else reads or changes the store, mounts or makes
 # containers, and needs root until rootless mode comes.
-NO_ROOT_NEEDED = frozenset({"version", "info"})
+NO_ROOT_NEEDED = frozenset({"version", "info", "login", "logout"})
 
 
 def _command(target: str):
