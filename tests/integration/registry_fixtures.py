@@ -220,6 +220,8 @@ class FaultProxy:
     - ``drop_after``: bytes of a blob GET after which the connection is cut, once per blob
       (the client must resume with Range; the Range request is passed through);
     - ``wrong_blob``: serve every blob GET of at least that many bytes with one byte flipped;
+    - ``recompress``: serve gzip blobs decompressed and compressed again (other bytes, the
+      same content: only the digest and size can tell);
     - ``fail_first``: answer the first N requests of each (method, path kind) with 503.
 
     ``seen`` lists (method, path, Range header) of every request forwarded."""
@@ -229,6 +231,7 @@ class FaultProxy:
         self.port = free_port()
         self.drop_after: int | None = None
         self.wrong_blob: int | None = None
+        self.recompress = False
         self.fail_first = 0
         self.dropped: set[str] = set()
         self.failed: dict[tuple[str, str], int] = {}
@@ -275,6 +278,10 @@ class FaultProxy:
                     b = bytearray(data)
                     b[len(b) // 2] ^= 0x01
                     data = bytes(b)
+                if is_blob and proxy.recompress and data[:2] == b"\x1f\x8b":
+                    import gzip
+
+                    data = gzip.compress(gzip.decompress(data), compresslevel=1, mtime=1)
                 cut = None
                 if is_blob and proxy.drop_after is not None and digest not in proxy.dropped \
                         and len(data) > proxy.drop_after:

@@ -401,8 +401,14 @@ def test_wrong_blob_refused_and_nothing_kept(registry, proxy, busybox, fresh):
     line = fresh.fails("pull", f"{p.host}/f/bb:1")
     assert manifest["config"]["digest"] in line and "does not match" in line, line
     assert fresh.blobs() == [] and fresh.layers() == []
-    # served right, the same pull works
+    # the same content compressed otherwise: the digest (and size) still refuse it
     p.wrong_blob = None
+    p.recompress = True
+    line = fresh.fails("pull", f"{p.host}/f/bb:1")
+    assert digest in line and ("mismatch" in line or "does not match" in line), line
+    assert fresh.blobs() == [] and fresh.layers() == []
+    # served right, the same pull works
+    p.recompress = False
     fresh.ok("pull", f"{p.host}/f/bb:1")
 
 
