@@ -74,6 +74,8 @@ def pull(store: ImageStore, name: str, *, platform: str | mf.Platform | None = N
         return out
     if isinstance(platform, str):
         platform = mf.Platform.parse_string(platform)
+    if all_tags and ("@" in name or ":" in name.rpartition("/")[2]):
+        raise UnresolvableName("--all-tags takes a repository name without a tag or digest")
     own = options is None
     options = options or Options()
     try:
@@ -84,10 +86,6 @@ def pull(store: ImageStore, name: str, *, platform: str | mf.Platform | None = N
             for ep in config.endpoints(ref):
                 try:
                     if all_tags:
-                        if ref.digest is not None or (ref.tag != "latest" and
-                                                      f":{ref.tag}" in name):
-                            raise UnresolvableName("--all-tags takes a repository name "
-                                                   "without a tag or digest")
                         repo = Repository(options.session_for(ep), ep.path)
                         tags = repo.tags()
                         if not tags:
