@@ -25,12 +25,14 @@ PYTEST_ARGS ?=
 # engine of tests/integration/test_podman.py, containerd (with ctr and its runc
 # shim) that of tests/integration/test_containerd.py, gcc and libc6-dev build the
 # static attacker of tests/integration/test_escapes.py, zstd decompresses zstd
-# image layers.
+# image layers, isal's igzip gzip ones (3.5x zlib's speed, on another core), docker-registry
+# (Distribution), apache2-utils (htpasswd) and openssl the registry of
+# tests/integration/test_registry.py and bench/pull.
 DEB_PACKAGES := python3 python3-venv busybox-static runc procps iproute2 \
                 util-linux libseccomp2 uidmap git podman conmon gcc libc6-dev zstd \
                 musl-tools tini golang-github-containers-common skopeo umoci \
                 debootstrap mmdebstrap crun docker.io containernetworking-plugins \
-                containerd strace
+                containerd strace docker-registry apache2-utils openssl isal
 
 .DEFAULT_GOAL := help
 .PHONY: help install deb-packages test demo bench bench-build lint clean

@@ -355,6 +355,61 @@ def _extract(archive: Path, dest: Path) -> Path:
     return dest
 
 
+# ---------------------------------------------------------------------------- layout dirs
+
+
+@pytest.mark.parametrize("flags", [[], ["--format", "v2s2"]], ids=["oci", "v2s2"])
+def test_layout_directories_load_here(ours, tmp_path, flags):
+    """`load -i DIR` and `oci:DIR[:NAME]` read skopeo's OCI layout directories in place (no
+    tar around them); `docker-archive:FILE` as skopeo spells it."""
+    skopeo = need(SKOPEO, "skopeo")
+    layout = tmp_path / "l"
+    tool(skopeo, "copy", *flags, f"oci-archive:{ours.oci}", f"oci:{layout}:one")
+    tool(skopeo, "copy", *flags, f"oci-archive:{ours.oci}", f"oci:{layout}:two")
+    root = tmp_path / "root"
+    out = ok(run(root, "load", "-i", str(layout))).splitlines()
+    assert out == ["Loaded image: localhost/one:latest", "Loaded image: localhost/two:latest"]
+    assert inspect(root, "one")["Id"] == ours.id
+    (layer,) = layer_dirs(root, "one")
+    assert snapshot(layer) == ours.files
+    # one name out of several
+    root2 = tmp_path / "root2"
+    assert ok(run(root2, "load", "-i", f"oci:{layout}:two")).splitlines() == [
+        "Loaded image: localhost/two:latest"]
+    r = run(root2, "load", "-i", f"oci:{layout}:three")
+    assert r.returncode == 125 and "names no image 'three'" in r.stderr.decode()
+    assert ok(run(root2, "load", "-i", f"docker-archive:{ours.docker}")).splitlines() == [
+        "Loaded image: localhost/busybox:latest"]
+
+
+def test_layout_directory_links_and_devices_refused(ours, tmp_path):
+    """A layout's blobs are opened beneath it, never through a symlink, never a FIFO read as
+    data: each refused with one line, the store unchanged."""
+    skopeo = need(SKOPEO, "skopeo")
+    layout = tmp_path / "l"
+    tool(skopeo, "copy", f"oci-archive:{ours.oci}", f"oci:{layout}:x")
+    root = tmp_path / "root"
+    ok(run(root, "images"))
+    before = sorted(os.listdir(root / "blobs" / "sha256"))
+    blob = layout / "blobs" / "sha256" / ours.blob.split(":")[1]
+    outside = tmp_path / "outside"
+    blob.rename(outside)
+    for plant, why in ((lambda: blob.symlink_to(outside), "symlink"),
+                       (lambda: os.mkfifo(blob), "not a regular file")):
+        plant()
+        r = run(root, "load", "-i", str(layout))
+        err = r.stderr.decode()
+        assert r.returncode == 125 and len(err.splitlines()) == 1 and why in err, err
+        assert sorted(os.listdir(root / "blobs" / "sha256")) == before
+        assert os.listdir(root / "layers") == []
+        blob.unlink()
+    # the directory itself a symlink to the layout is fine (the user named it); one that
+    # is no layout is refused clearly
+    (tmp_path / "empty").mkdir()
+    r = run(root, "load", "-i", str(tmp_path / "empty"))
+    assert r.returncode == 125 and "not an OCI image layout" in r.stderr.decode()
+
+
 def test_umoci_unpacks_ours(ours, tmp_path):
     umoci = need(UMOCI, "umoci")
     layout = _extract(ours.oci, tmp_path / "layout")

@@ -176,7 +176,7 @@ class _SlowReader(io.RawIOBase):
         return b""
 
 
-def test_crash_mid_put_leaves_only_temp(tmp_path):
+def _crash_mid_put(tmp_path) -> BlobStore:
     store = BlobStore(tmp_path)
     r, w = os.pipe()
     pid = os.fork()
@@ -195,6 +195,22 @@ def test_crash_mid_put_leaves_only_temp(tmp_path):
         os.close(r)
     assert sha_dir_entries(tmp_path) == []
     assert list(store.digests()) == []
+    return store
+
+
+def test_crash_mid_put_leaves_nothing(tmp_path):
+    """The temp file is unnamed (O_TMPFILE): a killed writer leaves no trace."""
+    _crash_mid_put(tmp_path)
+    assert tmp_entries(tmp_path) == []
+
+
+def test_crash_mid_put_without_tmpfile_leaves_only_temp(tmp_path, monkeypatch):
+    """Without O_TMPFILE (here: no /proc to link it in through) a named temp file is left,
+    which cleanup_temp collects once it is old."""
+    from sangja.image import blobs
+
+    monkeypatch.setattr(blobs, "_HAVE_PROC_FD", False)
+    store = _crash_mid_put(tmp_path)
     leftovers = tmp_entries(tmp_path)
     assert len(leftovers) == 1
     assert store.cleanup_temp(older_than_seconds=3600) == 0  # too fresh to touch
@@ -202,3 +218,12 @@ def test_crash_mid_put_leaves_only_temp(tmp_path):
     os.utime(os.path.join(tmp_path, "blobs", "tmp", leftovers[0]), (old, old))
     assert store.cleanup_temp(older_than_seconds=3600) == 1
     assert tmp_entries(tmp_path) == []
+
+
+def test_put_without_tmpfile(tmp_path, monkeypatch):
+    from sangja.image import blobs
+
+    monkeypatch.setattr(blobs, "_HAVE_PROC_FD", False)
+    store = BlobStore(tmp_path)
+    d = store.put(b"named temp")
+    assert store.read_bytes(d.digest) == b"named temp" and tmp_entries(tmp_path) == []

@@ -122,3 +122,45 @@ def test_allowed():
     assert limits.allowed(1000) == MiB  # the floor
     assert limits.allowed(2 * MiB) == 20 * MiB
     assert limits.allowed(50 * MiB) == 100 * MiB  # the absolute bound
+
+
+# ---------------------------------------------------------------------------- igzip
+
+
+@pytest.fixture(params=["zlib", "igzip"])
+def inflater(request, monkeypatch):
+    """Both gzip decoders: zlib in-process, and igzip (ISA-L) in a process of its own."""
+    if request.param == "igzip":
+        if shutil.which("igzip") is None:
+            pytest.skip("igzip (Debian's isal) not installed")
+        monkeypatch.delenv("SANGJA_IGZIP", raising=False)
+    else:
+        monkeypatch.setenv("SANGJA_IGZIP", "0")
+    return request.param
+
+
+def test_gzip_decoders_agree(inflater):
+    from sangja.image import layers
+
+    data = os.urandom(3 * MiB) + b"\0" * (5 * MiB)
+    two = gzip.compress(data[:MiB]) + gzip.compress(data[MiB:])  # concatenated members
+    out = io.BytesIO()
+    layers.decompress("gzip", io.BytesIO(two).read, out.write)
+    assert out.getvalue() == data
+    with pytest.raises(LayerError, match="corrupt gzip data in layer"):
+        layers.decompress("gzip", io.BytesIO(two[:len(two) // 2]).read, out.write)
+    # a failing source is reported as itself, not as a broken stream
+    src = io.BytesIO(two)
+
+    def broken(n):
+        if src.tell() > MiB:
+            raise OSError("the download broke")
+        return src.read(n)
+
+    with pytest.raises(OSError, match="the download broke"):
+        layers.decompress("gzip", broken, out.write)
+
+
+def test_gzip_bomb_refused_by_both_decoders(dirs, inflater):
+    bomb = gzip.compress(_tar([("zeros", 16 * MiB)]))
+    _refused(bomb, dirs, UnpackLimits(max_size=MiB), "expands past 1 MiB")

@@ -116,11 +116,20 @@ def _epoch_of(created: str | None) -> int:
     return int(t) if t else 0
 
 
-def pull_image(store, name: str):
+def pull_image(store, name: str, progress: Progress | None = None) -> str:
     """The one call site for fetching an image a build needs that the store lacks (FROM,
-    COPY --from, --pull). The registry client (sangja.registry) plugs in here."""
-    raise BuildError(f"image {name!r} not found locally, and pulling from a registry is not "
-                     "available yet: use sangja load or sangja bootstrap")
+    COPY --from, --pull): the registry client's pull (the registries config decides where
+    an unqualified name may come from). Returns the image id."""
+    from ..registry.errors import RegistryError
+    from ..registry.pulling import pull
+
+    if progress is not None:
+        progress.line(f"Pulling {name}")
+    try:
+        results = pull(store, name)
+    except RegistryError as e:
+        raise BuildError(str(e)) from None
+    return results[0].image_id
 
 
 class Builder:
@@ -200,13 +209,13 @@ class Builder:
 
     def _image(self, store, name: str) -> str:
         if self.opts.pull == "always":
-            pull_image(store, name)
+            return pull_image(store, name, self.progress)
         try:
             return store.resolve(name).id
         except ImageNotFound:
             if self.opts.pull == "never":
                 raise BuildError(f"image {name!r} not found locally (--pull=never)") from None
-            return pull_image(store, name)
+            return pull_image(store, name, self.progress)
         except SangjaError as e:
             raise BuildError(str(e)) from None
 

@@ -135,32 +135,47 @@ class Engine:
             os.close(fd)
 
     # -- create ---------------------------------------------------------------------------
-    def create(self, opts: ContainerOptions) -> str:
+    def create(self, opts: ContainerOptions, *, progress=None) -> str:
         """Record a container and everything it needs except processes; return its id.
-        Nothing is left behind when it fails."""
-        if opts.pull == "always":
-            raise EngineError(f"cannot pull {opts.image!r}: --pull always needs a registry, "
-                              "and sangja has no registry client yet")
+        The image is pulled as ``opts.pull`` says (``progress``: the pull's events, see
+        sangja.registry). Nothing is left behind when it fails."""
         from .seccomp_profile import stored
 
         opts.seccomp = stored(opts.seccomp)  # a profile file: its content, read once now
         # From resolving the image until the record exists, hold the store's gc lock shared:
         # `rmi`/`image prune` decide what is unused under it exclusively.
         with self.images.lock.shared():
-            return self._create_locked(opts)
+            return self._create_locked(opts, progress)
 
-    def _create_locked(self, opts: ContainerOptions) -> str:
-        import shutil
-
+    def _image(self, opts: ContainerOptions, progress):
+        """The image to run, pulled when ``opts.pull`` says so (missing, always, never)."""
         from ..image.db import ImageNotFound
-        from ..jsonio import dumps
+
+        if opts.pull != "always":
+            try:
+                return self.images.resolve(opts.image)
+            except ImageNotFound:
+                if opts.pull == "never":
+                    raise EngineError(f"Unable to find image '{opts.image}' locally (and "
+                                      "--pull never)") from None
+            if progress is not None:
+                progress({"status": "Unable to find image locally", "id": opts.image})
+        from ..registry.errors import UnresolvableName
+        from ..registry.pulling import image_for
 
         try:
-            image = self.images.resolve(opts.image)
-        except ImageNotFound:
-            raise EngineError(f"Unable to find image '{opts.image}' locally (and pulling "
-                              "from a registry is not available yet: use sangja load or "
-                              "sangja bootstrap)") from None
+            return image_for(self.images, opts.image, policy="always", progress=progress)
+        except UnresolvableName as e:
+            if opts.pull == "always":
+                raise
+            raise EngineError(f"Unable to find image '{opts.image}' locally: {e}") from None
+
+    def _create_locked(self, opts: ContainerOptions, progress=None) -> str:
+        import shutil
+
+        from ..jsonio import dumps
+
+        image = self._image(opts, progress)
         image_config = self.images.run_config(image.id)
         from .spec import command_args
 

@@ -7,69 +7,68 @@ legacy ``repositories`` file. oci-archive: ``oci-layout``, ``index.json`` (names
 
 Loading reads OCI and Docker schema-2 manifests, indexes and manifest lists alike
 (:mod:`sangja.image.manifest`; an index picks the host's platform), so archives and layouts
-written by podman, skopeo (``--format v2s2`` too), umoci and docker load here. It verifies
-every digest (blob digests, and the diff_id of every layer) and, like podman and docker,
-unpacks each new layer into the store (overlay format, :func:`layers.unpack_layer`) so the
-image is ready to run. Order, for crash safety: blobs (each fsynced by the blob store) and
-layer directories (unpacked under temporary names) first; then one ``syncfs(2)`` of the
-store's filesystem, so a layer directory's contents are on disk before its final name
-exists; then the renames; the database records last, in one transaction. A crash leaves at
-worst unreferenced blobs and directories (``system check`` collects them), never a record
-pointing at something missing or half-written. On any failure the blobs and layer
-directories this load added are removed again (under the exclusive gc lock), so the store is
-left as it was.
+written by podman, skopeo (``--format v2s2`` too), umoci and docker load here; so do OCI image
+layout *directories* (``load -i DIR``, ``oci:DIR[:NAME]``), whose files are opened beneath the
+directory without following a symlink. Every blob comes in through the ingest path the registry
+client shares (:mod:`sangja.image.ingest`): digests and sizes verified, the diff_id of every
+layer, layers unpacked into the store under the unpack limits, all or nothing, records last.
 
 Speed (see bench/unpack): a layer is read where it lies in the archive (no copy out of the
 tar first); an uncompressed layer is hashed and stored as its blob by a second thread while
 the main thread unpacks it (hashlib and file writes release the GIL), and its files are
-copied with copy_file_range(2); a compressed layer is decompressed once. Layers are kept as
-they came: uncompressed docker-archive layers are stored uncompressed (media type
-``application/vnd.oci.image.layer.v1.tar``) instead of being recompressed on the way in,
-which costs disk (the tar next to its unpacked directory) but no CPU. A layer the store
-already has (same diff_id, same blob, unpacked) is not read at all.
+copied with copy_file_range(2); a compressed layer is read once, stored and decompressed at
+the same time. Layers are kept as they came: uncompressed docker-archive layers are stored
+uncompressed (media type ``application/vnd.oci.image.layer.v1.tar``) instead of being
+recompressed on the way in, which costs disk (the tar next to its unpacked directory) but no
+CPU. A layer the store already has (same diff_id, same blob, unpacked) is only checked.
 """
 
 from __future__ import annotations
 
 import bz2
+import errno
 import hashlib
 import io
 import lzma
 import os
 import shutil
-import stat
 import tarfile
 import tempfile
-import threading
 import zlib
 from typing import Any, BinaryIO
 
 from sangja import jsonio
-from sangja.fs import syncfs
 from sangja.image import manifest as mf
-from sangja.image.blobs import DigestMismatch, InvalidDigest, parse_digest
+from sangja.image.blobs import parse_digest
 from sangja.image.db import Image, Layer
+from sangja.image.ingest import (
+    MAX_CONFIG,
+    FileSource,
+    Ingest,
+    IngestError,
+    canonical_tag,
+    image_record,
+    parse_config,
+)
 from sangja.image.layers import (
-    FileRegion,
     LayerError,
     UnpackLimits,
     bounded,
     decompress,
     detect_compression,
-    unpack_layer,
 )
-from sangja.image.reference import InvalidReference, parse
-from sangja.image.store import ImageStore, StoreError, _rmtree
+from sangja.image.reference import parse
+from sangja.image.store import ImageStore
 from sangja.records import dataclass
 
-__all__ = ["ArchiveError", "FORMATS", "load", "save"]
+__all__ = ["ArchiveError", "FORMATS", "load", "load_layout", "load_path", "load_transport",
+           "save", "split_transport"]
 
 FORMATS = ("docker-archive", "oci-archive")
 MEDIA_TYPE_INDEX = mf.OCI_INDEX
 REF_NAME = mf.REF_NAME
 CONTAINERD_NAME = "io.containerd.image.name"
 _CHUNK = 1 << 20
-_MAX_CONFIG = 16 << 20  # an image config read into memory (real ones: a few kB)
 _OUTER_MAGIC = (
     (b"\x1f\x8b", "gzip"),
     (b"\x28\xb5\x2f\xfd", "zstd"),
@@ -78,16 +77,8 @@ _OUTER_MAGIC = (
 )
 
 
-class ArchiveError(StoreError):
+class ArchiveError(IngestError):
     pass
-
-
-def _image_record(config_desc, manifest_digest: str, layers: list, config: dict, size: int,
-                  blobs: tuple) -> dict:
-    """Keyword arguments of Database.add_image for an image read from an archive."""
-    return dict(image_id=config_desc.digest, manifest_digest=manifest_digest,
-                layers=layers, created=config.get("created"), size=size,
-                architecture=config.get("architecture"), os=config.get("os"), blobs=blobs)
 
 
 # ---------------------------------------------------------------------------- saving
@@ -296,88 +287,26 @@ def _save_oci(store: ImageStore, selected: list[_Saved], tf: tarfile.TarFile) ->
 # ---------------------------------------------------------------------------- loading
 
 
-class _RegionReader:
-    """Sequential reads of a FileRegion with pread(2): no shared file position, so another
-    thread may read the same file at the same time."""
-
-    def __init__(self, region: FileRegion, fd: int):
-        self.fd, self.pos, self.end = fd, region.offset, region.offset + region.size
-
-    def read(self, n: int = -1) -> bytes:
-        left = self.end - self.pos
-        if n is None or n < 0 or n > left:
-            n = left
-        if n <= 0:
-            return b""
-        data = os.pread(self.fd, n, self.pos)
-        self.pos += len(data)
-        return data
+def _clean_name(name: str) -> str:
+    return os.path.normpath(name.lstrip("/")).removeprefix("./")
 
 
-class _Job(threading.Thread):
-    """Run fn in a thread; join() re-raises what it raised."""
+class _TarArchive:
+    """The files of an image archive (a tar), read where they lie."""
 
-    def __init__(self, fn):
-        super().__init__(daemon=True)
-        self.fn, self.result, self.error = fn, None, None
+    origin = "in the archive"
 
-    def run(self) -> None:
-        try:
-            self.result = self.fn()
-        except BaseException as e:  # re-raised by join()
-            self.error = e
-
-    def join(self, timeout: float | None = None) -> Any:  # type: ignore[override]
-        super().join(timeout)
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-
-def _fileno(f) -> int | None:
-    try:
-        fd = f.fileno()
-        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        return None
-
-
-def _tree_content(path: str) -> int:
-    """Bytes of the regular files under path (hardlinks once)."""
-    total = 0
-    seen: set[tuple[int, int]] = set()
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            st = os.lstat(os.path.join(dirpath, name))
-            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
-
-
-class _Loader:
-    def __init__(self, store: ImageStore, tf: tarfile.TarFile, f: BinaryIO):
-        self.store = store
-        self.tf = tf
-        self.f = f
-        self.fd = _fileno(f)
+    def __init__(self, tf: tarfile.TarFile, f: BinaryIO):
+        self.tf, self.f = tf, f
         self.members: dict[str, tarfile.TarInfo] = {}
         for m in tf.getmembers():  # reads the whole index: a truncated tar fails here
-            name = os.path.normpath(m.name.lstrip("/")).removeprefix("./")
-            self.members[name] = m
-        self.known = {layer.diff_id: layer for layer in store.db.layers()}
-        # how far layers may expand (each, and all of this archive's together)
-        self.limits = UnpackLimits.from_env()
-        self.expanded = 0
-        self.added: list[str] = []  # blobs this load created
-        self.pending: dict[str, str] = {}  # diff_id -> temp dir unpacked by this load
-        self.placed: list[str] = []  # layer directories this load renamed into place
-        self.done: dict[tuple[str, str | None], Layer] = {}
-        self.records: list[tuple[dict[str, Any], list[str]]] = []
+            self.members[_clean_name(m.name)] = m
 
-    # -- members -------------------------------------------------------------------------
+    def has(self, name: str) -> bool:
+        return name in self.members
+
     def member(self, name: str) -> tarfile.TarInfo:
-        name = os.path.normpath(name.lstrip("/")).removeprefix("./")
+        name = _clean_name(name)
         m = self.members.get(name)
         hops = 0
         while m is not None and m.issym() and hops < 16:  # docker: layer.tar symlinks
@@ -388,14 +317,85 @@ class _Loader:
             raise ArchiveError(f"archive has no file {name!r}")
         return m
 
-    def open(self, name: str) -> BinaryIO:
-        f = self.tf.extractfile(self.member(name))
-        assert f is not None
-        return f  # type: ignore[return-value]
+    def read(self, name: str, limit: int) -> bytes:
+        """The file's first limit + 1 bytes at most."""
+        with self.tf.extractfile(self.member(name)) as f:  # type: ignore[union-attr]
+            return f.read(limit + 1)
+
+    def source(self, name: str) -> FileSource:
+        m = self.member(name)
+        return FileSource(self.f, m.offset_data, m.size, self.origin)
+
+    def close(self) -> None:
+        pass
+
+
+class _LayoutDir:
+    """The files of an OCI image layout directory: opened beneath it, never through a
+    symlink, never a FIFO or device node read as data."""
+
+    origin = "in the layout"
+
+    def __init__(self, path: str):
+        from sangja.linux.paths import O_PATH
+
+        self.path = path
+        self.dirfd = os.open(path, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.files: list[BinaryIO] = []
+
+    def _open(self, name: str) -> BinaryIO:
+        from sangja.linux.paths import NotRegularFile, open_beneath, reopen_regular
+
+        try:
+            pfd = open_beneath(self.dirfd, _clean_name(name))
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                raise ArchiveError(f"{self.path}: no file {name!r}") from None
+            if e.errno in (errno.ELOOP, errno.EXDEV):
+                raise ArchiveError(f"{self.path}: {name!r} is reached through a symlink: "
+                                   "refused") from None
+            raise
+        try:
+            fd = reopen_regular(pfd)
+        except NotRegularFile:
+            raise ArchiveError(f"{self.path}: {name!r} is not a regular file") from None
+        finally:
+            os.close(pfd)
+        f = os.fdopen(fd, "rb")
+        self.files.append(f)
+        return f
+
+    def has(self, name: str) -> bool:
+        try:
+            self._open(name)
+            return True
+        except ArchiveError:
+            return False
+
+    def read(self, name: str, limit: int) -> bytes:
+        return self._open(name).read(limit + 1)
+
+    def source(self, name: str) -> FileSource:
+        f = self._open(name)
+        return FileSource(f, 0, os.fstat(f.fileno()).st_size, self.origin)
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+        self.files.clear()
+        os.close(self.dirfd)
+
+
+class _Loader:
+    """Reads the images of one archive or layout and brings them in through Ingest."""
+
+    def __init__(self, store: ImageStore, files: _TarArchive | _LayoutDir):
+        self.store = store
+        self.files = files
+        self.ingest = Ingest(store)
 
     def read_json(self, name: str, limit: int = 16 << 20) -> Any:
-        with self.open(name) as f:
-            data = f.read(limit + 1)
+        data = self.files.read(name, limit)
         if len(data) > limit:
             raise ArchiveError(f"{name} is too large")
         try:
@@ -403,212 +403,20 @@ class _Loader:
         except ValueError as e:  # jsonio.JSONError: names the file and the position
             raise ArchiveError(str(e)) from None
 
-    def region(self, m: tarfile.TarInfo) -> FileRegion:
-        return FileRegion(self.f, m.offset_data, m.size)
-
-    def reader(self, m: tarfile.TarInfo):
-        if self.fd is not None:
-            return _RegionReader(self.region(m), self.fd)
-        f = self.tf.extractfile(m)
-        assert f is not None
-        return f
-
-    def put(self, src, expected_digest: str | None = None, expected_size: int | None = None):
-        existed = expected_digest is not None and self.store.blobs.exists(expected_digest)
-        if expected_digest is None and isinstance(src, bytes):
-            existed = self.store.blobs.exists(f"sha256:{hashlib.sha256(src).hexdigest()}")
-        desc = self.store.blobs.put(src, expected_digest, expected_size)
-        if not existed and desc.digest not in self.added:
-            self.added.append(desc.digest)
-        return desc
-
-    # -- layers --------------------------------------------------------------------------
-    def layer(self, m: tarfile.TarInfo, diff_id: str, what: str,
-              desc: mf.Descriptor | None = None) -> Layer:
-        """Store, verify and unpack one layer read from archive member m. desc: the
-        manifest's descriptor (its digest and size are then checked too)."""
-        key = (diff_id, desc.digest if desc is not None else None)
-        if key in self.done:
-            return self.done[key]
-        store = self.store
-        if desc is not None and m.size != desc.size:
-            raise ArchiveError(f"{what}: {m.size} bytes in the archive, the manifest says "
-                               f"{desc.size}")
-        known = self.known.get(diff_id)
-        unpacked = diff_id in self.pending or os.path.isdir(store.layer_path(diff_id))
-        have = (known is not None and known.blob_digest is not None
-                and store.blobs.exists(known.blob_digest))
-        if have and (desc is None or desc.digest == known.blob_digest):
-            # the store has this layer (its blob verified when it was stored): the archive's
-            # copy is only checked (a damaged archive is refused even when not needed)
-            assert known is not None
-            self._check_copy(m, diff_id, known.blob_digest, desc, what)  # type: ignore[arg-type]
-            stats = None
-            if not unpacked:
-                stats = self._unpack(diff_id, store.blobs.path(known.blob_digest), what)
-            layer = Layer(diff_id, known.blob_digest, known.size, store.layer_path(diff_id),
-                          stats.bytes if stats is not None else known.content_size)
-        else:
-            with self.tf.extractfile(m) as f:  # type: ignore[union-attr]
-                kind = detect_compression(f.read(4))
-            if kind == "none":
-                if desc is not None and desc.digest != diff_id:
-                    raise ArchiveError(f"{what}: content does not match the config's diff_id "
-                                       f"(expected {diff_id}, got {desc.digest})")
-                layer = self._plain_layer(m, diff_id, what, unpacked)
-            else:
-                layer = self._compressed_layer(m, diff_id, what, kind,
-                                               desc.digest if desc is not None else None,
-                                               unpacked)
-            # the store may keep other blobs of this layer for other images: each image
-            # records its own (Database.image_layers), so this one keeps the one it names
-        if layer.content_size is None:
-            layer = Layer(layer.diff_id, layer.blob_digest, layer.size, layer.unpacked_path,
-                          _tree_content(self.pending.get(diff_id) or store.layer_path(diff_id)))
-        self.expanded += layer.content_size or 0
-        if self.expanded > self.limits.max_size:
-            raise ArchiveError("the archive's layers together "
-                               f"{self.limits.too_large(None, 'expand past')}")
-        self.done[key] = layer
-        return layer
-
-    def _hash(self, m: tarfile.TarInfo) -> str:
-        sha = hashlib.sha256()
-        reader = self.reader(m)
-        while chunk := reader.read(_CHUNK * 4):
-            sha.update(chunk)
-        return f"sha256:{sha.hexdigest()}"
-
-    def _check_copy(self, m: tarfile.TarInfo, diff_id: str, blob_digest: str,
-                    desc: mf.Descriptor | None, what: str) -> None:
-        """The archive's copy of a layer the store has must still be intact."""
-        actual = self._hash(m)
-        if actual in (blob_digest, diff_id):
-            return
-        if desc is not None:
-            raise ArchiveError(f"{what}: content does not match its digest "
-                               f"(expected {desc.digest}, got {actual})")
-        with self.tf.extractfile(m) as f:  # type: ignore[union-attr]
-            kind = detect_compression(f.read(4))
-        if kind != "none":  # compressed differently than the stored blob: check its content
-            sha = hashlib.sha256()
-            limits = self.limits
-            try:
-                decompress(kind, self.reader(m).read, bounded(
-                    sha.update, limits.allowed(m.size), lambda: limits.too_large(m.size)))
-            except LayerError as e:
-                raise ArchiveError(f"{what}: {e}") from None
-            actual = f"sha256:{sha.hexdigest()}"
-            if actual == diff_id:
-                return
-        raise ArchiveError(f"{what}: content does not match the config's diff_id "
-                           f"(expected {diff_id}, got {actual})")
-
-    def _putter(self, m: tarfile.TarInfo, digest: str | None, what: str, against: str):
-        """A function storing member m as a blob (verified against digest, named `against`
-        in the error when it does not match)."""
-        def put():
-            try:
-                return self.put(self.reader(m), digest, m.size)
-            except DigestMismatch as e:
-                if e.what == "digest":
-                    raise ArchiveError(f"{what}: content does not match {against} "
-                                       f"(expected {digest}, got {e.actual})") from None
-                raise ArchiveError(f"{what}: {e}") from None
-
-        return put
-
-    def _plain_layer(self, m: tarfile.TarInfo, diff_id: str, what: str,
-                     unpacked: bool) -> Layer:
-        store = self.store
-        if store.blobs.exists(diff_id):  # the same tar is stored: unpack that, read nothing
-            stats = None if unpacked else self._unpack(diff_id, store.blobs.path(diff_id), what)
-            size = store.blobs.size(diff_id)
-        else:
-            put = self._putter(m, diff_id, what, "the config's diff_id")
-            if self.fd is None or unpacked:  # no second reader possible, or nothing to unpack
-                desc = put()
-                stats = None if unpacked else self._unpack(diff_id, self.region(m), what)
-            else:  # hash + store in a thread while this one unpacks the same bytes
-                job = _Job(put)
-                job.start()
-                try:
-                    stats = self._unpack(diff_id, self.region(m), what)
-                finally:
-                    desc = job.join()
-            size = desc.size
-        return Layer(diff_id, diff_id, size, store.layer_path(diff_id),
-                     stats.bytes if stats is not None else self._known_content(diff_id))
-
-    def _compressed_layer(self, m: tarfile.TarInfo, diff_id: str, what: str, kind: str,
-                          blob_digest: str | None, unpacked: bool) -> Layer:
-        store = self.store
-        if blob_digest is None or not store.blobs.exists(blob_digest):
-            blob = self._putter(m, blob_digest, what, "its digest")()
-            blob_digest, size = blob.digest, blob.size
-        else:
-            size = store.blobs.size(blob_digest)
-        # decompress once (from the stored blob: verified, and in the page cache) into a
-        # spool file, hashing; unpack from there
-        with tempfile.TemporaryFile(prefix=".layer-", dir=store.blobs.tmp_dir) as tmp, \
-                store.blobs.open(blob_digest) as src:
-            sha = _spool_decompressed(kind, src, tmp, what, self.limits)
-            actual = f"sha256:{sha.hexdigest()}"
-            if actual != diff_id:
-                raise ArchiveError(f"{what}: content does not match the config's diff_id "
-                                   f"(expected {diff_id}, got {actual})")
-            tmp.flush()
-            stats = None
-            if not unpacked:
-                stats = self._unpack(diff_id, FileRegion(tmp, 0, tmp.tell()), what,
-                                     compression="none")
-        return Layer(diff_id, blob_digest, size, store.layer_path(diff_id),
-                     stats.bytes if stats is not None else self._known_content(diff_id))
-
-    def _known_content(self, diff_id: str) -> int | None:
-        known = self.known.get(diff_id)
-        return known.content_size if known is not None else None
-
-    def _unpack(self, diff_id: str, src, what: str, compression: str = "auto"):
-        tmp = tempfile.mkdtemp(prefix=".unpack-", dir=self.store.layers_dir)
-        self.pending[diff_id] = tmp
-        os.chmod(tmp, 0o755)
-        try:
-            return unpack_layer(src, tmp, compression=compression,
-                                spool_dir=self.store.blobs.tmp_dir, limits=self.limits)
-        except LayerError as e:
-            raise ArchiveError(f"{what}: {e}") from None
-
-    def place_layers(self) -> None:
-        """Make the unpacked layers durable, then give them their final names."""
-        if not self.pending:
-            return
-        syncfs(self.store.layers_dir)
-        for diff_id, tmp in list(self.pending.items()):
-            final = self.store.layer_path(diff_id)
-            try:
-                os.rename(tmp, final)
-                self.placed.append(final)
-            except OSError:
-                if not os.path.isdir(final):  # not a lost race with another load
-                    raise
-                _rmtree(tmp)
-            del self.pending[diff_id]
-
     # -- docker-archive ------------------------------------------------------------------
     def load_docker(self) -> None:
         manifest = self.read_json("manifest.json")
         if not isinstance(manifest, list) or not manifest:
             raise ArchiveError("manifest.json: expected a non-empty list of images")
+        ingest = self.ingest
         for n, entry in enumerate(manifest):
             if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str):
                 raise ArchiveError(f"manifest.json: entry {n} has no Config")
-            with self.open(entry["Config"]) as f:
-                config_bytes = f.read(_MAX_CONFIG + 1)
-            if len(config_bytes) > _MAX_CONFIG:
-                raise ArchiveError(f"{entry['Config']} is too large (more than {_MAX_CONFIG} "
+            config_bytes = self.files.read(entry["Config"], MAX_CONFIG)
+            if len(config_bytes) > MAX_CONFIG:
+                raise ArchiveError(f"{entry['Config']} is too large (more than {MAX_CONFIG} "
                                    "bytes)")
-            config = _parse_config(config_bytes, entry["Config"])
+            config = parse_config(config_bytes, entry["Config"])
             diff_ids = config["rootfs"]["diff_ids"]
             layer_names = entry.get("Layers") or []
             if not isinstance(layer_names, list) or len(layer_names) != len(diff_ids):
@@ -620,7 +428,7 @@ class _Loader:
             layers: list[Layer] = []
             for name, diff_id in zip(layer_names, diff_ids, strict=True):
                 try:
-                    m = self.member(str(name))
+                    source = self.files.source(str(name))
                 except ArchiveError:
                     if isinstance(sources, dict) and diff_id in sources:
                         source = sources[diff_id]
@@ -630,22 +438,21 @@ class _Loader:
                             f"{' (it is at ' + ', '.join(map(str, urls)) + ')' if urls else ''}"
                             "; sangja does not download foreign layers") from None
                     raise
-                layers.append(self.layer(m, diff_id, f"layer {name}"))
-            size = sum(la.content_size or 0 for la in layers)
-            config_desc = self.put(config_bytes)
+                layers.append(ingest.layer(source, diff_id, f"layer {name}"))
+            config_desc = ingest.put(config_bytes)
             manifest_bytes = mf.oci_manifest_bytes(
                 mf.Descriptor(mf.OCI_CONFIG, config_desc.digest, config_desc.size),
                 [mf.Descriptor(mf.layer_media_type(self._stored_compression(la)),
                                la.blob_digest, la.size or 0)  # type: ignore[arg-type]
                  for la in layers],
             )
-            manifest_desc = self.put(manifest_bytes)
+            manifest_desc = ingest.put(manifest_bytes)
             tags = entry.get("RepoTags") or []
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
                 raise ArchiveError(f"manifest.json: entry {n}: RepoTags is not a list of "
                                    "strings")
-            record = _image_record(config_desc, manifest_desc.digest, layers, config, size, ())
-            self.records.append((record, [_canonical(str(t)) for t in tags]))
+            ingest.add_image(image_record(config_desc.digest, manifest_desc.digest, layers,
+                                          config), [canonical_tag(str(t)) for t in tags])
 
     def _stored_compression(self, layer: Layer) -> str:
         if layer.blob_digest == layer.diff_id:
@@ -653,36 +460,38 @@ class _Loader:
         with self.store.blobs.open(layer.blob_digest) as f:  # type: ignore[arg-type]
             return detect_compression(f.read(4))
 
-    # -- oci-archive ---------------------------------------------------------------------
-    def blob_member(self, desc: mf.Descriptor, what: str) -> tarfile.TarInfo:
+    # -- oci-archive and OCI layouts -----------------------------------------------------
+    def blob_source(self, desc: mf.Descriptor, what: str) -> FileSource:
         algo, hexpart = parse_digest(desc.digest)
         name = f"blobs/{algo}/{hexpart}"
         try:
-            return self.member(name)
-        except ArchiveError:
+            return self.files.source(name)
+        except ArchiveError as e:
             if desc.foreign:
                 where = f" (it is at {', '.join(desc.urls)})" if desc.urls else ""
                 raise ArchiveError(f"{what} {desc.digest} is a foreign layer not included in "
                                    f"the archive{where}; sangja does not download foreign "
                                    "layers") from None
+            if "symlink" in str(e) or "regular file" in str(e):
+                raise
             raise ArchiveError(f"{what} {desc.digest}: archive has no file {name!r}") from None
 
-    def read_blob(self, desc: mf.Descriptor, what: str, limit: int = _MAX_CONFIG) -> bytes:
+    def read_blob(self, desc: mf.Descriptor, what: str, limit: int = MAX_CONFIG) -> bytes:
         if desc.size > limit:
             raise ArchiveError(f"{what} {desc.digest} is too large ({desc.size} bytes)")
-        m = self.blob_member(desc, what)
-        with self.tf.extractfile(m) as f:  # type: ignore[union-attr]
-            data = f.read(desc.size + 1)
+        source = self.blob_source(desc, what)
+        data = source.open().read(desc.size + 1)
         algo, hexpart = parse_digest(desc.digest)
         if len(data) != desc.size or hashlib.new(algo, data).hexdigest() != hexpart:
             raise ArchiveError(f"{what} {desc.digest}: content does not match its digest "
                                "and size")
         return data
 
-    def load_oci(self) -> None:
+    def load_oci(self, only: str | None = None) -> None:
+        """Every image the index names (the host's platform where one name has several);
+        with ``only``, the one of that name (or the only one, when the index has one)."""
         try:
-            with self.open("index.json") as f:
-                data = f.read(mf.MAX_MANIFEST_BYTES + 1)
+            data = self.files.read("index.json", mf.MAX_MANIFEST_BYTES)
             index = mf.parse(data, where="index.json")
         except mf.ManifestError as e:
             raise ArchiveError(str(e)) from None
@@ -697,8 +506,10 @@ class _Loader:
                 raise ArchiveError(str(e)) from None
             name = desc.annotations.get(CONTAINERD_NAME) or desc.ref_name
             groups.setdefault(name if name else f"#{n}", []).append(desc)
+        if only is not None:
+            groups = _only(groups, only)
         for name, descs in groups.items():
-            tags = [_canonical(name)] if name and not name.startswith("#") else []
+            tags = [canonical_tag(name)] if name and not name.startswith("#") else []
             if len(descs) > 1 and all(d.platform is not None for d in descs):
                 try:
                     descs = [mf.ImageIndex(index.media_type, tuple(descs),
@@ -711,6 +522,7 @@ class _Loader:
     def load_oci_manifest(self, desc: mf.Descriptor, tags: list[str], extra: list[str],
                           depth: int = 0) -> None:
         where = f"manifest {desc.digest}"
+        ingest = self.ingest
         data = self.read_blob(desc, "manifest", mf.MAX_MANIFEST_BYTES)
         try:
             doc = mf.parse(data, desc.media_type or None, where=where)
@@ -718,93 +530,44 @@ class _Loader:
                 if depth > 4:
                     raise ArchiveError(f"{where}: indexes nested too deeply")
                 chosen = doc.select()
-                self.put(data, desc.digest, len(data))
+                ingest.put(data, desc.digest, len(data))
                 return self.load_oci_manifest(chosen, tags, [*extra, desc.digest], depth + 1)
             doc.check_image()
         except mf.ManifestError as e:
             raise ArchiveError(str(e)) from None
         config_bytes = self.read_blob(doc.config, "config")
-        config = _parse_config(config_bytes, f"config {doc.config.digest}")
+        config = parse_config(config_bytes, f"config {doc.config.digest}")
         diff_ids = config["rootfs"]["diff_ids"]
         if len(diff_ids) != len(doc.layers):
             raise ArchiveError(f"{where}: {len(doc.layers)} layers, but its config has "
                                f"{len(diff_ids)} diff_ids")
         layers: list[Layer] = []
         for ld, diff_id in zip(doc.layers, diff_ids, strict=True):
-            m = self.blob_member(ld, "layer")
-            layer = self.layer(m, diff_id, f"layer {ld.digest}", ld)
+            layer = ingest.layer(self.blob_source(ld, "layer"), diff_id, f"layer {ld.digest}",
+                                 ld)
             if layer.blob_digest != ld.digest:  # the store keeps another blob for it
                 extra.append(ld.digest)
             layers.append(layer)
-        size = sum(la.content_size or 0 for la in layers)
-        config_desc = self.put(config_bytes, doc.config.digest, len(config_bytes))
-        self.put(data, desc.digest, len(data))
-        record = _image_record(config_desc, desc.digest, layers, config, size,
-                               tuple(dict.fromkeys(extra)))
-        self.records.append((record, tags))
-
-    # -- commit --------------------------------------------------------------------------
-    def commit(self) -> list[str]:
-        self.place_layers()
-        loaded: list[str] = []
-        db = self.store.db
-        with db.transaction():
-            for record, tags in self.records:
-                image_id = record.pop("image_id")
-                db.add_image(image_id, **record)
-                for t in tags:
-                    db.tag(t, image_id)
-                    loaded.append(t)
-                if not tags:
-                    loaded.append(image_id)
-        return list(dict.fromkeys(loaded))
-
-    def rollback(self) -> None:
-        for tmp in self.pending.values():
-            _rmtree(tmp)
-        self.pending.clear()
-        with self.store.lock.exclusive():  # gc lock: a concurrent load may reuse these
-            try:
-                still = self.store.db.referenced_blobs()
-                paths = {la.unpacked_path for la in self.store.db.layers()}
-            except Exception:
-                return
-            for final in self.placed:
-                if final not in paths:
-                    _rmtree(final)
-            for digest in self.added:
-                if digest not in still:
-                    self.store.blobs.delete(digest)
+        config_desc = ingest.put(config_bytes, doc.config.digest, len(config_bytes))
+        ingest.put(data, desc.digest, len(data))
+        ingest.add_image(image_record(config_desc.digest, desc.digest, layers, config,
+                                      tuple(dict.fromkeys(extra))), tags)
 
 
-def _canonical(name: str) -> str:
-    try:
-        ref = parse(name)
-    except InvalidReference as e:
-        raise ArchiveError(f"archive names an invalid image reference: {e}") from None
-    if ref.digest is not None:
-        raise ArchiveError(f"archive tag {name!r} carries a digest")
-    return str(ref)
-
-
-def _parse_config(data: bytes, what: str) -> dict[str, Any]:
-    from sangja.image.config import check
-
-    try:
-        config = jsonio.loads(data, source=what)
-    except ValueError as e:  # jsonio.JSONError: names the config and the position
-        raise ArchiveError(str(e)) from None
-    check(config, what)  # the types of the fields sangja reads, as docker load
-    rootfs = config.get("rootfs") if isinstance(config, dict) else None
-    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-    if not isinstance(diff_ids, list):
-        raise ArchiveError(f"{what}: no rootfs.diff_ids")
-    for d in diff_ids:
-        try:
-            parse_digest(d)
-        except InvalidDigest as e:
-            raise ArchiveError(f"{what}: {e}") from None
-    return config
+def _only(groups: dict[str | None, list[mf.Descriptor]], want: str
+          ) -> dict[str | None, list[mf.Descriptor]]:
+    """The group of the image the index names `want` (as ``oci:DIR:NAME`` says), or, with
+    no name given, the only one."""
+    names = [n for n in groups if n and not n.startswith("#")]
+    if want:
+        if want in groups:
+            return {want: groups[want]}
+        raise ArchiveError(f"index.json names no image {want!r} (it has: "
+                           f"{', '.join(names) or 'no names'})")
+    if len(groups) != 1:
+        raise ArchiveError(f"index.json has {len(groups)} images: name one (oci:DIR:NAME; "
+                           f"it has: {', '.join(names) or 'no names'})")
+    return groups
 
 
 def _seekable(f: BinaryIO) -> bool:
@@ -862,6 +625,31 @@ def _spool(store: ImageStore, src: BinaryIO, kind: str) -> BinaryIO:
         raise
 
 
+def _run(store: ImageStore, files: _TarArchive | _LayoutDir, only: str | None = None
+         ) -> list[str]:
+    """Load what `files` holds through one Ingest: all or nothing."""
+    loader: _Loader | None = None
+    with store.lock.shared():  # gc lock: files first, records last
+        try:
+            loader = _Loader(store, files)
+            if files.has("manifest.json") and only is None:
+                loader.load_docker()
+            elif files.has("index.json"):
+                loader.load_oci(only)
+            else:
+                raise ArchiveError(
+                    "not an image archive (neither manifest.json nor index.json found)"
+                    if isinstance(files, _TarArchive) else
+                    f"{files.path}: not an OCI image layout (no index.json)")
+            if not loader.ingest.records:
+                raise ArchiveError("the archive holds no images")
+            return loader.ingest.commit()
+        except BaseException:
+            if loader is not None:
+                loader.ingest.rollback()
+            raise
+
+
 def load(store: ImageStore, src: BinaryIO) -> list[str]:
     """Load every image of a docker-archive or oci-archive (plain or gzip, zstd, xz, bzip2
     compressed); return the loaded names (tags, or image ids for untagged images). Refuses
@@ -877,32 +665,58 @@ def load(store: ImageStore, src: BinaryIO) -> list[str]:
             if spool is not None:
                 spool.close()
             src = spool = spool2
-        loader: _Loader | None = None
-        with store.lock.shared():  # gc lock: files first, records last
-            try:
-                with tarfile.open(fileobj=src, mode="r:") as tf:
-                    loader = _Loader(store, tf, src)
-                    if "manifest.json" in loader.members:
-                        loader.load_docker()
-                    elif "index.json" in loader.members:
-                        loader.load_oci()
-                    else:
-                        raise ArchiveError(
-                            "not an image archive (neither manifest.json nor index.json found)"
-                        )
-                    if not loader.records:
-                        raise ArchiveError("the archive holds no images")
-                    return loader.commit()
-            except BaseException as e:
-                if loader is not None:
-                    loader.rollback()
-                if isinstance(e, tarfile.TarError | EOFError | zlib.error):
-                    why = str(e).splitlines()[0] if str(e) else type(e).__name__
-                    if "could not be opened" in why or "empty file" in why or \
-                            "invalid header" in why:
-                        why = "not a tar archive"
-                    raise ArchiveError(f"invalid or truncated archive: {why}") from None
-                raise
+        try:
+            with tarfile.open(fileobj=src, mode="r:") as tf:
+                return _run(store, _TarArchive(tf, src))
+        except (tarfile.TarError, EOFError, zlib.error) as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if "could not be opened" in why or "empty file" in why or "invalid header" in why:
+                why = "not a tar archive"
+            raise ArchiveError(f"invalid or truncated archive: {why}") from None
     finally:
         if spool is not None:
             spool.close()
+
+
+def load_layout(store: ImageStore, path: str, name: str | None = None) -> list[str]:
+    """Load the images of an OCI image layout directory (``oci-layout``, ``index.json``,
+    ``blobs/``, as skopeo, umoci and buildah write them): all of them, or with ``name``
+    the one its index names so ("" for the only one)."""
+    try:
+        files = _LayoutDir(path)
+    except FileNotFoundError:
+        raise ArchiveError(f"{path}: no such directory") from None
+    except NotADirectoryError:
+        raise ArchiveError(f"{path}: not a directory") from None
+    try:
+        return _run(store, files, name)
+    finally:
+        files.close()
+
+
+def load_path(store: ImageStore, path: str) -> list[str]:
+    """``load -i PATH``: an archive file, or an OCI layout directory."""
+    if os.path.isdir(path):
+        return load_layout(store, path)
+    with open(path, "rb") as f:
+        return load(store, f)
+
+
+TRANSPORTS = ("oci", "oci-archive", "docker-archive")
+
+
+def split_transport(text: str) -> tuple[str, str] | None:
+    """``oci:DIR[:NAME]``, ``oci-archive:FILE``, ``docker-archive:FILE`` -> (transport,
+    rest); None for anything else (an image reference)."""
+    transport, sep, rest = text.partition(":")
+    if sep and transport in TRANSPORTS and rest:
+        return transport, rest
+    return None
+
+
+def load_transport(store: ImageStore, transport: str, rest: str) -> list[str]:
+    """Load from a transport reference as skopeo and podman spell them."""
+    if transport == "oci":
+        path, _, name = rest.partition(":")
+        return load_layout(store, path, name if _ else None)
+    return load_path(store, rest)

@@ -1,14 +1,17 @@
 """Content-addressed blob store: ``<root>/blobs/<algorithm>/<hex>``.
 
-Every blob is written to ``<root>/blobs/tmp/`` first (same filesystem), hashed while it
-is written, fsynced, checked against the expected digest and size, and only then renamed
-into place. A crash at any moment leaves at worst a temp file (see :meth:`cleanup_temp`),
-never a partial blob under ``blobs/sha256``. Two processes putting the same blob both
-end with the same complete file: ``rename`` is atomic and the content is identical.
+Every blob is written to an unnamed temp file in ``<root>/blobs/tmp/`` first (same
+filesystem, O_TMPFILE; see :class:`BlobWriter`), hashed while it is written, fsynced, checked
+against the expected digest and size, and only then linked into place. A crash at any moment
+leaves nothing (or, where the filesystem lacks O_TMPFILE, a named temp file: see
+:meth:`cleanup_temp`), never a partial blob under ``blobs/sha256``. Two processes putting
+the same blob both end with the same complete file: the link is atomic and the content is
+identical.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import time
@@ -28,6 +31,7 @@ CHUNK = 1 << 20
 ALGORITHMS = {"sha256": 64, "sha512": 128}
 _DIGEST_RE = re.compile(r"(sha256|sha512):([0-9a-f]+)")
 _TMP_PREFIX = "put-"
+_HAVE_PROC_FD = os.path.isdir("/proc/self/fd")  # O_TMPFILE files are linked in through it
 
 
 class InvalidDigest(SangjaError, ValueError):
@@ -94,6 +98,102 @@ def _chunks(src: bytes | bytearray | memoryview | BinaryIO) -> Iterator[bytes]:
         yield chunk
 
 
+class BlobWriter:
+    """One blob being written: hashed and counted as it goes, into an unnamed temp file in
+    ``blobs/tmp`` (O_TMPFILE: a writer killed at any moment leaves nothing behind), fsynced,
+    checked and only then linked to its final name by :meth:`commit`. More bytes than
+    ``expected_size`` raise DigestMismatch at once. Where the filesystem has no O_TMPFILE, a
+    named temp file is used and renamed instead (``system check`` collects those a killed
+    writer leaves). Use as a context manager: leaving it uncommitted discards the data."""
+
+    def __init__(self, store: BlobStore, algo: str = "sha256", expected_size: int | None = None):
+        import hashlib
+
+        self.store = store
+        self.algo = algo
+        self.h = hashlib.new(algo)
+        self.size = 0
+        self.expected_size = expected_size
+        self.tmp: str | None = None  # the temp name, when the file has one
+        flags = os.O_WRONLY | os.O_CLOEXEC
+        try:
+            if not _HAVE_PROC_FD:
+                raise IsADirectoryError
+            self.fd = os.open(store.tmp_dir, flags | os.O_TMPFILE, 0o444)
+        except (IsADirectoryError, OSError) as e:
+            if not isinstance(e, IsADirectoryError) and e.errno not in (
+                    errno.EOPNOTSUPP, errno.EINVAL, errno.EISDIR):
+                raise
+            import tempfile
+
+            self.fd, self.tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=store.tmp_dir)
+            os.fchmod(self.fd, 0o444)
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        self.size += len(chunk)
+        if self.expected_size is not None and self.size > self.expected_size:
+            raise DigestMismatch("size", self.expected_size, f"more than {self.expected_size}")
+        self.h.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    @property
+    def digest(self) -> str:
+        """The digest of what was written so far."""
+        return f"{self.algo}:{self.h.hexdigest()}"
+
+    def check(self, expected_digest: str | None = None) -> str:
+        """The digest, after checking size and digest against what was expected."""
+        if self.expected_size is not None and self.size != self.expected_size:
+            raise DigestMismatch("size", self.expected_size, self.size)
+        actual = self.digest
+        if expected_digest is not None and actual != expected_digest:
+            raise DigestMismatch("digest", expected_digest, actual)
+        return actual
+
+    def commit(self, expected_digest: str | None = None) -> Descriptor:
+        """Verify, make durable and give the blob its final name; return its descriptor."""
+        actual = self.check(expected_digest)
+        os.fsync(self.fd)
+        final = self.store.path(actual)
+        if not os.path.isfile(final):
+            if self.tmp is None:
+                # linkat(AT_SYMLINK_FOLLOW) through /proc names the open file (os.link
+                # without a dir fd would call link(2) on the magic link itself)
+                procfd = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    os.link(str(self.fd), final, src_dir_fd=procfd, follow_symlinks=True)
+                except FileExistsError:
+                    pass
+                finally:
+                    os.close(procfd)
+            else:
+                os.replace(self.tmp, final)
+                self.tmp = None
+            _fsync_dir(os.path.dirname(final))
+        self.close()
+        return Descriptor(actual, self.size)
+
+    def close(self) -> None:
+        """Discard what was not committed."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.tmp is not None:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+            self.tmp = None
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class BlobStore:
     def __init__(self, root: str | os.PathLike[str] = DEFAULT_ROOT):
         self.root = os.fspath(root)
@@ -128,50 +228,23 @@ class BlobStore:
             return f.read()
 
     # -- writing -------------------------------------------------------------------------
+    def writer(self, algo: str = "sha256", expected_size: int | None = None) -> BlobWriter:
+        """A new blob to write in pieces (see BlobWriter); ``put`` for one source."""
+        return BlobWriter(self, algo, expected_size)
+
     def put(
         self,
         src: bytes | bytearray | memoryview | BinaryIO,
         expected_digest: str | None = None,
         expected_size: int | None = None,
     ) -> Descriptor:
-        import hashlib
-        import tempfile
-
         algo = "sha256"
         if expected_digest is not None:
             algo, _ = parse_digest(expected_digest)
-        h = hashlib.new(algo)
-        size = 0
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self.tmp_dir)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in _chunks(src):
-                    h.update(chunk)
-                    size += len(chunk)
-                    if expected_size is not None and size > expected_size:
-                        raise DigestMismatch("size", expected_size, f"more than {expected_size}")
-                    out.write(chunk)
-                out.flush()
-                os.fchmod(out.fileno(), 0o444)
-                os.fsync(out.fileno())
-            actual = f"{algo}:{h.hexdigest()}"
-            if expected_size is not None and size != expected_size:
-                raise DigestMismatch("size", expected_size, size)
-            if expected_digest is not None and actual != expected_digest:
-                raise DigestMismatch("digest", expected_digest, actual)
-            final = self.path(actual)
-            if os.path.isfile(final):
-                os.unlink(tmp)
-            else:
-                os.replace(tmp, final)
-                _fsync_dir(os.path.dirname(final))
-            return Descriptor(actual, size)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        with self.writer(algo, expected_size) as w:
+            for chunk in _chunks(src):
+                w.write(chunk)
+            return w.commit(expected_digest)
 
     def adopt(self, tmp_path: str, digest: str) -> Descriptor:
         """Move a file its writer already hashed (`digest`) and made durable from tmp_dir

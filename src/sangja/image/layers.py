@@ -301,10 +301,32 @@ def _zstd_decompress(read: Callable[[int], bytes], write: Callable[[bytes], obje
     exe = shutil.which("zstd")
     if exe is None:
         raise LayerError("layer is zstd-compressed but the 'zstd' command is not installed")
-    proc = subprocess.Popen([exe, "-d", "-c", "-q"], stdin=subprocess.PIPE,
+    _command_decompress([exe, "-d", "-c", "-q"], "zstd failed to decompress the layer", read,
+                        write)
+
+
+def _big_pipe(f) -> None:
+    """1 MiB pipe buffers instead of 64 KiB: 16 times fewer switches between the two
+    processes (best effort: the system's pipe-max-size may be smaller)."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(f.fileno(), fcntl.F_SETPIPE_SZ, _CHUNK)
+    except (OSError, AttributeError):
+        pass
+
+
+def _command_decompress(argv: list[str], failed: str, read: Callable[[int], bytes],
+                        write: Callable[[bytes], object]) -> None:
+    """Decompress through a command (stdin to stdout): fed by a thread, drained here, so
+    the decompression runs on another core while this thread hashes and writes."""
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    _big_pipe(proc.stdin)
+    _big_pipe(proc.stdout)
     errors: list[bytes] = []
+    failed_read: list[BaseException] = []
 
     def feed() -> None:
         try:
@@ -312,6 +334,9 @@ def _zstd_decompress(read: Callable[[int], bytes], write: Callable[[bytes], obje
                 proc.stdin.write(chunk)  # type: ignore[union-attr]
         except (BrokenPipeError, ValueError):
             pass
+        except BaseException as e:  # the source failed (a download): that is the error
+            failed_read.append(e)
+            proc.kill()
         finally:
             try:
                 proc.stdin.close()  # type: ignore[union-attr]
@@ -336,12 +361,29 @@ def _zstd_decompress(read: Callable[[int], bytes], write: Callable[[bytes], obje
         feeder.join()
         drain.join()
         rc = proc.wait()
+    if failed_read:
+        raise failed_read[0]
     if rc != 0:
         msg = b"".join(errors).decode(errors="replace").strip()
-        raise LayerError(f"zstd failed to decompress the layer: {msg}")
+        raise LayerError(f"{failed}: {msg or f'exit status {rc}'}")
+
+
+# igzip (Debian's isal package, Intel ISA-L) inflates about 3.5 times as fast as zlib, in a
+# process of its own: used for gzip layers when installed ($SANGJA_IGZIP=0: never).
+_IGZIP = "igzip"
+
+
+def _igzip() -> str | None:
+    if os.environ.get("SANGJA_IGZIP", "").strip() == "0":
+        return None
+    return shutil.which(_IGZIP)
 
 
 def _gunzip(read: Callable[[int], bytes], write: Callable[[bytes], object]) -> None:
+    exe = _igzip()
+    if exe is not None:
+        return _command_decompress([exe, "-d", "-c"], "corrupt gzip data in layer", read,
+                                   write)
     # Output in pieces of at most _CHUNK: one megabyte of gzip can hold a gigabyte.
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:

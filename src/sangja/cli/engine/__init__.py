@@ -71,7 +71,8 @@ Images:
   rmi [-f] NAME...           remove images (untag; delete when the last tag goes)
   save [-o FILE] [--format docker-archive|oci-archive] NAME...
                              write images to a tar archive (stdout without -o)
-  load [-i FILE]             load images from a tar archive (stdin without -i)
+  load [-i FILE|DIR]         load images from a tar archive (stdin without -i) or an
+                             OCI layout directory (also oci:DIR[:NAME], docker-archive:FILE)
   import [-c INSTRUCTION]... [-m MESSAGE] [--platform OS/ARCH] FILE|URL|- [NAME[:TAG]]
                              make a one-layer image from a tarball (plain, gzip, zstd,
                              xz, bzip2); -c: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE,
@@ -82,6 +83,14 @@ Images:
                              build an image from a Containerfile (multi-stage, cached,
                              reproducible with SOURCE_DATE_EPOCH)
   builder prune [-a] [-f]    remove unused build cache (-a: all of it)
+  pull [--platform OS/ARCH] [-a] [-q] [--tls-verify=false] [--format json] NAME
+                             fetch an image from a registry (or oci:DIR[:NAME],
+                             docker-archive:FILE); prints its id
+  push [--digestfile FILE] [-q] [--tls-verify=false] IMAGE [DESTINATION]
+                             send an image to a registry
+  login [-u USER] [-p PASS | --password-stdin] [REGISTRY]
+                             check and keep credentials (podman's auth.json)
+  logout [-a | REGISTRY]     forget them
   history [--no-trunc] [-q] [--format json] NAME
                              show the layers of an image and what made them
   image prune [-a] [-f]      remove dangling images (-a: every image no container
@@ -114,6 +123,10 @@ COMMANDS: dict[str, str] = {
     "import": "image_tools:cmd_import",
     "history": "image_tools:cmd_history",
     "build": "build:cmd_build",
+    "pull": "registry:cmd_pull",
+    "push": "registry:cmd_push",
+    "login": "registry:cmd_login",
+    "logout": "registry:cmd_logout",
     # containers
     "run": "containers:cmd_run",
     "create": "containers:cmd_create",
@@ -156,6 +169,8 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
         "import": "image_tools:cmd_import",
         "history": "image_tools:cmd_history",
         "prune": "image_tools:cmd_image_prune",
+        "pull": "registry:cmd_pull",
+        "push": "registry:cmd_push",
     },
     "container": {
         **{v: COMMANDS[v] for v in _CONTAINER_VERBS},
@@ -185,9 +200,10 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
 }
 
 
-# What works for any user; everything else reads or changes the store, mounts or makes
+# What works for any user (login and logout keep credentials in that user's own auth.json);
+# everything else reads or changes the store, mounts or makes
 # containers, and needs root until rootless mode comes.
-NO_ROOT_NEEDED = frozenset({"version", "info"})
+NO_ROOT_NEEDED = frozenset({"version", "info", "login", "logout"})
 
 
 def _command(target: str):

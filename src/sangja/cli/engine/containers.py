@@ -38,12 +38,26 @@ def _each(opts: Globals, refs: list[str], action) -> int:
 # ---------------------------------------------------------------------------- run, create
 
 
+class _PullProgress:
+    """Progress of a pull that run/create needs, on stderr (imported only then)."""
+
+    def __init__(self) -> None:
+        self.view = None
+
+    def __call__(self, event: dict) -> None:
+        if self.view is None:
+            from .progress import Progress
+
+            self.view = Progress("auto", stream=sys.stderr, defer=True)
+        self.view(event)
+
+
 def cmd_create(opts: Globals, args: list[str]) -> int:
     from .run_flags import parse_run_args
 
     copts = parse_run_args(args, command="create")
     with _engine(opts) as eng:
-        print(eng.create(copts))
+        print(eng.create(copts, progress=_PullProgress()))
     return 0
 
 
@@ -54,7 +68,7 @@ def cmd_run(opts: Globals, args: list[str]) -> int:
     if copts.tty and copts.interactive and not copts.detach and not os.isatty(0):
         raise UsageError("the input device is not a TTY (drop -t to pipe input)")
     with _engine(opts) as eng:
-        cid = eng.create(copts)
+        cid = eng.create(copts, progress=_PullProgress())
         if copts.detach:
             try:
                 eng.start(cid)

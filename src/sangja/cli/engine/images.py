@@ -174,8 +174,8 @@ def cmd_save(opts: dict, args: list[str]) -> int:
 def cmd_load(opts: dict, args: list[str]) -> int:
     flags, rest = parse_flags(args, [Flag("-i,--input", "value"), Flag("-q,--quiet")])
     if rest:
-        raise UsageError("usage: sangja load [-i FILE]")
-    from ...image.archive import load
+        raise UsageError("usage: sangja load [-i FILE|DIR|oci:DIR[:NAME]|docker-archive:FILE]")
+    from ...image.archive import load, load_path, load_transport, split_transport
 
     source = flags["input"]
     with open_store(opts) as store:
@@ -183,9 +183,10 @@ def cmd_load(opts: dict, args: list[str]) -> int:
             if sys.stdin.isatty():
                 raise UsageError("requested load from stdin, but stdin is a terminal: use -i FILE")
             names = load(store, sys.stdin.buffer)
+        elif (transport := split_transport(str(source))) is not None:
+            names = load_transport(store, *transport)
         else:
-            with open(str(source), "rb") as f:
-                names = load(store, f)
+            names = load_path(store, str(source))
     for name in names:
         print(f"Loaded image ID: {name}" if name.startswith("sha256:") else f"Loaded image: {name}")
     return 0

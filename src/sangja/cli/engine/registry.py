@@ -1,0 +1,160 @@
+"""Registry commands: pull, push, login, logout. The work is sangja.registry's; this parses
+the flags and draws the progress."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .common import Flag, Globals, UsageError, parse_flags
+from .common import store as open_store
+
+_UNSET = "unset"  # --tls-verify not given: verify, plain HTTP for loopback registries
+_CONNECTION_FLAGS = [Flag("--tls-verify", default=_UNSET), Flag("--cert-dir", "value"),
+                     Flag("--authfile", "value"), Flag("--creds", "value")]
+
+
+def registry_options(flags: dict):
+    """sangja.registry.Options from the flags every registry command shares."""
+    from ...registry.auth import Credentials
+    from ...registry.options import Options
+
+    creds = None
+    if flags.get("creds"):
+        user, sep, password = str(flags["creds"]).partition(":")
+        if not user:
+            raise UsageError("--creds takes USERNAME[:PASSWORD]")
+        if not sep:
+            import getpass
+
+            password = getpass.getpass("Password: ")
+        creds = Credentials(user, password)
+    chunk = os.environ.get("SANGJA_PUSH_CHUNK_SIZE", "").strip()
+    chunk_size = None
+    if chunk:
+        from ...engine.units import ram_in_bytes
+
+        try:
+            chunk_size = ram_in_bytes(chunk)
+        except ValueError:
+            raise UsageError(f"SANGJA_PUSH_CHUNK_SIZE={chunk!r}: expected a size") from None
+    verify = flags.get("tls_verify")
+    return Options(tls_verify=None if verify == _UNSET else verify, cert_dir=flags.get("cert_dir"),
+                   auth_file=flags.get("authfile"), creds=creds, chunk_size=chunk_size)
+
+
+def progress_for(flags: dict):
+    from .progress import Progress
+
+    fmt = flags.get("format")
+    if fmt not in (None, "json"):
+        raise UsageError(f"unsupported --format {fmt!r} (json)")
+    if flags.get("quiet"):
+        return Progress("quiet")
+    return Progress("json" if fmt == "json" else "auto")
+
+
+def cmd_pull(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("--platform", "value"), Flag("-a,--all-tags"),
+                                     Flag("-q,--quiet"), Flag("--format", "value"),
+                                     *_CONNECTION_FLAGS])
+    if len(rest) != 1:
+        raise UsageError("usage: sangja pull [--platform OS/ARCH] [-a] [-q] "
+                         "[--tls-verify=false] [--cert-dir DIR] [--authfile FILE] "
+                         "[--creds USER[:PASS]] [--format json] NAME[:TAG|@DIGEST]")
+    from ...registry.pulling import pull
+
+    progress = progress_for(flags)
+    options = registry_options(flags)
+    try:
+        with open_store(opts) as store:
+            results = pull(store, rest[0], platform=flags["platform"],
+                           all_tags=flags["all_tags"], options=options, progress=progress)
+    finally:
+        options.close()
+    if progress.mode != "json":
+        for r in dict.fromkeys(r.image_id for r in results):
+            print(r)
+    return 0
+
+
+def cmd_push(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("--digestfile", "value"), Flag("-q,--quiet"),
+                                     Flag("--format", "value"), *_CONNECTION_FLAGS])
+    if not 1 <= len(rest) <= 2:
+        raise UsageError("usage: sangja push [--digestfile FILE] [-q] [--tls-verify=false] "
+                         "[--cert-dir DIR] [--authfile FILE] [--creds USER[:PASS]] IMAGE "
+                         "[DESTINATION]")
+    from ...registry.pushing import push
+
+    progress = progress_for(flags)
+    options = registry_options(flags)
+    try:
+        with open_store(opts) as store:
+            result = push(store, rest[0], rest[1] if len(rest) > 1 else None,
+                          options=options, progress=progress)
+    finally:
+        options.close()
+    if flags["digestfile"]:
+        from ...output import output_file
+
+        with output_file(str(flags["digestfile"])) as f:
+            f.write(result.digest.encode())
+    return 0
+
+
+def cmd_login(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-u,--username", "value"),
+                                     Flag("-p,--password", "value"), Flag("--password-stdin"),
+                                     Flag("--tls-verify", default=_UNSET),
+                                     Flag("--cert-dir", "value"), Flag("--authfile", "value")])
+    if len(rest) > 1:
+        raise UsageError("usage: sangja login [-u USER] [-p PASS | --password-stdin] "
+                         "[--tls-verify=false] [--cert-dir DIR] [--authfile FILE] [REGISTRY]")
+    from ...registry.auth import Credentials
+    from ...registry.logins import login
+
+    user, password = flags["username"], flags["password"]
+    if flags["password_stdin"]:
+        if password is not None:
+            raise UsageError("--password and --password-stdin are mutually exclusive")
+        if not user:
+            raise UsageError("--password-stdin needs --username")
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not user:
+        if not sys.stdin.isatty():
+            raise UsageError("no username given (-u USER)")
+        sys.stderr.write("Username: ")
+        sys.stderr.flush()
+        user = sys.stdin.readline().strip()
+    if password is None:
+        if not sys.stdin.isatty():
+            raise UsageError("no password given (-p, or --password-stdin)")
+        import getpass
+
+        password = getpass.getpass("Password: ")
+    if not user or not password:
+        raise UsageError("a username and a password are needed")
+    options = registry_options(flags)
+    login(rest[0] if rest else "docker.io", Credentials(user, password), options=options)
+    print("Login Succeeded!")
+    return 0
+
+
+def cmd_logout(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-a,--all"), Flag("--authfile", "value")])
+    if len(rest) > 1 or (flags["all"] and rest):
+        raise UsageError("usage: sangja logout [--authfile FILE] [-a | REGISTRY]")
+    from ...registry.logins import logout, registry_key
+    from ...registry.options import Options
+
+    options = Options(auth_file=flags["authfile"])
+    if flags["all"]:
+        logout(None, options=options)
+        print("Removed login credentials for all registries")
+        return 0
+    registry = rest[0] if rest else "docker.io"
+    if not logout(registry, options=options):
+        raise UsageError(f"not logged into {registry_key(registry)}")
+    print(f"Removed login credentials for {registry_key(registry)}")
+    return 0
