@@ -1,0 +1,167 @@
+"""The engine's side of the network hook (sangja.network.attach): what a starting
+container's network mode needs before config.json is written, and the clean-up after it.
+
+    start = NetworkStart(engine, row, opts)   # leases, netns, backend at work
+    ... config.json with start.spec_net, runtime create ...
+    start.wait()                              # before the runtime's start
+    network_down(engine.paths, cid)           # at clean-up, idempotent
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..network import kind
+from .containers import EngineError
+
+
+class NetworkStart:
+    def __init__(self, engine, row, opts):
+        self.hook = None
+        self.spec_net: dict = {}
+        mode = kind(opts.network)
+        cid = row["id"]
+        paths = engine.paths
+        if mode == "network":
+            from ..network.attach import NetworkHook
+            from ..network.store import NetworkError
+            from .spec import container_hostname
+
+            exposed = []
+            if opts.publish_all:
+                cfg = engine.images.run_config(row["image_id"])
+                exposed = sorted(set(cfg.get("ExposedPorts") or {}) | set(opts.expose))
+            self.hook = NetworkHook(paths.root, paths.runroot)
+            hostname = opts.hostname or ""
+            try:
+                state = self.hook.prepare(cid, row["name"], opts, exposed, hostname)
+            except NetworkError as e:
+                raise EngineError(str(e)) from None
+            self.spec_net = _etc_entries(opts, state, container_hostname(opts, cid))
+        elif mode == "container":
+            self.spec_net = _joined(engine, opts.network[len("container:"):], cid)
+            self.spec_net["add_hosts"] = []
+        elif mode == "ns":
+            path = opts.network[3:]
+            from ..linux.namespaces import check_ns_file
+
+            try:
+                if check_ns_file(path, "network"):
+                    raise EngineError(f"--network {opts.network}: that is the host's network "
+                                      "namespace: use --network host")
+            except OSError as e:
+                raise EngineError(f"--network {opts.network}: {e.strerror or e}") from None
+            self.spec_net = {"netns": path, "nameservers": opts.dns, "search": opts.dns_search,
+                             "options": opts.dns_options}
+            self.spec_net["add_hosts"] = _add_hosts(opts.add_hosts, None)
+        else:
+            self.spec_net = {"nameservers": opts.dns, "search": opts.dns_search,
+                             "options": opts.dns_options,
+                             "add_hosts": _add_hosts(opts.add_hosts, None)}
+
+    def wait(self) -> None:
+        if self.hook is not None:
+            from ..network.store import NetworkError
+
+            try:
+                self.hook.wait()
+            except NetworkError as e:
+                raise EngineError(str(e)) from None
+            self.hook = None
+
+    def abort(self) -> None:
+        if self.hook is not None:
+            hook, self.hook = self.hook, None
+            hook.abort()
+
+
+def _etc_entries(opts, state: dict, hostname: str) -> dict:
+    primary = state["networks"][0]
+    gateway = next((s["gateway"] for s in primary["subnets"]
+                    if s.get("gateway") and ":" not in s["gateway"]), None)
+    dns_net = next((n for n in state["networks"] if n["dns"]), None)
+    if dns_net is not None:  # aardvark-dns on the gateway; --dns goes to aardvark
+        servers = [s["gateway"] for s in dns_net["subnets"]
+                   if s.get("gateway") and ":" not in s["gateway"]]
+    else:
+        servers = list(opts.dns)
+    return {"netns": state["netns"],
+            "addresses": [a for a in primary["ips"] if ":" not in a] or primary["ips"][:1],
+            "aliases": [a for a in opts.network_aliases if a != hostname],
+            "nameservers": servers, "search": opts.dns_search, "options": opts.dns_options,
+            "add_hosts": _add_hosts(opts.add_hosts, gateway)}
+
+
+def _add_hosts(entries: list[str], gateway: str | None) -> list[str]:
+    out = []
+    for e in entries:
+        name, _, ip = e.partition(":")
+        if ip == "host-gateway":
+            if gateway is None:
+                raise EngineError(f"--add-host {e}: host-gateway needs a network (the "
+                                  "host's address on it); this container has none")
+            ip = gateway
+        out.append(f"{name}:{ip}")
+    return out
+
+
+def _joined(engine, ref: str, cid: str) -> dict:
+    """--network container:REF: the other container's namespace and /etc files."""
+    from ..network.netns import is_netns, path_for
+    from .status import PAUSED, RUNNING, live_state
+
+    try:
+        other = engine.get(ref)
+    except LookupError:
+        raise EngineError(f"--network container:{ref}: no such container") from None
+    if other["id"] == cid:
+        raise EngineError("--network container: a container cannot join its own network")
+    if live_state(other) not in (RUNNING, PAUSED):
+        raise EngineError(f"cannot join network of a non running container: {ref}")
+    path = path_for(engine.paths.runroot, other["id"])
+    if not is_netns(path):
+        path = f"/proc/{other['pid']}/ns/net"
+    oopts = engine.options(other)
+    if oopts.network == "host":
+        raise EngineError(f"--network container:{ref}: that container uses the host's "
+                          "network: use --network host")
+    cdir = engine.paths.container_dir(other["id"])
+    return {"netns": path, "hosts_from": os.path.join(cdir, "hosts"),
+            "resolv_from": os.path.join(cdir, "resolv.conf")}
+
+
+def network_down(paths, cid: str) -> None:
+    """Undo the container's networking, if it has any (a stat when it has none)."""
+    from ..network.netns import path_for
+
+    if not os.path.exists(path_for(paths.runroot, cid) + ".json") and not os.path.exists(
+            path_for(paths.runroot, cid)):
+        return
+    from ..network.attach import teardown
+
+    teardown(paths.root, paths.runroot, cid)
+
+
+def check_network_mode(engine, opts) -> None:
+    """At create: the network named must exist (the default one is made on first use),
+    the container joined must exist."""
+    mode = kind(opts.network)
+    if mode == "network" and opts.network != "bridge":
+        from ..network.store import NoSuchNetwork, open_networks
+
+        if not os.path.exists(os.path.join(engine.paths.root, "networks.db")):
+            raise EngineError(f"network {opts.network} not found")
+        with open_networks(engine.paths.root) as db:
+            try:
+                net = db.get(opts.network)
+            except NoSuchNetwork as e:
+                raise EngineError(str(e)) from None
+        opts.network = net["name"]  # an id given: the name, as Docker records it
+    elif mode == "container":
+        try:
+            engine.get(opts.network[len("container:"):])
+        except LookupError:
+            raise EngineError(f"--network {opts.network}: no such container") from None
+    if mode == "network" and opts.network == "bridge" and opts.network_aliases:
+        raise EngineError("network-scoped aliases are only supported for user-defined "
+                          "networks")
