@@ -165,3 +165,72 @@ def check_network_mode(engine, opts) -> None:
     if mode == "network" and opts.network == "bridge" and opts.network_aliases:
         raise EngineError("network-scoped aliases are only supported for user-defined "
                           "networks")
+
+
+def network_users(engine, net: dict) -> list[str]:
+    """Names of the containers whose options name the network."""
+    out = []
+    for row in engine.db.all():
+        o = engine.options(row)
+        names = [o.network] + [n.name for n in o.extra_networks]
+        if net["name"] in names or net["id"] in names:
+            out.append(row["name"])
+    return out
+
+
+def connect(engine, net_ref: str, ref: str, aliases: list[str], ip: str | None,
+            ip6: str | None) -> None:
+    """`network connect`: recorded in the container's options (it joins at every start)
+    and, while it runs, attached now."""
+    from ..jsonio import dumps
+    from ..network.attach import connect as attach_now
+    from ..network.manage import get
+    from ..network.store import NetworkError
+    from .options import NetworkAttachment
+    from .status import PAUSED, RUNNING, live_state
+
+    try:
+        net = get(engine.paths.root, net_ref)
+    except NetworkError as e:
+        raise EngineError(str(e)) from None
+    with engine.locked(ref) as row:
+        opts = engine.options(row)
+        if kind(opts.network) != "network":
+            raise EngineError(f"container {row['name']} uses --network {opts.network}: it "
+                              "cannot be connected to a network")
+        if net["name"] in [opts.network] + [n.name for n in opts.extra_networks]:
+            raise EngineError(f"endpoint with name {row['name']} already exists in network "
+                              f"{net['name']}")
+        if live_state(row) in (RUNNING, PAUSED):
+            try:
+                attach_now(engine.paths.root, engine.paths.runroot, row["id"], row["name"],
+                           opts, net, aliases, ip, ip6, opts.hostname or "")
+            except NetworkError as e:
+                raise EngineError(str(e)) from None
+        opts.extra_networks.append(NetworkAttachment(net["name"], list(aliases), ip, ip6))
+        engine.db.update(row["id"], options=dumps(opts.to_dict()))
+
+
+def disconnect(engine, net_ref: str, ref: str) -> None:
+    from ..jsonio import dumps
+    from ..network.attach import teardown
+    from ..network.manage import get
+    from ..network.store import NetworkError
+
+    try:
+        net = get(engine.paths.root, net_ref)
+    except NetworkError as e:
+        raise EngineError(str(e)) from None
+    with engine.locked(ref) as row:
+        opts = engine.options(row)
+        extra = [n for n in opts.extra_networks if n.name == net["name"]]
+        if not extra:
+            if opts.network == net["name"]:
+                raise EngineError(f"container {row['name']} joined {net['name']} with "
+                                  "--network: it can only be disconnected from networks "
+                                  "it was connected to")
+            raise EngineError(f"container {row['name']} is not connected to network "
+                              f"{net['name']}")
+        teardown(engine.paths.root, engine.paths.runroot, row["id"], only=net["id"])
+        opts.extra_networks = [n for n in opts.extra_networks if n.name != net["name"]]
+        engine.db.update(row["id"], options=dumps(opts.to_dict()))

@@ -182,6 +182,11 @@ def teardown(root: str, runroot: str, cid: str, *, locked: bool = False,
     from .store import open_networks
 
     state = read_state(runroot, cid)
+    if only is not None and (not state or state.get("damaged")):
+        if os.path.exists(os.path.join(root, "networks.db")):
+            with open_networks(root) as db:
+                db.release(cid, only)
+        return
     path = netns_mod.path_for(runroot, cid)
     has_ns = os.path.exists(path)
     if state is None and not has_ns and not _has_leases(root, cid):
