@@ -167,7 +167,7 @@ class Engine:
         argv = command_args(opts, image_config)
         if opts.name is not None:
             validate_name(opts.name)
-        if opts.network != "none":
+        if opts.network != "none" or opts.add_hosts:
             from .networking import check_network_mode
 
             check_network_mode(self, opts)

@@ -162,6 +162,9 @@ def check_network_mode(engine, opts) -> None:
             engine.get(opts.network[len("container:"):])
         except LookupError:
             raise EngineError(f"--network {opts.network}: no such container") from None
+    if mode != "network" and any(h.endswith(":host-gateway") for h in opts.add_hosts):
+        raise EngineError("--add-host NAME:host-gateway needs a network (the host's "
+                          f"address on it); --network {opts.network} has none")
     if mode == "network" and opts.network == "bridge" and opts.network_aliases:
         raise EngineError("network-scoped aliases are only supported for user-defined "
                           "networks")

@@ -108,6 +108,7 @@ class NetworkHook:
                 atts = []
                 for a, net in zip(wanted, nets):
                     _bring_up_check(db, net)
+                    ensure_keeper(db, self.root, self.runroot, net)
                     want = {}
                     if a["ip"]:
                         want[4] = a["ip"]
@@ -233,6 +234,77 @@ def teardown(root: str, runroot: str, cid: str, *, locked: bool = False,
             lock.release()
 
 
+# ------------------------------------------------------------------------------ keepers
+#
+# netavark deletes a bridge, and its network's NAT and isolation rules, when the last
+# interface on it goes; making them again costs ~30 ms at the next start and deleting them
+# ~150 ms (a netfilter commit per rule), and netavark 1.4 drops the FORWARD jump to the
+# isolation chains that every isolated network shares when one of them is deleted. So a
+# bridge network keeps one interface of its own while it exists: a *keeper*, a namespace
+# with no process (`RR/netns/keeper-<network id>`), set up with the network's first
+# container and torn down by `network rm` and `network prune` (which then restores the
+# shared jump for the store's other networks). Containers then join and leave an existing
+# bridge. Docker keeps docker0 and its rules the same way.
+
+KEEPER = "keeper-"
+
+
+def keeper_id(net: dict) -> str:
+    return KEEPER + net["id"][:12]
+
+
+def ensure_keeper(db, root: str, runroot: str, net: dict) -> None:
+    """The network's keeper, set up now if it is not (called under the host lock)."""
+    if net["driver"] != "bridge":
+        return
+    kid = keeper_id(net)
+    state = read_state(runroot, kid)
+    if state and not state.get("damaged") and netns_mod.is_netns(state["netns"]) and \
+            os.path.exists(f"/sys/class/net/{net['interface']}") and "status" in state:
+        return
+    teardown(root, runroot, kid, locked=True)
+    backend = backend_for(None, runroot)
+    ips = db.lease(net, kid, {})
+    att = {"network": net, "ips": ips, "mac": _mac(ips), "aliases": []}
+    path = netns_mod.path_for(runroot, kid)
+    request = backend.request(kid, kid, [att], [], [])
+    state = {"root": root, "netns": path, "backend": backend.name, "requests": [request],
+             "ports": [], "networks": [_summary(att)], "keeper": True}
+    write_state(runroot, kid, state)
+    try:
+        netns_mod.create(path)
+        status = backend.finish(backend.start_setup(path, request))
+    except BaseException:
+        teardown(root, runroot, kid, locked=True)
+        raise
+    state["status"] = [status]
+    write_state(runroot, kid, state)
+
+
+def drop_keeper(root: str, runroot: str, net: dict, others: list[dict]) -> None:
+    """Tear the network's keeper down (its bridge and rules go with it), then make sure
+    the isolation jump netavark 1.4 removed with them is back for `others`, the store's
+    networks that are still up: their keeper is set up again, which adds it."""
+    from .netavark import HostLock
+    from .store import open_networks
+
+    lock = HostLock()
+    try:
+        kid = keeper_id(net)
+        had = read_state(runroot, kid) is not None
+        teardown(root, runroot, kid, locked=True)
+        if not had or net["driver"] != "bridge":
+            return
+        with open_networks(root) as db:
+            for other in others:
+                if other["driver"] == "bridge" and read_state(runroot, keeper_id(other)):
+                    teardown(root, runroot, keeper_id(other), locked=True)
+                    ensure_keeper(db, root, runroot, other)
+                    break
+    finally:
+        lock.release()
+
+
 def connect(root: str, runroot: str, cid: str, name: str, opts, net: dict,
             aliases: list[str], ip: str | None, ip6: str | None, hostname: str) -> None:
     """Attach a running container to one more network."""
@@ -247,6 +319,7 @@ def connect(root: str, runroot: str, cid: str, name: str, opts, net: dict,
     db = open_networks(root)
     try:
         _bring_up_check(db, net)
+        ensure_keeper(db, root, runroot, net)
         want = {k: v for k, v in ((4, ip), (6, ip6)) if v}
         ips = db.lease(net, cid, want)
         att = {"network": net, "ips": ips, "mac": _mac(ips),

@@ -68,12 +68,30 @@ def remove(root: str, runroot: str, ref: str, users: list[str]) -> str:
         if net["name"] == DEFAULT_NETWORK:
             raise NetworkError(f"{DEFAULT_NETWORK} is a pre-defined network and cannot be "
                                "removed")
-        if db.leases(net["id"]) or users:
+        if busy(db, net) or users:
             who = ", ".join(users) if users else "a container"
             raise NetworkError(f"error while removing network: network {net['name']} id "
                                f"{net['id']} has active endpoints ({who})")
+        others = [n for n in db.all() if n["id"] != net["id"]]
+    idle(root, runroot, net, others)
+    with open_networks(root) as db:
         db.delete(net["id"])
-        return net["name"]
+    return net["name"]
+
+
+def busy(db, net: dict) -> bool:
+    """Does a container (not the network's keeper) hold an address on it?"""
+    from .attach import keeper_id
+
+    return any(r["container_id"] != keeper_id(net) for r in db.leases(net["id"]))
+
+
+def idle(root: str, runroot: str, net: dict, others: list[dict]) -> None:
+    """Take down what keeps an unused network's bridge up (`network prune` does this for
+    the default network, which stays defined)."""
+    from .attach import drop_keeper
+
+    drop_keeper(root, runroot, net, others)
 
 
 def document(net: dict, runroot: str, containers: dict[str, str], lease_rows: list) -> dict:

@@ -179,13 +179,22 @@ def cmd_network_prune(opts: Globals, args: list[str]) -> int:
     from ...engine.networking import network_users
     from ...network.config import DEFAULT_NETWORK
     from ...network.manage import leases, networks, remove
+    from ...network.manage import idle
     from ...network.store import NetworkError
 
     gone = []
     with _engine(opts) as eng:
-        busy = {r["network"] for r in leases(opts.storage_root)}
-        for net in networks(opts.storage_root):
-            if net["name"] == DEFAULT_NETWORK or net["id"] in busy or network_users(eng, net):
+        nets = networks(opts.storage_root)
+        held = {r["network"] for r in leases(opts.storage_root)
+                if not r["container_id"].startswith("keeper-")}
+        for net in nets:
+            if net["id"] in held:
+                continue
+            others = [n for n in nets if n["id"] != net["id"]]
+            if net["name"] == DEFAULT_NETWORK:  # stays defined; its bridge goes
+                idle(opts.storage_root, opts.run_root, net, others)
+                continue
+            if network_users(eng, net):
                 continue
             try:
                 gone.append(remove(opts.storage_root, opts.run_root, net["id"], []))
