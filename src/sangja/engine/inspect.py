@@ -154,10 +154,9 @@ def container_document(engine, row) -> dict:
 def ps_entry(engine, row, now: float) -> dict:
     """One `ps` row, with Docker's --format json field names."""
     from ..humanize import since
-    from .status import docker_status
-
     from ..network.attach import read_state
     from ..network.report import ps_ports
+    from .status import docker_status
 
     opts = engine.options(row)
     args = [row["path"], *loads(row["args"])]

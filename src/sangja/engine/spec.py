@@ -506,7 +506,8 @@ def container_hostname(opts: ContainerOptions, container_id: str) -> str:
 
 def namespaces(opts: ContainerOptions, netns: str | None = None) -> list[dict]:
     """`netns`: the network namespace to join by path (a network's, another container's,
-    ns:PATH); None: a new empty one for --network none, the host's for host."""
+    ns:PATH); None: the host's for host, else a new empty one (--network none, or a spec
+    built without the network hook, as the unit tests do)."""
     from ..linux import cgroups
     from ..network import kind
 
@@ -514,10 +515,10 @@ def namespaces(opts: ContainerOptions, netns: str | None = None) -> list[dict]:
     mode = kind(opts.network)
     if netns:
         ns.append({"type": "network", "path": netns})
-    elif mode == "none":
-        ns.append({"type": "network"})
-    elif mode != "host":
+    elif mode in ("container", "ns"):
         raise SpecError(f"network mode {opts.network!r} needs its network namespace")
+    elif mode != "host":
+        ns.append({"type": "network"})
     ns += [{"type": "uts"}, {"type": "pid"}, {"type": "ipc"}]
     if cgroups.mode() == "v2":
         ns.append({"type": "cgroup"})

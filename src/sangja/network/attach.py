@@ -21,6 +21,7 @@ from . import kind
 from . import netns as netns_mod
 from .store import NetworkError
 
+
 def state_path(runroot: str, cid: str) -> str:
     return netns_mod.path_for(runroot, cid) + ".json"
 
@@ -106,7 +107,7 @@ class NetworkHook:
             self._lock = HostLock()
             try:
                 atts = []
-                for a, net in zip(wanted, nets):
+                for a, net in zip(wanted, nets, strict=True):
                     _bring_up_check(db, net)
                     ensure_keeper(db, self.root, self.runroot, net)
                     want = {}

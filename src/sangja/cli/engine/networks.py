@@ -112,13 +112,13 @@ def cmd_network_ls(opts: Globals, args: list[str]) -> int:
     elif flags["format"] == "json":
         from ...jsonio import dumps
 
-        for n, i in zip(nets, ids):
+        for n, i in zip(nets, ids, strict=True):
             print(dumps({"ID": i, "Name": n["name"], "Driver": n["driver"],
                          "Scope": "local", "Internal": str(bool(n["internal"])).lower(),
                          "IPv6": str(bool(n["ipv6"])).lower(), "Labels": n["labels"]}))
     else:
         table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
-              [[i, n["name"], n["driver"], "local"] for n, i in zip(nets, ids)])
+              [[i, n["name"], n["driver"], "local"] for n, i in zip(nets, ids, strict=True)])
     return 0
 
 
@@ -178,8 +178,7 @@ def cmd_network_prune(opts: Globals, args: list[str]) -> int:
         raise UsageError(f"usage: {PROG} network prune [-f]")
     from ...engine.networking import network_users
     from ...network.config import DEFAULT_NETWORK
-    from ...network.manage import leases, networks, remove
-    from ...network.manage import idle
+    from ...network.manage import idle, leases, networks, remove
     from ...network.store import NetworkError
 
     gone = []
