@@ -331,7 +331,8 @@ def isolation_guard(exclusive: bool = False):
 def network_state(cli: Cli, keepers: bool = True) -> list[str]:
     """Network namespaces and network state files left in the run root, and IP leases
     left in the store (sangja.network). `keepers`: the bridges' keepers too (they stay
-    between tests of a module, like docker0, and go with `network prune`)."""
+    between tests of a module, like docker0, and go with `network prune`, which
+    `remove_everything(networks=True)` runs at a module's end)."""
     out = []
     d = cli.runroot / "netns"
     if d.is_dir():
@@ -351,7 +352,15 @@ def network_state(cli: Cli, keepers: bool = True) -> list[str]:
     return out
 
 
-def leaks(cli: Cli, keepers: bool = True) -> dict[str, list[str]]:
+def _shared(cli: Cli) -> bool:
+    """A worker's engine (shared by the tests of a module): its networks' keepers stay
+    from test to test and go at the module's end; any other store is checked whole."""
+    return any(cli is e for e in _ENGINES.values())
+
+
+def leaks(cli: Cli, keepers: bool | None = None) -> dict[str, list[str]]:
+    if keepers is None:
+        keepers = not _shared(cli)
     found = {
         "network": network_state(cli, keepers),
         "mounts": [m for m in mounts_under(cli.root, cli.runroot) if keepers or
@@ -364,7 +373,7 @@ def leaks(cli: Cli, keepers: bool = True) -> dict[str, list[str]]:
     return {k: v for k, v in found.items() if v}
 
 
-def wait_no_leaks(cli: Cli, timeout: float = 10, keepers: bool = True) -> None:
+def wait_no_leaks(cli: Cli, timeout: float = 10, keepers: bool | None = None) -> None:
     """Nothing of ours remains (waits a little: a monitor may still be exiting)."""
     last: dict = {}
 
@@ -409,9 +418,12 @@ def purge(cli: Cli, found: dict[str, list[str]]) -> None:
         subprocess.run(cli.argv("system", "check", "--repair"), capture_output=True)
 
 
-def remove_everything(cli: Cli, networks: bool = True) -> None:
+def remove_everything(cli: Cli, networks: bool | None = None) -> None:
     """Remove every container and volume of this engine (a test's leftovers), and with
-    `networks` every user network and the bridges' keepers (network prune)."""
+    `networks` every user network and the bridges' keepers (network prune; by default
+    for every store but a worker's shared engine, whose module fixture does it)."""
+    if networks is None:
+        networks = not _shared(cli)
     r = cli("ps", "-a", "-q", "--no-trunc")
     ids = r.stdout.split()
     cli.seen.update(ids)
@@ -455,9 +467,36 @@ def engine_fixture(tmp_path_factory):
     """Body of each module's `engine` fixture (module scope): the worker's engine; after
     the module, nothing of its containers may remain."""
     cli = worker_engine(tmp_path_factory)
+    forwarding = _forwarding()
     yield cli
-    remove_everything(cli)
-    wait_no_leaks(cli)
+    remove_everything(cli, networks=True)
+    wait_no_leaks(cli, keepers=True)
+    _restore_forwarding(forwarding)
+
+
+_FORWARDING = ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")
+
+
+def _forwarding() -> dict[str, str]:
+    """The host's forwarding sysctls, which netavark turns on when it makes a bridge (it
+    needs them for NAT and never turns them off): a test module leaves them as it found
+    them."""
+    out = {}
+    for p in _FORWARDING:
+        try:
+            out[p] = Path(p).read_text()
+        except OSError:
+            pass
+    return out
+
+
+def _restore_forwarding(saved: dict[str, str]) -> None:
+    for p, value in saved.items():
+        try:
+            if Path(p).read_text() != value:
+                Path(p).write_text(value)
+        except OSError:
+            pass
 
 
 def cli_fixture(engine: Cli):
