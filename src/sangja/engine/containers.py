@@ -407,15 +407,28 @@ class Engine:
                                      source=source, destination=m.target, options=options))
         return out
 
-    def _network_down(self, cid: str) -> None:
-        from .networking import network_down
-
+    def _network_down(self, cid: str, started=None) -> None:
+        """Undo the container's networking (`started`: the second half of a teardown
+        begun with networking.start_network_down). A failure is reported, not raised:
+        `system check --repair` finishes it."""
         try:
-            network_down(self.paths, cid)
+            if started is None:
+                from .networking import start_network_down
+
+                started = start_network_down(self.paths, cid)
+            started()
         except (SangjaError, OSError) as e:
             import sys
 
             print(f"sangja: container {cid[:12]}: network clean-up: {e}", file=sys.stderr)
+
+    def _start_network_down(self, cid: str):
+        from .networking import start_network_down
+
+        try:
+            return start_network_down(self.paths, cid)
+        except (SangjaError, OSError):
+            return None
 
     def _release_rootfs(self, cid: str) -> None:
         # Detached: nothing uses the root any more once the init is gone, and a synchronous
@@ -461,9 +474,10 @@ class Engine:
         finished = (parse_time(ex.get("finished_at")) if ex else None) or time.time()
         opts = self.options(row)
         oom = _oom_killed(cid)
+        net_down = self._start_network_down(cid)  # netavark works while the rest is done
         _ignore(self.runtime(opts).delete, cid)
         self._release_rootfs(cid)
-        self._network_down(cid)
+        self._network_down(cid, net_down)
         _touch(self.paths.cleaned_file(cid))
         self.db.update(cid, state=EXITED, exit_code=code, finished_at=finished,
                        oom_killed=int(oom), pid=0,

@@ -132,14 +132,24 @@ def _joined(engine, ref: str, cid: str) -> dict:
 
 def network_down(paths, cid: str) -> None:
     """Undo the container's networking, if it has any (a stat when it has none)."""
+    start_network_down(paths, cid)()
+
+
+def start_network_down(paths, cid: str):
+    """network_down in two halves: the backend's teardown starts now; call the result to
+    wait for it and finish (the clean-up releases the root filesystem meanwhile)."""
     from ..network.netns import path_for
 
     if not os.path.exists(path_for(paths.runroot, cid) + ".json") and not os.path.exists(
             path_for(paths.runroot, cid)):
-        return
-    from ..network.attach import teardown
+        return _nothing
+    from ..network.attach import start_teardown
 
-    teardown(paths.root, paths.runroot, cid)
+    return start_teardown(paths.root, paths.runroot, cid)
+
+
+def _nothing() -> None:
+    pass
 
 
 def check_network_mode(engine, opts) -> None:

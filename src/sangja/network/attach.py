@@ -221,18 +221,54 @@ def teardown(root: str, runroot: str, cid: str, *, locked: bool = False,
                 with db:
                     db.release(cid, only)
                 return
-        netns_mod.remove(path)
-        if os.path.exists(os.path.join(root, "networks.db")):
-            db = open_networks(root)
-            with db:
-                db.release(cid)
-        try:
-            os.unlink(state_path(runroot, cid))
-        except FileNotFoundError:
-            pass
+        _forget(root, runroot, cid)
     finally:
         if lock is not None:
             lock.release()
+
+
+def _forget(root: str, runroot: str, cid: str) -> None:
+    """The end of a teardown, once the backend is done: namespace, leases, state."""
+    from .store import open_networks
+
+    netns_mod.remove(netns_mod.path_for(runroot, cid))
+    if os.path.exists(os.path.join(root, "networks.db")):
+        with open_networks(root) as db:
+            db.release(cid)
+    try:
+        os.unlink(state_path(runroot, cid))
+    except FileNotFoundError:
+        pass
+
+
+def start_teardown(root: str, runroot: str, cid: str):
+    """`teardown` in two halves: the backend starts now, and the returned function waits
+    for it and finishes, so that a clean-up does its other work meanwhile."""
+    state = read_state(runroot, cid)
+    if not state or state.get("damaged") or state.get("backend_pid") or \
+            len(state.get("requests", [])) != 1 or not netns_mod.is_netns(state["netns"]):
+        return lambda: teardown(root, runroot, cid)
+    from .netavark import HostLock
+
+    lock = HostLock()
+    try:
+        backend = backend_for(state, runroot)
+        proc = backend._run("teardown", state["netns"], state["requests"][0])
+    except BaseException:
+        lock.release()
+        raise
+
+    def finish() -> None:
+        try:
+            try:
+                backend.finish(proc, "teardown")
+            except NetworkError:
+                pass  # partly set up: what exists is gone now
+            _forget(root, runroot, cid)
+        finally:
+            lock.release()
+
+    return finish
 
 
 # ------------------------------------------------------------------------------ keepers
