@@ -394,6 +394,11 @@ def purge(cli: Cli, found: dict[str, list[str]]) -> None:
     once, by that test, and not again by every test after it."""
     import shutil
 
+    if found.get("network") or any("/netns/" in m for m in found.get("mounts", [])):
+        # first, while the namespaces are there: netavark's teardown needs them to take
+        # the veths, rules and bridges away
+        subprocess.run(cli.argv("network", "prune", "-f"), capture_output=True)
+        subprocess.run(cli.argv("system", "check", "--repair"), capture_output=True)
     for line in found.get("monitors", []):
         try:
             os.kill(int(line.split(":")[0]), signal.SIGKILL)
@@ -414,8 +419,7 @@ def purge(cli: Cli, found: dict[str, list[str]]) -> None:
             pass
     for d in found.get("state dirs", []):
         shutil.rmtree(d, ignore_errors=True)
-    if found.get("network"):
-        subprocess.run(cli.argv("system", "check", "--repair"), capture_output=True)
+
 
 
 def remove_everything(cli: Cli, networks: bool | None = None) -> None:

@@ -65,8 +65,11 @@ def host_state(cli, known: dict) -> dict:
     rules = []
     for cmd in (["iptables-save"], ["ip6tables-save"]):
         out = subprocess.run(cmd, capture_output=True, text=True).stdout
-        rules += [line for line in out.splitlines() if not line.startswith(("#", ":"))
-                  and any(w in line for w in known["words"])]
+        for line in out.splitlines():
+            if line.startswith(":"):  # a chain: its name (not its counters)
+                line = line.split()[0]
+            if not line.startswith("#") and any(w in line for w in known["words"]):
+                rules.append(line)
     veths = sorted(v for v, i in known.get("veths", ()) if _ifindex(v) == i)
     aardvark = []
     for pid in filter(str.isdigit, os.listdir("/proc")):

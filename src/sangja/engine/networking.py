@@ -247,3 +247,33 @@ def disconnect(engine, net_ref: str, ref: str) -> None:
         teardown(engine.paths.root, engine.paths.runroot, row["id"], only=net["id"])
         opts.extra_networks = [n for n in opts.extra_networks if n.name != net["name"]]
         engine.db.update(row["id"], options=dumps(opts.to_dict()))
+
+
+def prune_networks(engine) -> list[str]:
+    """`network prune` (and `system prune`): remove the user networks no container names
+    or holds an address on, and take down the default network's bridge while no container
+    is on it (it stays defined). Returns the names removed."""
+    if not os.path.exists(os.path.join(engine.paths.root, "networks.db")):
+        return []
+    from ..network.config import DEFAULT_NETWORK
+    from ..network.manage import idle, leases, networks, remove
+    from ..network.store import NetworkError
+
+    root, runroot = engine.paths.root, engine.paths.runroot
+    nets = networks(root)
+    held = {r["network"] for r in leases(root) if not r["container_id"].startswith("keeper-")}
+    gone = []
+    for net in nets:
+        if net["id"] in held:
+            continue
+        others = [n for n in nets if n["id"] != net["id"] and n["name"] not in gone]
+        if net["name"] == DEFAULT_NETWORK:
+            idle(root, runroot, net, others)
+            continue
+        if network_users(engine, net):
+            continue
+        try:
+            gone.append(remove(root, runroot, net["id"], []))
+        except NetworkError:
+            continue
+    return gone

@@ -103,9 +103,10 @@ class NetworkHook:
         db = open_networks(self.root)
         try:
             nets = [ensure_network(db, self.root, a["name"]) for a in wanted]
-            ports = resolve_ports(opts, exposed or [], cid, self.runroot)
             self._lock = HostLock()
             try:
+                # under the lock: another start's ports are in its state file by now
+                ports = resolve_ports(opts, exposed or [], cid, self.runroot)
                 atts = []
                 for a, net in zip(wanted, nets, strict=True):
                     _bring_up_check(db, net)

@@ -176,29 +176,10 @@ def cmd_network_prune(opts: Globals, args: list[str]) -> int:
     flags, rest = parse_flags(args, [Flag("-f,--force"), Flag("--filter", "multi")])
     if rest:
         raise UsageError(f"usage: {PROG} network prune [-f]")
-    from ...engine.networking import network_users
-    from ...network.config import DEFAULT_NETWORK
-    from ...network.manage import idle, leases, networks, remove
-    from ...network.store import NetworkError
+    from ...engine.networking import prune_networks
 
-    gone = []
     with _engine(opts) as eng:
-        nets = networks(opts.storage_root)
-        held = {r["network"] for r in leases(opts.storage_root)
-                if not r["container_id"].startswith("keeper-")}
-        for net in nets:
-            if net["id"] in held:
-                continue
-            others = [n for n in nets if n["id"] != net["id"]]
-            if net["name"] == DEFAULT_NETWORK:  # stays defined; its bridge goes
-                idle(opts.storage_root, opts.run_root, net, others)
-                continue
-            if network_users(eng, net):
-                continue
-            try:
-                gone.append(remove(opts.storage_root, opts.run_root, net["id"], []))
-            except NetworkError:
-                continue
+        gone = prune_networks(eng)
     if gone:
         print("Deleted Networks:")
         for n in gone:
