@@ -21,6 +21,8 @@ PYTEST_ARGS ?=
 
 # Everything the project and its tests need at run time. runc is the
 # interop/benchmark peer, busybox-static the root filesystem of tests and demo,
+# netavark, aardvark-dns and iptables are the engine's network backend (bridge
+# networks, published ports, names between containers: docs/engine.md),
 # podman, conmon and containernetworking-plugins (podman's default network) the
 # engine of tests/integration/test_podman.py, containerd (with ctr and its runc
 # shim) that of tests/integration/test_containerd.py, gcc and libc6-dev build the
@@ -32,7 +34,8 @@ DEB_PACKAGES := python3 python3-venv busybox-static runc procps iproute2 \
                 util-linux libseccomp2 uidmap git podman conmon gcc libc6-dev zstd \
                 musl-tools tini golang-github-containers-common skopeo umoci \
                 debootstrap mmdebstrap crun docker.io containernetworking-plugins \
-                containerd strace docker-registry apache2-utils openssl isal
+                containerd strace docker-registry apache2-utils openssl isal \
+                netavark aardvark-dns iptables
 
 .DEFAULT_GOAL := help
 .PHONY: help install deb-packages test demo bench bench-build lint clean

@@ -10,6 +10,7 @@ named after its containers, state directories). Each module's `engine` fixture
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -310,9 +311,60 @@ def state_dirs(cli: Cli) -> list[str]:
     return out
 
 
-def leaks(cli: Cli) -> dict[str, list[str]]:
+@contextlib.contextmanager
+def isolation_guard(exclusive: bool = False):
+    """netavark 1.4 removes the FORWARD jump that every isolated network shares when one
+    network's bridge goes (sangja restores it for its own store, a container start
+    restores it): a test that checks isolation holds this exclusively, and the helpers that
+    delete networks (network rm, prune) hold it shared, so another xdist worker's clean-up
+    does not open that window in the middle of the check."""
+    import fcntl
+
+    fd = os.open("/tmp/sangja-tests-netavark-isolation.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def network_state(cli: Cli, keepers: bool = True) -> list[str]:
+    """Network namespaces and network state files left in the run root, and IP leases
+    left in the store (sangja.network). `keepers`: the bridges' keepers too (they stay
+    between tests of a module, like docker0, and go with `network prune`, which
+    `remove_everything(networks=True)` runs at a module's end)."""
+    out = []
+    d = cli.runroot / "netns"
+    if d.is_dir():
+        out += [str(d / n) for n in os.listdir(d) if not n.startswith(".")
+                and (keepers or not n.startswith("keeper-"))]
+    db = cli.root / "networks.db"
+    if db.exists():
+        import sqlite3
+
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            out += [f"lease {a} of {c[:12]}" for a, c in
+                    conn.execute("SELECT address, container_id FROM leases")
+                    if keepers or not c.startswith("keeper-")]
+        finally:
+            conn.close()
+    return out
+
+
+def _shared(cli: Cli) -> bool:
+    """A worker's engine (shared by the tests of a module): its networks' keepers stay
+    from test to test and go at the module's end; any other store is checked whole."""
+    return any(cli is e for e in _ENGINES.values())
+
+
+def leaks(cli: Cli, keepers: bool | None = None) -> dict[str, list[str]]:
+    if keepers is None:
+        keepers = not _shared(cli)
     found = {
-        "mounts": mounts_under(cli.root, cli.runroot),
+        "network": network_state(cli, keepers),
+        "mounts": [m for m in mounts_under(cli.root, cli.runroot) if keepers or
+                   not m.startswith(str(cli.runroot / "netns" / "keeper-"))],
         "monitors": monitors_of(cli.root),
         "cgroups": cgroups_of(cli.seen),
         "processes": processes_in(cli.seen),
@@ -321,13 +373,13 @@ def leaks(cli: Cli) -> dict[str, list[str]]:
     return {k: v for k, v in found.items() if v}
 
 
-def wait_no_leaks(cli: Cli, timeout: float = 10) -> None:
+def wait_no_leaks(cli: Cli, timeout: float = 10, keepers: bool | None = None) -> None:
     """Nothing of ours remains (waits a little: a monitor may still be exiting)."""
     last: dict = {}
 
     def clean():
         nonlocal last
-        last = leaks(cli)
+        last = leaks(cli, keepers)
         return not last
 
     try:
@@ -342,6 +394,11 @@ def purge(cli: Cli, found: dict[str, list[str]]) -> None:
     once, by that test, and not again by every test after it."""
     import shutil
 
+    if found.get("network") or any("/netns/" in m for m in found.get("mounts", [])):
+        # first, while the namespaces are there: netavark's teardown needs them to take
+        # the veths, rules and bridges away
+        subprocess.run(cli.argv("network", "prune", "-f"), capture_output=True)
+        subprocess.run(cli.argv("system", "check", "--repair"), capture_output=True)
     for line in found.get("monitors", []):
         try:
             os.kill(int(line.split(":")[0]), signal.SIGKILL)
@@ -364,8 +421,13 @@ def purge(cli: Cli, found: dict[str, list[str]]) -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def remove_everything(cli: Cli) -> None:
-    """Remove every container and volume of this engine (a test's leftovers)."""
+
+def remove_everything(cli: Cli, networks: bool | None = None) -> None:
+    """Remove every container and volume of this engine (a test's leftovers), and with
+    `networks` every user network and the bridges' keepers (network prune; by default
+    for every store but a worker's shared engine, whose module fixture does it)."""
+    if networks is None:
+        networks = not _shared(cli)
     r = cli("ps", "-a", "-q", "--no-trunc")
     ids = r.stdout.split()
     cli.seen.update(ids)
@@ -375,6 +437,10 @@ def remove_everything(cli: Cli) -> None:
     vols = cli("volume", "ls", "-q").stdout.split()
     if vols:
         cli("volume", "rm", "-f", *vols)
+    if networks and (cli.root / "networks.db").exists():
+        with isolation_guard():
+            r = cli("network", "prune", "-f", timeout=120)
+        assert r.returncode == 0, f"network prune failed: {r.stderr}"
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -405,14 +471,41 @@ def engine_fixture(tmp_path_factory):
     """Body of each module's `engine` fixture (module scope): the worker's engine; after
     the module, nothing of its containers may remain."""
     cli = worker_engine(tmp_path_factory)
+    forwarding = _forwarding()
     yield cli
-    remove_everything(cli)
-    wait_no_leaks(cli)
+    remove_everything(cli, networks=True)
+    wait_no_leaks(cli, keepers=True)
+    _restore_forwarding(forwarding)
+
+
+_FORWARDING = ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")
+
+
+def _forwarding() -> dict[str, str]:
+    """The host's forwarding sysctls, which netavark turns on when it makes a bridge (it
+    needs them for NAT and never turns them off): a test module leaves them as it found
+    them."""
+    out = {}
+    for p in _FORWARDING:
+        try:
+            out[p] = Path(p).read_text()
+        except OSError:
+            pass
+    return out
+
+
+def _restore_forwarding(saved: dict[str, str]) -> None:
+    for p, value in saved.items():
+        try:
+            if Path(p).read_text() != value:
+                Path(p).write_text(value)
+        except OSError:
+            pass
 
 
 def cli_fixture(engine: Cli):
     """Body of each module's `cli` fixture: the engine for one test; afterwards its
     containers and volumes are removed, and nothing of them may remain."""
     yield engine
-    remove_everything(engine)
-    wait_no_leaks(engine)
+    remove_everything(engine, networks=False)
+    wait_no_leaks(engine, keepers=False)

@@ -51,15 +51,15 @@ def engine(tmp_path_factory):
     cli.tmp = top / "tmp"  # TMPDIR of every command: must stay empty
     cli.tmp.mkdir()
     yield cli
-    remove_everything(cli)
-    wait_no_leaks(cli)
+    remove_everything(cli, networks=True)
+    wait_no_leaks(cli, keepers=True)
 
 
 @pytest.fixture
 def cli(engine):
     yield engine
-    remove_everything(engine)
-    wait_no_leaks(engine)
+    remove_everything(engine, networks=False)
+    wait_no_leaks(engine, keepers=False)
 
 
 def run(cli: Cli, *args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
@@ -639,6 +639,7 @@ def test_limits_do_not_apply_to_the_stores_own_layers(tmp_path):
     tight = {**os.environ, "SANGJA_LAYER_MAX_SIZE": "1m", "SANGJA_LAYER_MAX_ENTRIES": "10"}
     r = own("run", "--rm", "busybox", "echo", "hi", env=tight)
     assert (r.returncode, r.stdout, r.stderr) == (0, "hi\n", "")
+    remove_everything(own)
     wait_no_leaks(own)
 
 

@@ -715,8 +715,8 @@ def _interfaces(text: str) -> set[str]:
 def test_network_none(cli):
     out = cli.out("--network", "none", "busybox", "cat", "/proc/net/dev")
     assert _interfaces(out) == {"lo"}
-    out = cli.out("busybox", "cat", "/proc/net/dev")  # the default here
-    assert _interfaces(out) == {"lo"}
+    out = cli.out("busybox", "cat", "/proc/net/dev")  # the default: the bridge network
+    assert _interfaces(out) == {"lo", "eth0"}
 
 
 def test_network_host(cli):

@@ -683,8 +683,10 @@ def test_namespaces(monkeypatch, mode, cgroupns):
     assert ("cgroup" in types) == cgroupns
     host = [n["type"] for n in spec.namespaces(ContainerOptions(image="x", network="host"))]
     assert "network" not in host and "uts" in host
-    with pytest.raises(SpecError, match="not supported"):
-        spec.namespaces(ContainerOptions(image="x", network="bridge"))
+    joined = spec.namespaces(ContainerOptions(image="x", network="bridge"), "/run/x/netns")
+    assert {"type": "network", "path": "/run/x/netns"} in joined
+    with pytest.raises(SpecError, match="needs its network namespace"):
+        spec.namespaces(ContainerOptions(image="x", network="container:web"))
 
 
 def test_host_network(build):

@@ -12,6 +12,8 @@ Findings, and what ``repair`` does with each:
                                   runtime's state puts its bundle in this
                                   root: run roots can be shared)
     running without a record      the same, while its processes run              (not repaired)
+    network left                  a namespace, network state or IP lease of a    tear it down
+                                  container that is not running (or gone)
 
 Nothing a live container uses is touched: an id counts as live while its monitor runs, a
 runtime reports it anything but stopped (or cannot tell), or a process has its root
@@ -132,6 +134,9 @@ class _Checker:
             self.recorded(cid, row)
         for cid in sorted(self.unrecorded_ids(set(rows))):
             self.leftover(cid)
+        from ..network.check import check_networks
+
+        check_networks(self.engine, self)
         return self.findings, self.reclaimed
 
     # -- what is live ------------------------------------------------------------------------

@@ -182,6 +182,10 @@ class Engine:
         argv = command_args(opts, image_config)
         if opts.name is not None:
             validate_name(opts.name)
+        if opts.network != "none" or opts.add_hosts:
+            from .networking import check_network_mode
+
+            check_network_mode(self, opts)
         opts.stop_signal = opts.stop_signal or image_config.get("StopSignal") or None
         self._add_image_volumes(opts, image_config)
         cid = os.urandom(32).hex()
@@ -298,7 +302,14 @@ class Engine:
             prime_migration()
         bundle = self.paths.container_dir(cid)
         self._discard_interrupted_start(cid, runtime)
-        self._prepare_bundle(row, opts, bundle)
+        from .networking import NetworkStart
+
+        net = NetworkStart(self, row, opts)  # its backend works while the bundle is made
+        try:
+            self._prepare_bundle(row, opts, bundle, net.spec_net)
+        except BaseException:
+            net.abort()
+            raise
         plan = LaunchPlan(
             cid=cid, bundle=bundle, run_dir=self.paths.run_dir(cid),
             log_path=self.paths.log_path(cid) if opts.log_driver != "none" else None,
@@ -308,9 +319,11 @@ class Engine:
             launched = launch(runtime, plan, monitor)
         except BaseException:
             self._release_rootfs(cid)
+            net.abort()
             raise
         client = None
         try:
+            net.wait()  # the network is ready before the program runs
             if attach:
                 from .monitor import AttachClient
 
@@ -357,13 +370,16 @@ class Engine:
             pass
         _ignore(runtime.delete, cid)
         self._release_rootfs(cid)
+        self._network_down(cid)
         _touch(self.paths.cleaned_file(cid))  # the monitor must not run the clean-up
         code = 127 if "not found" in error or "no such file" in error else 126
         self.db.update(cid, state=EXITED if row["state"] != CREATED else CREATED,
                        exit_code=code if row["state"] != CREATED else 0, error=error)
 
-    def _prepare_bundle(self, row, opts: ContainerOptions, bundle: str) -> None:
-        """Mount the root filesystem and write config.json (and the /etc files)."""
+    def _prepare_bundle(self, row, opts: ContainerOptions, bundle: str,
+                        net: dict | None = None) -> None:
+        """Mount the root filesystem and write config.json (and the /etc files); `net`:
+        what the network gives (networking.NetworkStart.spec_net)."""
         from ..fs import write_atomic
         from ..jsonio import dumps
         from .spec import build_spec
@@ -378,7 +394,8 @@ class Engine:
             if opts.init:
                 init_path = _init_binary()
             spec = build_spec(opts, image_config, container_id=cid, rootfs=rootfs,
-                              container_dir=bundle, mounts=mounts, init_path=init_path)
+                              container_dir=bundle, mounts=mounts, init_path=init_path,
+                              net=net)
             write_atomic(os.path.join(bundle, "config.json"), dumps(spec), durable=False)
         except BaseException:
             self._release_rootfs(cid)
@@ -404,6 +421,29 @@ class Engine:
             out.append(ResolvedMount(type="tmpfs" if m.type == "tmpfs" else "bind",
                                      source=source, destination=m.target, options=options))
         return out
+
+    def _network_down(self, cid: str, started=None) -> None:
+        """Undo the container's networking (`started`: the second half of a teardown
+        begun with networking.start_network_down). A failure is reported, not raised:
+        `system check --repair` finishes it."""
+        try:
+            if started is None:
+                from .networking import start_network_down
+
+                started = start_network_down(self.paths, cid)
+            started()
+        except (SangjaError, OSError) as e:
+            import sys
+
+            print(f"sangja: container {cid[:12]}: network clean-up: {e}", file=sys.stderr)
+
+    def _start_network_down(self, cid: str):
+        from .networking import start_network_down
+
+        try:
+            return start_network_down(self.paths, cid)
+        except (SangjaError, OSError):
+            return None
 
     def _release_rootfs(self, cid: str) -> None:
         # Detached: nothing uses the root any more once the init is gone, and a synchronous
@@ -449,8 +489,10 @@ class Engine:
         finished = (parse_time(ex.get("finished_at")) if ex else None) or time.time()
         opts = self.options(row)
         oom = _oom_killed(cid)
+        net_down = self._start_network_down(cid)  # netavark works while the rest is done
         _ignore(self.runtime(opts).delete, cid)
         self._release_rootfs(cid)
+        self._network_down(cid, net_down)
         _touch(self.paths.cleaned_file(cid))
         self.db.update(cid, state=EXITED, exit_code=code, finished_at=finished,
                        oom_killed=int(oom), pid=0,
@@ -643,6 +685,7 @@ class Engine:
                 self._cleanup_locked(row, apply_policy=False)
             self.db.update(cid, state=REMOVING)
             _ignore(self.runtime(row).delete, cid)
+            self._network_down(cid)
             self.snapshots().remove(cid)
             vols = [v["name"] for v in self.db.container_volumes(cid)
                     if v["anonymous"] or not anonymous_only]

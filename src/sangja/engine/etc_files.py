@@ -6,6 +6,15 @@ directory (R/containers/<id>/) and bind-mounted by config.json, as Docker does:
   host's, without localhost nameservers (unreachable from the container), falling back to
   8.8.8.8 and 8.8.4.4 when none is left.
 - --network host: hosts and resolv.conf are copies of the host's.
+- on a network (the default `bridge` or a user network): hosts adds the container's
+  address with its hostname (and --network-alias names), as Docker does; resolv.conf is
+  the host's, or, on a network with DNS (user networks), names the network's DNS server
+  (aardvark-dns on the gateway, which answers the containers' names and forwards the rest
+  to the host's servers, or to --dns).
+- --dns, --dns-search, --dns-option replace the host's nameserver, search and options
+  lines (with DNS on the network, --dns goes to aardvark-dns instead); --add-host lines
+  are added to hosts (`host-gateway`: the network's gateway, the host seen from there).
+- --network container:ID: the other container's hosts and resolv.conf.
 - The host's resolv.conf is /etc/resolv.conf, or /run/systemd/resolve/resolv.conf when
   /etc/resolv.conf only points at systemd-resolved's stub (127.0.0.53), which is what
   Docker reads in that case.
@@ -60,27 +69,52 @@ def _is_local(addr: str) -> bool:
     return a.startswith("127.") or a in ("::1", "0:0:0:0:0:0:0:1")
 
 
-def resolv_conf(network: str, source: str | None = None) -> str:
+def resolv_conf(network: str, source: str | None = None, net: dict | None = None) -> str:
+    """`net` (see write_etc_files): nameservers, search, options to put instead of the
+    host's (each only when given)."""
+    net = net or {}
     text = _read(source or host_resolv_conf_path())
     if network == "host":
         return text
+    servers = net.get("nameservers") or []
     lines = []
     for line in text.splitlines():
         f = line.split()
-        if len(f) >= 2 and f[0] == "nameserver" and (_is_local(f[1]) or ":" in f[1]):
+        if len(f) >= 2 and f[0] == "nameserver" and (_is_local(f[1]) or ":" in f[1]
+                                                      or servers):
             continue  # localhost: unreachable; IPv6: a container without IPv6 cannot use it
+        if f and f[0] in ("search", "domain") and net.get("search"):
+            continue
+        if f and f[0] == "options" and net.get("options"):
+            continue
         lines.append(line)
+    lines += [f"nameserver {ns}" for ns in servers]
+    if net.get("search"):
+        lines.append("search " + " ".join(d for d in net["search"] if d != "."))
+    if net.get("options"):
+        lines.append("options " + " ".join(net["options"]))
     if not _nameservers("\n".join(lines)):
         lines += [f"nameserver {ns}" for ns in FALLBACK_NAMESERVERS]
-    return "\n".join(lines) + "\n"
+    return "\n".join(line for line in lines if line.strip() != "search") + "\n"
 
 
 def hosts(network: str, hostname: str, source: str = HOST_HOSTS,
-          hostname_entry: bool = False) -> str:
+          hostname_entry: bool = False, net: dict | None = None) -> str:
+    """`net`: "add_hosts" (NAME:IP lines, added), "addresses" (the container's own, named
+    with the hostname and "aliases")."""
+    net = net or {}
+    extra = [f"{ip}\t{name}" for name, _, ip in
+             (h.partition(":") for h in net.get("add_hosts") or [])]
     if network == "host":
-        return _read(source)
-    out = [f"{addr}\t{names}" for addr, names in HOSTS_DEFAULT]
-    if hostname_entry and hostname:
+        text = _read(source)
+        return text + ("" if text.endswith("\n") or not text else "\n") + "".join(
+            e + "\n" for e in extra)
+    out = [f"{addr}\t{names}" for addr, names in HOSTS_DEFAULT] + extra
+    names = " ".join(n for n in [hostname, *(net.get("aliases") or [])] if n)
+    for addr in net.get("addresses") or []:
+        if names:
+            out.append(f"{addr}\t{names}")
+    if hostname_entry and hostname and not net.get("addresses"):
         out.append(f"127.0.0.1\t{hostname}")
     return "\n".join(out) + "\n"
 
@@ -91,15 +125,20 @@ def paths(container_dir: str) -> dict[str, str]:
 
 
 def write_etc_files(container_dir: str, *, hostname: str, network: str,
-                    hostname_entry: bool = False) -> dict[str, str]:
-    """Write the three files; {container path: host file} for the bind mounts."""
+                    hostname_entry: bool = False, net: dict | None = None) -> dict[str, str]:
+    """Write the three files; {container path: host file} for the bind mounts. `net`:
+    what the network gives (see hosts and resolv_conf), or "hosts_from"/"resolv_from" (the
+    files of the container whose network this one joins)."""
     from ..fs import write_atomic
 
+    net = net or {}
     os.makedirs(container_dir, mode=0o700, exist_ok=True)
     contents = {
-        HOSTS: hosts(network, hostname, hostname_entry=hostname_entry),
+        HOSTS: _read(net["hosts_from"]) if net.get("hosts_from") else
+        hosts(network, hostname, hostname_entry=hostname_entry, net=net),
         HOSTNAME: hostname + "\n",
-        RESOLV_CONF: resolv_conf(network),
+        RESOLV_CONF: _read(net["resolv_from"]) if net.get("resolv_from") else
+        resolv_conf(network, net=net),
     }
     for name, text in contents.items():
         path = os.path.join(container_dir, name)

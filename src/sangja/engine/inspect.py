@@ -36,6 +36,8 @@ def container_state(paths, row) -> dict:
 
 def container_document(engine, row) -> dict:
     """What `docker container inspect` shows, for the fields sangja has."""
+    from ..network.report import network_settings, port_bindings
+
     opts = engine.options(row)
     paths = engine.paths
     image_config: dict = {}
@@ -87,7 +89,13 @@ def container_document(engine, row) -> dict:
                 k: str(v) for k, v in (("max-size", opts.log_max_size),
                                        ("max-file", opts.log_max_file if opts.log_max_size
                                         else None)) if v}},
-            "NetworkMode": opts.network,
+            "NetworkMode": "default" if opts.network == "bridge" else opts.network,
+            "PortBindings": port_bindings(opts),
+            "PublishAllPorts": opts.publish_all,
+            "Dns": opts.dns,
+            "DnsSearch": opts.dns_search,
+            "DnsOptions": opts.dns_options,
+            "ExtraHosts": opts.add_hosts or None,
             "RestartPolicy": {"Name": opts.restart.name,
                               "MaximumRetryCount": opts.restart.maximum_retry_count},
             "AutoRemove": opts.rm,
@@ -137,13 +145,17 @@ def container_document(engine, row) -> dict:
             "StopSignal": opts.stop_signal or "SIGTERM",
             **({"StopTimeout": opts.stop_timeout} if opts.stop_timeout is not None else {}),
         },
-        "NetworkSettings": {"Networks": {opts.network: {}}, "Ports": {}},
+        "NetworkSettings": network_settings(
+            paths.runroot, row["id"], row["name"], opts, container_state(paths, row)["Running"],
+            sorted(set(image_config.get("ExposedPorts") or {}) | set(opts.expose))),
     }
 
 
 def ps_entry(engine, row, now: float) -> dict:
     """One `ps` row, with Docker's --format json field names."""
     from ..humanize import docker_time, since
+    from ..network.attach import read_state
+    from ..network.report import ps_ports
     from .status import docker_status
 
     opts = engine.options(row)
@@ -158,7 +170,8 @@ def ps_entry(engine, row, now: float) -> dict:
         "RunningFor": since(row["created"]).removesuffix(" ago"),
         "Status": docker_status(engine.paths, row, now),
         "State": state,
-        "Ports": "",
+        "Ports": ps_ports(read_state(engine.paths.runroot, row["id"])) if opts.publish or
+        opts.publish_all else "",
         "Names": row["name"],
         "Labels": ",".join(f"{k}={v}" for k, v in opts.labels.items()),
         "Mounts": ",".join(m.source or "" for m in opts.mounts if m.type == "volume"),

@@ -48,6 +48,31 @@ class RestartPolicy:
 
 
 @dataclass
+class PortRequest:
+    """-p [IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/PROTO]; host_port 0: chosen at start."""
+
+    container_port: int
+    container_end: int
+    protocol: str = "tcp"  # tcp | udp | sctp
+    host_ip: str = ""
+    host_port: int = 0
+    host_end: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class NetworkAttachment:
+    """A network the container joins besides its --network (`network connect`)."""
+
+    name: str
+    aliases: list[str] = field(default_factory=list)
+    ip: str | None = None
+    ip6: str | None = None
+
+
+@dataclass
 class ContainerOptions:
     image: str = ""
     command: list[str] = field(default_factory=list)  # after IMAGE; [] = the image's Cmd
@@ -86,7 +111,19 @@ class ContainerOptions:
     stop_timeout: int | None = None  # None = 10 s
     pull: str = "missing"  # missing | always | never
     runtime: str = "sangja-runtime"  # sangja-runtime | runc | crun | an absolute path
-    network: str = "none"  # none | host (bridge comes with the networking work)
+    # bridge (the default network) | NAME | none | host | container:ID | ns:PATH
+    network: str = "bridge"
+    publish: list[PortRequest] = field(default_factory=list)  # -p
+    publish_all: bool = False  # -P: every exposed port to a free host port
+    ip: str | None = None  # --ip, on the --network
+    ip6: str | None = None  # --ip6
+    mac_address: str | None = None
+    network_aliases: list[str] = field(default_factory=list)
+    extra_networks: list[NetworkAttachment] = field(default_factory=list)  # network connect
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    add_hosts: list[str] = field(default_factory=list)  # "NAME:IP" (IP may be host-gateway)
     sysctls: dict[str, str] = field(default_factory=dict)
     devices: list[DeviceRequest] = field(default_factory=list)
     shm_size: int = 64 << 20
@@ -107,5 +144,7 @@ class ContainerOptions:
         d["devices"] = [DeviceRequest(**x) for x in d.get("devices", [])]
         d["ulimits"] = [Ulimit(**u) for u in d.get("ulimits", [])]
         d["restart"] = RestartPolicy(**d.get("restart", {}))
+        d["publish"] = [PortRequest(**p) for p in d.get("publish", [])]
+        d["extra_networks"] = [NetworkAttachment(**n) for n in d.get("extra_networks", [])]
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})

@@ -477,9 +477,12 @@ def resources(opts: ContainerOptions, device_rules: list[dict]) -> dict:
     return res
 
 
-def sysctls(opts: ContainerOptions, own_netns: bool) -> dict[str, str]:
+def sysctls(opts: ContainerOptions, own_netns: bool, defaults: bool | None = None
+            ) -> dict[str, str]:
+    """`defaults`: Docker's two network-namespace sysctls too (a namespace of the
+    container's own; not one it joins with ns:PATH)."""
     out: dict[str, str] = {}
-    if own_netns:
+    if own_netns if defaults is None else defaults:
         for key, val in dd.PRIVATE_NETNS_SYSCTLS:
             if os.path.exists("/proc/sys/" + key.replace(".", "/")):
                 out[key] = val
@@ -501,14 +504,21 @@ def container_hostname(opts: ContainerOptions, container_id: str) -> str:
     return container_id[:12]
 
 
-def namespaces(opts: ContainerOptions) -> list[dict]:
+def namespaces(opts: ContainerOptions, netns: str | None = None) -> list[dict]:
+    """`netns`: the network namespace to join by path (a network's, another container's,
+    ns:PATH); None: the host's for host, else a new empty one (--network none, or a spec
+    built without the network hook, as the unit tests do)."""
     from ..linux import cgroups
+    from ..network import kind
 
     ns = [{"type": "mount"}]
-    if opts.network == "none":
+    mode = kind(opts.network)
+    if netns:
+        ns.append({"type": "network", "path": netns})
+    elif mode in ("container", "ns"):
+        raise SpecError(f"network mode {opts.network!r} needs its network namespace")
+    elif mode != "host":
         ns.append({"type": "network"})
-    elif opts.network != "host":
-        raise SpecError(f"network mode {opts.network!r} is not supported yet (none or host)")
     ns += [{"type": "uts"}, {"type": "pid"}, {"type": "ipc"}]
     if cgroups.mode() == "v2":
         ns.append({"type": "cgroup"})
@@ -517,9 +527,10 @@ def namespaces(opts: ContainerOptions) -> list[dict]:
 
 def build_spec(opts: ContainerOptions, image_config: dict | None, *, container_id: str,
                rootfs: str, container_dir: str, mounts: list[ResolvedMount] | None = None,
-               init_path: str | None = None) -> dict:
+               init_path: str | None = None, net: dict | None = None) -> dict:
     """config.json for the container; writes its /etc files into `container_dir` (only
-    once everything else is known to be valid)."""
+    once everything else is known to be valid). `net`: what the network gives: "netns"
+    (the namespace to join by path) and the /etc files' entries (etc_files)."""
     from . import etc_files, seccomp_profile, users
 
     if not container_id or not set(container_id) <= _ID_CHARS or container_id in (".", ".."):
@@ -538,8 +549,9 @@ def build_spec(opts: ContainerOptions, image_config: dict | None, *, container_i
     hostname = container_hostname(opts, container_id)
     user = users.resolve(rootfs, opts.user or image_config.get("User") or "", opts.group_add)
     caps = capability_list(opts)
-    own_netns = opts.network != "host"
-    ns = namespaces(opts)
+    net = net or {}
+    own_netns = opts.network != "host" and not opts.network.startswith(("container:", "ns:"))
+    ns = namespaces(opts, net.get("netns"))
     nodes, device_rules = devices(opts)
 
     process: dict = {
@@ -566,7 +578,7 @@ def build_spec(opts: ContainerOptions, image_config: dict | None, *, container_i
     }
     if nodes:
         linux["devices"] = nodes
-    sc = sysctls(opts, own_netns)
+    sc = sysctls(opts, own_netns or opts.network.startswith("ns:"), own_netns)
     if sc:
         linux["sysctl"] = sc
     if not opts.privileged:
@@ -581,7 +593,7 @@ def build_spec(opts: ContainerOptions, image_config: dict | None, *, container_i
     if prop:
         linux["rootfsPropagation"] = prop
     # last, so that a refused flag leaves no files behind
-    etc_files.write_etc_files(container_dir, hostname=hostname, network=opts.network)
+    etc_files.write_etc_files(container_dir, hostname=hostname, network=opts.network, net=net)
 
     spec = {
         "ociVersion": BUNDLE_OCI_VERSION,

@@ -29,6 +29,7 @@ def sample_all(engine, refs: list[str], include_stopped: bool = False) -> list[d
     """One row per container (running ones, or `refs`), Docker's `stats --format json`
     field names."""
     from ..humanize import human_size
+    from ..network.report import net_io
     from .status import PAUSED, RUNNING, live_state
 
     rows = [engine.get(r) for r in refs] if refs else engine.db.all()
@@ -64,7 +65,8 @@ def sample_all(engine, refs: list[str], include_stopped: bool = False) -> list[d
             "CPUPerc": f"{min(cpu, 100.0 * ncpu):.2f}%",
             "MemUsage": f"{_bin(usage)} / {_bin(limit)}",
             "MemPerc": f"{usage / limit * 100 if limit else 0:.2f}%",
-            "NetIO": "0B / 0B",
+            "NetIO": "{} / {}".format(*map(human_size, net_io(r["pid"])))
+            if d and r["pid"] else "0B / 0B",
             "BlockIO": f"{human_size(read)} / {human_size(written)}",
             "PIDs": str(pids),
         })

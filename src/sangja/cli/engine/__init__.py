@@ -49,13 +49,22 @@ Containers:
   export [-o FILE] C         a container's filesystem as a tar archive
   rename C NEW_NAME          give a container another name
   pause C... | unpause C...  freeze / thaw every process of containers
-  port C                     published ports (none without the bridge network)
+  port C [PORT[/PROTO]]      the container's published ports
   container prune [-f]       remove every stopped container
 
 Volumes:
   volume create [--label K=V] [NAME]
   volume ls [-q] [--filter dangling=true|name=N|label=K] [--format json]
   volume inspect NAME...     volume rm [-f] NAME...     volume prune [-a] [-f]
+
+Networks:
+  network create [--subnet CIDR [--gateway IP] [--ip-range CIDR]] [--internal] [--ipv6]
+                 [-d bridge|macvlan] [-o K=V] [--label K=V] NAME
+  network ls [-q] [--filter K=V]    network inspect NETWORK...   network rm NETWORK...
+  network prune [-f]         network connect [--alias A] [--ip IP] NETWORK C
+  network disconnect NETWORK C
+  (run/create: --network bridge|NAME|none|host|container:C|ns:PATH, -p [IP:][HOST:]PORT[/PROTO],
+   -P, --ip, --mac-address, --network-alias, --dns, --dns-search, --dns-option, --add-host)
 
 Images:
   bootstrap busybox [NAME]   build an image from the host's static busybox
@@ -190,6 +199,17 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
     "builder": {
         "build": "build:cmd_build",
         "prune": "build:cmd_builder_prune",
+    },
+    "network": {
+        "create": "networks:cmd_network_create",
+        "ls": "networks:cmd_network_ls",
+        "list": "networks:cmd_network_ls",
+        "inspect": "networks:cmd_network_inspect",
+        "rm": "networks:cmd_network_rm",
+        "remove": "networks:cmd_network_rm",
+        "prune": "networks:cmd_network_prune",
+        "connect": "networks:cmd_network_connect",
+        "disconnect": "networks:cmd_network_disconnect",
     },
     "system": {
         "info": "system:cmd_info",

@@ -442,11 +442,23 @@ def cmd_port(opts: Globals, args: list[str]) -> int:
     _, rest = parse_flags(args, [])
     if not rest or len(rest) > 2:
         raise UsageError(f"usage: {PROG} port CONTAINER [PRIVATE_PORT[/PROTO]]")
+    from ...engine.status import PAUSED, RUNNING, live_state
+    from ...network.attach import read_state
+    from ...network.report import port_lines
+
     with _engine(opts) as eng:
-        eng.get(rest[0])
-    if len(rest) == 2:  # no published ports without the bridge network
+        row = eng.get(rest[0])
+    running = live_state(row) in (RUNNING, PAUSED)
+    state = read_state(opts.run_root, row["id"]) if running else None
+    which = None
+    if len(rest) == 2:
+        which = rest[1] if "/" in rest[1] else rest[1] + "/tcp"
+    lines = port_lines(state, which)
+    if which and not lines:
         error(f"no public port '{rest[1]}' published for {rest[0]}")
         return 1
+    for line in lines:
+        print(line)
     return 0
 
 

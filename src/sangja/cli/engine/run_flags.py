@@ -67,6 +67,15 @@ RUN_FLAGS: list[Flag] = [
     Flag("--annotation", "multi"),
     Flag("-a,--attach", "multi"),
     Flag("-p,--publish", "multi"),
+    Flag("-P,--publish-all"),
+    Flag("--ip", "value"),
+    Flag("--ip6", "value"),
+    Flag("--mac-address", "value"),
+    Flag("--network-alias,--net-alias", "multi"),
+    Flag("--dns", "multi"),
+    Flag("--dns-search", "multi"),
+    Flag("--dns-option,--dns-opt", "multi"),
+    Flag("--add-host", "multi"),
     Flag("--expose", "multi"),
     Flag("--platform", "value"),
 ]
@@ -158,8 +167,7 @@ def parse_run_args(args: list[str], *, command: str = "run") -> ContainerOptions
         raise InvalidOption("Conflicting options: --restart and --rm")
     if o.detach and o.attach:
         raise InvalidOption("Conflicting options: -a and -d")
-    for p in f["publish"]:
-        _publish(p, o.network)
+    _network_flags(o, f)
     return o
 
 
@@ -847,15 +855,118 @@ def _runtime(value: str) -> str:
 
 
 def _network(value: str) -> str:
-    if value in ("none", "host"):
+    """none | host | bridge | container:NAME | ns:PATH | a network's name (whether it
+    exists is the engine's check, at create)."""
+    if value in ("none", "host", "bridge"):
         return value
-    if value in ("bridge", "default", ""):
-        raise _bad("network", value, "bridge networking is not available yet: use "
-                   "--network none or --network host")
+    if value == "default":
+        return "bridge"
     if value.startswith("container:"):
-        raise _bad("network", value, "joining another container's network is not "
-                   "supported yet")
-    raise _bad("network", value, f"network {value} not found (sangja has none and host)")
+        if not value[len("container:"):]:
+            raise _bad("network", value, "container: needs a container's name or id")
+        return value
+    if value.startswith("ns:"):
+        if not value[3:].startswith("/"):
+            raise _bad("network", value, "ns: needs the absolute path of a network "
+                       "namespace")
+        return value
+    if not _is_name(value):
+        raise _bad("network", value, "invalid network name, only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                   "are allowed")
+    return value
+
+
+def _ip(dest: str, value: str, version: int | None = None) -> str:
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        raise _bad(dest, value, "not an IP address")
+    if version is not None and ip.version != version:
+        raise _bad(dest, value, f"not an IPv{version} address")
+    return str(ip)
+
+
+def _network_flags(o: ContainerOptions, f: dict) -> None:
+    """-p, -P, --ip, --ip6, --mac-address, --network-alias, --dns*, --add-host."""
+    from ...network import kind
+
+    mode = kind(o.network)
+    for p in f["publish"]:
+        o.publish += _publish(p, o.network)
+    o.publish_all = bool(f["publish_all"])
+    if (o.publish or o.publish_all) and mode != "network":
+        extra = ": with --network host the container already uses the host's ports" if (
+            mode == "host") else ""
+        raise InvalidOption(f"port publishing needs a network (--network bridge or a "
+                            f"network's name), not --network {o.network}{extra}")
+    if f["ip"] is not None:
+        o.ip = _ip("ip", f["ip"], 4)
+    if f["ip6"] is not None:
+        o.ip6 = _ip("ip6", f["ip6"], 6)
+    if f["mac_address"] is not None:
+        o.mac_address = _mac_address(f["mac_address"])
+    o.network_aliases = [_alias(a) for a in f["network_alias"]]
+    if mode != "network":
+        for dest in ("ip", "ip6", "mac_address"):
+            if f[dest] is not None:
+                raise InvalidOption(f"Conflicting options: {_DISPLAY[dest]} and the network "
+                                    f"mode {o.network} (it needs a network)")
+        if o.network_aliases:
+            raise InvalidOption("Conflicting options: --network-alias and the network mode "
+                                f"{o.network} (it needs a network)")
+    o.dns = [_ip("dns", d) for d in f["dns"]]
+    o.dns_search = [_dns_search(d) for d in f["dns_search"]]
+    o.dns_options = [_dns_option(d) for d in f["dns_option"]]
+    if mode in ("host", "container") and (o.dns or o.dns_search or o.dns_options):
+        raise InvalidOption(f"Conflicting options: dns and the network mode {o.network}")
+    if mode == "container" and (o.hostname or f["add_host"]):
+        raise InvalidOption(f"Conflicting options: {'hostname' if o.hostname else 'add-host'}"
+                            f" and the network mode {o.network}")
+    o.add_hosts = [_add_host(h) for h in f["add_host"]]
+
+
+def _mac_address(value: str) -> str:
+    parts = value.split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF"
+                                                      for c in p) for p in parts):
+        raise _bad("mac_address", value, "invalid MAC address (six hex pairs, "
+                   "02:42:ac:11:00:02)")
+    if int(parts[0], 16) & 1:
+        raise _bad("mac_address", value, "a multicast MAC address cannot be an interface's")
+    return value.lower()
+
+
+def _alias(value: str) -> str:
+    if not value or len(value) > 253 or not value.isascii() or not all(
+            c.isalnum() or c in "-._" for c in value) or value.startswith(("-", ".")):
+        raise _bad("network_alias", value, "invalid alias (letters, digits, '-', '_', '.')")
+    return value
+
+
+def _dns_search(value: str) -> str:
+    if value != "." and (not value or not value.isascii() or any(c.isspace() for c in value)):
+        raise _bad("dns_search", value, "invalid search domain")
+    return value
+
+
+def _dns_option(value: str) -> str:
+    if not value or any(c.isspace() for c in value):
+        raise _bad("dns_option", value, "invalid resolv.conf option")
+    return value
+
+
+def _add_host(value: str) -> str:
+    sep = "=" if "=" in value else ":"
+    name, _, ip = value.partition(sep)
+    if not name or not ip or any(c.isspace() for c in name):
+        raise _bad("add_host", value, "invalid argument, expected HOST:IP (or HOST=IP)")
+    if ip.startswith("[") and ip.endswith("]"):
+        ip = ip[1:-1]
+    if ip != "host-gateway":
+        ip = _ip("add_host", ip)
+    return f"{name}:{ip}"
 
 
 _IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
@@ -872,6 +983,9 @@ def _sysctls(values: list[str], network: str) -> dict[str, str]:
         if "/" in key or ".." in key or key.startswith(".") or key.endswith("."):
             raise _bad("sysctl", v, f"invalid sysctl key '{key}'")
         if key.startswith("net."):
+            if network.startswith("container:"):
+                raise _bad("sysctl", v, f"sysctl '{key}' is not allowed with --network "
+                           f"{network}: it would change the other container's network")
             if network == "host":
                 raise _bad("sysctl", v, f"sysctl '{key}' is not allowed with --network host: "
                            "it would change the host's network settings")
@@ -884,46 +998,15 @@ def _sysctls(values: list[str], network: str) -> dict[str, str]:
     return out
 
 
-def _publish(value: str, network: str) -> None:
-    """-p [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]: checked, then refused: there is no
-    bridge network yet, and without one nothing can be published."""
-    ports, slash, proto = value.rpartition("/") if "/" in value else (value, "", "tcp")
-    if slash and proto not in ("tcp", "udp", "sctp"):
-        raise _bad("publish", value, f"invalid proto: {proto}")
-    ip = ""
-    if ports.startswith("["):
-        end = ports.find("]")
-        if end < 0 or ports[end + 1:end + 2] != ":":
-            raise _bad("publish", value, "invalid IP address in port specification")
-        ip, ports = ports[1:end], ports[end + 2:]
-        parts = ports.split(":")
-        if len(parts) != 2:
-            raise _bad("publish", value, "expected [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]")
-        host, ctr = parts
-    else:
-        parts = ports.split(":")
-        if len(parts) == 1:
-            host, ctr = "", parts[0]
-        elif len(parts) == 2:
-            host, ctr = parts
-        elif len(parts) == 3:
-            ip, host, ctr = parts
-        else:
-            raise _bad("publish", value, "expected [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]")
-    if ip:
-        import ipaddress
+def _publish(value: str, network: str) -> list:
+    from ...engine.options import PortRequest
+    from ...network.ports import parse
 
-        try:
-            ipaddress.ip_address(ip)
-        except ValueError:
-            raise _bad("publish", value, f"invalid IP address: {ip}")
-    if _port_range(ctr) is None or (host and _port_range(host) is None):
-        raise _bad("publish", value, "invalid port (1-65535, or a range like 8000-8010)")
-    where = f"--network {network}"
-    extra = ": with --network host the container already uses the host's ports" if (
-        network == "host") else ""
-    raise _bad("publish", value, f"port publishing needs the bridge network, which sangja "
-               f"does not have yet (this container has {where}){extra}")
+    try:
+        reqs = parse(value)
+    except ValueError as e:
+        raise _bad("publish", value, str(e))
+    return [PortRequest(**r) for r in reqs]
 
 
 def _port_range(text: str) -> tuple[int, int] | None:

@@ -140,7 +140,7 @@ def cmd_system_prune(opts: Globals, args: list[str]) -> int:
     from .image_tools import confirm, human_size4, print_deleted
 
     if not flags["force"]:
-        items = ["all stopped containers"]
+        items = ["all stopped containers", "all networks not used by at least one container"]
         if flags["volumes"]:
             items.append("all anonymous volumes not used by at least one container")
         items.append("all images without at least one container associated to them"
@@ -163,7 +163,13 @@ def cmd_system_prune(opts: Globals, args: list[str]) -> int:
             cache = prune_build_cache(store, all_entries=flags["all"],
                                       in_use=images_in_use(store.root))
     reclaimed = engine_bytes + report.reclaimed + cache.reclaimed
+    from ...engine.containers import Engine
+    from ...engine.networking import prune_networks
+
+    with Engine(opts.storage_root, opts.run_root) as eng:
+        networks = prune_networks(eng)
     print_deleted("Deleted Containers:", [("", c) for c in containers])
+    print_deleted("Deleted Networks:", [("", n) for n in networks])
     print_deleted("Deleted Volumes:", [("", v) for v in volumes])
     print_deleted("Deleted Images:", report.events)
     if cache.deleted_cache:

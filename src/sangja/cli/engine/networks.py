@@ -1,0 +1,215 @@
+"""Network commands: network create, ls, inspect, rm, prune, connect, disconnect."""
+
+from __future__ import annotations
+
+from .common import PROG, Flag, Globals, UsageError, error, parse_flags, print_json, table
+
+
+def _engine(opts: Globals):
+    from ...engine.containers import Engine
+
+    return Engine(opts.storage_root, opts.run_root)
+
+
+def _kv(values: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for v in values:
+        k, _, val = v.partition("=")
+        if not k:
+            raise UsageError(f"invalid {what} {v!r}: expected KEY=VALUE")
+        out[k] = val
+    return out
+
+
+def _one_line(fn, *args, **kw):
+    from ...network.store import NetworkError
+
+    try:
+        return fn(*args, **kw)
+    except NetworkError as e:
+        from ...engine.containers import EngineError
+
+        raise EngineError(str(e)) from None
+
+
+def cmd_network_create(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [
+        Flag("-d,--driver", "value"), Flag("--subnet", "multi"), Flag("--gateway", "multi"),
+        Flag("--ip-range", "multi"), Flag("--internal"), Flag("--ipv6"),
+        Flag("-l,--label", "multi"), Flag("-o,--opt", "multi"), Flag("--attachable"),
+        Flag("--disable-dns")])
+    if len(rest) != 1:
+        raise UsageError(f"usage: {PROG} network create [--subnet CIDR [--gateway IP] "
+                         "[--ip-range CIDR]]... [--internal] [--ipv6] [-d bridge|macvlan] "
+                         "[--label K=V] [-o K=V] NAME")
+    name = rest[0]
+    from .run_flags import _is_name
+
+    if not _is_name(name):
+        raise UsageError(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                         "are allowed")
+    if len(flags["gateway"]) > len(flags["subnet"]) or len(flags["ip_range"]) > len(
+            flags["subnet"]):
+        raise UsageError("every --gateway and --ip-range needs its own --subnet")
+    subnets = []
+    for i, sub in enumerate(flags["subnet"]):
+        gw = flags["gateway"][i] if i < len(flags["gateway"]) else ""
+        rng = flags["ip_range"][i] if i < len(flags["ip_range"]) else ""
+        subnets.append({"subnet": sub, "gateway": gw, "ip_range": rng})
+    from ...network.manage import create
+
+    options = _kv(flags["opt"], "option")
+    if options.get("mtu") and not options["mtu"].isdigit():
+        raise UsageError(f"invalid mtu {options['mtu']!r}")
+    net = _one_line(create, opts.storage_root, name, driver=flags["driver"] or "bridge",
+                    subnets=subnets, internal=flags["internal"], ipv6=flags["ipv6"],
+                    labels=_kv(flags["label"], "label"), options=options)
+    if flags["disable_dns"]:
+        from ...network.store import open_networks
+
+        with open_networks(opts.storage_root) as db:
+            net["dns_enabled"] = False
+            db.save(net)
+    print(net["id"])
+    return 0
+
+
+def _documents(opts: Globals, nets: list[dict]) -> list[dict]:
+    from ...network.manage import document, leases
+
+    with _engine(opts) as eng:
+        names = {r["id"]: r["name"] for r in eng.db.all()}
+    rows = leases(opts.storage_root)
+    return [document(n, opts.run_root, names, rows) for n in nets]
+
+
+def cmd_network_ls(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-q,--quiet"), Flag("--format", "value"),
+                                     Flag("-f,--filter", "multi"), Flag("--no-trunc")])
+    if rest:
+        raise UsageError(f"usage: {PROG} network ls [-q] [--no-trunc] [--filter K=V] "
+                         "[--format json]")
+    from ...network.manage import networks
+
+    nets = _one_line(networks, opts.storage_root)
+    for f in flags["filter"]:
+        key, _, val = f.partition("=")
+        if key == "name":
+            nets = [n for n in nets if val in n["name"]]
+        elif key == "id":
+            nets = [n for n in nets if n["id"].startswith(val)]
+        elif key == "driver":
+            nets = [n for n in nets if n["driver"] == val]
+        elif key == "label":
+            k, eq, v = val.partition("=")
+            nets = [n for n in nets if k in n["labels"] and (not eq or n["labels"][k] == v)]
+        else:
+            raise UsageError(f"invalid filter {f!r} (name, id, driver, label)")
+    ids = [n["id"] if flags["no_trunc"] else n["id"][:12] for n in nets]
+    if flags["quiet"]:
+        for i in ids:
+            print(i)
+    elif flags["format"] == "json":
+        from ...jsonio import dumps
+
+        for n, i in zip(nets, ids, strict=True):
+            print(dumps({"ID": i, "Name": n["name"], "Driver": n["driver"],
+                         "Scope": "local", "Internal": str(bool(n["internal"])).lower(),
+                         "IPv6": str(bool(n["ipv6"])).lower(), "Labels": n["labels"]}))
+    else:
+        table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
+              [[i, n["name"], n["driver"], "local"] for n, i in zip(nets, ids, strict=True)])
+    return 0
+
+
+def cmd_network_inspect(opts: Globals, args: list[str]) -> int:
+    flags, refs = parse_flags(args, [Flag("-f,--format", "value")])
+    if not refs:
+        raise UsageError(f"usage: {PROG} network inspect [-f TEMPLATE] NETWORK...")
+    from ...network.manage import get
+    from ...network.store import NetworkError
+
+    nets, rc = [], 0
+    for r in refs:
+        try:
+            nets.append(get(opts.storage_root, r))
+        except NetworkError as e:
+            error(str(e))
+            rc = 1
+    docs = _documents(opts, nets)
+    if flags["format"]:
+        from .common import render_template
+
+        for d in docs:
+            print(render_template(flags["format"], d))
+    else:
+        print_json(docs)
+    return rc
+
+
+def cmd_network_rm(opts: Globals, args: list[str]) -> int:
+    flags, refs = parse_flags(args, [Flag("-f,--force")])
+    if not refs:
+        raise UsageError(f"usage: {PROG} network rm NETWORK...")
+    from ...engine.networking import network_users
+    from ...network.manage import get, remove
+    from ...network.store import NetworkError, NoSuchNetwork
+
+    rc = 0
+    with _engine(opts) as eng:
+        for r in refs:
+            try:
+                net = get(opts.storage_root, r)
+                remove(opts.storage_root, opts.run_root, r, network_users(eng, net))
+                print(r)
+            except NoSuchNetwork as e:
+                if not flags["force"]:
+                    error(str(e))
+                    rc = 1
+            except NetworkError as e:
+                error(str(e))
+                rc = 1
+    return rc
+
+
+def cmd_network_prune(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-f,--force"), Flag("--filter", "multi")])
+    if rest:
+        raise UsageError(f"usage: {PROG} network prune [-f]")
+    from ...engine.networking import prune_networks
+
+    with _engine(opts) as eng:
+        gone = prune_networks(eng)
+    if gone:
+        print("Deleted Networks:")
+        for n in gone:
+            print(n)
+    return 0
+
+
+def cmd_network_connect(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("--alias", "multi"), Flag("--ip", "value"),
+                                     Flag("--ip6", "value")])
+    if len(rest) != 2:
+        raise UsageError(f"usage: {PROG} network connect [--alias A] [--ip IP] NETWORK "
+                         "CONTAINER")
+    from ...engine.networking import connect
+    from .run_flags import _alias, _ip
+
+    aliases = [_alias(a) for a in flags["alias"]]
+    ip = _ip("ip", flags["ip"], 4) if flags["ip"] else None
+    ip6 = _ip("ip6", flags["ip6"], 6) if flags["ip6"] else None
+    with _engine(opts) as eng:
+        connect(eng, rest[0], rest[1], aliases, ip, ip6)
+    return 0
+
+
+def cmd_network_disconnect(opts: Globals, args: list[str]) -> int:
+    flags, rest = parse_flags(args, [Flag("-f,--force")])
+    if len(rest) != 2:
+        raise UsageError(f"usage: {PROG} network disconnect NETWORK CONTAINER")
+    from ...engine.networking import disconnect
+
+    with _engine(opts) as eng:
+        disconnect(eng, rest[0], rest[1])
+    return 0
