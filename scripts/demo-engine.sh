@@ -2,7 +2,9 @@
 # sangja demo, part 2: the Docker-style engine. A base image with no registry, a
 # container in the foreground, one detached (ps, logs, exec, stats, stop, rm), a
 # volume that outlives its container, what confinement looks like from inside, and the
-# seeds' container diet: a multi-stage build of one program into three images.
+# seeds' container diet: a multi-stage build of one program into three images, a network
+# with a published port and names between containers, and a round trip through a registry
+# (Debian's docker-registry on loopback).
 #
 # Needs root and `make install`. Uses its own storage and run roots under build/demo/,
 # so nothing touches /var/lib/sangja. Safe to run repeatedly; containers are removed
@@ -15,9 +17,13 @@ ROOT=build/demo/engine-root
 RUNROOT=build/demo/engine-run
 SJ=(.venv/bin/sangja --root "$ROOT" --runroot "$RUNROOT")
 
+REGISTRY_PID=
 cleanup() {
-    "${SJ[@]}" rm -f -v demo-web >/dev/null 2>&1 || true
+    "${SJ[@]}" rm -f -v demo-web demo-httpd >/dev/null 2>&1 || true
     "${SJ[@]}" volume rm -f demo-data >/dev/null 2>&1 || true
+    # the networks' bridges, rules and keepers: the host is left as it was
+    "${SJ[@]}" network prune -f >/dev/null 2>&1 || true
+    if [[ -n $REGISTRY_PID ]]; then kill "$REGISTRY_PID" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -85,3 +91,36 @@ step images
 step history hello:scratch
 step system df
 
+
+section "a network: a published port, and names between containers"
+PORT=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+step network create demo-net
+step run -d --name demo-httpd --network demo-net --network-alias www -p "127.0.0.1:$PORT:80" \
+  busybox sh -c 'mkdir /www && echo "served by $(hostname)" > /www/index.html && httpd -f -h /www'
+step port demo-httpd
+sleep 0.5
+printf '\n$ curl http://127.0.0.1:%s/\n' "$PORT"
+curl -s "http://127.0.0.1:$PORT/"
+step run --rm --network demo-net busybox wget -qO- http://www/
+IP=$("${SJ[@]}" inspect -f '{{(index .NetworkSettings.Networks "demo-net").IPAddress}}' demo-httpd)
+step run --rm busybox sh -c "timeout 2 wget -qO- http://$IP/ 2>&1 || echo '(the default network cannot reach demo-net)'"
+step rm -f demo-httpd
+step network rm demo-net
+
+section "a registry round trip: push, pull, run"
+mkdir -p build/demo/registry
+RPORT=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat > build/demo/registry/config.yml <<EOF
+version: 0.1
+storage: {filesystem: {rootdirectory: $PWD/build/demo/registry/data}}
+http: {addr: 127.0.0.1:$RPORT}
+EOF
+docker-registry serve build/demo/registry/config.yml >/dev/null 2>&1 &
+REGISTRY_PID=$!
+for _ in $(seq 50); do curl -s "http://127.0.0.1:$RPORT/v2/" >/dev/null && break; sleep 0.1; done
+step push hello:scratch "127.0.0.1:$RPORT/demo/hello:scratch"
+step rmi hello:scratch
+step pull "127.0.0.1:$RPORT/demo/hello:scratch"
+step run --rm "127.0.0.1:$RPORT/demo/hello:scratch"
+step tag "127.0.0.1:$RPORT/demo/hello:scratch" hello:scratch
+step rmi "127.0.0.1:$RPORT/demo/hello:scratch"
