@@ -142,10 +142,19 @@ class Engine:
         from .seccomp_profile import stored
 
         opts.seccomp = stored(opts.seccomp)  # a profile file: its content, read once now
-        # From resolving the image until the record exists, hold the store's gc lock shared:
-        # `rmi`/`image prune` decide what is unused under it exclusively.
-        with self.images.lock.shared():
-            return self._create_locked(opts, progress)
+        from .create_checks import CidFile, check_options
+
+        check_options(self, opts)
+        with CidFile(opts.cidfile) as cidfile:
+            # From resolving the image until the record exists, hold the store's gc lock
+            # shared: `rmi`/`image prune` decide what is unused under it exclusively.
+            with self.images.lock.shared():
+                cid = self._create_locked(opts, progress)
+            cidfile.write(cid)
+        from .events import container_event
+
+        container_event(self, self.db.get(cid), "create")
+        return cid
 
     def _image(self, opts: ContainerOptions, progress):
         """The image to run, pulled when ``opts.pull`` says so (missing, always, never)."""
@@ -310,11 +319,16 @@ class Engine:
         except BaseException:
             net.abort()
             raise
+        from .health import HealthPlan
+
+        health = HealthPlan.for_container(self, row, opts)
         plan = LaunchPlan(
             cid=cid, bundle=bundle, run_dir=self.paths.run_dir(cid),
             log_path=self.paths.log_path(cid) if opts.log_driver != "none" else None,
             log_max_size=opts.log_max_size, log_max_file=opts.log_max_file,
-            tty=opts.tty, stdin=opts.interactive, exit_command=self.exit_command(cid))
+            tty=opts.tty, stdin=opts.interactive, exit_command=self.exit_command(cid),
+            health_interval_ms=health.interval_ms if health else 0,
+            health_command=health.command if health else [])
         try:
             launched = launch(runtime, plan, monitor)
         except BaseException:
@@ -339,6 +353,9 @@ class Engine:
                        pid_start=lp.start_time(launched.init_pid),
                        monitor_pid=launched.monitor_pid, started_at=time.time(),
                        finished_at=None, exit_code=0, oom_killed=0, stopped_by_user=0, error="")
+        from .events import container_event
+
+        container_event(self, row, "start")
         return client
 
     def _discard_interrupted_start(self, cid: str, runtime) -> None:
@@ -386,6 +403,11 @@ class Engine:
 
         cid = row["id"]
         layers = self.images.unpacked_layers(row["image_id"])
+        joined = None
+        if opts.pid_mode or opts.ipc_mode:
+            from .sharing import namespace_paths
+
+            joined = namespace_paths(self, opts)
         rootfs = self.snapshots().prepare(cid, layers)
         try:
             image_config = self.images.run_config(row["image_id"])
@@ -395,7 +417,7 @@ class Engine:
                 init_path = _init_binary()
             spec = build_spec(opts, image_config, container_id=cid, rootfs=rootfs,
                               container_dir=bundle, mounts=mounts, init_path=init_path,
-                              net=net)
+                              net=net, joined=joined)
             write_atomic(os.path.join(bundle, "config.json"), dumps(spec), durable=False)
         except BaseException:
             self._release_rootfs(cid)
@@ -498,6 +520,11 @@ class Engine:
                        oom_killed=int(oom), pid=0,
                        error="" if ex else "exit status unknown: the container's monitor "
                        "was gone when it exited")
+        from .events import container_event
+
+        if oom:
+            container_event(self, row, "oom")
+        container_event(self, row, "die", {"exitCode": str(code)})
         if not apply_policy:
             return None
         if opts.rm:  # also after a user's stop (Docker's), but not within `restart`
@@ -547,6 +574,9 @@ class Engine:
             _ignore(runtime.kill, row["id"], signals.SIGKILL, True)
             lp.wait_gone(row["pid"], row["pid_start"], 10)
         self.cleanup(row["id"])
+        from .events import container_event
+
+        container_event(self, row, "stop")
         return row["id"]
 
     def kill(self, ref: str, sig: int) -> str:
@@ -558,6 +588,9 @@ class Engine:
             self.db.update(row["id"], stopped_by_user=1)
         runtime = self.runtime(row)
         runtime.kill(row["id"], sig)
+        from .events import container_event
+
+        container_event(self, row, "kill", {"signal": str(sig)})
         if state == PAUSED and sig in (signals.SIGKILL, signals.parse(
                 self.options(row).stop_signal or "SIGTERM")):
             # Docker's: a frozen process gets the signal once thawed, so thaw it
@@ -578,6 +611,9 @@ class Engine:
                 raise EngineError(f"container {row['id'][:12]} is not running", 1)
             self.runtime(row).pause(row["id"])
             self.db.update(row["id"], state=PAUSED)
+            from .events import container_event
+
+            container_event(self, row, "pause")
             return row["id"]
 
     def unpause(self, ref: str) -> str:
@@ -586,6 +622,9 @@ class Engine:
                 raise EngineError(f"container {row['id'][:12]} is not paused", 1)
             self.runtime(row).resume(row["id"])
             self.db.update(row["id"], state=RUNNING)
+            from .events import container_event
+
+            container_event(self, row, "unpause")
             return row["id"]
 
     def rename(self, ref: str, new: str) -> None:
@@ -595,6 +634,9 @@ class Engine:
             raise EngineError(f"Renaming a container with the same name as its current "
                               f"name: {new}", 1)
         self.db.rename(row["id"], new)
+        from .events import container_event
+
+        container_event(self, self.db.get(row["id"]), "rename", {"oldName": "/" + row["name"]})
 
     # -- wait -----------------------------------------------------------------------------
     def wait(self, ref: str) -> int:
@@ -692,6 +734,9 @@ class Engine:
             shutil.rmtree(self.paths.run_dir(cid), ignore_errors=True)
             self.db.delete(cid)
             shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)
+            from .events import container_event
+
+            container_event(self, row, "destroy")
         if volumes:
             from .records import VolumeInUse
             from .volumes import remove_volume
