@@ -206,6 +206,9 @@ def container_diff(engine, ref: str) -> list[tuple[str, str]]:
     """The changes of the container `ref` (running or not)."""
     row = engine.get(ref)
     cid = row["id"]
-    return changes(engine.snapshots().diff_dir(cid),
+    snaps = engine.snapshots()
+    if snaps.kind(cid) is None:
+        return []  # never started: no writable layer yet, so no change
+    return changes(snaps.diff_dir(cid),
                    engine.images.unpacked_layers(row["image_id"]),
                    os.path.join(engine.paths.container_dir(cid), "config.json"))
