@@ -8,7 +8,7 @@ import json
 import pytest
 
 from sangja.cli.engine.run_flags import InvalidOption, parse_run_args
-from sangja.engine import cdi, events, health
+from sangja.engine import cdi, event_query, events, health
 from sangja.engine.device_rules import DeviceRuleError, parse_rule
 from sangja.engine.options import ContainerOptions
 
@@ -119,15 +119,15 @@ def test_event_filters():
     msg = {"Type": "container", "Action": "health_status: healthy",
            "Actor": {"ID": "abc123", "Attributes": {"name": "web", "image": "busybox",
                                                      "tier": "db"}}, "from": "busybox"}
-    f = events.parse_filters
-    assert events.matches(msg, f(["event=health_status", "container=web"]))
-    assert events.matches(msg, f(["container=abc", "image=busybox:latest"]))
-    assert events.matches(msg, f(["type=image", "type=container", "label=tier=db"]))
-    assert not events.matches(msg, f(["type=image"]))
-    assert not events.matches(msg, f(["event=die"]))
-    assert not events.matches(msg, f(["container=web", "image=alpine"]))
+    f = event_query.parse_filters
+    assert event_query.matches(msg, f(["event=health_status", "container=web"]))
+    assert event_query.matches(msg, f(["container=abc", "image=busybox:latest"]))
+    assert event_query.matches(msg, f(["type=image", "type=container", "label=tier=db"]))
+    assert not event_query.matches(msg, f(["type=image"]))
+    assert not event_query.matches(msg, f(["event=die"]))
+    assert not event_query.matches(msg, f(["container=web", "image=alpine"]))
     for bad in (["foo=bar"], ["noequals"]):
-        with pytest.raises(events.FilterError):
+        with pytest.raises(event_query.FilterError):
             f(bad)
 
 
@@ -137,11 +137,11 @@ def test_event_log_round_trip(tmp_path, monkeypatch):
     monkeypatch.setattr(events, "MAX_SIZE", first + 10)  # only the next append rotates
     events.emit(str(tmp_path), "container", "die", "c1", {"name": "n", "exitCode": "0"})
     events.emit(str(tmp_path), "image", "tag", "sha256:x", {"name": "a:b"})
-    got = list(events.read_events(str(tmp_path)))
+    got = list(event_query.read_events(str(tmp_path)))
     assert [e["Action"] for e in got] == ["start", "die", "tag"]
     assert (tmp_path / "events" / "events.log.1").exists()
     assert got[0]["from"] == "img" and got[0]["status"] == "start"
     assert "status" in got[2] and "from" not in got[2]
-    assert [e["Action"] for e in events.read_events(
+    assert [e["Action"] for e in event_query.read_events(
         str(tmp_path), filters={"type": ["image"]})] == ["tag"]
-    assert list(events.read_events(str(tmp_path), until_ns=0)) == []
+    assert list(event_query.read_events(str(tmp_path), until_ns=0)) == []

@@ -142,19 +142,26 @@ class Engine:
         from .seccomp_profile import stored
 
         opts.seccomp = stored(opts.seccomp)  # a profile file: its content, read once now
-        from .create_checks import CidFile, check_options
+        if (opts.cidfile or opts.pid_mode or opts.ipc_mode or opts.volumes_from
+                or opts.cdi_devices or opts.blkio_weight):
+            from .create_checks import CidFile, check_options
 
-        check_options(self, opts)
-        with CidFile(opts.cidfile) as cidfile:
-            # From resolving the image until the record exists, hold the store's gc lock
-            # shared: `rmi`/`image prune` decide what is unused under it exclusively.
-            with self.images.lock.shared():
-                cid = self._create_locked(opts, progress)
-            cidfile.write(cid)
+            check_options(self, opts)
+            with CidFile(opts.cidfile) as cidfile:
+                cid = self._create_gc_locked(opts, progress)
+                cidfile.write(cid)
+        else:
+            cid = self._create_gc_locked(opts, progress)
         from .events import container_event
 
-        container_event(self, self.db.get(cid), "create")
+        container_event(self, self.db.get(cid), "create", opts=opts)
         return cid
+
+    def _create_gc_locked(self, opts: ContainerOptions, progress) -> str:
+        # From resolving the image until the record exists, hold the store's gc lock
+        # shared: `rmi`/`image prune` decide what is unused under it exclusively.
+        with self.images.lock.shared():
+            return self._create_locked(opts, progress)
 
     def _image(self, opts: ContainerOptions, progress):
         """The image to run, pulled when ``opts.pull`` says so (missing, always, never)."""
@@ -315,13 +322,15 @@ class Engine:
 
         net = NetworkStart(self, row, opts)  # its backend works while the bundle is made
         try:
-            self._prepare_bundle(row, opts, bundle, net.spec_net)
+            image_config = self._prepare_bundle(row, opts, bundle, net.spec_net)
         except BaseException:
             net.abort()
             raise
-        from .health import HealthPlan
+        health = None
+        if opts.healthcheck or image_config.get("Healthcheck"):
+            from .health import HealthPlan
 
-        health = HealthPlan.for_container(self, row, opts)
+            health = HealthPlan.for_container(self, row, opts, image_config)
         plan = LaunchPlan(
             cid=cid, bundle=bundle, run_dir=self.paths.run_dir(cid),
             log_path=self.paths.log_path(cid) if opts.log_driver != "none" else None,
@@ -355,7 +364,7 @@ class Engine:
                        finished_at=None, exit_code=0, oom_killed=0, stopped_by_user=0, error="")
         from .events import container_event
 
-        container_event(self, row, "start")
+        container_event(self, row, "start", opts=opts)
         return client
 
     def _discard_interrupted_start(self, cid: str, runtime) -> None:
@@ -394,9 +403,10 @@ class Engine:
                        exit_code=code if row["state"] != CREATED else 0, error=error)
 
     def _prepare_bundle(self, row, opts: ContainerOptions, bundle: str,
-                        net: dict | None = None) -> None:
+                        net: dict | None = None) -> dict:
         """Mount the root filesystem and write config.json (and the /etc files); `net`:
-        what the network gives (networking.NetworkStart.spec_net)."""
+        what the network gives (networking.NetworkStart.spec_net). Returns the image's
+        run config."""
         from ..fs import write_atomic
         from ..jsonio import dumps
         from .spec import build_spec
@@ -422,6 +432,7 @@ class Engine:
         except BaseException:
             self._release_rootfs(cid)
             raise
+        return image_config
 
     def _resolve_mounts(self, cid: str, opts: ContainerOptions, rootfs: str) -> list:
         from .spec import ResolvedMount
@@ -523,8 +534,8 @@ class Engine:
         from .events import container_event
 
         if oom:
-            container_event(self, row, "oom")
-        container_event(self, row, "die", {"exitCode": str(code)})
+            container_event(self, row, "oom", opts=opts)
+        container_event(self, row, "die", {"exitCode": str(code)}, opts=opts)
         if not apply_policy:
             return None
         if opts.rm:  # also after a user's stop (Docker's), but not within `restart`
@@ -576,7 +587,7 @@ class Engine:
         self.cleanup(row["id"])
         from .events import container_event
 
-        container_event(self, row, "stop")
+        container_event(self, row, "stop", opts=opts)
         return row["id"]
 
     def kill(self, ref: str, sig: int) -> str:

@@ -117,13 +117,9 @@ class HealthPlan:
     command: list[str] = field(default_factory=list)
 
     @classmethod
-    def for_container(cls, engine, row, opts) -> HealthPlan | None:
+    def for_container(cls, engine, row, opts, image_config: dict) -> HealthPlan | None:
         """At start: the plan (and the state reset to starting), or None (and no state)."""
         cid = row["id"]
-        try:
-            image_config = engine.images.run_config(row["image_id"])
-        except Exception:  # noqa: BLE001 - the image may be gone (rmi -f)
-            image_config = {}
         check = effective_config(opts, image_config)
         if check is None:
             try:

@@ -416,11 +416,12 @@ def devices(opts: ContainerOptions) -> tuple[list[dict], list[dict]]:
             if d.host_path != d.container_path:
                 nodes += devices_from_path(d.host_path, d.container_path)
         return nodes, [_rule(None, None, None, "rwm")]
-    from .device_rules import parse_rule
-
     rules = [_rule(None, None, None, "rwm", allow=False)]
     rules += [_rule(*r) for r in dd.DEFAULT_DEVICE_RULES]
-    rules += [parse_rule(r) for r in opts.device_cgroup_rules]
+    if opts.device_cgroup_rules:
+        from .device_rules import parse_rule
+
+        rules += [parse_rule(r) for r in opts.device_cgroup_rules]
     for d in opts.devices:
         perms = d.permissions or "rwm"
         if not set(perms) <= set("rwm"):

@@ -25,7 +25,7 @@ def _line(msg: dict) -> str:
 
 
 def cmd_events(opts: Globals, args: list[str]) -> int:
-    from ...engine.events import FilterError, parse_filters, read_events
+    from ...engine.event_query import FilterError, parse_filters, read_events
     from ...engine.logs import parse_timestamp
 
     f, rest = parse_flags(args, [Flag("-f,--filter", "multi"), Flag("--since", "value"),

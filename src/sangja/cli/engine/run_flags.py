@@ -1218,9 +1218,9 @@ def _more_flags(o: ContainerOptions, f: dict) -> None:
     if f["blkio_weight"] is not None:
         o.blkio_weight = blkio_weight(f["blkio_weight"])
     o.volumes_from = [_volumes_from(v) for v in f["volumes_from"]]
-    from ...engine.device_rules import DeviceRuleError, parse_rule
-
     for rule in f["device_cgroup_rule"]:
+        from ...engine.device_rules import DeviceRuleError, parse_rule
+
         try:
             parse_rule(rule)
         except DeviceRuleError as e:
