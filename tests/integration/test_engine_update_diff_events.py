@@ -141,6 +141,19 @@ def test_events_of_a_lifecycle(cli):
                   ).splitlines()[:2] == ["create zz-ev1", "start zz-ev1"]
 
 
+def test_image_events(cli):
+    since = str(time.time() - 1)
+    image_id = json.loads(cli.ok("image", "inspect", "busybox"))[0]["Id"]
+    cli.ok("tag", "busybox", "localhost/zz-ev:1")
+    cli.ok("rmi", "localhost/zz-ev:1")
+    got = [(e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"]) for e in
+           events(cli, "--since", since, "--filter", "type=image")]
+    assert got == [("tag", image_id, {"name": "localhost/zz-ev:1"}),
+                   ("untag", image_id, {"name": "localhost/zz-ev:1"})]
+    assert events(cli, "--since", since, "--filter", "image=localhost/zz-ev:1",
+                  "--filter", "event=untag")[0]["Action"] == "untag"
+
+
 def test_events_follow(cli):
     """Without --until, `events` waits for what comes next, like docker's."""
     p = cli.popen("events", "--format", "{{.Action}} {{.Actor.Attributes.name}}",

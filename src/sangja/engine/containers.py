@@ -614,6 +614,9 @@ class Engine:
     def restart(self, ref: str, timeout: int | None = None) -> str:
         cid = self.stop(ref, timeout, restarting=True)
         self.start(cid)
+        from .events import container_event
+
+        container_event(self, self.db.get(cid), "restart")
         return cid
 
     def pause(self, ref: str) -> str:

@@ -46,6 +46,17 @@ def container_event(engine, row, action: str, extra: dict[str, str] | None = Non
     emit(engine.paths.runroot, "container", action, row["id"], attrs, image=row["image_name"])
 
 
+def image_event(runroot: str, action: str, image_id: str, name: str | None = None) -> None:
+    """pull, tag, untag, delete, load, import, save, push: Docker's image events."""
+    emit(runroot, "image", action, image_id, {"name": name} if name else {})
+
+
+def network_event(engine, action: str, net: dict, cid: str) -> None:
+    """connect, disconnect (Actor: the network; the container in its attributes)."""
+    emit(engine.paths.runroot, "network", action, net.get("id", ""),
+         {"container": cid, "name": net.get("name", ""), "type": net.get("driver", "bridge")})
+
+
 def _message(kind: str, action: str, actor_id: str, attrs: dict, image: str | None) -> dict:
     now = time.time_ns()
     msg: dict = {}
