@@ -11,6 +11,7 @@ import json
 import os
 
 import pytest
+from engine_cli import wait_until
 
 pytestmark = pytest.mark.root
 
@@ -54,7 +55,9 @@ def test_cgroupns_private_and_host(cli):
 
 
 def test_pid_and_ipc_of_another_container(cli):
-    donor = cli.detach(*NONE, "--ipc", "shareable", "busybox", "sleep", "300")
+    donor = cli.detach(*NONE, "--ipc", "shareable", "busybox", "sh", "-c",
+                       "echo from-donor > /dev/shm/d; exec sleep 300")
+    wait_until(lambda: cli("exec", donor, "test", "-e", "/dev/shm/d").returncode == 0)
     theirs = container_ns(cli, ref=donor)
     ns = container_ns(cli, "--pid", f"container:{donor}", "--ipc", f"container:{donor}")
     assert (ns["pid"], ns["ipc"]) == (theirs["pid"], theirs["ipc"])
@@ -62,6 +65,13 @@ def test_pid_and_ipc_of_another_container(cli):
     # the donor's init is pid 1 of the shared pid namespace
     out = cli.out(*NONE, "--pid", f"container:{donor}", "busybox", "cat", "/proc/1/cmdline")
     assert out.split("\0")[:2] == ["sleep", "300"]
+    # and its /dev/shm (POSIX shared memory), both ways
+    out = cli.out(*NONE, "--ipc", f"container:{donor}", "busybox", "sh", "-c",
+                  "cat /dev/shm/d; echo from-joiner > /dev/shm/j")
+    assert out.strip() == "from-donor"
+    assert cli.exec_out(donor, "cat", "/dev/shm/j").strip() == "from-joiner"
+    # a private one stays private
+    assert cli("run", "--rm", *NONE, "busybox", "test", "-e", "/dev/shm/d").returncode == 1
     # Docker's rule: only a --ipc shareable container's namespace may be joined
     plain = cli.detach(*NONE, "busybox", "sleep", "300")
     err = cli.fails(125, "run", "--rm", *NONE, "--ipc", f"container:{plain}", "busybox",

@@ -420,6 +420,10 @@ class Engine:
             joined = namespace_paths(self, opts)
         rootfs = self.snapshots().prepare(cid, layers)
         try:
+            if opts.ipc_mode == "shareable":
+                from .shm import mount_shm
+
+                joined = dict(joined or {}, shm=mount_shm(self.paths, cid, opts.shm_size))
             image_config = self.images.run_config(row["image_id"])
             mounts = self._resolve_mounts(cid, opts, rootfs)
             init_path = None
@@ -482,6 +486,13 @@ class Engine:
         # Detached: nothing uses the root any more once the init is gone, and a synchronous
         # overlay unmount costs ~30 ms of the container's exit path.
         _ignore(self.snapshots().unmount, cid, True)
+        self._release_shm(cid)
+
+    def _release_shm(self, cid: str) -> None:
+        if os.path.isdir(os.path.join(self.paths.container_dir(cid), "shm")):
+            from .shm import unmount_shm  # a --ipc shareable container's /dev/shm
+
+            unmount_shm(self.paths, cid)
 
     def exit_command(self, cid: str) -> list[str]:
         from .runtimes import installed_command
@@ -741,6 +752,7 @@ class Engine:
                 self._cleanup_locked(row, apply_policy=False)
             self.db.update(cid, state=REMOVING)
             _ignore(self.runtime(row).delete, cid)
+            self._release_shm(cid)
             self._network_down(cid)
             self.snapshots().remove(cid)
             vols = [v["name"] for v in self.db.container_volumes(cid)

@@ -60,7 +60,8 @@ def resolve_at_create(engine, opts: ContainerOptions) -> None:
 
 def namespace_paths(engine, opts: ContainerOptions) -> dict[str, str]:
     """At start: {"pid"/"ipc": /proc/<X's init>/ns/...} for the modes that join another
-    container, and {"shm": "/dev/shm"} for --ipc host (the host's /dev/shm is bound)."""
+    container, and "shm": the /dev/shm to bind (the host's for --ipc host, X's for --ipc
+    container:X, see shm.py)."""
     from ..linux import process as lp
     from .records import NoSuchContainer
     from .status import PAUSED, RUNNING, live_state
@@ -81,9 +82,12 @@ def namespace_paths(engine, opts: ContainerOptions) -> dict[str, str]:
         if live_state(row) not in (RUNNING, PAUSED):
             raise _error(f"cannot join {what} of a non running container: {row['name']}")
         pid = row["pid"]
-        # (X's /dev/shm is a tmpfs in X's mount namespace, which a bind mount cannot
-        # take from: the joiner shares X's SysV IPC, and has a /dev/shm of its own)
         out[t] = f"/proc/{pid}/ns/{t}"
+        if t == "ipc":  # X is shareable (checked at create): its /dev/shm too
+            from .shm import is_mounted, shm_dir
+
+            if is_mounted(shm_dir(engine.paths, row["id"])):
+                out["shm"] = shm_dir(engine.paths, row["id"])
         if not lp.is_alive(pid, row["pid_start"]):
             raise _error(f"cannot join {what} of a non running container: {row['name']}")
     return out
