@@ -171,6 +171,8 @@ def run_probe(engine, ref: str) -> dict:
         if code is None:
             code, output = -1, f"Health check exceeded timeout ({_human(timeout)})"
     except ExecError as e:
+        if live_state(engine.get(row["id"])) != RUNNING:  # stopped meanwhile: no result
+            raise HealthError(f"container {ref} is not running") from None
         code, output = -1, str(e)
     end = time.time_ns()
     entry = {"Start": _rfc3339(start), "End": _rfc3339(end), "ExitCode": code,
