@@ -69,6 +69,7 @@ static struct {
     int stdout_fd, stderr_fd, pty_fd, stdin_fd, attach_fd, sync_fd;
     char **exit_cmd;
     long long health_interval;      /* ms; 0: no healthcheck */
+    long long health_start_interval, health_start_period;  /* ms; 0: none */
     char *health_argv[MAX_HEALTH_ARGS + 1];
     int health_argc;
 } opt = { .log_max_file = 1, .stdout_fd = -1, .stderr_fd = -1, .pty_fd = -1,
@@ -698,14 +699,25 @@ static void untrace(pid_t p, int st)
  * probe has ended, never two at once, until the init exits (then a probe still running
  * is killed: there is nothing left to probe). */
 static pid_t health_pid;
-static int64_t health_due;
+static int64_t health_due, health_started;
+static bool health_passed;          /* a probe exited 0: the start period's pace is over */
+
+/* Docker 25's --health-start-interval: while the start period lasts and no probe has
+ * passed yet (the status is still "starting"), probes come at the start interval. */
+static int64_t health_next(int64_t now)
+{
+    if (!health_passed && opt.health_start_interval > 0 &&
+        now < health_started + opt.health_start_period)
+        return now + opt.health_start_interval;
+    return now + opt.health_interval;
+}
 
 static void health_start(void)
 {
     pid_t p = fork();
     if (p < 0) {
         warn_errno("fork for the healthcheck");
-        health_due = now_ms() + opt.health_interval;
+        health_due = health_next(now_ms());
         return;
     }
     if (p == 0) {
@@ -740,7 +752,9 @@ static void reap(void)
             continue;               /* only an exit or a death ends a process */
         if (p == health_pid && health_pid > 0) {
             health_pid = 0;
-            health_due = now_ms() + opt.health_interval;
+            if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+                health_passed = true;
+            health_due = health_next(now_ms());
             continue;
         }
         if (p == opt.pid && !init_exited) {
@@ -863,7 +877,8 @@ static void usage(void)
             "         [--log-path FILE] [--log-max-size BYTES] [--log-max-file N]\n"
             "         [--stdout-fd N --stderr-fd N [--stdin-fd N] | --pty-fd N]\n"
             "         [--attach-fd N] [--sync-fd N]\n"
-            "         [--health-interval MS --health-arg ARG...] [-- EXIT-COMMAND ARG...]\n");
+            "         [--health-interval MS [--health-start-interval MS\n"
+            "          --health-start-period MS] --health-arg ARG...] [-- EXIT-COMMAND ARG...]\n");
     exit(2);
 }
 
@@ -884,6 +899,8 @@ static void parse_args(int argc, char **argv)
         { "sync-fd", required_argument, NULL, 'y' },
         { "health-interval", required_argument, NULL, 'h' },
         { "health-arg", required_argument, NULL, 'g' },
+        { "health-start-interval", required_argument, NULL, 'I' },
+        { "health-start-period", required_argument, NULL, 'P' },
         { 0, 0, 0, 0 },
     };
     int ch;
@@ -903,6 +920,14 @@ static void parse_args(int argc, char **argv)
         case 'y': opt.sync_fd = (int)parse_num("--sync-fd", optarg, 0, INT_MAX); break;
         case 'h':
             opt.health_interval = parse_num("--health-interval", optarg, 1, LLONG_MAX / 2);
+            break;
+        case 'I':
+            opt.health_start_interval = parse_num("--health-start-interval", optarg, 0,
+                                                  LLONG_MAX / 2);
+            break;
+        case 'P':
+            opt.health_start_period = parse_num("--health-start-period", optarg, 0,
+                                                LLONG_MAX / 2);
             break;
         case 'g':
             if (opt.health_argc >= MAX_HEALTH_ARGS)
@@ -987,8 +1012,10 @@ int main(int argc, char **argv)
         close(opt.sync_fd);
     }
     reap();                          /* the init may have exited before the signalfd */
-    if (opt.health_interval > 0)
-        health_due = now_ms() + opt.health_interval;
+    if (opt.health_interval > 0) {
+        health_started = now_ms();
+        health_due = health_next(health_started);
+    }
 
     enum { RUNNING, DRAINING, NOTIFIED } phase = RUNNING;
     int64_t deadline = 0;

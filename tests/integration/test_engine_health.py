@@ -68,6 +68,21 @@ def test_start_period_does_not_count_failures(cli):
     assert h["Status"] == "starting" and h["FailingStreak"] == 0
 
 
+def test_start_interval_until_the_first_pass(cli):
+    """--health-start-interval: probes at that pace while the start period lasts and the
+    status is starting; after the first pass, at --health-interval (here: never again)."""
+    cid = cli.detach(*NONE, "--health-cmd", "test -e /tmp/ok", "--health-interval", "1h",
+                     "--health-start-period", "1h", "--health-start-interval", "100ms",
+                     "busybox", "sleep", "300")
+    wait_until(lambda: len(health(cli, cid).get("Log") or []) >= 2, 20)
+    assert health(cli, cid)["Status"] == "starting"
+    cli.exec_out(cid, "touch", "/tmp/ok")
+    wait_until(lambda: health(cli, cid).get("Status") == "healthy", 20)
+    n = len(health(cli, cid)["Log"])
+    time.sleep(0.6)
+    assert len(health(cli, cid)["Log"]) == n
+
+
 def test_timeout_kills_the_probe(cli):
     cid = cli.detach(*NONE, "--health-cmd", "echo begun > /tmp/probe; sleep 30",
                      "--health-timeout", "300ms", "--health-interval", "1h", "busybox",

@@ -337,7 +337,9 @@ class Engine:
             log_max_size=opts.log_max_size, log_max_file=opts.log_max_file,
             tty=opts.tty, stdin=opts.interactive, exit_command=self.exit_command(cid),
             health_interval_ms=health.interval_ms if health else 0,
-            health_command=health.command if health else [])
+            health_command=health.command if health else [],
+            health_start_interval_ms=health.start_interval_ms if health else 0,
+            health_start_period_ms=health.start_period_ms if health else 0)
         try:
             launched = launch(runtime, plan, monitor)
         except BaseException:

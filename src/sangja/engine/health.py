@@ -67,7 +67,7 @@ def effective_config(opts, image_config: dict) -> dict | None:
         check = dict(own)
         if not check.get("Test"):
             check["Test"] = image.get("Test")
-        for key in ("Interval", "Timeout", "StartPeriod", "Retries"):
+        for key in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
             if not check.get(key) and image.get(key):
                 check[key] = image[key]
     test = check.get("Test") or []
@@ -115,6 +115,8 @@ class HealthPlan:
 
     interval_ms: int
     command: list[str] = field(default_factory=list)
+    start_interval_ms: int = 0
+    start_period_ms: int = 0
 
     @classmethod
     def for_container(cls, engine, row, opts, image_config: dict) -> HealthPlan | None:
@@ -133,7 +135,9 @@ class HealthPlan:
         interval = check.get("Interval") or DEFAULT_INTERVAL
         return cls(max(1, interval // 1_000_000), [
             installed_command("sangja"), "--root", engine.paths.root, "--runroot",
-            engine.paths.runroot, "healthcheck", "run", "--monitor", cid])
+            engine.paths.runroot, "healthcheck", "run", "--monitor", cid],
+            max(0, (check.get("StartInterval") or 0) // 1_000_000),
+            max(0, (check.get("StartPeriod") or 0) // 1_000_000))
 
 
 def _argv(test: list[str], image_config: dict) -> list[str]:

@@ -96,6 +96,7 @@ RUN_FLAGS: list[Flag] = [
     Flag("--health-timeout", "value"),
     Flag("--health-retries", "value"),
     Flag("--health-start-period", "value"),
+    Flag("--health-start-interval", "value"),
     Flag("--no-healthcheck"),
 ]
 
@@ -1300,12 +1301,13 @@ def _duration(dest: str, value: str) -> int:
 
 _HEALTH_FIELDS = (("health_interval", "Interval", "Interval"),
                   ("health_timeout", "Timeout", "Timeout"),
-                  ("health_start_period", "StartPeriod", "StartPeriod"))
+                  ("health_start_period", "StartPeriod", "StartPeriod"),
+                  ("health_start_interval", "StartInterval", "StartInterval"))
 
 
 def _healthcheck(f: dict) -> dict | None:
     given = [d for d in ("health_cmd", "health_interval", "health_timeout", "health_retries",
-                         "health_start_period") if f[d] is not None]
+                         "health_start_period", "health_start_interval") if f[d] is not None]
     if f["no_healthcheck"]:
         if given:
             raise InvalidOption("--no-healthcheck conflicts with --health-* options")
