@@ -18,7 +18,10 @@ What it decides (each as `docker run` does; see docker_defaults.py for the lists
   --privileged. A non-root user keeps them only in the bounding set (Docker since 18.04):
   its effective and permitted sets are empty, --cap-add or not.
 - namespaces: mount, uts, pid, ipc, and network unless --network host; a cgroup
-  namespace on cgroup v2 hosts only (Docker's default: private on v2, host on v1/hybrid).
+  namespace on cgroup v2 hosts only (Docker's default: private on v2, host on v1/hybrid;
+  --cgroupns says otherwise). --pid/--ipc/--uts host share the host's, --pid/--ipc
+  container:X join X's by path (the engine finds them: sharing.py); --ipc none has no
+  /dev/shm, --ipc host and container:X bind a shared one.
 - mounts: Docker's kernel filesystems, /etc/{resolv.conf,hostname,hosts} from the
   container directory, --init's binary, then the user's; a user mount replaces a default
   at the same place (and a user /dev replaces every default under /dev). The non-default
@@ -26,8 +29,9 @@ What it decides (each as `docker run` does; see docker_defaults.py for the lists
 - masked and read-only /proc and /sys paths, the default seccomp profile, the device
   cgroup allow-list; --privileged drops all of them, makes /sys writable and passes the
   host's devices.
-- resources, rlimits, sysctls (plus Docker's two network-namespace defaults),
-  noNewPrivileges, cgroupsPath /sangja/<id>, annotations.
+- resources (with --memory-reservation, --blkio-weight, --device-cgroup-rule), rlimits,
+  oomScoreAdj, sysctls (plus Docker's two network-namespace defaults), noNewPrivileges,
+  cgroupsPath /sangja/<id>, domainname, annotations; CDI devices' edits last (cdi.py).
 
 Errors a user can cause are `SpecError` (exit code 125), with Docker's messages.
 """
