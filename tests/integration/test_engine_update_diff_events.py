@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -47,6 +48,16 @@ def test_update_running_container(cli):
     cli.ok("restart", "-t", "0", cid)
     mem, low, quota, _, pids = limits(cli, cid)
     assert (int(mem), int(low), int(quota), pids) == (96 << 20, 32 << 20, 50000, "40")
+
+
+def test_update_through_runc(cli):
+    """Another runtime gets the limits through its own `update --resources -`."""
+    if not shutil.which("runc"):
+        pytest.skip("no runc")
+    cid = cli.detach(*NONE, "--runtime", "runc", "-m", "64m", "busybox", "sleep", "300")
+    cli.ok("update", "--memory", "72m", "--pids-limit", "21", cid)
+    mem, _, _, _, pids = limits(cli, cid)
+    assert int(mem) == 72 << 20 and pids == "21"
 
 
 def test_update_stopped_container_applies_at_start(cli):
