@@ -57,6 +57,7 @@ enum { MSG_STDIN = 0, MSG_STDOUT = 1, MSG_STDERR = 2, MSG_RESIZE = 3, MSG_EXIT =
 #define LOG_LINE_MAX     16384          /* Docker's split size for long lines */
 #define DRAIN_MS         2000           /* output drain after the init exits */
 #define FLUSH_MS         2000           /* how long non-owners get to read the rest */
+#define MAX_HEALTH_ARGS  32
 
 /* ---------------------------------------------------------------- options, helpers */
 
@@ -67,6 +68,10 @@ static struct {
     long log_max_file;
     int stdout_fd, stderr_fd, pty_fd, stdin_fd, attach_fd, sync_fd;
     char **exit_cmd;
+    long long health_interval;      /* ms; 0: no healthcheck */
+    long long health_start_interval, health_start_period;  /* ms; 0: none */
+    char *health_argv[MAX_HEALTH_ARGS + 1];
+    int health_argc;
 } opt = { .log_max_file = 1, .stdout_fd = -1, .stderr_fd = -1, .pty_fd = -1,
           .stdin_fd = -1, .attach_fd = -1, .sync_fd = -1 };
 
@@ -686,6 +691,50 @@ static void untrace(pid_t p, int st)
         warn_errno("PTRACE_DETACH");
 }
 
+/* ---------------------------------------------------------------- healthcheck timer
+ *
+ * Docker's daemon runs a container's healthcheck; here the monitor is the timer. It runs
+ * the probe command (`sangja healthcheck run --monitor ID`, which does the probe and
+ * records the result) `health_interval` ms after the start and then that long after each
+ * probe has ended, never two at once, until the init exits (then a probe still running
+ * is killed: there is nothing left to probe). */
+static pid_t health_pid;
+static int64_t health_due, health_started;
+static bool health_passed;          /* a probe exited 0: the start period's pace is over */
+
+/* Docker 25's --health-start-interval: while the start period lasts and no probe has
+ * passed yet (the status is still "starting"), probes come at the start interval. */
+static int64_t health_next(int64_t now)
+{
+    if (!health_passed && opt.health_start_interval > 0 &&
+        now < health_started + opt.health_start_period)
+        return now + opt.health_start_interval;
+    return now + opt.health_interval;
+}
+
+static void health_start(void)
+{
+    pid_t p = fork();
+    if (p < 0) {
+        warn_errno("fork for the healthcheck");
+        health_due = health_next(now_ms());
+        return;
+    }
+    if (p == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+            for (int fd = 3; fd < 1024; fd++)
+                close(fd);
+        execv(opt.health_argv[0], opt.health_argv);
+        _exit(127);
+    }
+    health_pid = p;
+}
+
 static void reap(void)
 {
     for (;;) {
@@ -701,6 +750,13 @@ static void reap(void)
         }
         if (!WIFEXITED(st) && !WIFSIGNALED(st))
             continue;               /* only an exit or a death ends a process */
+        if (p == health_pid && health_pid > 0) {
+            health_pid = 0;
+            if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+                health_passed = true;
+            health_due = health_next(now_ms());
+            continue;
+        }
         if (p == opt.pid && !init_exited) {
             init_exited = true;
             init_status = st;
@@ -820,7 +876,9 @@ static void usage(void)
             "usage: sangja-monitor --cid ID --pid PID --exit-dir DIR\n"
             "         [--log-path FILE] [--log-max-size BYTES] [--log-max-file N]\n"
             "         [--stdout-fd N --stderr-fd N [--stdin-fd N] | --pty-fd N]\n"
-            "         [--attach-fd N] [--sync-fd N] [-- EXIT-COMMAND ARG...]\n");
+            "         [--attach-fd N] [--sync-fd N]\n"
+            "         [--health-interval MS [--health-start-interval MS\n"
+            "          --health-start-period MS] --health-arg ARG...] [-- EXIT-COMMAND ARG...]\n");
     exit(2);
 }
 
@@ -839,6 +897,10 @@ static void parse_args(int argc, char **argv)
         { "stdin-fd", required_argument, NULL, 'i' },
         { "attach-fd", required_argument, NULL, 'a' },
         { "sync-fd", required_argument, NULL, 'y' },
+        { "health-interval", required_argument, NULL, 'h' },
+        { "health-arg", required_argument, NULL, 'g' },
+        { "health-start-interval", required_argument, NULL, 'I' },
+        { "health-start-period", required_argument, NULL, 'P' },
         { 0, 0, 0, 0 },
     };
     int ch;
@@ -856,6 +918,22 @@ static void parse_args(int argc, char **argv)
         case 'i': opt.stdin_fd = (int)parse_num("--stdin-fd", optarg, 0, INT_MAX); break;
         case 'a': opt.attach_fd = (int)parse_num("--attach-fd", optarg, 0, INT_MAX); break;
         case 'y': opt.sync_fd = (int)parse_num("--sync-fd", optarg, 0, INT_MAX); break;
+        case 'h':
+            opt.health_interval = parse_num("--health-interval", optarg, 1, LLONG_MAX / 2);
+            break;
+        case 'I':
+            opt.health_start_interval = parse_num("--health-start-interval", optarg, 0,
+                                                  LLONG_MAX / 2);
+            break;
+        case 'P':
+            opt.health_start_period = parse_num("--health-start-period", optarg, 0,
+                                                LLONG_MAX / 2);
+            break;
+        case 'g':
+            if (opt.health_argc >= MAX_HEALTH_ARGS)
+                die("--health-arg: more than %d", MAX_HEALTH_ARGS);
+            opt.health_argv[opt.health_argc++] = optarg;
+            break;
         default: usage();
         }
     }
@@ -865,6 +943,8 @@ static void parse_args(int argc, char **argv)
         die("--pty-fd carries all of stdio: it excludes --stdout-fd, --stderr-fd, --stdin-fd");
     if (optind < argc)
         opt.exit_cmd = argv + optind;
+    if ((opt.health_interval > 0) != (opt.health_argc > 0))
+        die("--health-interval and --health-arg go together");
 }
 
 int main(int argc, char **argv)
@@ -932,12 +1012,21 @@ int main(int argc, char **argv)
         close(opt.sync_fd);
     }
     reap();                          /* the init may have exited before the signalfd */
+    if (opt.health_interval > 0) {
+        health_started = now_ms();
+        health_due = health_next(health_started);
+    }
 
     enum { RUNNING, DRAINING, NOTIFIED } phase = RUNNING;
     int64_t deadline = 0;
     for (;;) {
         int64_t now = now_ms();
+        if (phase == RUNNING && !init_exited && opt.health_interval > 0 && !health_pid &&
+            now >= health_due)
+            health_start();
         if (phase == RUNNING && init_exited) {
+            if (health_pid > 0)
+                kill(health_pid, SIGKILL);
             phase = DRAINING;
             deadline = now + DRAIN_MS;
             stdin_shutdown();
@@ -987,6 +1076,9 @@ int main(int argc, char **argv)
         }
 
         int timeout = -1;
+        if (phase == RUNNING && opt.health_interval > 0 && !health_pid)
+            timeout = (int)(health_due > now ? (health_due - now > INT_MAX ? INT_MAX
+                                                : health_due - now) : 0);
         if (phase == DRAINING)
             timeout = (int)(deadline > now ? deadline - now : 0);
         if (phase == NOTIFIED)

@@ -142,8 +142,24 @@ class Engine:
         from .seccomp_profile import stored
 
         opts.seccomp = stored(opts.seccomp)  # a profile file: its content, read once now
-        # From resolving the image until the record exists, hold the store's gc lock shared:
-        # `rmi`/`image prune` decide what is unused under it exclusively.
+        if (opts.cidfile or opts.pid_mode or opts.ipc_mode or opts.volumes_from
+                or opts.cdi_devices or opts.blkio_weight):
+            from .create_checks import CidFile, check_options
+
+            check_options(self, opts)
+            with CidFile(opts.cidfile) as cidfile:
+                cid = self._create_gc_locked(opts, progress)
+                cidfile.write(cid)
+        else:
+            cid = self._create_gc_locked(opts, progress)
+        from .events import container_event
+
+        container_event(self, self.db.get(cid), "create", opts=opts)
+        return cid
+
+    def _create_gc_locked(self, opts: ContainerOptions, progress) -> str:
+        # From resolving the image until the record exists, hold the store's gc lock
+        # shared: `rmi`/`image prune` decide what is unused under it exclusively.
         with self.images.lock.shared():
             return self._create_locked(opts, progress)
 
@@ -306,15 +322,24 @@ class Engine:
 
         net = NetworkStart(self, row, opts)  # its backend works while the bundle is made
         try:
-            self._prepare_bundle(row, opts, bundle, net.spec_net)
+            image_config = self._prepare_bundle(row, opts, bundle, net.spec_net)
         except BaseException:
             net.abort()
             raise
+        health = None
+        if opts.healthcheck or image_config.get("Healthcheck"):
+            from .health import HealthPlan
+
+            health = HealthPlan.for_container(self, row, opts, image_config)
         plan = LaunchPlan(
             cid=cid, bundle=bundle, run_dir=self.paths.run_dir(cid),
             log_path=self.paths.log_path(cid) if opts.log_driver != "none" else None,
             log_max_size=opts.log_max_size, log_max_file=opts.log_max_file,
-            tty=opts.tty, stdin=opts.interactive, exit_command=self.exit_command(cid))
+            tty=opts.tty, stdin=opts.interactive, exit_command=self.exit_command(cid),
+            health_interval_ms=health.interval_ms if health else 0,
+            health_command=health.command if health else [],
+            health_start_interval_ms=health.start_interval_ms if health else 0,
+            health_start_period_ms=health.start_period_ms if health else 0)
         try:
             launched = launch(runtime, plan, monitor)
         except BaseException:
@@ -339,6 +364,9 @@ class Engine:
                        pid_start=lp.start_time(launched.init_pid),
                        monitor_pid=launched.monitor_pid, started_at=time.time(),
                        finished_at=None, exit_code=0, oom_killed=0, stopped_by_user=0, error="")
+        from .events import container_event
+
+        container_event(self, row, "start", opts=opts)
         return client
 
     def _discard_interrupted_start(self, cid: str, runtime) -> None:
@@ -377,17 +405,27 @@ class Engine:
                        exit_code=code if row["state"] != CREATED else 0, error=error)
 
     def _prepare_bundle(self, row, opts: ContainerOptions, bundle: str,
-                        net: dict | None = None) -> None:
+                        net: dict | None = None) -> dict:
         """Mount the root filesystem and write config.json (and the /etc files); `net`:
-        what the network gives (networking.NetworkStart.spec_net)."""
+        what the network gives (networking.NetworkStart.spec_net). Returns the image's
+        run config."""
         from ..fs import write_atomic
         from ..jsonio import dumps
         from .spec import build_spec
 
         cid = row["id"]
         layers = self.images.unpacked_layers(row["image_id"])
+        joined = None
+        if opts.pid_mode or opts.ipc_mode:
+            from .sharing import namespace_paths
+
+            joined = namespace_paths(self, opts)
         rootfs = self.snapshots().prepare(cid, layers)
         try:
+            if opts.ipc_mode == "shareable":
+                from .shm import mount_shm
+
+                joined = dict(joined or {}, shm=mount_shm(self.paths, cid, opts.shm_size))
             image_config = self.images.run_config(row["image_id"])
             mounts = self._resolve_mounts(cid, opts, rootfs)
             init_path = None
@@ -395,11 +433,12 @@ class Engine:
                 init_path = _init_binary()
             spec = build_spec(opts, image_config, container_id=cid, rootfs=rootfs,
                               container_dir=bundle, mounts=mounts, init_path=init_path,
-                              net=net)
+                              net=net, joined=joined)
             write_atomic(os.path.join(bundle, "config.json"), dumps(spec), durable=False)
         except BaseException:
             self._release_rootfs(cid)
             raise
+        return image_config
 
     def _resolve_mounts(self, cid: str, opts: ContainerOptions, rootfs: str) -> list:
         from .spec import ResolvedMount
@@ -449,6 +488,13 @@ class Engine:
         # Detached: nothing uses the root any more once the init is gone, and a synchronous
         # overlay unmount costs ~30 ms of the container's exit path.
         _ignore(self.snapshots().unmount, cid, True)
+        self._release_shm(cid)
+
+    def _release_shm(self, cid: str) -> None:
+        if os.path.isdir(os.path.join(self.paths.container_dir(cid), "shm")):
+            from .shm import unmount_shm  # a --ipc shareable container's /dev/shm
+
+            unmount_shm(self.paths, cid)
 
     def exit_command(self, cid: str) -> list[str]:
         from .runtimes import installed_command
@@ -498,6 +544,11 @@ class Engine:
                        oom_killed=int(oom), pid=0,
                        error="" if ex else "exit status unknown: the container's monitor "
                        "was gone when it exited")
+        from .events import container_event
+
+        if oom:
+            container_event(self, row, "oom", opts=opts)
+        container_event(self, row, "die", {"exitCode": str(code)}, opts=opts)
         if not apply_policy:
             return None
         if opts.rm:  # also after a user's stop (Docker's), but not within `restart`
@@ -547,6 +598,9 @@ class Engine:
             _ignore(runtime.kill, row["id"], signals.SIGKILL, True)
             lp.wait_gone(row["pid"], row["pid_start"], 10)
         self.cleanup(row["id"])
+        from .events import container_event
+
+        container_event(self, row, "stop", opts=opts)
         return row["id"]
 
     def kill(self, ref: str, sig: int) -> str:
@@ -558,6 +612,9 @@ class Engine:
             self.db.update(row["id"], stopped_by_user=1)
         runtime = self.runtime(row)
         runtime.kill(row["id"], sig)
+        from .events import container_event
+
+        container_event(self, row, "kill", {"signal": str(sig)})
         if state == PAUSED and sig in (signals.SIGKILL, signals.parse(
                 self.options(row).stop_signal or "SIGTERM")):
             # Docker's: a frozen process gets the signal once thawed, so thaw it
@@ -570,6 +627,9 @@ class Engine:
     def restart(self, ref: str, timeout: int | None = None) -> str:
         cid = self.stop(ref, timeout, restarting=True)
         self.start(cid)
+        from .events import container_event
+
+        container_event(self, self.db.get(cid), "restart")
         return cid
 
     def pause(self, ref: str) -> str:
@@ -578,6 +638,9 @@ class Engine:
                 raise EngineError(f"container {row['id'][:12]} is not running", 1)
             self.runtime(row).pause(row["id"])
             self.db.update(row["id"], state=PAUSED)
+            from .events import container_event
+
+            container_event(self, row, "pause")
             return row["id"]
 
     def unpause(self, ref: str) -> str:
@@ -586,6 +649,9 @@ class Engine:
                 raise EngineError(f"container {row['id'][:12]} is not paused", 1)
             self.runtime(row).resume(row["id"])
             self.db.update(row["id"], state=RUNNING)
+            from .events import container_event
+
+            container_event(self, row, "unpause")
             return row["id"]
 
     def rename(self, ref: str, new: str) -> None:
@@ -595,6 +661,9 @@ class Engine:
             raise EngineError(f"Renaming a container with the same name as its current "
                               f"name: {new}", 1)
         self.db.rename(row["id"], new)
+        from .events import container_event
+
+        container_event(self, self.db.get(row["id"]), "rename", {"oldName": "/" + row["name"]})
 
     # -- wait -----------------------------------------------------------------------------
     def wait(self, ref: str) -> int:
@@ -685,6 +754,7 @@ class Engine:
                 self._cleanup_locked(row, apply_policy=False)
             self.db.update(cid, state=REMOVING)
             _ignore(self.runtime(row).delete, cid)
+            self._release_shm(cid)
             self._network_down(cid)
             self.snapshots().remove(cid)
             vols = [v["name"] for v in self.db.container_volumes(cid)
@@ -692,6 +762,9 @@ class Engine:
             shutil.rmtree(self.paths.run_dir(cid), ignore_errors=True)
             self.db.delete(cid)
             shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)
+            from .events import container_event
+
+            container_event(self, row, "destroy")
         if volumes:
             from .records import VolumeInUse
             from .volumes import remove_volume

@@ -27,6 +27,7 @@ not runnable, 125 other runtime errors.
 from __future__ import annotations
 
 import os
+import time
 
 from sangja.records import dataclass, field
 
@@ -88,6 +89,85 @@ def exec_in_container(eng, ref: str, opts: ExecOptions, stdio: tuple[int, int, i
         if opts.tty:
             return _with_terminal(runtime.name, argv, d, opts.interactive, stdio)
         return _with_pipes(runtime.name, argv, d, opts.interactive, stdio)
+
+
+def exec_captured(eng, row, args: list[str], timeout: float, limit: int
+                  ) -> tuple[int | None, str]:
+    """Run `args` in the running container of `row` (its user, environment, working
+    directory) with stdout and stderr into one pipe: (exit code, the first `limit` bytes
+    of the output as text). Past `timeout` seconds the process is killed and the code is
+    None. For healthchecks (sangja.engine.health)."""
+    import select
+
+    from ..linux import signals
+
+    cid = row["id"]
+    process = exec_process_spec(eng, row, ExecOptions(args=list(args)))
+    runtime = eng.runtime(row)
+    kept = bytearray()
+    with _ExecDir(eng.paths.run_dir(cid)) as d:
+        from ..fs import write_atomic
+        from ..jsonio import dumps
+
+        write_atomic(d.process_file, dumps(process), durable=False)
+        argv = runtime.exec_argv(cid, process_file=d.process_file, pid_file=d.pid_file,
+                                 log=d.log, console_socket=None)
+        r, w = os.pipe2(os.O_CLOEXEC)
+        null = _devnull()
+        child = _Child()
+        try:
+            try:
+                pid = _start(runtime.name, argv, d, (null, w, w))
+            finally:
+                os.close(w)
+                os.close(null)
+            pidfd = child.adopt(pid)
+            os.set_blocking(r, False)
+            deadline = time.monotonic() + timeout
+            timed_out = False
+            try:
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        timed_out = True
+                        try:
+                            os.kill(pid, signals.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                        break
+                    ready, _, _ = select.select([pidfd, r], [], [], left)
+                    if r in ready and not _read_into(r, kept, limit):
+                        r_done = True
+                    else:
+                        r_done = False
+                    if pidfd in ready:
+                        _read_into(r, kept, limit)  # what it wrote before it exited
+                        break
+                    if r_done:  # EOF: only the exit is left to wait for
+                        select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+            finally:
+                os.close(pidfd)
+            code = child.exit_code()
+        finally:
+            child.close()
+            os.close(r)
+    text = bytes(kept[:limit]).decode("utf-8", "replace")
+    return (None if timed_out else code), text
+
+
+def _read_into(fd: int, buf: bytearray, limit: int) -> bool:
+    """Read what `fd` has now, keeping up to `limit` bytes; False at EOF."""
+    while True:
+        try:
+            data = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            return True
+        except InterruptedError:
+            continue
+        if not data:
+            return False
+        if len(buf) < limit:
+            buf += data[: limit - len(buf)]
 
 
 def exec_process_spec(eng, row, opts: ExecOptions,

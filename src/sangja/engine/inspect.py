@@ -31,7 +31,16 @@ def container_state(paths, row) -> dict:
         "Error": row["error"],
         "StartedAt": rfc3339(row["started_at"]),
         "FinishedAt": rfc3339(when if state == EXITED else None),
+        **_health(paths, row["id"]),
     }
+
+
+def _health(paths, cid: str) -> dict:
+    """State.Health, for a container with a healthcheck (sangja.engine.health)."""
+    from .health import read_state
+
+    state = read_state(paths, cid)
+    return {"Health": state} if state is not None else {}
 
 
 def container_document(engine, row) -> dict:
@@ -121,6 +130,17 @@ def container_document(engine, row) -> dict:
             "Init": opts.init,
             "Runtime": opts.runtime,
             "GroupAdd": opts.group_add or None,
+            "ContainerIDFile": opts.cidfile or "",
+            "PidMode": opts.pid_mode or "",
+            "IpcMode": opts.ipc_mode or "private",
+            "UTSMode": opts.uts_mode or "",
+            "CgroupnsMode": opts.cgroupns_mode or "",
+            "MemoryReservation": opts.memory_reservation or 0,
+            "OomScoreAdj": opts.oom_score_adj or 0,
+            "BlkioWeight": opts.blkio_weight or 0,
+            "VolumesFrom": opts.volumes_from or None,
+            "DeviceCgroupRules": opts.device_cgroup_rules or None,
+            "DeviceRequests": None,
             "Tmpfs": {m.target: ",".join(m.options) for m in opts.mounts if m.type == "tmpfs"}
             or None,
         },
@@ -143,6 +163,9 @@ def container_document(engine, row) -> dict:
                            else image_config.get("Entrypoint")) or None,
             "Labels": {**(image_config.get("Labels") or {}), **opts.labels},
             "StopSignal": opts.stop_signal or "SIGTERM",
+            "Domainname": opts.domainname or "",
+            **({"Healthcheck": opts.healthcheck or image_config.get("Healthcheck")}
+               if opts.healthcheck or image_config.get("Healthcheck") else {}),
             **({"StopTimeout": opts.stop_timeout} if opts.stop_timeout is not None else {}),
         },
         "NetworkSettings": network_settings(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 
-from sangja.records import dataclass
+from sangja.records import dataclass, field
 
 from ..errors import SangjaError
 
@@ -40,6 +40,10 @@ class LaunchPlan:
     tty: bool
     stdin: bool
     exit_command: list[str]
+    health_interval_ms: int = 0  # > 0: the monitor runs health_command that often
+    health_command: list[str] = field(default_factory=list)
+    health_start_interval_ms: int = 0  # during health_start_period_ms, until a pass
+    health_start_period_ms: int = 0
 
 
 def launch(runtime, plan: LaunchPlan, monitor: str) -> Launched:
@@ -156,6 +160,13 @@ def _child(runtime, plan: LaunchPlan, monitor: str, w: int, attach_path: str) ->
             if plan.log_max_size:
                 args += ["--log-max-size", str(plan.log_max_size),
                          "--log-max-file", str(plan.log_max_file)]
+        if plan.health_interval_ms > 0 and plan.health_command:
+            args += ["--health-interval", str(plan.health_interval_ms)]
+            if plan.health_start_interval_ms > 0 and plan.health_start_period_ms > 0:
+                args += ["--health-start-interval", str(plan.health_start_interval_ms),
+                         "--health-start-period", str(plan.health_start_period_ms)]
+            for a in plan.health_command:
+                args += ["--health-arg", a]
         args += ["--", *plan.exit_command]
         for fd in [*keep, w]:
             os.set_inheritable(fd, True)

@@ -222,6 +222,9 @@ def connect(engine, net_ref: str, ref: str, aliases: list[str], ip: str | None,
                 raise EngineError(str(e)) from None
         opts.extra_networks.append(NetworkAttachment(net["name"], list(aliases), ip, ip6))
         engine.db.update(row["id"], options=dumps(opts.to_dict()))
+    from .events import network_event
+
+    network_event(engine, "connect", net, row["id"])
 
 
 def disconnect(engine, net_ref: str, ref: str) -> None:
@@ -247,6 +250,9 @@ def disconnect(engine, net_ref: str, ref: str) -> None:
         teardown(engine.paths.root, engine.paths.runroot, row["id"], only=net["id"])
         opts.extra_networks = [n for n in opts.extra_networks if n.name != net["name"]]
         engine.db.update(row["id"], options=dumps(opts.to_dict()))
+    from .events import network_event
+
+    network_event(engine, "disconnect", net, row["id"])
 
 
 def prune_networks(engine) -> list[str]:

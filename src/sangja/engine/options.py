@@ -133,6 +133,23 @@ class ContainerOptions:
     annotations: dict[str, str] = field(default_factory=dict)
     attach: list[str] = field(default_factory=list)  # -a: "stdin"/"stdout"/"stderr"; [] = default
     expose: list[str] = field(default_factory=list)  # --expose, one "PORT/PROTO" per port
+    # namespaces: None = Docker's default; "host"; "container:ID" (resolved to an id at
+    # create); ipc also "private", "shareable", "none"; cgroupns "host" or "private"
+    cidfile: str | None = None  # --cidfile: written by the command line, shown by inspect
+    pid_mode: str | None = None
+    ipc_mode: str | None = None
+    uts_mode: str | None = None
+    cgroupns_mode: str | None = None
+    domainname: str | None = None
+    memory_reservation: int | None = None
+    oom_score_adj: int | None = None
+    blkio_weight: int | None = None  # 10-1000; set by `update` or --blkio-weight
+    volumes_from: list[str] = field(default_factory=list)  # "ID[:ro|rw]", as given
+    device_cgroup_rules: list[str] = field(default_factory=list)  # "c 1:3 rwm"
+    cdi_devices: list[str] = field(default_factory=list)  # "vendor/class=name"
+    # --health-*: Docker's Healthcheck (Test, Interval, Timeout, StartPeriod, Retries in
+    # ns); None = the image's; {"Test": ["NONE"]} = --no-healthcheck
+    healthcheck: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

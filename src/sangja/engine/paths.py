@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 
-
 # Directories of the run root that are the engine's own (per-container run files, network
-# namespace files, netavark's config); every other directory there is an OCI runtime's
-# state root (`runtime` for sangja-runtime, the runtime's name for the others).
-OWN_RUN_DIRS = frozenset({"engine", "netns", "network"})
+# namespace files, netavark's config, the event log); every other directory there is an
+# OCI runtime's state root (`runtime` for sangja-runtime, the runtime's name for the others).
+OWN_RUN_DIRS = frozenset({"engine", "netns", "network", "events"})
 
 
 class Paths:

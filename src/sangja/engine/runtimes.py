@@ -55,6 +55,10 @@ class Runtime:
     def pids(self, cid: str) -> list[int]:
         raise NotImplementedError
 
+    def update(self, cid: str, resources: dict) -> None:
+        """Change the live container's cgroup limits (an OCI linux.resources subset)."""
+        raise NotImplementedError
+
     def status(self, cid: str) -> str | None:
         """The runtime's view: created, running, paused, stopped; None if unknown to it."""
         state = self.state(cid)
@@ -127,6 +131,11 @@ class SangjaRuntime(Runtime):
         from ..runtime.pause import resume
 
         resume(self._store(), cid)
+
+    def update(self, cid, resources):
+        from ..runtime.update import update
+
+        update(self._store(), cid, resources)
 
     def pids(self, cid):
         from ..runtime.kill import container_pids
@@ -236,6 +245,18 @@ class OCIRuntimeBinary(Runtime):
 
     def resume(self, cid):
         self._run("resume", cid)
+
+    def update(self, cid, resources):
+        import subprocess
+
+        from ..jsonio import dumps
+
+        r = subprocess.run([self.binary, "--root", self.root, "update", "--resources", "-",
+                            cid], input=dumps(resources), capture_output=True, text=True)
+        if r.returncode != 0:
+            lines = [ln for ln in (r.stderr or r.stdout).strip().splitlines() if ln.strip()]
+            msg = lines[-1] if lines else f"exit status {r.returncode}"
+            raise RuntimeError_(f"{self.name} update: {_strip_log(msg)}")
 
     def pids(self, cid):
         r = self._run("ps", "--format", "json", cid, check=False)

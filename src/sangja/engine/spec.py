@@ -18,7 +18,10 @@ What it decides (each as `docker run` does; see docker_defaults.py for the lists
   --privileged. A non-root user keeps them only in the bounding set (Docker since 18.04):
   its effective and permitted sets are empty, --cap-add or not.
 - namespaces: mount, uts, pid, ipc, and network unless --network host; a cgroup
-  namespace on cgroup v2 hosts only (Docker's default: private on v2, host on v1/hybrid).
+  namespace on cgroup v2 hosts only (Docker's default: private on v2, host on v1/hybrid;
+  --cgroupns says otherwise). --pid/--ipc/--uts host share the host's, --pid/--ipc
+  container:X join X's by path (the engine finds them: sharing.py); --ipc none has no
+  /dev/shm, --ipc host and container:X bind a shared one.
 - mounts: Docker's kernel filesystems, /etc/{resolv.conf,hostname,hosts} from the
   container directory, --init's binary, then the user's; a user mount replaces a default
   at the same place (and a user /dev replaces every default under /dev). The non-default
@@ -26,8 +29,9 @@ What it decides (each as `docker run` does; see docker_defaults.py for the lists
 - masked and read-only /proc and /sys paths, the default seccomp profile, the device
   cgroup allow-list; --privileged drops all of them, makes /sys writable and passes the
   host's devices.
-- resources, rlimits, sysctls (plus Docker's two network-namespace defaults),
-  noNewPrivileges, cgroupsPath /sangja/<id>, annotations.
+- resources (with --memory-reservation, --blkio-weight, --device-cgroup-rule), rlimits,
+  oomScoreAdj, sysctls (plus Docker's two network-namespace defaults), noNewPrivileges,
+  cgroupsPath /sangja/<id>, domainname, annotations; CDI devices' edits last (cdi.py).
 
 Errors a user can cause are `SpecError` (exit code 125), with Docker's messages.
 """
@@ -266,7 +270,10 @@ def _depth(dest: str) -> int:
 
 
 def build_mounts(opts: ContainerOptions, user_mounts: list[ResolvedMount],
-                 etc_files: dict[str, str], init_path: str | None) -> list[dict]:
+                 etc_files: dict[str, str], init_path: str | None,
+                 shared_shm: str | None = None) -> list[dict]:
+    """`shared_shm`: the /dev/shm of --ipc host or container:X, bound instead of a tmpfs
+    of the container's own (--ipc none: no /dev/shm at all)."""
     users = [user_mount(m) for m in user_mounts]
     taken = {m["destination"] for m in users}
     dev_taken = "/dev" in taken
@@ -278,7 +285,13 @@ def build_mounts(opts: ContainerOptions, user_mounts: list[ResolvedMount],
             continue
         m = {**m, "options": list(m["options"])}
         if d == "/dev/shm":
-            m["options"].append(f"size={opts.shm_size}")
+            if opts.ipc_mode == "none":
+                continue
+            if shared_shm:
+                m = {"destination": d, "type": "bind", "source": shared_shm,
+                     "options": ["rbind", "rprivate", "nosuid", "nodev", "noexec"]}
+            else:
+                m["options"].append(f"size={opts.shm_size}")
         if opts.read_only and d not in dd.READONLY_ROOT_EXEMPT and "ro" not in m["options"]:
             m["options"].append("ro")
         if opts.privileged and m["type"] in ("sysfs", "cgroup"):
@@ -409,6 +422,10 @@ def devices(opts: ContainerOptions) -> tuple[list[dict], list[dict]]:
         return nodes, [_rule(None, None, None, "rwm")]
     rules = [_rule(None, None, None, "rwm", allow=False)]
     rules += [_rule(*r) for r in dd.DEFAULT_DEVICE_RULES]
+    if opts.device_cgroup_rules:
+        from .device_rules import parse_rule
+
+        rules += [parse_rule(r) for r in opts.device_cgroup_rules]
     for d in opts.devices:
         perms = d.permissions or "rwm"
         if not set(perms) <= set("rwm"):
@@ -453,6 +470,11 @@ def resources(opts: ContainerOptions, device_rules: list[dict]) -> dict:
         mem["swap"] = swap
     elif "limit" in mem and swap_limit_supported():
         mem["swap"] = 2 * mem["limit"]  # Docker: as much swap as memory
+    if opts.memory_reservation:
+        if "limit" in mem and opts.memory_reservation > mem["limit"]:
+            raise SpecError("Minimum memory limit can not be less than memory reservation "
+                            "limit, see usage")
+        mem["reservation"] = opts.memory_reservation
     if mem:
         res["memory"] = mem
     cpu: dict = {}
@@ -474,6 +496,8 @@ def resources(opts: ContainerOptions, device_rules: list[dict]) -> dict:
         res["cpu"] = cpu
     if opts.pids_limit is not None:
         res["pids"] = {"limit": opts.pids_limit if opts.pids_limit > 0 else -1}
+    if opts.blkio_weight:
+        res["blockIO"] = {"weight": opts.blkio_weight}
     return res
 
 
@@ -499,18 +523,22 @@ def sysctls(opts: ContainerOptions, own_netns: bool, defaults: bool | None = Non
 def container_hostname(opts: ContainerOptions, container_id: str) -> str:
     if opts.hostname:
         return opts.hostname
-    if opts.network == "host":
+    if opts.network == "host" or opts.uts_mode == "host":
         return os.uname().nodename
     return container_id[:12]
 
 
-def namespaces(opts: ContainerOptions, netns: str | None = None) -> list[dict]:
+def namespaces(opts: ContainerOptions, netns: str | None = None,
+               joined: dict[str, str] | None = None) -> list[dict]:
     """`netns`: the network namespace to join by path (a network's, another container's,
     ns:PATH); None: the host's for host, else a new empty one (--network none, or a spec
-    built without the network hook, as the unit tests do)."""
+    built without the network hook, as the unit tests do). `joined`: {"pid"/"ipc": the
+    namespace file of the container named by --pid/--ipc container:X}. --pid, --ipc,
+    --uts host share the host's; --cgroupns private or host, else Docker's default."""
     from ..linux import cgroups
     from ..network import kind
 
+    joined = joined or {}
     ns = [{"type": "mount"}]
     mode = kind(opts.network)
     if netns:
@@ -519,18 +547,31 @@ def namespaces(opts: ContainerOptions, netns: str | None = None) -> list[dict]:
         raise SpecError(f"network mode {opts.network!r} needs its network namespace")
     elif mode != "host":
         ns.append({"type": "network"})
-    ns += [{"type": "uts"}, {"type": "pid"}, {"type": "ipc"}]
-    if cgroups.mode() == "v2":
+    if opts.uts_mode != "host":
+        ns.append({"type": "uts"})
+    for t, m in (("pid", opts.pid_mode), ("ipc", opts.ipc_mode)):
+        if m == "host":
+            continue
+        if m and m.startswith("container:"):
+            if t not in joined:
+                raise SpecError(f"{t} mode {m!r} needs the other container's namespace")
+            ns.append({"type": t, "path": joined[t]})
+        else:
+            ns.append({"type": t})
+    cgroupns = opts.cgroupns_mode or ("private" if cgroups.mode() == "v2" else "host")
+    if cgroupns == "private":
         ns.append({"type": "cgroup"})
     return ns
 
 
 def build_spec(opts: ContainerOptions, image_config: dict | None, *, container_id: str,
                rootfs: str, container_dir: str, mounts: list[ResolvedMount] | None = None,
-               init_path: str | None = None, net: dict | None = None) -> dict:
+               init_path: str | None = None, net: dict | None = None,
+               joined: dict[str, str] | None = None) -> dict:
     """config.json for the container; writes its /etc files into `container_dir` (only
     once everything else is known to be valid). `net`: what the network gives: "netns"
-    (the namespace to join by path) and the /etc files' entries (etc_files)."""
+    (the namespace to join by path) and the /etc files' entries (etc_files). `joined`:
+    the namespaces of --pid/--ipc container:X, and its "shm" (/dev/shm to share)."""
     from . import etc_files, seccomp_profile, users
 
     if not container_id or not set(container_id) <= _ID_CHARS or container_id in (".", ".."):
@@ -551,7 +592,7 @@ def build_spec(opts: ContainerOptions, image_config: dict | None, *, container_i
     caps = capability_list(opts)
     net = net or {}
     own_netns = opts.network != "host" and not opts.network.startswith(("container:", "ns:"))
-    ns = namespaces(opts, net.get("netns"))
+    ns = namespaces(opts, net.get("netns"), joined)
     nodes, device_rules = devices(opts)
 
     process: dict = {
@@ -570,6 +611,8 @@ def build_spec(opts: ContainerOptions, image_config: dict | None, *, container_i
     rl = rlimits(opts)
     if rl:
         process["rlimits"] = rl
+    if opts.oom_score_adj is not None:
+        process["oomScoreAdj"] = opts.oom_score_adj
 
     linux: dict = {
         "namespaces": ns,
@@ -588,13 +631,11 @@ def build_spec(opts: ContainerOptions, image_config: dict | None, *, container_i
     if seccomp is not None:
         linux["seccomp"] = seccomp
 
-    mount_list = build_mounts(opts, mounts, etc_files.paths(container_dir), init_path)
+    mount_list = build_mounts(opts, mounts, etc_files.paths(container_dir), init_path,
+                              (joined or {}).get("shm"))
     prop = rootfs_propagation(mount_list)
     if prop:
         linux["rootfsPropagation"] = prop
-    # last, so that a refused flag leaves no files behind
-    etc_files.write_etc_files(container_dir, hostname=hostname, network=opts.network, net=net)
-
     spec = {
         "ociVersion": BUNDLE_OCI_VERSION,
         "process": process,
@@ -603,8 +644,21 @@ def build_spec(opts: ContainerOptions, image_config: dict | None, *, container_i
         "mounts": mount_list,
         "linux": linux,
     }
+    if opts.uts_mode == "host":
+        del spec["hostname"]  # the host's own: a runtime must not set it
+    elif opts.domainname:
+        spec["domainname"] = opts.domainname
     if opts.annotations:
         spec["annotations"] = dict(opts.annotations)
+    if opts.cdi_devices:
+        from . import cdi
+
+        try:
+            cdi.apply(spec, opts.cdi_devices)
+        except cdi.CDIError as e:
+            raise SpecError(str(e)) from None
+    # last, so that a refused flag leaves no files behind
+    etc_files.write_etc_files(container_dir, hostname=hostname, network=opts.network, net=net)
     return spec
 
 

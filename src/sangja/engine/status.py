@@ -59,7 +59,11 @@ def docker_status(paths, row, now: float | None = None) -> str:
     state = live_state(row)
     if state in (RUNNING, PAUSED):
         up = f"Up {human_duration(now - (row['started_at'] or now))}"
-        return up + " (Paused)" if state == PAUSED else up
+        if state == PAUSED:
+            return up + " (Paused)"
+        from .health import status_suffix
+
+        return up + status_suffix(paths, row["id"])
     if state == CREATED:
         return "Created"
     if state == REMOVING:

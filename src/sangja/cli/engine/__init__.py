@@ -51,6 +51,12 @@ Containers:
   pause C... | unpause C...  freeze / thaw every process of containers
   port C [PORT[/PROTO]]      the container's published ports
   container prune [-f]       remove every stopped container
+  update [--cpus N] [-m SIZE] [--memory-swap SIZE] [--memory-reservation SIZE]
+         [-c SHARES] [--cpuset-cpus LIST] [--pids-limit N] [--blkio-weight N]
+         [--restart POLICY] C...
+                             change the limits of containers (running ones at once)
+  diff C                     what the container changed: A added, C changed, D deleted
+  healthcheck run C          run the container's healthcheck once (exit 1: unhealthy)
 
 Volumes:
   volume create [--label K=V] [NAME]
@@ -113,6 +119,8 @@ System:
   system prune [-a] [-f] [--volumes]
                              remove stopped containers, dangling (-a: unused) images,
                              unreferenced blobs and layers, temp files
+  events [--filter type=|event=|container=|image=...] [--since T] [--until T]
+         [--format TEMPLATE]  what happened (without --until: and what happens next)
   system check [--repair [-f]] [--rebuild]
                              find damaged or leftover store and container parts (exit 1
                              if any); --repair fixes them, -f also removes broken images;
@@ -159,13 +167,16 @@ COMMANDS: dict[str, str] = {
     "cp": "containers:cmd_cp",
     "commit": "containers:cmd_commit",
     "export": "containers:cmd_export",
+    "update": "update:cmd_update",
+    "diff": "diff:cmd_diff",
+    "events": "events:cmd_events",
     # system
     "info": "system:cmd_info",
     "version": "system:cmd_version",
 }
 _CONTAINER_VERBS = ["run", "create", "start", "stop", "restart", "kill", "rm", "inspect", "wait",
                     "rename", "pause", "unpause", "port", "top", "stats", "attach", "exec", "logs",
-                    "cp", "commit", "export"]
+                    "cp", "commit", "export", "update", "diff"]
 SUBCOMMANDS: dict[str, dict[str, str]] = {
     "image": {
         "inspect": "images:cmd_inspect",
@@ -216,6 +227,10 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
         "df": "system:cmd_df",
         "prune": "system:cmd_system_prune",
         "check": "system:cmd_check",
+        "events": "events:cmd_events",
+    },
+    "healthcheck": {
+        "run": "health:cmd_healthcheck_run",
     },
 }
 

@@ -115,7 +115,11 @@ def cmd_tag(opts: dict, args: list[str]) -> int:
     if len(rest) != 2:
         raise UsageError("usage: sangja tag SOURCE TARGET")
     with open_store(opts) as store:
-        store.tag(rest[1], store.resolve(rest[0]).id)
+        image_id = store.resolve(rest[0]).id
+        name = store.tag(rest[1], image_id)
+    from ...engine.events import image_event
+
+    image_event(opts.run_root, "tag", image_id, name)
     return 0
 
 
@@ -133,12 +137,25 @@ def cmd_rmi(opts: dict, args: list[str]) -> int:
         in_use = image_users(store.root)  # under the lock: no container is being made
         for name in rest:
             try:
+                image_id = store.resolve(name).id
                 for line in store.remove(name, force=force, in_use=in_use):
                     print(line)
+                    _removal_event(opts, image_id, line)
             except SangjaError as e:
                 print(f"{PROG}: {e}", file=sys.stderr)
                 rc = 125
     return rc
+
+
+def _removal_event(opts, image_id: str, line: str) -> None:
+    """rmi's "Untagged: NAME" / "Deleted: ID" lines as Docker's untag / delete events."""
+    from ...engine.events import image_event
+
+    kind, _, what = line.partition(": ")
+    if kind == "Untagged":
+        image_event(opts.run_root, "untag", image_id, what)
+    elif kind == "Deleted" and what == image_id:
+        image_event(opts.run_root, "delete", image_id, what)
 
 
 def cmd_save(opts: dict, args: list[str]) -> int:

@@ -78,6 +78,26 @@ RUN_FLAGS: list[Flag] = [
     Flag("--add-host", "multi"),
     Flag("--expose", "multi"),
     Flag("--platform", "value"),
+    Flag("--cidfile", "value"),
+    Flag("--pid", "value"),
+    Flag("--ipc", "value"),
+    Flag("--uts", "value"),
+    Flag("--cgroupns", "value"),
+    Flag("--userns", "value"),
+    Flag("--domainname", "value"),
+    Flag("--memory-reservation", "value"),
+    Flag("--oom-score-adj", "value"),
+    Flag("--blkio-weight", "value"),
+    Flag("--volumes-from", "multi"),
+    Flag("--device-cgroup-rule", "multi"),
+    Flag("--gpus", "value"),
+    Flag("--health-cmd", "value"),
+    Flag("--health-interval", "value"),
+    Flag("--health-timeout", "value"),
+    Flag("--health-retries", "value"),
+    Flag("--health-start-period", "value"),
+    Flag("--health-start-interval", "value"),
+    Flag("--no-healthcheck"),
 ]
 
 # `create` takes run's flags but -d: Docker's create has no --detach (it never starts).
@@ -152,7 +172,11 @@ def parse_run_args(args: list[str], *, command: str = "run") -> ContainerOptions
     if f["runtime"] is not None:
         o.runtime = _runtime(f["runtime"])
     o.sysctls = _sysctls(f["sysctl"], o.network)
-    o.devices = [_device(d) for d in f["device"]]
+    for d in f["device"]:
+        if _is_cdi_name(d):
+            o.cdi_devices.append(d)
+        else:
+            o.devices.append(_device(d))
     if f["shm_size"] is not None:
         o.shm_size = _size("shm_size", f["shm_size"]) or (64 << 20)
     _logging(o, f["log_driver"], f["log_opt"])
@@ -161,6 +185,8 @@ def parse_run_args(args: list[str], *, command: str = "run") -> ContainerOptions
     o.expose = _expose(f["expose"])
     if f["platform"] is not None:
         _platform(f["platform"])
+
+    _more_flags(o, f)
 
     # combinations
     if o.rm and o.restart.name != "no":
@@ -1148,3 +1174,159 @@ def _platform(value: str) -> None:
     if not ok:
         raise _bad("platform", value, f"only the host's platform linux/{host} is supported "
                    "(no emulation)")
+
+
+# ---------------------------------------------------------------------------- namespaces,
+# cidfile, health, CDI: the flags of issue 13
+
+
+def _more_flags(o: ContainerOptions, f: dict) -> None:
+    """--cidfile, the namespace modes, --domainname, --memory-reservation, --oom-score-adj,
+    --blkio-weight, --volumes-from, --device-cgroup-rule, --gpus, --health-*."""
+    if f["cidfile"] is not None:
+        if not f["cidfile"]:
+            raise _bad("cidfile", f["cidfile"], "the container ID file path is empty")
+        o.cidfile = os.path.abspath(f["cidfile"])
+    o.pid_mode = _ns_mode("pid", f["pid"], ("host",), joinable=True)
+    o.ipc_mode = _ns_mode("ipc", f["ipc"], ("host", "private", "shareable", "none"),
+                          joinable=True)
+    o.uts_mode = _ns_mode("uts", f["uts"], ("host",))
+    o.cgroupns_mode = _ns_mode("cgroupns", f["cgroupns"], ("host", "private"))
+    if f["userns"] not in (None, "", "host"):
+        raise _bad("userns", f["userns"], "only --userns host is supported (user namespace "
+                   "remapping is not)")
+    if f["domainname"]:
+        o.domainname = _domainname(f["domainname"])
+    if o.uts_mode == "host" and (o.hostname or o.domainname):
+        raise InvalidOption("Conflicting options: hostname and the UTS mode" if o.hostname
+                            else "Conflicting options: domainname and the UTS mode")
+    if f["memory_reservation"] is not None:
+        res = _size("memory_reservation", f["memory_reservation"]) or None
+        if res is not None and res < _MIN_MEMORY:
+            raise _bad("memory_reservation", f["memory_reservation"],
+                       "Minimum memory reservation allowed is 6MB")
+        if res is not None and o.memory and res > o.memory:
+            raise InvalidOption("Minimum memory limit can not be less than memory reservation "
+                                "limit, see usage")
+        o.memory_reservation = res
+    if f["oom_score_adj"] is not None:
+        n = _int("oom_score_adj", f["oom_score_adj"])
+        if not -1000 <= n <= 1000:
+            raise _bad("oom_score_adj", f["oom_score_adj"], f"Invalid value {n}, range for "
+                       "oom score adj is [-1000, 1000]")
+        o.oom_score_adj = n
+    if f["blkio_weight"] is not None:
+        o.blkio_weight = blkio_weight(f["blkio_weight"])
+    o.volumes_from = [_volumes_from(v) for v in f["volumes_from"]]
+    for rule in f["device_cgroup_rule"]:
+        from ...engine.device_rules import DeviceRuleError, parse_rule
+
+        try:
+            parse_rule(rule)
+        except DeviceRuleError as e:
+            raise _bad("device_cgroup_rule", rule, str(e))
+        o.device_cgroup_rules.append(rule)
+    if f["gpus"] is not None:
+        o.cdi_devices += _gpus(f["gpus"])
+    o.healthcheck = _healthcheck(f)
+
+
+def _domainname(value: str) -> str:
+    if len(value) > 255 or value.startswith(("-", ".")) or not value.isascii() or not all(
+            c.isalnum() or c in "-._" for c in value):
+        raise _bad("domainname", value, "invalid domain name (letters, digits, '-', '.')")
+    return value
+
+
+def _ns_mode(dest: str, value: str | None, words: tuple[str, ...], *,
+             joinable: bool = False) -> str | None:
+    if value is None or value == "":
+        return None
+    if value in words:
+        return value
+    if joinable and value.startswith("container:") and value[len("container:"):]:
+        return value
+    allowed = ", ".join(words + (("container:NAME",) if joinable else ()))
+    raise _bad(dest, value, f"invalid {dest} mode (one of {allowed})")
+
+
+def blkio_weight(value: str) -> int:
+    """--blkio-weight: 10 to 1000 (0: unset), where the kernel has the weight at all."""
+    n = _int("blkio_weight", value)
+    if n != 0 and not 10 <= n <= 1000:
+        raise _bad("blkio_weight", value, "Range of blkio weight is from 10 to 1000")
+    return n
+
+
+def _volumes_from(value: str) -> str:
+    name, colon, mode = value.partition(":")
+    if not name or (colon and mode not in ("ro", "rw")):
+        raise _bad("volumes_from", value, "expected CONTAINER[:ro|rw]")
+    return value
+
+
+def _is_cdi_name(text: str) -> bool:
+    """vendor.com/class=name (a CDI device's fully qualified name), not a path."""
+    kind, eq, name = text.partition("=")
+    return bool(eq and name) and not text.startswith("/") and "/" in kind
+
+
+def _gpus(value: str) -> list[str]:
+    """--gpus all | N | "device=0,1": NVIDIA's CDI names (nvidia.com/gpu=...), as Docker
+    maps --gpus onto CDI; the spec must exist on the host (checked at create)."""
+    text = value.strip().strip('"')
+    if text.startswith("device="):
+        ids = [d for d in text[len("device="):].split(",") if d]
+        if not ids:
+            raise _bad("gpus", value, "device= needs ids")
+        return [f"nvidia.com/gpu={d}" for d in ids]
+    if text == "all" or text == "-1":
+        return ["nvidia.com/gpu=all"]
+    if text.isdigit() and int(text) > 0:
+        return [f"nvidia.com/gpu={i}" for i in range(int(text))]
+    raise _bad("gpus", value, "expected all, a count or device=IDS")
+
+
+def _duration(dest: str, value: str) -> int:
+    from ...engine.health import parse_duration
+
+    try:
+        ns = parse_duration(value)
+    except ValueError as e:
+        raise _bad(dest, value, str(e))
+    if ns < 0:
+        raise _bad(dest, value, "a duration cannot be negative")
+    return ns
+
+
+_HEALTH_FIELDS = (("health_interval", "Interval", "Interval"),
+                  ("health_timeout", "Timeout", "Timeout"),
+                  ("health_start_period", "StartPeriod", "StartPeriod"),
+                  ("health_start_interval", "StartInterval", "StartInterval"))
+
+
+def _healthcheck(f: dict) -> dict | None:
+    given = [d for d in ("health_cmd", "health_interval", "health_timeout", "health_retries",
+                         "health_start_period", "health_start_interval") if f[d] is not None]
+    if f["no_healthcheck"]:
+        if given:
+            raise InvalidOption("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    if not given:
+        return None
+    check: dict = {}
+    if f["health_cmd"]:
+        check["Test"] = ["CMD-SHELL", f["health_cmd"]]
+    for dest, key, what in _HEALTH_FIELDS:
+        if f[dest] is not None:
+            ns = _duration(dest, f[dest])
+            if 0 < ns < 1_000_000:
+                raise _bad(dest, f[dest], f"{what} in Healthcheck cannot be less than 1ms")
+            check[key] = ns
+    if f["health_retries"] is not None:
+        n = _int("health_retries", f["health_retries"])
+        if n < 0:
+            raise _bad("health_retries", f["health_retries"], "--health-retries cannot be "
+                       "negative")
+        check["Retries"] = n
+    return check
