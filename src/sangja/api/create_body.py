@@ -92,6 +92,11 @@ def _mount_flag(m: dict) -> str:
     return ",".join(parts)
 
 
+def _bind_target(spec) -> str:
+    parts = str(spec).split(":")
+    return (parts[1] if len(parts) > 1 else parts[0]).rstrip("/")
+
+
 def create_args(body: dict, name: str | None) -> tuple[list[str], list[str], dict]:
     """(flags, [IMAGE, CMD...], what is set after parsing)."""
     if not isinstance(body, dict):
@@ -136,8 +141,14 @@ def create_args(body: dict, name: str | None) -> tuple[list[str], list[str], dic
         a.append(f"--label={k}={v}")
     for port in _dict(cfg.get("ExposedPorts"), "ExposedPorts"):
         a.append(f"--expose={port}")
+    # Config.Volumes: anonymous volumes, except where a bind or mount covers the target
+    # (compose sends both for a named volume, as dockerd takes them)
+    covered = {_bind_target(b) for b in _list(host.get("Binds"), "Binds")}
+    covered |= {(m or {}).get("Target", "").rstrip("/") for m in _list(host.get("Mounts"),
+                                                                         "Mounts")}
     for target in _dict(cfg.get("Volumes"), "Volumes"):
-        a.append(f"--volume={target}")
+        if target.rstrip("/") not in covered:
+            a.append(f"--volume={target}")
     if cfg.get("StopSignal"):
         a.append(f"--stop-signal={cfg['StopSignal']}")
     if cfg.get("StopTimeout") is not None:

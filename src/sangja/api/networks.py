@@ -99,16 +99,38 @@ def prune(req: Request):
     return {"NetworksDeleted": prune_networks(req.engine)}
 
 
+def _primary(req: Request, net_ref: str, ref: str):
+    """(container id, network name) when `net_ref` is the --network of the stopped
+    container `ref`, else None."""
+    from ..engine.status import PAUSED, RUNNING, live_state
+    from ..network.manage import get
+
+    eng = req.engine
+    row = eng.get(ref)
+    net = _one(get, req.service.root, net_ref)
+    if eng.options(row).network == net["name"] and live_state(row) not in (RUNNING, PAUSED):
+        return row["id"], net["name"]
+    return None
+
+
 def connect(req: Request, id: str):  # noqa: A002
+    from ..cli.engine.run_flags import _alias
     from ..engine.networking import connect as do_connect
+    from ..engine.networking import set_endpoint
 
     body = req.json({}) or {}
     ep = body.get("EndpointConfig") or {}
     ipam = ep.get("IPAMConfig") or {}
     if not body.get("Container"):
         raise bad_request("connect needs Container")
-    _one(do_connect, req.engine, id, body["Container"], list(ep.get("Aliases") or []),
-         ipam.get("IPv4Address") or None, ipam.get("IPv6Address") or None)
+    aliases = [_alias(a) for a in ep.get("Aliases") or []]
+    ip, ip6 = ipam.get("IPv4Address") or None, ipam.get("IPv6Address") or None
+    primary = _primary(req, id, body["Container"])
+    if primary is not None and req.service.endpoint_detached(primary, clear=True):
+        # docker-compose's create: disconnect from the network, connect with aliases
+        set_endpoint(req.engine, primary[0], aliases, ip, ip6)
+    else:
+        _one(do_connect, req.engine, id, body["Container"], aliases, ip, ip6)
     req.send_empty(200)
 
 
@@ -118,5 +140,11 @@ def disconnect(req: Request, id: str):  # noqa: A002
     body = req.json({}) or {}
     if not body.get("Container"):
         raise bad_request("disconnect needs Container")
-    _one(do_disconnect, req.engine, id, body["Container"])
+    primary = _primary(req, id, body["Container"])
+    if primary is not None:
+        # A stopped container leaves its --network only to join it again (compose):
+        # kept in mind until that connect; its record keeps the network.
+        req.service.endpoint_detached(primary, mark=True)
+    else:
+        _one(do_disconnect, req.engine, id, body["Container"])
     req.send_empty(200)

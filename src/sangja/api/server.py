@@ -54,6 +54,7 @@ class Service:
 
         self.pending = PendingAttaches()
         self._exits: dict[str, int] = {}
+        self._detached: set[tuple[str, str]] = set()
 
     def note_exit(self, cid: str, code: int) -> None:
         """Remember an exit code the service was told (a --rm container's record goes)."""
@@ -65,6 +66,18 @@ class Service:
     def exit_code(self, cid: str) -> int | None:
         with self._lock:
             return self._exits.get(cid)
+
+    def endpoint_detached(self, key: tuple[str, str], *, mark: bool = False,
+                          clear: bool = False) -> bool:
+        """A stopped container disconnected from its --network through the service (and
+        not connected again yet)."""
+        with self._lock:
+            if mark:
+                self._detached.add(key)
+            was = key in self._detached
+            if clear:
+                self._detached.discard(key)
+            return was
 
     def publish_exit(self, cid: str, code: int | None) -> None:
         self.events.publish("container", "die", cid, {"exitCode": str(code)})
