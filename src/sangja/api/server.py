@@ -168,21 +168,34 @@ def bind(path: str) -> socket.socket:
 
 
 class _Reaper(threading.Thread):
+    # (see reap_monitors)
     """Collects the monitors the service forked when they exit (they are its children,
-    as they are a `sangja start`'s until it exits). Only zombies named sangja-monitor are
-    reaped: other children belong to whoever made them (subprocess, exec)."""
+    as they are a `sangja start`'s until it exits). Only zombies named sangja-monitor, or
+    sangja (a monitor that exec'd its exit command, `sangja container cleanup`) are
+    reaped: the service runs no `sangja` itself, and other children belong to whoever made
+    them (subprocess, exec), which waits for them."""
 
     def __init__(self, stop: threading.Event):
         super().__init__(name="reaper", daemon=True)
         self.stop = stop
 
     def run(self) -> None:
+        seen: set[int] = set()
         while not self.stop.wait(0.5):
-            reap_monitors()
+            reap_monitors(seen)
 
 
-def reap_monitors() -> None:
+_OURS = ("sangja-monitor", "sangja")
+
+
+def reap_monitors(seen: set[int] | None = None) -> None:
+    """Reap our zombie children that nobody else waits for: monitors (and a monitor that
+    exec'd its exit command, `sangja container cleanup`) at once; any other zombie
+    seen twice (`seen`: the last round's), which an orphan the service adopted as a
+    subreaper is (a network's aardvark-dns when netavark stops it): a child of the
+    engine's own subprocess calls is waited for by them at once."""
     me = os.getpid()
+    zombies = set()
     try:
         tasks = os.listdir(f"/proc/{me}/task")
     except OSError:
@@ -193,18 +206,26 @@ def reap_monitors() -> None:
                 pids = f.read().split()
         except OSError:
             continue
-        for pid in pids:
+        for pid in map(int, pids):
             try:
                 with open(f"/proc/{pid}/stat") as f:
                     stat = f.read()
             except OSError:
                 continue
-            comm = stat[stat.find("(") + 1:stat.rfind(")")]
-            if stat[stat.rfind(")") + 2:stat.rfind(")") + 3] == "Z" and comm == "sangja-monitor":
+            end = stat.rfind(")")
+            if stat[end + 2:end + 3] != "Z":
+                continue
+            comm = stat[stat.find("(") + 1:end]
+            if comm in _OURS or (seen is not None and pid in seen):
                 try:
-                    os.waitpid(int(pid), os.WNOHANG)
+                    os.waitpid(pid, os.WNOHANG)
                 except ChildProcessError:
                     pass
+            else:
+                zombies.add(pid)
+    if seen is not None:
+        seen.clear()
+        seen |= zombies
 
 
 def serve(root: str, runroot: str, uri: str | None, *, idle: float = 0,
@@ -230,6 +251,12 @@ def serve(root: str, runroot: str, uri: str | None, *, idle: float = 0,
                     return
 
         threading.Thread(target=watch, name="idle", daemon=True).start()
+    import signal
+
+    def stop_on_term(_sig, _frame):
+        raise KeyboardInterrupt  # the same orderly end as ^C: the socket is removed
+
+    signal.signal(signal.SIGTERM, stop_on_term)
     if ready is not None:
         ready(path)
     try:

@@ -99,10 +99,9 @@ def _os_name() -> str:
 
 
 def df(req: Request):
-    from .images import _epoch
-
     from ..engine.usage import containers_usage, images_in_use, volumes_usage
     from ..image.gc import disk_usage
+    from .images import _epoch
 
     root = req.service.root
     containers = containers_usage(root, req.service.runroot)
