@@ -35,7 +35,7 @@ DEB_PACKAGES := python3 python3-venv busybox-static runc procps iproute2 \
                 musl-tools tini golang-github-containers-common skopeo umoci \
                 debootstrap mmdebstrap crun docker.io containernetworking-plugins \
                 containerd strace docker-registry apache2-utils openssl isal \
-                netavark aardvark-dns iptables
+                netavark aardvark-dns iptables docker-compose python3-docker
 
 .DEFAULT_GOAL := help
 .PHONY: help install deb-packages test demo bench bench-build lint clean

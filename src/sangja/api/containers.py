@@ -322,8 +322,10 @@ def logs(req: Request, id: str):  # noqa: A002
         def flush(self):
             pass
 
-    stdout = FramedWriter(out.write, 1, opts.tty) if req.flag("stdout") else _Drop()
-    stderr = FramedWriter(out.write, 2, opts.tty) if req.flag("stderr") else _Drop()
+    stdout = (FramedWriter(out.write, 1, opts.tty, per_line=True) if req.flag("stdout")
+              else _Drop())
+    stderr = (FramedWriter(out.write, 2, opts.tty, per_line=True) if req.flag("stderr")
+              else _Drop())
     read_logs(eng.paths.log_path(cid), stdout, stderr, since=since, until=until, tail=tail_n,
               timestamps=req.flag("timestamps"), follow=req.flag("follow"),
               is_running=running)

@@ -21,12 +21,21 @@ class FramedWriter:
     """A binary file object that writes one stream of a multiplexed reply (or the raw
     bytes with a tty) through `sink` (a socket's sendall or a ChunkedWriter's write)."""
 
-    def __init__(self, sink, stream: int, tty: bool):
+    def __init__(self, sink, stream: int, tty: bool, *, per_line: bool = False):
         self.sink, self.stream, self.tty = sink, stream, tty
+        self.per_line = per_line  # logs: one frame per line, as dockerd sends log entries
 
     def write(self, data: bytes) -> int:
-        if data:
-            self.sink(data if self.tty else frame(self.stream, bytes(data)))
+        if not data:
+            return 0
+        if self.tty:
+            self.sink(bytes(data))
+        elif self.per_line:
+            parts = bytes(data).split(b"\n")
+            lines = [p + b"\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+            self.sink(b"".join(frame(self.stream, line) for line in lines))
+        else:
+            self.sink(frame(self.stream, bytes(data)))
         return len(data)
 
     def flush(self) -> None:
