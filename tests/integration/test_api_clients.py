@@ -93,7 +93,11 @@ COMPOSE = textwrap.dedent("""\
         image: busybox
         depends_on:
           - web
-        command: ["sh", "-c", "for i in $$(seq 30); do wget -qO- http://web/ && break; sleep 0.3; done; echo client-done; sleep 300"]
+        command:
+          - sh
+          - -c
+          - for i in $$(seq 30); do wget -qO- http://web/ && break; sleep 0.3; done;
+            echo client-done; sleep 300
     volumes:
       site:
     """)
