@@ -139,8 +139,10 @@ class Engine:
         """Record a container and everything it needs except processes; return its id.
         The image is pulled as ``opts.pull`` says (``progress``: the pull's events, see
         sangja.registry). Nothing is left behind when it fails."""
+        from .rules import check_options
         from .seccomp_profile import stored
 
+        check_options(opts)
         opts.seccomp = stored(opts.seccomp)  # a profile file: its content, read once now
         # From resolving the image until the record exists, hold the store's gc lock shared:
         # `rmi`/`image prune` decide what is unused under it exclusively.
