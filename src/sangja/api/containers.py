@@ -216,7 +216,15 @@ def wait(req: Request, id: str):  # noqa: A002
 
 def _wait_for(req: Request, row, cond: str) -> int | None:
     from ..engine.records import NoSuchContainer
-    from ..engine.status import CREATED, PAUSED, REMOVING, RUNNING, finished, live_state
+    from ..engine.status import (
+        CREATED,
+        PAUSED,
+        REMOVING,
+        RUNNING,
+        finished,
+        live_state,
+        read_exit,
+    )
     from .streams import peer_gone
 
     eng, bus, service = req.engine, req.service.events, req.service
@@ -241,6 +249,13 @@ def _wait_for(req: Request, row, cond: str) -> int | None:
             _wait_gone(row, sock, bus, seq)
         elif ran and state not in (CREATED, REMOVING):
             if row["state"] in (RUNNING, PAUSED):  # exited, its clean-up not done yet
+                ex = read_exit(eng.paths, cid)
+                if ex is not None and cond != "removed":
+                    # the monitor's word is final: the clean-up (the monitor's exit command,
+                    # or whoever acts on the container first) records the same code
+                    code = int(ex["exit_code"])
+                    service.note_exit(cid, code)
+                    return code
                 late = late or time.monotonic() + 5
                 if time.monotonic() > late:
                     eng.cleanup(cid)
