@@ -298,3 +298,33 @@ def test_container_gets_no_service_descriptors(api):
     out = api.ok("exec", cid, "sh", "-c", "ls /proc/$$/fd; true")
     assert set(out.split()) <= {"0", "1", "2", "10", "255"}, out  # busybox sh's own: 10
     api.ok("rm", "-f", cid)
+
+
+def test_login_push_pull_through_the_api(api, cli, tmp_path):
+    """`docker login` is checked by the service against the registry (/auth) and kept by
+    the docker CLI, which sends it with push and pull (X-Registry-Auth); `docker pull`
+    streams Docker's JSON progress."""
+    from registry_fixtures import HTPASSWD, REGISTRY, Registry
+
+    if not (os.path.exists(REGISTRY) and os.path.exists(HTPASSWD)):
+        pytest.skip("docker-registry or htpasswd is not installed")
+    reg = Registry(tmp_path / "reg", htpasswd=("alice", "s3cret"))
+    try:
+        r = api.docker("login", "-u", "alice", "--password-stdin", reg.host, input="wrong\n")
+        assert r.returncode != 0 and "refused the credentials" in r.stderr
+        r = api.docker("login", "-u", "alice", "--password-stdin", reg.host, input="s3cret\n")
+        assert r.returncode == 0, r.stderr
+        name = f"{reg.host}/api/busybox:1"
+        api.ok("tag", "busybox", name)
+        api.ok("push", name, timeout=120)
+        api.ok("rmi", name)
+        assert name not in cli.ok("images", "--format", "{{.Repository}}:{{.Tag}}")
+        api.ok("pull", name, timeout=120)
+        assert api.ok("run", "--rm", name, "echo", "pulled") == "pulled\n"
+        api.ok("rmi", name)
+        # without the login the registry refuses, and the error reaches the client
+        api.ok("logout", reg.host)
+        r = api.docker("pull", name, timeout=120)
+        assert r.returncode != 0
+    finally:
+        reg.close()

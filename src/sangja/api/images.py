@@ -138,29 +138,59 @@ def create(req: Request):
     tag = req.arg("tag")
     if tag:
         image = f"{image}@{tag}" if tag.startswith("sha256:") else f"{image}:{tag}"
+    from ..image.archive import split_transport
     from ..registry.pulling import pull
 
+    if split_transport(image) is not None:  # oci:DIR, docker-archive:FILE: the CLI's, not ours
+        raise bad_request(f"invalid reference format: {image}")
+    options = _registry_options(req)
     out = req.stream("application/json")
     try:
         results = pull(req.engine.images, image, platform=req.arg("platform") or None,
-                       progress=_JSONProgress(out))
+                       progress=_JSONProgress(out), options=options)
         for r in results:
             out.write_json({"status": f"Digest: {getattr(r, 'digest', '')}"})
         out.write_json({"status": f"Status: Downloaded newer image for {image}"})
     except Exception as e:  # noqa: BLE001 - reported in the stream, as dockerd does
         out.write_json({"errorDetail": {"message": str(e)}, "error": str(e)})
+    finally:
+        options.close()
     out.close()
+
+
+def _registry_options(req: Request):
+    """The registry options of a pull or push: the client's credentials
+    (X-Registry-Auth, base64url JSON), else the service's own auth files."""
+    import base64
+
+    from ..jsonio import loads
+    from ..registry.auth import Credentials
+    from ..registry.options import Options
+
+    header = req.handler.headers.get("X-Registry-Auth")
+    creds = None
+    if header:
+        try:
+            doc = loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+        except (ValueError, TypeError):
+            raise bad_request("invalid X-Registry-Auth header") from None
+        if isinstance(doc, dict) and doc.get("username") and doc.get("password"):
+            creds = Credentials(doc["username"], doc["password"])
+    return Options(creds=creds)
 
 
 def push(req: Request, name: str):
     from ..registry.pushing import push as do_push
 
     target = f"{name}:{req.arg('tag')}" if req.arg("tag") else name
+    options = _registry_options(req)
     out = req.stream("application/json")
     try:
-        do_push(req.engine.images, target, progress=_JSONProgress(out))
-    except Exception as e:  # noqa: BLE001
+        do_push(req.engine.images, target, progress=_JSONProgress(out), options=options)
+    except Exception as e:  # noqa: BLE001 - reported in the stream, as dockerd does
         out.write_json({"errorDetail": {"message": str(e)}, "error": str(e)})
+    finally:
+        options.close()
     out.close()
 
 

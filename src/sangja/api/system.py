@@ -134,15 +134,31 @@ def df(req: Request):
 
 
 def auth(req: Request):
-    """Credentials are checked against the registry (as dockerd does) and not kept: the
-    docker CLI keeps them itself, and passes them with each pull or push."""
-    body = req.json({}) or {}
-    server = body.get("serveraddress") or "https://index.docker.io/v1/"
-    from ..registry import auth as _auth  # noqa: F401 - presence check
+    """Check credentials against the registry's API (as dockerd does) without keeping
+    them: the docker CLI keeps them and sends them with each pull or push
+    (X-Registry-Auth)."""
+    import tempfile
 
-    check = getattr(_auth, "check_login", None)
-    if check is not None:
-        check(server, body.get("username") or "", body.get("password") or "")
+    from ..registry.auth import Credentials
+    from ..registry.logins import login
+    from ..registry.options import Options
+    from .errors import ApiError, bad_request
+
+    body = req.json({}) or {}
+    if not isinstance(body, dict) or not body.get("username") or not body.get("password"):
+        raise bad_request("auth needs username and password")
+    server = body.get("serveraddress") or "docker.io"
+    server = server.removeprefix("https://").removeprefix("http://").rstrip("/")
+    if server in ("index.docker.io/v1", "index.docker.io"):
+        server = "docker.io"
+    with tempfile.TemporaryDirectory(prefix="sangja-auth-") as d:
+        options = Options(auth_file=os.path.join(d, "auth.json"))
+        try:
+            login(server, Credentials(body["username"], body["password"]), options=options)
+        except Exception as e:  # noqa: BLE001 - the registry's answer, as Docker's 401
+            raise ApiError(401, str(e)) from None
+        finally:
+            options.close()
     return {"Status": "Login Succeeded", "IdentityToken": ""}
 
 
