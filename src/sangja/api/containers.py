@@ -63,6 +63,9 @@ def create(req: Request):
         raise not_found(f"No such image: {opts.image}") from None
     opts.pull = "never"  # dockerd never pulls at create: its clients pull, then create
     cid = eng.create(opts)
+    size = (body.get("HostConfig") or {}).get("ConsoleSize")
+    if opts.tty and isinstance(size, list) and len(size) == 2 and all(size):
+        req.service.console_sizes[cid] = (int(size[0]), int(size[1]))
     req.service.events.publish("container", "create", cid,
                                {"name": eng.get(cid)["name"], "image": opts.image})
     req.send_json({"Id": cid, "Warnings": []}, 201)
@@ -90,7 +93,10 @@ def start(req: Request, id: str):  # noqa: A002 - Docker's name
     pending = req.service.pending
     if pending.wanted(cid):
         try:
-            client = eng.start(cid, attach=True)
+            # the terminal's size the client gave at create (ConsoleSize): set before the
+            # program starts (its own resize call comes after the start)
+            client = eng.start(cid, attach=True,
+                               console_size=req.service.console_sizes.pop(cid, None))
         except BaseException:
             pending.hand_over(cid, None)
             raise

@@ -55,6 +55,7 @@ class Service:
         self.pending = PendingAttaches()
         self._exits: dict[str, int] = {}
         self._detached: set[tuple[str, str]] = set()
+        self.console_sizes: dict[str, tuple[int, int]] = {}  # tty containers' ConsoleSize
 
     def note_exit(self, cid: str, code: int) -> None:
         """Remember an exit code the service was told (a --rm container's record goes)."""

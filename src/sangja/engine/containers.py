@@ -245,10 +245,13 @@ class Engine:
         return random_name(True) + os.urandom(2).hex()
 
     # -- start ----------------------------------------------------------------------------
-    def start(self, ref: str, *, attach: bool = False):
+    def start(self, ref: str, *, attach: bool = False,
+              console_size: tuple[int, int] | None = None):
         """Start a created or exited container. With ``attach``, return an AttachClient
         connected (as the clean-up owner) before the program starts, so no output is lost;
-        the caller must then call `cleanup` when told the exit code."""
+        the caller must then call `cleanup` when told the exit code. ``console_size``
+        (rows, columns): the terminal's size before the program starts (with ``attach``
+        and a tty)."""
         with self.locked(ref) as row:
             state = live_state(row)
             if state == RUNNING:
@@ -263,7 +266,7 @@ class Engine:
                 row = self.db.get(row["id"])
             if self._adopt_interrupted_start(row):
                 return None
-            return self._start_locked(row, attach=attach)
+            return self._start_locked(row, attach=attach, console_size=console_size)
 
     def _adopt_interrupted_start(self, row) -> bool:
         """A start whose CLI was killed after the runtime started the program but before
@@ -287,7 +290,8 @@ class Engine:
                        oom_killed=0, stopped_by_user=0, error="")
         return True
 
-    def _start_locked(self, row, *, attach: bool):
+    def _start_locked(self, row, *, attach: bool,
+                      console_size: tuple[int, int] | None = None):
         from .launch import LaunchPlan, launch
         from .monitor import monitor_path
 
@@ -308,7 +312,7 @@ class Engine:
 
         net = NetworkStart(self, row, opts)  # its backend works while the bundle is made
         try:
-            self._prepare_bundle(row, opts, bundle, net.spec_net)
+            self._prepare_bundle(row, opts, bundle, net.spec_net, console_size)
         except BaseException:
             net.abort()
             raise
@@ -379,9 +383,11 @@ class Engine:
                        exit_code=code if row["state"] != CREATED else 0, error=error)
 
     def _prepare_bundle(self, row, opts: ContainerOptions, bundle: str,
-                        net: dict | None = None) -> None:
+                        net: dict | None = None,
+                        console_size: tuple[int, int] | None = None) -> None:
         """Mount the root filesystem and write config.json (and the /etc files); `net`:
-        what the network gives (networking.NetworkStart.spec_net)."""
+        what the network gives (networking.NetworkStart.spec_net); `console_size`: the
+        terminal's (rows, columns) from the start (process.consoleSize)."""
         from ..fs import write_atomic
         from ..jsonio import dumps
         from .spec import build_spec
@@ -398,6 +404,9 @@ class Engine:
             spec = build_spec(opts, image_config, container_id=cid, rootfs=rootfs,
                               container_dir=bundle, mounts=mounts, init_path=init_path,
                               net=net)
+            if console_size and opts.tty:
+                spec["process"]["consoleSize"] = {"height": console_size[0],
+                                                  "width": console_size[1]}
             write_atomic(os.path.join(bundle, "config.json"), dumps(spec), durable=False)
         except BaseException:
             self._release_rootfs(cid)

@@ -78,8 +78,13 @@ def cmd_run(opts: Globals, args: list[str]) -> int:
                 raise
             print(cid)
             return 0
+        size = None
+        if copts.tty and os.isatty(0):
+            from ...linux.pty import get_winsize
+
+            size = get_winsize(0)  # the program sees its terminal's size from the start
         try:
-            client = eng.start(cid, attach=True)
+            client = eng.start(cid, attach=True, console_size=size)
         except BaseException:
             if copts.rm:
                 _quietly(eng.remove, cid, force=True, volumes=True)
