@@ -93,6 +93,37 @@ def test_run_with_stdin(api):
     assert r.returncode == 0 and r.stdout == "from-stdin\ndone\n"
 
 
+def test_terminal(api):
+    """`docker run -it` and `docker exec -it`: a terminal of the client's size from the
+    start (ConsoleSize), keys to the program, its output raw."""
+    import shutil
+
+    from engine_cli import Pty
+
+    docker = shutil.which("docker")
+    base = [docker, "--config", str(api.sock.parent / "docker-config"), "-H",
+            f"unix://{api.sock}"]
+    t = Pty([*base, "run", "-it", "--rm", "busybox", "sh", "-c",
+             "stty size; tty; read line; echo got:$line"], rows=33, cols=101)
+    try:
+        t.expect(r"33 101\r\n/dev/pts/\d+")
+        t.send("typed\r")
+        t.expect("got:typed")
+        assert t.wait() == 0
+    finally:
+        t.close()
+    cid = api.ok("run", "-d", "-t", "busybox", "sleep", "60").strip()
+    t = Pty([*base, "exec", "-it", cid, "sh", "-c", "tty; read x; echo exec:$x"])
+    try:
+        t.expect(r"/dev/pts/\d+")
+        t.send("in\r")
+        t.expect("exec:in")
+        assert t.wait() == 0
+    finally:
+        t.close()
+    api.ok("rm", "-f", cid)
+
+
 def test_detached_logs_exec_stop_rm(api, cli):
     cid = api.ok("run", "-d", "--name", "web1", "-e", "K=v", "busybox", "sh", "-c",
                  "echo started; trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done"
