@@ -129,6 +129,10 @@ def test_compose_up_logs_exec_down(service, cli, tmp_path):
         ps = compose("ps")
         assert "apiproj_web_1" in ps and "Up" in ps
         assert compose("exec", "-T", "web", "cat", "/www/index.html") == "from-web\n"
+        # run: a one-off container on the same network (compose inspects the network
+        # and would refuse options other than its own)
+        assert "from-web" in compose("run", "--rm", "-T", "client", "wget", "-qO-",
+                                     "http://web/")
         # logs -f ends when the project goes
         follow = subprocess.Popen(["docker-compose", "logs", "-f", "--no-color", "web"],
                                   cwd=tmp_path, env=env, stdout=subprocess.PIPE,

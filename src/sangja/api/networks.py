@@ -25,9 +25,19 @@ def _one(fn, *args, **kw):
 def _documents(req: Request, nets: list[dict]) -> list[dict]:
     from ..network.manage import document, leases
 
+    from ..network.config import DEFAULT_NETWORK
+
     names = {r["id"]: r["name"] for r in req.engine.db.all()}
     rows = leases(req.service.root)
-    return [document(n, req.service.runroot, names, rows) for n in nets]
+    docs = []
+    for n in nets:
+        doc = document(n, req.service.runroot, names, rows)
+        if n["name"] != DEFAULT_NETWORK:
+            # dockerd shows a user network's options as given (compose compares them with
+            # its file's, and would recreate the network for the bridge's name)
+            doc["Options"] = dict(n.get("options") or {})
+        docs.append(doc)
+    return docs
 
 
 def list_networks(req: Request):
