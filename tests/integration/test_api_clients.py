@@ -131,8 +131,9 @@ def test_compose_up_logs_exec_down(service, cli, tmp_path):
         assert compose("exec", "-T", "web", "cat", "/www/index.html") == "from-web\n"
         # run: a one-off container on the same network (compose inspects the network
         # and would refuse options other than its own)
-        assert "from-web" in compose("run", "--rm", "-T", "client", "wget", "-qO-",
-                                     "http://web/")
+        assert "from-web" in compose("run", "--rm", "-T", "client", "sh", "-c",
+                                     "for i in $(seq 20); do wget -qO- http://web/ && "
+                                     "exit 0; sleep 0.3; done; exit 1")
         # logs -f ends when the project goes
         follow = subprocess.Popen(["docker-compose", "logs", "-f", "--no-color", "web"],
                                   cwd=tmp_path, env=env, stdout=subprocess.PIPE,

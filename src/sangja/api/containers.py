@@ -55,8 +55,11 @@ def create(req: Request):
     body = req.json()
     if body is None:
         raise bad_request("the create body is empty: a JSON object with at least Image")
-    opts = container_options(body, name)
     eng = req.engine
+    if isinstance(body, dict) and isinstance(body.get("HostConfig"), dict) and \
+            body["HostConfig"].get("Links"):
+        body["HostConfig"] = _links_as_hosts(eng, body["HostConfig"])
+    opts = container_options(body, name)
     try:
         eng.images.resolve(opts.image)
     except ImageNotFound:
@@ -69,6 +72,35 @@ def create(req: Request):
     req.service.events.publish("container", "create", cid,
                                {"name": eng.get(cid)["name"], "image": opts.image})
     req.send_json({"Id": cid, "Warnings": []}, 201)
+
+
+def _links_as_hosts(eng, host: dict) -> dict:
+    """Legacy links (`NAME:ALIAS`, docker-compose's for depends_on) are what Docker makes
+    of them: /etc/hosts entries for the alias with the linked container's address (on a
+    network the two share); a link to a container that is not running is refused."""
+    from ..engine.inspect import container_document
+    from ..engine.records import NoSuchContainer
+
+    host = dict(host)
+    mode = host.get("NetworkMode") or "default"
+    extra = list(host.get("ExtraHosts") or [])
+    for link in host.pop("Links") or []:
+        target, _, alias = str(link).partition(":")
+        alias = alias.rsplit("/", 1)[-1] or target.lstrip("/")
+        try:
+            doc = container_document(eng, eng.get(target.lstrip("/")))
+        except NoSuchContainer:
+            raise bad_request(f"could not get container for {target.lstrip('/')}") from None
+        if not doc["State"]["Running"]:
+            raise conflict(f"Cannot link to a non running container: {doc['Name']} AS "
+                           f"/{alias}")
+        nets = doc["NetworkSettings"].get("Networks") or {}
+        net = nets.get("bridge" if mode == "default" else mode) or {}
+        if not net.get("IPAddress"):
+            raise bad_request(f"Cannot link to {doc['Name']}: it is not on network {mode}")
+        extra.append(f"{alias}:{net['IPAddress']}")
+    host["ExtraHosts"] = extra
+    return host
 
 
 # ---------------------------------------------------------------------------- lifecycle

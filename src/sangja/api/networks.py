@@ -23,9 +23,8 @@ def _one(fn, *args, **kw):
 
 
 def _documents(req: Request, nets: list[dict]) -> list[dict]:
-    from ..network.manage import document, leases
-
     from ..network.config import DEFAULT_NETWORK
+    from ..network.manage import document, leases
 
     names = {r["id"]: r["name"] for r in req.engine.db.all()}
     rows = leases(req.service.root)
