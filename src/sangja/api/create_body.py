@@ -282,11 +282,12 @@ def container_options(body: dict, name: str | None) -> ContainerOptions:
     """The create body as validated options (400 with the parser's message if bad)."""
     from ..cli.engine.common import UsageError
     from ..cli.engine.run_flags import parse_run_args
+    from ..errors import SangjaError
 
     flags, rest, after = create_args(body, name)
     try:
         opts = parse_run_args([*flags, *rest], command="create")
-    except UsageError as e:
+    except (UsageError, SangjaError) as e:  # a bad value: the parser's own message
         raise bad_request(str(e)) from None
     for k, v in after.items():
         setattr(opts, k, v)
