@@ -317,4 +317,10 @@ class _Bytes:
 
 
 def build_prune(req: Request):
-    return {"CachesDeleted": [], "SpaceReclaimed": 0}
+    from ..engine.usage import images_in_use
+    from ..image.gc import prune_build_cache
+
+    store = req.engine.images
+    report = prune_build_cache(store, all_entries=req.flag("all"),
+                               in_use=images_in_use(store.root))
+    return {"CachesDeleted": list(report.deleted_cache), "SpaceReclaimed": report.reclaimed}
