@@ -203,6 +203,52 @@ def test_build(api, cli, tmp_path):
     api.ok("rmi", "apibuilt:1")
 
 
+def _frozen(cid: str) -> bool:
+    """The container's cgroup as the kernel's freezer sees it (v1 or v2)."""
+    for path, frozen in ((f"/sys/fs/cgroup/freezer/sangja/{cid}/freezer.state", "FROZEN"),
+                         (f"/sys/fs/cgroup/sangja/{cid}/cgroup.freeze", "1")):
+        if os.path.exists(path):
+            with open(path) as f:
+                return f.read().strip() == frozen
+    raise AssertionError(f"no freezer state for {cid}")
+
+
+def test_admin_commands(api, cli, tmp_path):
+    """ps filters, pause/unpause (the freezer seen on the host), rename, restart, commit,
+    history, save/load, system df and events."""
+    start = str(int(time.time()) - 1)
+    a = api.ok("run", "-d", "--name", "fa", "-l", "role=web", "busybox", "sleep", "60").strip()
+    api.ok("run", "-d", "--name", "fb", "-l", "role=db", "busybox", "sleep", "60")
+    assert api.ok("ps", "--filter", "label=role=web", "--format", "{{.Names}}") == "fa\n"
+    assert api.ok("ps", "-q", "--no-trunc", "--filter", "name=fa") == a + "\n"
+    api.ok("pause", "fa")
+    assert _frozen(a)
+    assert api.ok("ps", "--filter", "status=paused", "--format", "{{.Names}}") == "fa\n"
+    api.ok("unpause", "fa")
+    assert not _frozen(a)
+    api.ok("rename", "fb", "fb2")
+    assert cli.inspect("fb2")["Name"] == "/fb2"
+    api.ok("restart", "-t", "1", "fb2")
+    assert cli.inspect("fb2")["State"]["Running"]
+    api.ok("exec", "fa", "sh", "-c", "echo changed > /marker")
+    image_id = api.ok("commit", "fa", "localhost/committed:1").strip()
+    assert image_id.startswith("sha256:")
+    assert api.ok("run", "--rm", "localhost/committed:1", "cat", "/marker") == "changed\n"
+    assert api.ok("history", "-q", "localhost/committed:1").split()[0] == image_id[7:19]
+    api.ok("save", "-o", str(tmp_path / "c.tar"), "localhost/committed:1")
+    api.ok("rmi", "localhost/committed:1")
+    assert "localhost/committed" not in cli.ok("images")
+    assert "localhost/committed:1" in api.ok("load", "-i", str(tmp_path / "c.tar"))
+    assert "localhost/committed" in cli.ok("images")
+    api.ok("rm", "-f", "fa", "fb2")
+    api.ok("rmi", "localhost/committed:1")
+    assert "Images" in api.ok("system", "df")
+    events = api.ok("events", "--since", start, "--until", str(int(time.time()) + 1),
+                    "--filter", "type=container", "--format", "{{.Action}} {{.Actor.ID}}")
+    for action in ("create", "start", "pause", "unpause", "destroy"):
+        assert f"{action} {a}" in events, events
+
+
 # ---------------------------------------------------------------------------- bad input
 
 
