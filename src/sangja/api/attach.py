@@ -129,21 +129,13 @@ def attach(req: Request, id: str):  # noqa: A002 - Docker's parameter name
 
 def _replay_logs(eng, cid: str, sock, want: dict, tty: bool) -> None:
     from ..engine.logs import read_logs
-    from .streams import FramedWriter
+    from .streams import Discard, FramedWriter
 
     send = sock.sendall
-    null = _Null()
+    null = Discard()
     read_logs(eng.paths.log_path(cid),
               FramedWriter(send, 1, tty) if want["stdout"] else null,
               FramedWriter(send, 2, tty) if want["stderr"] else null)
-
-
-class _Null:
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-    def flush(self) -> None:
-        pass
 
 
 def _hung_up(sock) -> bool:

@@ -341,7 +341,7 @@ def inspect(req: Request, id: str):  # noqa: A002
 def logs(req: Request, id: str):  # noqa: A002
     from ..engine.logs import read_logs
     from ..engine.status import PAUSED, RUNNING, live_state
-    from .streams import MULTIPLEXED, RAW, FramedWriter, peer_gone
+    from .streams import MULTIPLEXED, RAW, Discard, FramedWriter, peer_gone
 
     eng = req.engine
     row = eng.get(id)
@@ -368,17 +368,10 @@ def logs(req: Request, id: str):  # noqa: A002
         except Exception:  # noqa: BLE001 - removed meanwhile
             return False
 
-    class _Drop:
-        def write(self, data):
-            return len(data)
-
-        def flush(self):
-            pass
-
     stdout = (FramedWriter(out.write, 1, opts.tty, per_line=True) if req.flag("stdout")
-              else _Drop())
+              else Discard())
     stderr = (FramedWriter(out.write, 2, opts.tty, per_line=True) if req.flag("stderr")
-              else _Drop())
+              else Discard())
     read_logs(eng.paths.log_path(cid), stdout, stderr, since=since, until=until, tail=tail_n,
               timestamps=req.flag("timestamps"), follow=req.flag("follow"),
               is_running=running)
@@ -501,6 +494,7 @@ def archive_head(req: Request, id: str):  # noqa: A002
 def archive_get(req: Request, id: str):  # noqa: A002
     from ..engine import copy as cp
     from ..engine.containers import mounted_source
+    from .streams import ChunkSink
 
     path = req.arg("path")
     if not path:
@@ -510,19 +504,8 @@ def archive_get(req: Request, id: str):  # noqa: A002
         root, inner = mounted_source(eng, row, root, path)
         header = _stat_header(root, inner)
         out = req.stream("application/x-tar", headers={"X-Docker-Container-Path-Stat": header})
-        cp.copy_out(root, inner, _Sink(out), archive=True, follow_link=False)
+        cp.copy_out(root, inner, ChunkSink(out), archive=True, follow_link=False)
         out.close()
-
-
-class _Sink:
-    def __init__(self, out):
-        self.out = out
-
-    def write(self, data) -> int:
-        return self.out.write(bytes(data))
-
-    def flush(self) -> None:
-        pass
 
 
 def archive_put(req: Request, id: str):  # noqa: A002
@@ -541,11 +524,12 @@ def archive_put(req: Request, id: str):  # noqa: A002
 
 def export(req: Request, id: str):  # noqa: A002
     from ..engine.export import export_rootfs
+    from .streams import ChunkSink
 
     eng = req.engine
     with eng.rootfs(id) as (_, root):
         out = req.stream("application/x-tar")
-        export_rootfs(root, _Sink(out))
+        export_rootfs(root, ChunkSink(out))
         out.close()
 
 

@@ -199,12 +199,13 @@ def push(req: Request, name: str):
 
 def _save(req: Request, names: list[str]):
     from ..image.archive import save
+    from .streams import ChunkSink
 
     store = req.engine.images
     for n in names:
         store.resolve(n)
     out = req.stream("application/x-tar")
-    save(store, names, _Sink(out), format="docker-archive")
+    save(store, names, ChunkSink(out), format="docker-archive")
     out.close()
 
 
@@ -217,17 +218,6 @@ def get_many(req: Request):
     if not names:
         raise bad_request("names is required")
     _save(req, names)
-
-
-class _Sink:
-    def __init__(self, out):
-        self.out = out
-
-    def write(self, data) -> int:
-        return self.out.write(bytes(data))
-
-    def flush(self) -> None:
-        pass
 
 
 def load(req: Request):

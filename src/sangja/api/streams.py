@@ -42,6 +42,30 @@ class FramedWriter:
         pass
 
 
+class Discard:
+    """A binary file object that drops what is written (a stream the client did not ask
+    for)."""
+
+    def write(self, data) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+class ChunkSink:
+    """A binary file object over a ChunkedWriter, for the engine's writers (tar, save)."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def write(self, data) -> int:
+        return self.out.write(bytes(data))
+
+    def flush(self) -> None:
+        pass
+
+
 def peer_gone(sock: socket.socket) -> bool:
     """Has the client closed its end (not merely its writing half)? Never blocks."""
     try:
