@@ -87,6 +87,21 @@ def test_run_rm_echo_and_exit_code(api, cli):
     assert cli.ok("ps", "-a", "-q") == ""  # --rm: gone, as the sangja CLI sees it
 
 
+def test_parallel_runs(api, cli):
+    """Clients at once (compose starts services in parallel): every run gets its own
+    output and exit code, and nothing is left."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int):
+        return api.docker("run", "--rm", "busybox", "sh", "-c", f"echo out{i}; exit {i % 4}")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(8)))
+    for i, r in enumerate(results):
+        assert (r.returncode, r.stdout) == (i % 4, f"out{i}\n"), r.stderr
+    assert cli.ok("ps", "-a", "-q") == ""
+
+
 def test_run_with_stdin(api):
     r = api.docker("run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo done",
                    input="from-stdin\n")
