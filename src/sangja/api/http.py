@@ -355,10 +355,14 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception as e:  # noqa: BLE001 - every error becomes Docker's reply
             err = from_exception(e)
-            if err.status == 500 and service.debug:
-                import traceback
+            if err.status == 500:  # the operator's one line (a traceback with --debug)
+                import sys
 
-                traceback.print_exc()
+                if service.debug:
+                    import traceback
+
+                    traceback.print_exc()
+                print(f"sangja: API {method} {path}: {err.message}", file=sys.stderr)
             if req is not None and req.responded:
                 self.close_connection = True  # mid-stream: nothing more can be said
             else:
