@@ -306,6 +306,21 @@ def test_bad_input_gets_dockers_codes(api, cli):
     assert cli.ok("ps", "-a", "-q") == ""
 
 
+def test_service_bad_command_lines(api, engine, tmp_path):
+    """One line and exit 125; nothing replaced: a file where the socket goes, or a
+    socket another service answers on."""
+    (tmp_path / "file").write_text("keep")
+    for args, words in ((["tcp://0.0.0.0:2375"], "only unix:///PATH"),
+                        (["--time", "abc"], "invalid --time"),
+                        ([f"unix://{tmp_path}/file"], "is not a socket"),
+                        ([f"unix://{api.sock}"], "another service is listening")):
+        r = engine("system", "service", *args, timeout=30)
+        assert r.returncode == 125 and r.stdout == "", args
+        assert len(r.stderr.splitlines()) == 1 and words in r.stderr, r.stderr
+    assert (tmp_path / "file").read_text() == "keep"
+    assert api.request("GET", "/_ping")[0] == 200  # the running service kept its socket
+
+
 def _raw(api, request: bytes) -> socket.socket:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(str(api.sock))
