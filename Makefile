@@ -6,6 +6,8 @@
 #   make bench     bench/runtime_start: container start-up time, sangja vs runc
 #   make bench-build  bench/build: build and commit speed, sangja vs podman vs docker
 #   make lint      ruff (installed into .venv on first use)
+#   make install-systemd  contrib/systemd's sangja.socket/.service into SYSTEMD_DIR
+#                  (not enabled: `systemctl enable --now sangja.socket` does that)
 #   make clean     remove .venv, build/ and caches
 
 # Debian's interpreter on purpose: it starts in ~9 ms (pyenv's ~31 ms), and
@@ -35,10 +37,11 @@ DEB_PACKAGES := python3 python3-venv busybox-static runc procps iproute2 \
                 musl-tools tini golang-github-containers-common skopeo umoci \
                 debootstrap mmdebstrap crun docker.io containernetworking-plugins \
                 containerd strace docker-registry apache2-utils openssl isal \
-                netavark aardvark-dns iptables
+                netavark aardvark-dns iptables docker-compose python3-docker
 
 .DEFAULT_GOAL := help
-.PHONY: help install deb-packages test demo bench bench-build lint clean
+.PHONY: help install deb-packages test demo bench bench-build bench-api lint clean \
+        install-systemd
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -114,6 +117,18 @@ demo: install
 bench: install
 	$(VENV)/bin/python bench/runtime_start $(BENCH_ARGS)
 	$(VENV)/bin/python bench/engine_run $(ENGINE_BENCH_ARGS)
+
+# The Docker API's socket activation (docs/api.md): units only, never enabled here.
+SYSTEMD_DIR ?= /etc/systemd/system
+install-systemd: install
+	@mkdir -p $(DESTDIR)$(SYSTEMD_DIR)
+	install -m 644 contrib/systemd/sangja.socket $(DESTDIR)$(SYSTEMD_DIR)/sangja.socket
+	sed -e 's|@BINDIR@|$(abspath $(VENV))/bin|' -e 's|@DOCDIR@|$(abspath docs)|' \
+	  contrib/systemd/sangja.service > $(DESTDIR)$(SYSTEMD_DIR)/sangja.service
+	@chmod 644 $(DESTDIR)$(SYSTEMD_DIR)/sangja.service
+
+bench-api: install
+	$(VENV)/bin/python bench/api $(API_BENCH_ARGS)
 
 bench-build: install
 	$(VENV)/bin/python bench/build $(BUILD_BENCH_ARGS)

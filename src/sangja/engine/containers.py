@@ -139,14 +139,17 @@ class Engine:
         """Record a container and everything it needs except processes; return its id.
         The image is pulled as ``opts.pull`` says (``progress``: the pull's events, see
         sangja.registry). Nothing is left behind when it fails."""
+        from .rules import check_options
         from .seccomp_profile import stored
 
+        check_options(opts)
         opts.seccomp = stored(opts.seccomp)  # a profile file: its content, read once now
         if (opts.cidfile or opts.pid_mode or opts.ipc_mode or opts.volumes_from
                 or opts.cdi_devices or opts.blkio_weight):
-            from .create_checks import CidFile, check_options
+            from .create_checks import CidFile
+            from .create_checks import check_options as check_references
 
-            check_options(self, opts)
+            check_references(self, opts)
             with CidFile(opts.cidfile) as cidfile:
                 cid = self._create_gc_locked(opts, progress)
                 cidfile.write(cid)
@@ -259,10 +262,13 @@ class Engine:
         return random_name(True) + os.urandom(2).hex()
 
     # -- start ----------------------------------------------------------------------------
-    def start(self, ref: str, *, attach: bool = False):
+    def start(self, ref: str, *, attach: bool = False,
+              console_size: tuple[int, int] | None = None):
         """Start a created or exited container. With ``attach``, return an AttachClient
         connected (as the clean-up owner) before the program starts, so no output is lost;
-        the caller must then call `cleanup` when told the exit code."""
+        the caller must then call `cleanup` when told the exit code. ``console_size``
+        (rows, columns): the terminal's size before the program starts (with ``attach``
+        and a tty)."""
         with self.locked(ref) as row:
             state = live_state(row)
             if state == RUNNING:
@@ -277,7 +283,7 @@ class Engine:
                 row = self.db.get(row["id"])
             if self._adopt_interrupted_start(row):
                 return None
-            return self._start_locked(row, attach=attach)
+            return self._start_locked(row, attach=attach, console_size=console_size)
 
     def _adopt_interrupted_start(self, row) -> bool:
         """A start whose CLI was killed after the runtime started the program but before
@@ -301,7 +307,8 @@ class Engine:
                        oom_killed=0, stopped_by_user=0, error="")
         return True
 
-    def _start_locked(self, row, *, attach: bool):
+    def _start_locked(self, row, *, attach: bool,
+                      console_size: tuple[int, int] | None = None):
         from .launch import LaunchPlan, launch
         from .monitor import monitor_path
 
@@ -322,7 +329,8 @@ class Engine:
 
         net = NetworkStart(self, row, opts)  # its backend works while the bundle is made
         try:
-            image_config = self._prepare_bundle(row, opts, bundle, net.spec_net)
+            image_config = self._prepare_bundle(row, opts, bundle, net.spec_net,
+                                                console_size)
         except BaseException:
             net.abort()
             raise
@@ -405,10 +413,12 @@ class Engine:
                        exit_code=code if row["state"] != CREATED else 0, error=error)
 
     def _prepare_bundle(self, row, opts: ContainerOptions, bundle: str,
-                        net: dict | None = None) -> dict:
+                        net: dict | None = None,
+                        console_size: tuple[int, int] | None = None) -> dict:
         """Mount the root filesystem and write config.json (and the /etc files); `net`:
-        what the network gives (networking.NetworkStart.spec_net). Returns the image's
-        run config."""
+        what the network gives (networking.NetworkStart.spec_net); `console_size`: the
+        terminal's (rows, columns) from the start (process.consoleSize). Returns the
+        image's run config."""
         from ..fs import write_atomic
         from ..jsonio import dumps
         from .spec import build_spec
@@ -434,6 +444,9 @@ class Engine:
             spec = build_spec(opts, image_config, container_id=cid, rootfs=rootfs,
                               container_dir=bundle, mounts=mounts, init_path=init_path,
                               net=net, joined=joined)
+            if console_size and opts.tty:
+                spec["process"]["consoleSize"] = {"height": console_size[0],
+                                                  "width": console_size[1]}
             write_atomic(os.path.join(bundle, "config.json"), dumps(spec), durable=False)
         except BaseException:
             self._release_rootfs(cid)

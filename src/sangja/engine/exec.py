@@ -56,6 +56,7 @@ class ExecOptions:
     env: list[str] = field(default_factory=list)  # NAME=VALUE
     user: str | None = None  # name or uid, [:group or gid], as the container sees them
     workdir: str | None = None
+    console_size: tuple[int, int] | None = None  # (rows, columns); None: the caller's terminal's
 
 
 def exec_in_container(eng, ref: str, opts: ExecOptions, stdio: tuple[int, int, int] = (0, 1, 2)
@@ -74,7 +75,7 @@ def exec_in_container(eng, ref: str, opts: ExecOptions, stdio: tuple[int, int, i
     if not opts.args:
         raise ExecError("exec needs a command")
     cid = row["id"]
-    size = _terminal_size(stdio) if opts.tty else None
+    size = (opts.console_size or _terminal_size(stdio)) if opts.tty else None
     process = exec_process_spec(eng, row, opts, console_size=size)
     runtime = eng.runtime(row)
     with _ExecDir(eng.paths.run_dir(cid)) as d:

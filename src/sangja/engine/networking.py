@@ -283,3 +283,21 @@ def prune_networks(engine) -> list[str]:
         except NetworkError:
             continue
     return gone
+
+
+def set_endpoint(engine, ref: str, aliases: list[str], ip: str | None,
+                 ip6: str | None) -> None:
+    """The aliases and addresses a stopped container gets on its --network at its next
+    start (what Docker's clients set by disconnecting a created container from its network
+    and connecting it again, as docker-compose does)."""
+    from ..jsonio import dumps
+    from .status import PAUSED, RUNNING, live_state
+
+    with engine.locked(ref) as row:
+        if live_state(row) in (RUNNING, PAUSED):
+            raise EngineError(f"container {row['name']} is running: its --network endpoint "
+                              "cannot be changed")
+        opts = engine.options(row)
+        opts.network_aliases = list(dict.fromkeys(aliases))
+        opts.ip, opts.ip6 = ip, ip6
+        engine.db.update(row["id"], options=dumps(opts.to_dict()))

@@ -128,3 +128,19 @@ def prune_volumes(root: str, all_volumes: bool = False) -> tuple[list[str], int]
 
     with open_db(root) as db:
         return prune(db, Paths(root, "/run/sangja"), anonymous_only=not all_volumes)
+
+
+def remove_image(store, name: str, *, force: bool = False) -> list[str]:
+    """`rmi NAME`: its report lines. What containers use is read under the store's gc lock
+    (exclusive: no container is being created meanwhile), so an image a new container
+    needs is never removed; such an image is refused (or with ``force`` only untagged)."""
+    with store.lock.exclusive():
+        return store.remove(name, force=force, in_use=image_users(store.root))
+
+
+def prune_unused_images(store, *, all_images: bool = False):
+    """`image prune [-a]` under the same protocol as remove_image; the GC report."""
+    from ..image.gc import prune_images
+
+    with store.lock.exclusive():
+        return prune_images(store, all_images=all_images, in_use=images_in_use(store.root))

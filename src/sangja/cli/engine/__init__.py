@@ -125,6 +125,9 @@ System:
                              find damaged or leftover store and container parts (exit 1
                              if any); --repair fixes them, -f also removes broken images;
                              --rebuild recreates a lost images.db/containers.db
+  system service [--time N] [unix:///PATH]
+                             serve the Docker Engine API on a unix socket (default
+                             /run/sangja/docker.sock, root only; docs/api.md)
 
 Run '{PROG} COMMAND --help' for more on a command."""
 
@@ -227,6 +230,7 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
         "df": "system:cmd_df",
         "prune": "system:cmd_system_prune",
         "check": "system:cmd_check",
+        "service": "service:cmd_service",
         "events": "events:cmd_events",
     },
     "healthcheck": {

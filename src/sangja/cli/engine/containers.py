@@ -78,8 +78,13 @@ def cmd_run(opts: Globals, args: list[str]) -> int:
                 raise
             print(cid)
             return 0
+        size = None
+        if copts.tty and os.isatty(0):
+            from ...linux.pty import get_winsize
+
+            size = get_winsize(0)  # the program sees its terminal's size from the start
         try:
-            client = eng.start(cid, attach=True)
+            client = eng.start(cid, attach=True, console_size=size)
         except BaseException:
             if copts.rm:
                 _quietly(eng.remove, cid, force=True, volumes=True)
@@ -285,48 +290,19 @@ def cmd_container_prune(opts: Globals, args: list[str]) -> int:
 # ---------------------------------------------------------------------------- ps, inspect
 
 
-def _ps_filters(values: list[str]) -> list[tuple[str, str]]:
-    out = []
+def _ps_filters(values: list[str]) -> dict[str, list[str]]:
+    from ...engine.listing import parse_filters
+
+    pairs = []
     for v in values:
         key, eq, val = v.partition("=")
-        if not eq or key not in ("id", "name", "label", "status", "exited", "ancestor"):
-            raise UsageError(f"invalid filter {v!r} (id, name, label, status, exited, "
-                             "ancestor)")
-        if key == "status" and val not in ("created", "restarting", "running", "removing",
-                                           "paused", "exited", "dead"):
-            raise UsageError(f"invalid filter 'status={val}'")
-        out.append((key, val))
-    return out
-
-
-def _matches(entry: dict, filters: list[tuple[str, str]]) -> bool:
-    by_key: dict[str, list[str]] = {}
-    for k, v in filters:
-        by_key.setdefault(k, []).append(v)
-    for key, vals in by_key.items():
-        if key == "label":
-            labels = entry["_labels"]
-            ok = all((labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
-                     else v in labels for v in vals)
-        elif key == "id":
-            ok = any(entry["ID"].startswith(v) for v in vals)
-        elif key == "name":
-            ok = any(v in entry["Names"] for v in vals)
-        elif key == "status":
-            ok = entry["State"] in vals
-        elif key == "exited":
-            ok = entry["State"] == "exited" and str(entry["ExitCode"]) in vals
-        else:  # ancestor
-            ok = any(v in (entry["Image"], entry["ImageID"]) or entry["ImageID"].startswith(
-                "sha256:" + v) for v in vals)
-        if not ok:
-            return False
-    return True
+        if not eq:
+            raise UsageError(f"invalid filter {v!r} (KEY=VALUE)")
+        pairs.append((key, val))
+    return parse_filters(pairs)
 
 
 def cmd_ps(opts: Globals, args: list[str]) -> int:
-    import time
-
     flags, rest = parse_flags(args, [Flag("-a,--all"), Flag("-q,--quiet"),
                                      Flag("--no-trunc"), Flag("-l,--latest"),
                                      Flag("-n,--last", "value"), Flag("-f,--filter", "multi"),
@@ -334,23 +310,17 @@ def cmd_ps(opts: Globals, args: list[str]) -> int:
     if rest:
         raise UsageError(f"usage: {PROG} ps [-a] [-q] [--filter K=V] [--format json]")
     filters = _ps_filters(flags["filter"])
-    from ...engine.inspect import ps_entry
+    from ...engine.listing import list_containers
 
-    now = time.time()
-    with _engine(opts) as eng:
-        rows = eng.db.all()
-        entries = [ps_entry(eng, r, now) for r in rows]
-    show_all = flags["all"] or flags["latest"] or flags["last"] is not None or any(
-        k in ("status", "exited") for k, _ in filters)
-    entries = [e for e in entries if (show_all or e["State"] in ("running", "paused"))
-               and _matches(e, filters)]
-    if flags["latest"]:
-        entries = entries[:1]
+    last = 1 if flags["latest"] else None
     if flags["last"] is not None:
         try:
-            entries = entries[:int(flags["last"])]
+            last = int(flags["last"])
         except ValueError:
             raise UsageError(f"invalid --last {flags['last']!r}") from None
+    with _engine(opts) as eng:
+        entries = [e for _, e in list_containers(eng, all_states=flags["all"],
+                                                 filters=filters, last=last)]
     trunc = not flags["no_trunc"]
     if flags["quiet"]:
         for e in entries:

@@ -144,13 +144,10 @@ def cmd_image_prune(opts: Globals, args: list[str]) -> int:
                 if flags["all"] else "all dangling images")
         if not confirm(f"WARNING! This will remove {what}."):
             return 0
-    from ...engine.usage import images_in_use
-    from ...image.gc import prune_images
+    from ...engine.usage import prune_unused_images
 
     with open_store(opts) as store:
-        with store.lock.exclusive():  # "in use" is read with no writer mid-way
-            report = prune_images(store, all_images=flags["all"],
-                                  in_use=images_in_use(store.root))
+        report = prune_unused_images(store, all_images=flags["all"])
     print_deleted("Deleted Images:", report.events)
     print(f"Total reclaimed space: {human_size4(report.reclaimed)}")
     return 0

@@ -131,14 +131,13 @@ def cmd_rmi(opts: dict, args: list[str]) -> int:
 
     force = flags["force"]
     rc = 0
-    from ...engine.usage import image_users
+    from ...engine.usage import remove_image
 
-    with open_store(opts) as store, store.lock.exclusive():
-        in_use = image_users(store.root)  # under the lock: no container is being made
+    with open_store(opts) as store:
         for name in rest:
             try:
                 image_id = store.resolve(name).id
-                for line in store.remove(name, force=force, in_use=in_use):
+                for line in remove_image(store, name, force=force):
                     print(line)
                     _removal_event(opts, image_id, line)
             except SangjaError as e:

@@ -188,9 +188,13 @@ def parse_run_args(args: list[str], *, command: str = "run") -> ContainerOptions
 
     _more_flags(o, f)
 
-    # combinations
-    if o.rm and o.restart.name != "no":
-        raise InvalidOption("Conflicting options: --restart and --rm")
+    # combinations (the engine's rules, checked again by Engine.create)
+    from ...engine.rules import InvalidOptions, check_options
+
+    try:
+        check_options(o)
+    except InvalidOptions as e:
+        raise InvalidOption(str(e)) from None
     if o.detach and o.attach:
         raise InvalidOption("Conflicting options: -a and -d")
     _network_flags(o, f)
@@ -628,17 +632,18 @@ def _tmpfs(spec: str) -> MountRequest:
 
 
 def _no_duplicate_targets(mounts: list[MountRequest]) -> None:
-    seen = set()
-    for m in mounts:
-        if m.target in seen:
-            raise InvalidOption(f"Duplicate mount point: {m.target}")
-        seen.add(m.target)
+    from ...engine.rules import InvalidOptions, check_mount_targets
+
+    try:
+        check_mount_targets(mounts)
+    except InvalidOptions as e:
+        raise InvalidOption(str(e)) from None
 
 
 # ---------------------------------------------------------------------------- resources
 
 
-_MIN_MEMORY = 6 << 20
+from ...engine.rules import MIN_MEMORY as _MIN_MEMORY  # noqa: E402 - beside its use
 
 
 def _size(dest: str, value: str) -> int:
