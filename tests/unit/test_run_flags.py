@@ -164,8 +164,9 @@ def test_double_dash_before_image():
         (["-x", "img"], "unknown shorthand flag"),
         (["-dx", "img"], "unknown shorthand flag"),
         (["--name"], "flag needs an argument: --name"),
-        (["-e"], "flag needs an argument: -e"),
-        (["--rm=maybe", "img"], "invalid boolean value"),
+        (["-e"], "flag needs an argument: 'e' in -e"),
+        (["--rm=maybe", "img"], 'invalid argument "maybe" for "--rm" flag: strconv.ParseBool'),
+        (["--rm=yes", "img"], 'invalid argument "yes" for "--rm" flag'),
     ],
 )
 def test_usage_errors(args, match):

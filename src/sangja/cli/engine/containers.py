@@ -8,7 +8,19 @@ from __future__ import annotations
 import os
 import sys
 
-from .common import PROG, Flag, Globals, UsageError, error, parse_flags, print_json, table
+from .common import (
+    DETACH_KEYS_HELP,
+    FORMAT_HELP,
+    INSPECT_FORMAT_HELP,
+    PROG,
+    Command,
+    Flag,
+    Globals,
+    UsageError,
+    error,
+    print_json,
+    table,
+)
 
 
 def _engine(opts: Globals):
@@ -157,8 +169,15 @@ class _Nothing:
 # ---------------------------------------------------------------------------- start, stop
 
 
+START = Command("[OPTIONS] CONTAINER [CONTAINER...]", "Start one or more stopped containers", [
+    Flag("-a,--attach", help="Attach STDOUT/STDERR and forward signals"),
+    Flag("--detach-keys", "value", DETACH_KEYS_HELP),
+    Flag("-i,--interactive", help="Attach container's STDIN"),
+])
+
+
 def cmd_start(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("-a,--attach"), Flag("-i,--interactive")])
+    flags, refs = START.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} start [-a] [-i] CONTAINER...")
     if not (flags["attach"] or flags["interactive"]):
@@ -180,17 +199,29 @@ def cmd_start(opts: Globals, args: list[str]) -> int:
         return code
 
 
+STOP = Command("[OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers", [
+    Flag("-s,--signal", "value", "Signal to send to the container"),
+    Flag("-t,--timeout,--time", "value", "Seconds to wait before killing the container",
+         dest="time", meta="int"),
+])
+
+
 def cmd_stop(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("-t,--time,--timeout", "value"),
-                                     Flag("-s,--signal", "value")])
+    flags, refs = STOP.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} stop [-t SECONDS] CONTAINER...")
     timeout = _seconds(flags["time"])
     return _each(opts, refs, lambda eng, ref: (eng.stop(ref, timeout), ref)[1])
 
 
+RESTART = Command("[OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers", [
+    Flag("-t,--timeout,--time", "value", "Seconds to wait before killing the container",
+         dest="time", meta="int"),
+])
+
+
 def cmd_restart(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("-t,--time,--timeout", "value")])
+    flags, refs = RESTART.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} restart [-t SECONDS] CONTAINER...")
     timeout = _seconds(flags["time"])
@@ -206,8 +237,13 @@ def _seconds(text: str | None) -> int | None:
         raise UsageError(f"invalid timeout {text!r}: a whole number of seconds") from None
 
 
+KILL = Command("[OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers", [
+    Flag("-s,--signal", "value", "Signal to send to the container", default="KILL"),
+])
+
+
 def cmd_kill(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("-s,--signal", "value")])
+    flags, refs = KILL.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} kill [-s SIGNAL] CONTAINER...")
     from ...linux import signals
@@ -219,31 +255,49 @@ def cmd_kill(opts: Globals, args: list[str]) -> int:
     return _each(opts, refs, lambda eng, ref: (eng.kill(ref, sig), ref)[1])
 
 
+RM = Command("[OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers", [
+    Flag("-f,--force", help="Force the removal of a running container (uses SIGKILL)"),
+    Flag("-l,--link", help="Remove the specified link (container links are not supported: "
+         "refused)"),
+    Flag("-v,--volumes", help="Remove anonymous volumes associated with the container"),
+])
+
+
 def cmd_rm(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("-f,--force"), Flag("-v,--volumes"),
-                                     Flag("-l,--link")])
+    flags, refs = RM.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} rm [-f] [-v] CONTAINER...")
     return _each(opts, refs, lambda eng, ref: (
         eng.remove(ref, force=flags["force"], volumes=flags["volumes"]), ref)[1])
 
 
+PAUSE = Command("CONTAINER [CONTAINER...]",
+                "Pause all processes within one or more containers")
+
+
 def cmd_pause(opts: Globals, args: list[str]) -> int:
-    _, refs = parse_flags(args, [])
+    _, refs = PAUSE.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} pause CONTAINER...")
     return _each(opts, refs, lambda eng, ref: (eng.pause(ref), ref)[1])
 
 
+UNPAUSE = Command("CONTAINER [CONTAINER...]",
+                  "Unpause all processes within one or more containers")
+
+
 def cmd_unpause(opts: Globals, args: list[str]) -> int:
-    _, refs = parse_flags(args, [])
+    _, refs = UNPAUSE.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} unpause CONTAINER...")
     return _each(opts, refs, lambda eng, ref: (eng.unpause(ref), ref)[1])
 
 
+RENAME = Command("CONTAINER NEW_NAME", "Rename a container")
+
+
 def cmd_rename(opts: Globals, args: list[str]) -> int:
-    _, rest = parse_flags(args, [])
+    _, rest = RENAME.parse(args)
     if len(rest) != 2:
         raise UsageError(f"usage: {PROG} rename CONTAINER NEW_NAME")
     with _engine(opts) as eng:
@@ -251,16 +305,24 @@ def cmd_rename(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+WAIT = Command("CONTAINER [CONTAINER...]",
+               "Block until one or more containers stop, then print their exit codes")
+
+
 def cmd_wait(opts: Globals, args: list[str]) -> int:
-    _, refs = parse_flags(args, [])
+    _, refs = WAIT.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} wait CONTAINER...")
     return _each(opts, refs, lambda eng, ref: eng.wait(ref))
 
 
+CLEANUP = Command("CONTAINER", "Record the exit of a container and release what it held "
+                  "(run by its monitor)")
+
+
 def cmd_cleanup(opts: Globals, args: list[str]) -> int:
     """Run by the monitor after the container's init exited (docs/engine.md)."""
-    _, refs = parse_flags(args, [])
+    _, refs = CLEANUP.parse(args)
     if len(refs) != 1:
         raise UsageError(f"usage: {PROG} container cleanup CONTAINER")
     with _engine(opts) as eng:
@@ -268,8 +330,15 @@ def cmd_cleanup(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+CONTAINER_PRUNE = Command("[OPTIONS]", "Remove all stopped containers", [
+    Flag("--filter", "multi", "Provide filter values (not supported yet: refused)",
+         meta="filter"),
+    Flag("-f,--force", help="Do not prompt for confirmation"),
+])
+
+
 def cmd_container_prune(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-f,--force"), Flag("--filter", "multi")])
+    flags, rest = CONTAINER_PRUNE.parse(args)
     if rest:
         raise UsageError(f"usage: {PROG} container prune [-f]")
     with _engine(opts) as eng:
@@ -324,13 +393,23 @@ def _matches(entry: dict, filters: list[tuple[str, str]]) -> bool:
     return True
 
 
+PS = Command("[OPTIONS]", "List containers", [
+    Flag("-a,--all", help="Show all containers (default shows just running)"),
+    Flag("-f,--filter", "multi", "Filter output based on conditions provided", meta="filter"),
+    Flag("--format", "value", FORMAT_HELP),
+    Flag("-n,--last", "value", "Show n last created containers (includes all states)",
+         default="-1", meta="int"),
+    Flag("-l,--latest", help="Show the latest created container (includes all states)"),
+    Flag("--no-trunc", help="Don't truncate output"),
+    Flag("-q,--quiet", help="Only display container IDs"),
+    Flag("-s,--size", help="Display total file sizes"),
+])
+
+
 def cmd_ps(opts: Globals, args: list[str]) -> int:
     import time
 
-    flags, rest = parse_flags(args, [Flag("-a,--all"), Flag("-q,--quiet"),
-                                     Flag("--no-trunc"), Flag("-l,--latest"),
-                                     Flag("-n,--last", "value"), Flag("-f,--filter", "multi"),
-                                     Flag("--format", "value"), Flag("-s,--size")])
+    flags, rest = PS.parse(args)
     if rest:
         raise UsageError(f"usage: {PROG} ps [-a] [-q] [--filter K=V] [--format json]")
     filters = _ps_filters(flags["filter"])
@@ -397,9 +476,16 @@ def _ps_context(entry: dict, trunc: bool) -> dict:
     return c
 
 
+INSPECT = Command("[OPTIONS] NAME|ID [NAME|ID...]",
+                  "Return low-level information on Docker objects", [
+    Flag("-f,--format", "value", INSPECT_FORMAT_HELP),
+    Flag("-s,--size", help="Display total file sizes if the type is container"),
+    Flag("--type", "value", "Only inspect objects of the given type"),
+])
+
+
 def cmd_inspect(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("-f,--format", "value"), Flag("--type", "value"),
-                                     Flag("-s,--size")])
+    flags, refs = INSPECT.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} inspect [-f FORMAT] NAME...")
     kind = flags["type"]
@@ -438,8 +524,12 @@ def cmd_inspect(opts: Globals, args: list[str]) -> int:
     return rc
 
 
+PORT = Command("CONTAINER [PRIVATE_PORT[/PROTO]]",
+               "List port mappings or a specific mapping for the container")
+
+
 def cmd_port(opts: Globals, args: list[str]) -> int:
-    _, rest = parse_flags(args, [])
+    _, rest = PORT.parse(args)
     if not rest or len(rest) > 2:
         raise UsageError(f"usage: {PROG} port CONTAINER [PRIVATE_PORT[/PROTO]]")
     from ...engine.status import PAUSED, RUNNING, live_state
@@ -465,8 +555,12 @@ def cmd_port(opts: Globals, args: list[str]) -> int:
 # ---------------------------------------------------------------------------- top, stats
 
 
+TOP = Command("CONTAINER [ps OPTIONS]", "Display the running processes of a container",
+              interspersed=False)
+
+
 def cmd_top(opts: Globals, args: list[str]) -> int:
-    _, rest = parse_flags(args, [], interspersed=False)
+    _, rest = TOP.parse(args)
     if not rest:
         raise UsageError(f"usage: {PROG} top CONTAINER [ps OPTIONS]")
     from ...engine.status import RUNNING, live_state
@@ -499,9 +593,17 @@ def cmd_top(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+STATS = Command("[OPTIONS] [CONTAINER...]",
+                "Display a live stream of container(s) resource usage statistics", [
+    Flag("-a,--all", help="Show all containers (default shows just running)"),
+    Flag("--format", "value", FORMAT_HELP),
+    Flag("--no-stream", help="Disable streaming stats and only pull the first result"),
+    Flag("--no-trunc", help="Do not truncate output"),
+])
+
+
 def cmd_stats(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("--no-stream"), Flag("-a,--all"),
-                                     Flag("--format", "value"), Flag("--no-trunc")])
+    flags, refs = STATS.parse(args)
     from ...engine.stats import sample_all
 
     with _engine(opts) as eng:
@@ -527,9 +629,16 @@ def cmd_stats(opts: Globals, args: list[str]) -> int:
 # ---------------------------------------------------------------------------- attach, exec
 
 
+ATTACH = Command("[OPTIONS] CONTAINER", "Attach local standard input, output, and error "
+                 "streams to a running container", [
+    Flag("--detach-keys", "value", DETACH_KEYS_HELP),
+    Flag("--no-stdin", help="Do not attach STDIN"),
+    Flag("--sig-proxy", help="Proxy all received signals to the process", default=True),
+])
+
+
 def cmd_attach(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("--no-stdin"), Flag("--sig-proxy"),
-                                     Flag("--detach-keys", "value")])
+    flags, rest = ATTACH.parse(args)
     if len(rest) != 1:
         raise UsageError(f"usage: {PROG} attach CONTAINER")
     from ...engine.monitor import AttachClient
@@ -548,12 +657,23 @@ def cmd_attach(opts: Globals, args: list[str]) -> int:
             client.close()
 
 
+EXEC = Command("[OPTIONS] CONTAINER COMMAND [ARG...]", "Execute a command in a running "
+               "container", [
+    Flag("-d,--detach", help="Detached mode: run command in the background"),
+    Flag("--detach-keys", "value", DETACH_KEYS_HELP),
+    Flag("-e,--env", "multi", "Set environment variables"),
+    Flag("--env-file", "multi", "Read in a file of environment variables"),
+    Flag("-i,--interactive", help="Keep STDIN open even if not attached"),
+    Flag("--privileged", help="Give extended privileges to the command (not supported yet: "
+         "refused)"),
+    Flag("-t,--tty", help="Allocate a pseudo-TTY"),
+    Flag("-u,--user", "value", 'Username or UID (format: "<name|uid>[:<group|gid>]")'),
+    Flag("-w,--workdir", "value", "Working directory inside the container"),
+], interspersed=False)
+
+
 def cmd_exec(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-i,--interactive"), Flag("-t,--tty"),
-                                     Flag("-d,--detach"), Flag("-e,--env", "multi"),
-                                     Flag("--env-file", "multi"), Flag("-u,--user", "value"),
-                                     Flag("-w,--workdir", "value"), Flag("--privileged")],
-                              interspersed=False)
+    flags, rest = EXEC.parse(args)
     if len(rest) < 2:
         raise UsageError(f"usage: {PROG} exec [OPTIONS] CONTAINER COMMAND [ARG...]")
     if flags["tty"] and flags["interactive"] and not flags["detach"] and not os.isatty(0):
@@ -572,10 +692,21 @@ def cmd_exec(opts: Globals, args: list[str]) -> int:
 # ---------------------------------------------------------------------------- logs, files
 
 
+LOGS = Command("[OPTIONS] CONTAINER", "Fetch the logs of a container", [
+    Flag("--details", help="Show extra details provided to logs"),
+    Flag("-f,--follow", help="Follow log output"),
+    Flag("--since", "value", 'Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or '
+         'relative (e.g. "42m" for 42 minutes)'),
+    Flag("-n,--tail", "value", "Number of lines to show from the end of the logs",
+         default="all"),
+    Flag("-t,--timestamps", help="Show timestamps"),
+    Flag("--until", "value", 'Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or '
+         'relative (e.g. "42m" for 42 minutes)'),
+])
+
+
 def cmd_logs(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-f,--follow"), Flag("--since", "value"),
-                                     Flag("--until", "value"), Flag("-n,--tail", "value"),
-                                     Flag("-t,--timestamps"), Flag("--details")])
+    flags, rest = LOGS.parse(args)
     if len(rest) != 1:
         raise UsageError(f"usage: {PROG} logs [-f] [--since T] [--until T] [--tail N] [-t] "
                          "CONTAINER")
@@ -614,9 +745,18 @@ def cmd_logs(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+CP = Command("[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tsangja cp [OPTIONS] SRC_PATH|- "
+             "CONTAINER:DEST_PATH", "Copy files/folders between a container and the local "
+             "filesystem", [
+    Flag("-a,--archive", help="Archive mode (copy all uid/gid information)"),
+    Flag("-L,--follow-link", help="Always follow symbol link in SRC_PATH"),
+    Flag("-q,--quiet", help="Suppress progress output during copy. Progress output is "
+         "automatically suppressed if no terminal is attached"),
+])
+
+
 def cmd_cp(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-a,--archive"), Flag("-L,--follow-link"),
-                                     Flag("-q,--quiet")])
+    flags, rest = CP.parse(args)
     if len(rest) != 2:
         raise UsageError(f"usage: {PROG} cp [-a] [-L] CONTAINER:SRC DEST | SRC CONTAINER:DEST")
     src, dst = rest
@@ -652,10 +792,17 @@ def _container_path(arg: str) -> tuple[str, str] | None:
     return (name, path or "/")
 
 
+COMMIT = Command("[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+                 "Create a new image from a container's changes", [
+    Flag("-a,--author", "value", 'Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")'),
+    Flag("-c,--change", "multi", "Apply Dockerfile instruction to the created image"),
+    Flag("-m,--message", "value", "Commit message"),
+    Flag("-p,--pause", help="Pause container during commit", default=True),
+])
+
+
 def cmd_commit(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-a,--author", "value"), Flag("-m,--message", "value"),
-                                     Flag("-c,--change", "multi"), Flag("-p,--pause", default=True),
-                                     Flag("--format", "value")])
+    flags, rest = COMMIT.parse(args)
     if len(rest) not in (1, 2):
         raise UsageError(f"usage: {PROG} commit [-a AUTHOR] [-m MSG] [-c INSTR] [-p=false] "
                          "CONTAINER [REPOSITORY[:TAG]]")
@@ -670,8 +817,13 @@ def cmd_commit(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+EXPORT = Command("[OPTIONS] CONTAINER", "Export a container's filesystem as a tar archive", [
+    Flag("-o,--output", "value", "Write to a file, instead of STDOUT"),
+])
+
+
 def cmd_export(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-o,--output", "value")])
+    flags, rest = EXPORT.parse(args)
     if len(rest) != 1:
         raise UsageError(f"usage: {PROG} export [-o FILE] CONTAINER")
     from ...engine.export import export_rootfs
