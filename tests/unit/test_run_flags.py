@@ -186,7 +186,8 @@ def test_create_rejects_detach():
 def test_create_takes_the_rest():
     o = parse_run_args(["-it", "--rm", "--name", "web", "img"], command="create")
     assert (o.interactive, o.tty, o.rm, o.name, o.detach) == (True, True, True, "web", False)
-    assert {f.dest for f in RUN_FLAGS} - {f.dest for f in CREATE_FLAGS} == {"detach"}
+    assert {f.dest for f in RUN_FLAGS} - {f.dest for f in CREATE_FLAGS} == {
+        "detach", "sig_proxy", "detach_keys"}
 
 
 def test_every_flag_has_a_unique_name():
