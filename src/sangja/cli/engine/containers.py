@@ -76,9 +76,11 @@ def cmd_create(opts: Globals, args: list[str]) -> int:
 def cmd_run(opts: Globals, args: list[str]) -> int:
     from .run_flags import parse_run_args
 
-    copts = parse_run_args(args, command="run")
+    fg: dict = {}
+    copts = parse_run_args(args, command="run", foreground=fg)
     if copts.tty and copts.interactive and not copts.detach and not os.isatty(0):
         raise UsageError("the input device is not a TTY (drop -t to pipe input)")
+    keys = detach_keys(fg["detach_keys"])
     with _engine(opts) as eng:
         cid = eng.create(copts, progress=_PullProgress())
         if copts.detach:
@@ -97,7 +99,11 @@ def cmd_run(opts: Globals, args: list[str]) -> int:
                 _quietly(eng.remove, cid, force=True, volumes=True)
             raise
         try:
-            code = _foreground(eng, cid, client, copts.tty, copts.interactive)
+            code = _foreground(eng, cid, client, copts.tty, copts.interactive,
+                               sig_proxy=fg["sig_proxy"], detach=keys,
+                               streams=copts.attach or ("stdout", "stderr"))
+            if code is None:  # detached: the monitor cleans up when the container exits
+                return 0
             eng.cleanup(cid)  # as the clean-up owner: the monitor waits for us to hang up
         finally:
             client.close()
@@ -113,27 +119,45 @@ def _quietly(fn, *a, **kw) -> None:
         pass
 
 
-def _foreground(eng, cid: str, client, tty: bool, interactive: bool) -> int:
-    """Relay the container's stdio until it exits; return its exit code. Without a tty,
-    signals to us go to the container (Docker's --sig-proxy); with one, ^C travels
-    through the terminal as a byte."""
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+
+
+def detach_keys(spec: str | None) -> bytes:
+    """Docker's --detach-keys: comma-separated keys, each a single character or `ctrl-X`
+    (X one of a-z @ [ \\ ] ^ _); empty or None: ctrl-p,ctrl-q."""
+    out = bytearray()
+    for key in (spec or DEFAULT_DETACH_KEYS).split(","):
+        if len(key) == 1:
+            out.append(ord(key))
+            continue
+        low = key.lower()
+        c = low[5:] if low.startswith("ctrl-") else ""
+        if len(c) == 1 and ("a" <= c <= "z" or c in "@[\\]^_"):
+            out.append(ord(c.upper()) & 0x1F)
+        elif key == "DEL":
+            out.append(127)
+        else:
+            raise UsageError(f"Invalid detach keys ({spec}) provided: unknown key {key!r} "
+                             "(a character or ctrl-<a-z, @, [, \\, ], ^, _>)")
+    return bytes(out)
+
+
+def _foreground(eng, cid: str, client, tty: bool, interactive: bool, *,
+                sig_proxy: bool = True, detach: bytes = b"",
+                streams: tuple | list = ("stdout", "stderr")) -> int | None:
+    """Relay the container's stdio until it exits; return its exit code, or None when the
+    user typed the `detach` keys (with a tty and stdin), the container left running.
+    Without a tty and with `sig_proxy`, signals to us go to the container; with a tty, ^C
+    travels through the terminal as a byte. Only the output `streams` named are shown
+    (`run -a stdout`)."""
+    from ...engine.monitor import Detached
     from ...linux import signals
     from ...runtime.console import RawMode
 
     row = eng.get(cid)
     runtime = eng.runtime(row)
     handlers = {}
-    if not tty:
-        def forward(sig, _frame):
-            try:
-                runtime.kill(cid, sig)
-            except Exception:  # noqa: BLE001 - it may be gone already
-                pass
-
-        for s in (signals.SIGINT, signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT,
-                  signals.SIGUSR1, signals.SIGUSR2):
-            handlers[s] = signals.signal(s, forward)
-    else:
+    if tty:
         from ...linux.pty import get_winsize
 
         def resize(*_):
@@ -146,10 +170,24 @@ def _foreground(eng, cid: str, client, tty: bool, interactive: bool) -> int:
 
         handlers[signals.SIGWINCH] = signals.signal(signals.SIGWINCH, resize)
         resize()
+    elif sig_proxy:  # else signals are ours: ^C ends the attach, not the container
+        def forward(sig, _frame):
+            try:
+                runtime.kill(cid, sig)
+            except Exception:  # noqa: BLE001 - it may be gone already
+                pass
+
+        for s in (signals.SIGINT, signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT,
+                  signals.SIGUSR1, signals.SIGUSR2):
+            handlers[s] = signals.signal(s, forward)
     stdin_fd = 0 if interactive else None
+    out = sys.stdout.buffer if "stdout" in streams else None
+    err = sys.stderr.buffer if "stderr" in streams else None
     try:
         with RawMode(0) if (tty and interactive) else _Nothing():
-            code = client.relay(stdin_fd, sys.stdout.buffer, sys.stderr.buffer, tty)
+            code = client.relay(stdin_fd, out, err, tty, detach_keys=detach)
+    except Detached:
+        return None
     finally:
         for s, h in handlers.items():
             signals.signal(s, h)
@@ -187,12 +225,15 @@ def cmd_start(opts: Globals, args: list[str]) -> int:
     with _engine(opts) as eng:
         row = eng.get(refs[0])
         copts = eng.options(row)
+        keys = detach_keys(flags["detach_keys"])
         client = eng.start(refs[0], attach=True)
         if client is None:
             raise UsageError(f"container {refs[0]} is already running: use attach")
         try:
             code = _foreground(eng, row["id"], client, copts.tty,
-                               flags["interactive"] and copts.interactive)
+                               flags["interactive"] and copts.interactive, detach=keys)
+            if code is None:  # detached
+                return 0
             eng.cleanup(row["id"])
         finally:
             client.close()
@@ -644,6 +685,7 @@ def cmd_attach(opts: Globals, args: list[str]) -> int:
     from ...engine.monitor import AttachClient
     from ...engine.status import RUNNING, live_state
 
+    keys = detach_keys(flags["detach_keys"])
     with _engine(opts) as eng:
         row = eng.get(rest[0])
         if live_state(row) != RUNNING:
@@ -651,8 +693,10 @@ def cmd_attach(opts: Globals, args: list[str]) -> int:
         copts = eng.options(row)
         client = AttachClient(eng.paths.attach_socket(row["id"]))
         try:
-            return _foreground(eng, row["id"], client, copts.tty,
-                               copts.interactive and not flags["no_stdin"])
+            code = _foreground(eng, row["id"], client, copts.tty,
+                               copts.interactive and not flags["no_stdin"],
+                               sig_proxy=flags["sig_proxy"], detach=keys)
+            return 0 if code is None else code
         finally:
             client.close()
 
