@@ -252,7 +252,17 @@ def cmd_stop(opts: Globals, args: list[str]) -> int:
     if not refs:
         raise UsageError(f"usage: {PROG} stop [-t SECONDS] CONTAINER...")
     timeout = _seconds(flags["time"])
-    return _each(opts, refs, lambda eng, ref: (eng.stop(ref, timeout), ref)[1])
+    sig = _signal(flags["signal"]) if flags["signal"] else None
+    return _each(opts, refs, lambda eng, ref: (eng.stop(ref, timeout, signal=sig), ref)[1])
+
+
+def _signal(text: str) -> int:
+    from ...linux import signals
+
+    try:
+        return signals.parse(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 RESTART = Command("[OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers", [
@@ -287,12 +297,7 @@ def cmd_kill(opts: Globals, args: list[str]) -> int:
     flags, refs = KILL.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} kill [-s SIGNAL] CONTAINER...")
-    from ...linux import signals
-
-    try:
-        sig = signals.parse(flags["signal"] or "SIGKILL")
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    sig = _signal(flags["signal"])
     return _each(opts, refs, lambda eng, ref: (eng.kill(ref, sig), ref)[1])
 
 
@@ -308,6 +313,8 @@ def cmd_rm(opts: Globals, args: list[str]) -> int:
     flags, refs = RM.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} rm [-f] [-v] CONTAINER...")
+    if flags["link"]:
+        raise UsageError("rm --link: container links are not supported")
     return _each(opts, refs, lambda eng, ref: (
         eng.remove(ref, force=flags["force"], volumes=flags["volumes"]), ref)[1])
 
@@ -382,6 +389,8 @@ def cmd_container_prune(opts: Globals, args: list[str]) -> int:
     flags, rest = CONTAINER_PRUNE.parse(args)
     if rest:
         raise UsageError(f"usage: {PROG} container prune [-f]")
+    if flags["filter"]:
+        raise UsageError("container prune --filter is not supported yet")
     with _engine(opts) as eng:
         gone = eng.prune()
     print("Deleted Containers:")
@@ -460,24 +469,30 @@ def cmd_ps(opts: Globals, args: list[str]) -> int:
     with _engine(opts) as eng:
         rows = eng.db.all()
         entries = [ps_entry(eng, r, now) for r in rows]
-    show_all = flags["all"] or flags["latest"] or flags["last"] is not None or any(
+    try:
+        last = int(flags["last"])
+    except ValueError:
+        raise UsageError(f'invalid argument "{flags["last"]}" for "-n, --last" flag: '
+                         "not an integer") from None
+    show_all = flags["all"] or flags["latest"] or last != -1 or any(
         k in ("status", "exited") for k, _ in filters)
     entries = [e for e in entries if (show_all or e["State"] in ("running", "paused"))
                and _matches(e, filters)]
     if flags["latest"]:
         entries = entries[:1]
-    if flags["last"] is not None:
-        try:
-            entries = entries[:int(flags["last"])]
-        except ValueError:
-            raise UsageError(f"invalid --last {flags['last']!r}") from None
+    if last >= 0:
+        entries = entries[:last]
     trunc = not flags["no_trunc"]
     if flags["quiet"]:
         for e in entries:
             print(e["ID"][:12] if trunc else e["ID"])
         return 0
+    fmt = flags["format"] or (PS_TABLE_SIZE if flags["size"] else PS_TABLE)
+    if fmt == "table":
+        fmt = PS_TABLE_SIZE if flags["size"] else PS_TABLE
+    if flags["size"] or ".Size" in fmt:  # Docker asks for sizes when the format shows them
+        _add_sizes(opts, entries)
     contexts = [_ps_context(e, trunc) for e in entries]
-    fmt = flags["format"] or PS_TABLE
     if fmt == "json":
         from ...jsonio import dumps
 
@@ -486,13 +501,25 @@ def cmd_ps(opts: Globals, args: list[str]) -> int:
         return 0
     from .common import format_rows
 
-    sys.stdout.write(format_rows(PS_TABLE if fmt == "table" else fmt, contexts, PS_HEADERS))
+    sys.stdout.write(format_rows(fmt, contexts, PS_HEADERS))
     return 0
+
+
+def _add_sizes(opts: Globals, entries: list[dict]) -> None:
+    """`ps -s`: each entry's Size, "0B (virtual 4.26MB)" as Docker prints it."""
+    from ...engine.usage import container_sizes
+    from ...humanize import human_size
+
+    with _engine(opts) as eng:
+        for e in entries:
+            rw, total = container_sizes(eng, eng.db.get(e["ID"]))
+            e["Size"] = f"{human_size(rw)} (virtual {human_size(total)})"
 
 
 # Docker's `ps` table and the column titles of its fields (docker/cli formatter).
 PS_TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
             "{{.Ports}}\t{{.Names}}")
+PS_TABLE_SIZE = PS_TABLE + "\t{{.Size}}"
 PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
               "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
@@ -543,7 +570,12 @@ def cmd_inspect(opts: Globals, args: list[str]) -> int:
             try:
                 if kind == "image":
                     raise NoSuchContainer(ref)
-                docs.append(container_document(eng, eng.get(ref)))
+                row = eng.get(ref)
+                docs.append(container_document(eng, row))
+                if flags["size"]:
+                    from ...engine.usage import container_sizes
+
+                    docs[-1]["SizeRw"], docs[-1]["SizeRootFs"] = container_sizes(eng, row)
                 continue
             except NoSuchContainer:
                 if kind == "container":
@@ -650,6 +682,9 @@ def cmd_stats(opts: Globals, args: list[str]) -> int:
     with _engine(opts) as eng:
         while True:
             rows = sample_all(eng, refs, include_stopped=flags["all"])
+            if not flags["no_trunc"]:
+                for r in rows:
+                    r["ID"] = r["ID"][:12]
             if flags["format"] == "json":
                 from ...jsonio import dumps
 
@@ -724,7 +759,14 @@ def cmd_exec(opts: Globals, args: list[str]) -> int:
         raise UsageError("the input device is not a TTY (drop -t to pipe input)")
     from ...engine.exec import ExecOptions, exec_in_container
 
-    env = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in flags["env"]]
+    if flags["privileged"]:
+        raise UsageError("exec --privileged is not supported yet")
+    if flags["detach_keys"] is not None:
+        raise UsageError("exec --detach-keys: detaching from exec is not supported (the "
+                         "process ends with the exec)")
+    from .run_flags import _env  # run's rules for -e and --env-file, as Docker's exec
+
+    env = _env(flags["env_file"], flags["env"])
     xopts = ExecOptions(args=rest[1:], interactive=flags["interactive"], tty=flags["tty"],
                         detach=flags["detach"], env=env, user=flags["user"] or None,
                         workdir=flags["workdir"])
