@@ -66,7 +66,7 @@ BUILD = Command("[OPTIONS] PATH | -", "Build an image from a Dockerfile", [
     Flag("--force-rm", help="Always remove intermediate containers (sangja makes none)"),
     Flag("--iidfile", "value", "Write the image ID to the file"),
     Flag("--label", "multi", "Set metadata for an image"),
-    Flag("--layers", help="Cache intermediate layers", default=True),
+    Flag("--layers", help="Cache intermediate layers (false: as --no-cache)", default=True),
     Flag("--network", "value", "Set the networking mode for the RUN instructions during build "
          "(none or host)"),
     Flag("--no-cache", help="Do not use cache when building the image"),
@@ -102,7 +102,7 @@ def cmd_build(opts: Globals, args: list[str]) -> int:
     bopts = BuildOptions(
         tags=list(flags["tag"]), build_args=_pairs(flags["build_arg"], "--build-arg",
                                                    env_fallback=True),
-        target=flags["target"], no_cache=flags["no_cache"], pull=_pull(pull),
+        target=flags["target"], no_cache=flags["no_cache"] or not flags["layers"], pull=_pull(pull),
         labels=_pairs(flags["label"], "--label"), network=network,
         platform=flags["platform"], secrets=_secrets(flags["secret"]),
         epoch=int(epoch) if epoch else None)
