@@ -113,6 +113,7 @@ System:
   system prune [-a] [-f] [--volumes]
                              remove stopped containers, dangling (-a: unused) images,
                              unreferenced blobs and layers, temp files
+  completion bash|zsh|fish   a shell completion script (bash: source <(sangja completion bash))
   system check [--repair [-f]] [--rebuild]
                              find damaged or leftover store and container parts (exit 1
                              if any); --repair fixes them, -f also removes broken images;
@@ -160,6 +161,7 @@ COMMANDS: dict[str, str] = {
     "commit": "containers:cmd_commit",
     "export": "containers:cmd_export",
     # system
+    "completion": "completion:cmd_completion",
     "info": "system:cmd_info",
     "version": "system:cmd_version",
 }
@@ -224,7 +226,7 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
 # What works for any user (login and logout keep credentials in that user's own auth.json);
 # everything else reads or changes the store, mounts or makes
 # containers, and needs root until rootless mode comes.
-NO_ROOT_NEEDED = frozenset({"version", "info", "login", "logout"})
+NO_ROOT_NEEDED = frozenset({"version", "info", "login", "logout", "completion"})
 
 
 def _command(target: str):
