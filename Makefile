@@ -6,6 +6,7 @@
 #   make bench     bench/runtime_start: container start-up time, sangja vs runc
 #   make bench-build  bench/build: build and commit speed, sangja vs podman vs docker
 #   make lint      ruff (installed into .venv on first use)
+#   make man       man pages of sangja and sangja-runtime into docs/man/ (from the flag tables)
 #   make clean     remove .venv, build/ and caches
 
 # Debian's interpreter on purpose: it starts in ~9 ms (pyenv's ~31 ms), and
@@ -38,7 +39,7 @@ DEB_PACKAGES := python3 python3-venv busybox-static runc procps iproute2 \
                 netavark aardvark-dns iptables
 
 .DEFAULT_GOAL := help
-.PHONY: help install deb-packages test demo bench bench-build lint clean
+.PHONY: help install deb-packages test demo bench bench-build lint man clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -121,6 +122,9 @@ bench-build: install
 lint: install
 	@test -x $(VENV)/bin/ruff || $(VENV)/bin/pip install -q ruff
 	$(VENV)/bin/ruff check src tests bench/runtime_start
+
+man: install
+	$(VENV)/bin/python -m sangja.cli.help_man docs/man
 
 # Removes demo containers first, and refuses to rm -rf build/ while anything is
 # mounted below it (a leaked container mount must not be deleted through).
