@@ -78,9 +78,9 @@ def cmd_run(opts: Globals, args: list[str]) -> int:
 
     fg: dict = {}
     copts = parse_run_args(args, command="run", foreground=fg)
+    keys = detach_keys(fg["detach_keys"])
     if copts.tty and copts.interactive and not copts.detach and not os.isatty(0):
         raise UsageError("the input device is not a TTY (drop -t to pipe input)")
-    keys = detach_keys(fg["detach_keys"])
     with _engine(opts) as eng:
         cid = eng.create(copts, progress=_PullProgress())
         if copts.detach:
