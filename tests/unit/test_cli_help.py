@@ -99,9 +99,16 @@ def test_help_inside_a_run_command_is_the_containers():
 def test_flag_errors_point_at_the_help(args, message):
     r = run(SANGJA, "--root", "/nonexistent/sangja-test", *args)
     assert r.returncode == 125
-    lines = r.stderr.splitlines()
-    assert lines[0].startswith(f"sangja: {message}"), r.stderr
-    assert lines[1:] == [f"See 'sangja {' '.join(args[:-1])} --help'."]
+    assert r.stderr.startswith(f"sangja: {message}"), r.stderr
+    assert r.stderr.endswith(f" (see 'sangja {' '.join(args[:-1])} --help')\n"), r.stderr
+    assert len(r.stderr.splitlines()) == 1  # the project's rule: one line
+
+
+def test_unknown_verb_of_a_group():
+    r = run(SANGJA, "volume", "bogus")
+    assert r.returncode == 125
+    assert r.stderr == ("sangja: unknown command: sangja volume bogus "
+                        "(see 'sangja volume --help')\n")
 
 
 # ---------------------------------------------------------------------------- Docker's layout

@@ -277,8 +277,8 @@ def _dispatch(argv: list[str]) -> int:
             print(engine_group_help(PROG, cmd))
             return 0
         if args[0] not in verbs:
-            raise UsageError(f"unknown command: {PROG} {cmd} {args[0]}\n"
-                             f"See '{PROG} {cmd} --help'.")
+            raise UsageError(f"unknown command: {PROG} {cmd} {args[0]} "
+                             f"(see '{PROG} {cmd} --help')")
         target, name, args = verbs[args[0]], f"{cmd} {args[0]}", args[1:]
     elif cmd in COMMANDS:
         target = COMMANDS[cmd]
@@ -297,8 +297,8 @@ def _dispatch(argv: list[str]) -> int:
 
         print(engine_help(PROG, name, target, e.command, e.flags))
         return 0
-    except FlagError as e:
-        raise UsageError(f"{e}\nSee '{PROG} {name} --help'.") from None
+    except FlagError as e:  # Docker's words, and its pointer to the help, on one line
+        raise UsageError(f"{e} (see '{PROG} {name} --help')") from None
 
 
 def _help_without_root(target: str, args: list[str]) -> None:
