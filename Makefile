@@ -30,13 +30,14 @@ PYTEST_ARGS ?=
 # static attacker of tests/integration/test_escapes.py, zstd decompresses zstd
 # image layers, isal's igzip gzip ones (3.5x zlib's speed, on another core), docker-registry
 # (Distribution), apache2-utils (htpasswd) and openssl the registry of
-# tests/integration/test_registry.py and bench/pull.
+# tests/integration/test_registry.py and bench/pull; zsh and fish check the completion
+# scripts of tests/unit/test_cli_help.py, groff the man pages.
 DEB_PACKAGES := python3 python3-venv busybox-static runc procps iproute2 \
                 util-linux libseccomp2 uidmap git podman conmon gcc libc6-dev zstd \
                 musl-tools tini golang-github-containers-common skopeo umoci \
                 debootstrap mmdebstrap crun docker.io containernetworking-plugins \
                 containerd strace docker-registry apache2-utils openssl isal \
-                netavark aardvark-dns iptables
+                netavark aardvark-dns iptables zsh fish groff-base
 
 .DEFAULT_GOAL := help
 .PHONY: help install deb-packages test demo bench bench-build lint man clean

@@ -194,7 +194,12 @@ def zsh() -> str:
                         ("volumes", "volume ls -q"),
                         ("networks", "network ls --format '{{.Name}}'")):
         lines += [f"_{PROG}_{kind}() {{",
-                  f"    local -a names; names=(${{(f)\"$({PROG} {query} 2>/dev/null)\"}})",
+                  "    local -a names roots; local i",
+                  "    for (( i = 2; i < CURRENT; i++ )); do  # --root, --runroot as given",
+                  "        [[ ${words[i]} == (--root|--runroot) ]] && "
+                  "roots+=(${words[i]} ${words[i+1]})",
+                  "    done",
+                  f"    names=(${{(f)\"$({PROG} $roots {query} 2>/dev/null)\"}})",
                   "    compadd -a names", "}"]
     lines.append(f'_{PROG} "$@"')
     return "\n".join(lines) + "\n"
@@ -211,6 +216,23 @@ def fish() -> str:
 
     cmds = commands()
     lines = [f"# fish completion for {PROG} (made by `{PROG} completion fish`)",
+             f"function __{PROG}_names  # names of containers, images, ... in the store that",
+             "    set -l roots  # the command line's --root and --runroot name",
+             "    set -l words (commandline -opc)",
+             "    for i in (seq (count $words))",
+             "        if contains -- $words[$i] --root --runroot; and test $i -lt (count $words)",
+             "            set roots $roots $words[$i] $words[(math $i + 1)]",
+             "        end",
+             "    end",
+             "    switch $argv[1]",
+             f"        case containers; {PROG} $roots ps -a --format '{{{{.Names}}}}' 2>/dev/null",
+             f"        case images; {PROG} $roots images --format "
+             "'{{.Repository}}:{{.Tag}}' 2>/dev/null",
+             f"        case volumes; {PROG} $roots volume ls -q 2>/dev/null",
+             f"        case networks; {PROG} $roots network ls --format '{{{{.Name}}}}' "
+             "2>/dev/null",
+             "    end",
+             "end",
              f"complete -c {PROG} -f"]
     for n, valued, desc in _GLOBAL_FLAGS:
         lines.append(f"complete -c {PROG} -n __fish_use_subcommand -l {n[2:]}"
@@ -231,8 +253,8 @@ def fish() -> str:
     for name, spec in cmds:
         words = name.split()
         cond = " && ".join(f"__fish_seen_subcommand_from {w}" for w in words)
-        if len(words) == 1 and name in engine.SUBCOMMANDS.get("container", {}):
-            cond = f"__fish_seen_subcommand_from {name}"
+        if len(words) == 1:  # `rm`, not `image rm`
+            cond += f" && not __fish_seen_subcommand_from {' '.join(engine.SUBCOMMANDS)}"
         for f in spec.flags:
             if f.hidden:
                 continue
@@ -244,12 +266,7 @@ def fish() -> str:
                          f"-d {_fish_quote(f.help.splitlines()[0] if f.help else '')}")
         kind = _operand_kind(name)
         if kind != "files":
-            query = {"containers": "ps -a --format '{{.Names}}'",
-                     "images": "images --format '{{.Repository}}:{{.Tag}}'",
-                     "volumes": "volume ls -q",
-                     "networks": "network ls --format '{{.Name}}'"}[kind]
-            names = _fish_quote(f"({PROG} {query} 2>/dev/null)")
-            lines.append(f"complete -c {PROG} -n '{cond}' -a {names}")
+            lines.append(f"complete -c {PROG} -n '{cond}' -a '(__{PROG}_names {kind})'")
         else:
             lines.append(f"complete -c {PROG} -n '{cond}' -F")
     return "\n".join(lines) + "\n"
