@@ -90,16 +90,18 @@ class Flag:
 class Command:
     """A command's table: ``usage`` (what follows the command's name: "[OPTIONS] CONTAINER
     [CONTAINER...]"), ``help`` (one line), ``flags``. Without ``interspersed`` the first
-    operand ends the flags (`run IMAGE CMD --flag`: the flag is the command's)."""
+    operand ends the flags (`run IMAGE CMD --flag`: the flag is the command's). A `hidden`
+    command answers --help but is not listed, completed or given a man page."""
 
-    __slots__ = ("usage", "help", "flags", "interspersed")
+    __slots__ = ("usage", "help", "flags", "interspersed", "hidden")
 
     def __init__(self, usage: str, help: str, flags: list[Flag] | None = None, *,  # noqa: A002
-                 interspersed: bool = True):
+                 interspersed: bool = True, hidden: bool = False):
         self.usage = usage
         self.help = help
         self.flags = flags or []
         self.interspersed = interspersed
+        self.hidden = hidden  # internal (the monitor's `container cleanup`): not listed
 
     def parse(self, args: list[str]) -> tuple[dict, list[str]]:
         return parse_flags(args, self.flags, interspersed=self.interspersed, command=self)

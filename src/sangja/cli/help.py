@@ -184,7 +184,8 @@ def engine_group_help(prog: str, group: str) -> str:
     rows = []
     for target, verb in sorted(first.items(), key=lambda tv: tv[1]):
         spec = engine_spec(target)
-        rows.append((verb, spec.help if spec else ""))
+        if spec is None or not spec.hidden:
+            rows.append((verb, spec.help if spec else ""))
     return group_help(prog, group, GROUPS.get(group, ""), rows)
 
 

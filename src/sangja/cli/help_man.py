@@ -71,7 +71,7 @@ def engine_pages(prog: str = "sangja") -> dict[str, str]:
                  ".SH COMMANDS"]
     for name, target in engine_names():
         spec = engine_spec(target)
-        if spec is None:
+        if spec is None or spec.hidden:
             continue
         page = f"{prog}-{name.replace(' ', '-')}"
         pages[f"{page}.1"] = command_page(prog, name, spec, aliases(target))

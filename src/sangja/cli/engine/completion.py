@@ -32,7 +32,18 @@ def commands() -> list[tuple[str, Command]]:
     out = []
     for name, target in engine_names():
         spec = engine_spec(target)
-        out.append((name, spec if spec is not None else Command("", "")))
+        if spec is None or not spec.hidden:
+            out.append((name, spec if spec is not None else Command("", "")))
+    return out
+
+
+def _verbs(cmds: list[tuple[str, Command]]) -> dict[str, list[str]]:
+    """Each group's verbs that are listed (not the hidden ones)."""
+    out: dict[str, list[str]] = {}
+    for name, _ in cmds:
+        group, _, verb = name.partition(" ")
+        if verb:
+            out.setdefault(group, []).append(verb)
     return out
 
 
@@ -103,7 +114,7 @@ def bash() -> str:
         '            return ;;',
         "        completion) COMPREPLY=($(compgen -W 'bash zsh fish' -- \"$cur\")); return ;;",
     ]
-    for group, verbs in engine.SUBCOMMANDS.items():
+    for group, verbs in _verbs(cmds).items():
         lines.append(f"        {group}) COMPREPLY=($(compgen -W \"{' '.join(verbs)} --help\" "
                      f"-- \"$cur\")); return ;;")
     for name, spec in cmds:
@@ -168,7 +179,7 @@ def zsh() -> str:
     top += [f"'{g}:{_zsh_quote(d)}'" for g, d in _groups().items()]
     lines.append("        '') local -a cmds; cmds=(" + " ".join(top) + "); "
                  "_describe -t commands 'sangja command' cmds ;;")
-    for group, verbs in engine.SUBCOMMANDS.items():
+    for group, verbs in _verbs(cmds).items():
         lines.append(f"        {group}) local -a verbs; verbs=({' '.join(verbs)}); "
                      "_describe -t commands verb verbs ;;")
     lines.append("        completion) _values shell bash zsh fish ;;")
@@ -247,7 +258,7 @@ def fish() -> str:
                  "-a 'bash zsh fish'")
     for g, d in _groups().items():
         lines.append(f"complete -c {PROG} -n __fish_use_subcommand -a {g} -d {_fish_quote(d)}")
-    for group, verbs in engine.SUBCOMMANDS.items():
+    for group, verbs in _verbs(cmds).items():
         lines.append(f"complete -c {PROG} -n '__fish_seen_subcommand_from {group}; and not "
                      f"__fish_seen_subcommand_from {' '.join(verbs)}' -a '{' '.join(verbs)}'")
     for name, spec in cmds:

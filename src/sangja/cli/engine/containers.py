@@ -365,7 +365,7 @@ def cmd_wait(opts: Globals, args: list[str]) -> int:
 
 
 CLEANUP = Command("CONTAINER", "Record the exit of a container and release what it held "
-                  "(run by its monitor)")
+                  "(run by its monitor)", hidden=True)
 
 
 def cmd_cleanup(opts: Globals, args: list[str]) -> int:
