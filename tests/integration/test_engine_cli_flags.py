@@ -229,3 +229,13 @@ def test_help_needs_no_root(nobody_bin):
                            text=True, timeout=60, cwd="/")
         assert r.returncode == 0 and not r.stderr, (args, r)
         assert re.match(r"Usage:  sangja ", r.stdout)
+
+
+def test_ps_last(cli):
+    first = cli.create("busybox", "true")
+    second = cli.create("busybox", "true")
+    assert cli.ok("ps", "-q", "--no-trunc", "-n", "1").split() == [second]
+    assert sorted(cli.ok("ps", "-q", "--no-trunc", "-n", "0").split()) == sorted(
+        [first, second])  # Docker: 0 is no limit, but every state
+    assert cli.ok("ps", "-q", "-n", "-1") == ""  # the default: running ones only
+    assert "not an integer" in cli.fails(125, "ps", "-n", "x")

@@ -480,7 +480,7 @@ def cmd_ps(opts: Globals, args: list[str]) -> int:
                and _matches(e, filters)]
     if flags["latest"]:
         entries = entries[:1]
-    if last >= 0:
+    if last > 0:  # Docker: -n 0 is no limit (but every state, as any -n)
         entries = entries[:last]
     trunc = not flags["no_trunc"]
     if flags["quiet"]:
