@@ -132,7 +132,7 @@ GROUPS = {
     "container": "Manage containers",
     "image": "Manage images",
     "network": "Manage networks",
-    "system": "Manage Docker",
+    "system": "Manage sangja",
     "volume": "Manage volumes",
 }
 
