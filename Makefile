@@ -8,6 +8,7 @@
 #   make lint      ruff (installed into .venv on first use)
 #   make install-systemd  contrib/systemd's sangja.socket/.service into SYSTEMD_DIR
 #                  (not enabled: `systemctl enable --now sangja.socket` does that)
+#   make man       man pages of sangja and sangja-runtime into docs/man/ (from the flag tables)
 #   make clean     remove .venv, build/ and caches
 
 # Debian's interpreter on purpose: it starts in ~9 ms (pyenv's ~31 ms), and
@@ -31,16 +32,18 @@ PYTEST_ARGS ?=
 # static attacker of tests/integration/test_escapes.py, zstd decompresses zstd
 # image layers, isal's igzip gzip ones (3.5x zlib's speed, on another core), docker-registry
 # (Distribution), apache2-utils (htpasswd) and openssl the registry of
-# tests/integration/test_registry.py and bench/pull.
+# tests/integration/test_registry.py and bench/pull; zsh and fish check the completion
+# scripts of tests/unit/test_cli_help.py, groff the man pages.
 DEB_PACKAGES := python3 python3-venv busybox-static runc procps iproute2 \
                 util-linux libseccomp2 uidmap git podman conmon gcc libc6-dev zstd \
                 musl-tools tini golang-github-containers-common skopeo umoci \
                 debootstrap mmdebstrap crun docker.io containernetworking-plugins \
                 containerd strace docker-registry apache2-utils openssl isal \
-                netavark aardvark-dns iptables docker-compose python3-docker
+                netavark aardvark-dns iptables docker-compose python3-docker \
+                zsh fish groff-base
 
 .DEFAULT_GOAL := help
-.PHONY: help install deb-packages test demo bench bench-build bench-api lint clean \
+.PHONY: help install deb-packages test demo bench bench-build bench-api lint man clean \
         install-systemd
 
 help:
@@ -136,6 +139,9 @@ bench-build: install
 lint: install
 	@test -x $(VENV)/bin/ruff || $(VENV)/bin/pip install -q ruff
 	$(VENV)/bin/ruff check src tests bench/runtime_start
+
+man: install
+	$(VENV)/bin/python -m sangja.cli.help_man docs/man
 
 # Removes demo containers first, and refuses to rm -rf build/ while anything is
 # mounted below it (a leaked container mount must not be deleted through).

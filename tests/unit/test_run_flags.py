@@ -164,8 +164,9 @@ def test_double_dash_before_image():
         (["-x", "img"], "unknown shorthand flag"),
         (["-dx", "img"], "unknown shorthand flag"),
         (["--name"], "flag needs an argument: --name"),
-        (["-e"], "flag needs an argument: -e"),
-        (["--rm=maybe", "img"], "invalid boolean value"),
+        (["-e"], "flag needs an argument: 'e' in -e"),
+        (["--rm=maybe", "img"], 'invalid argument "maybe" for "--rm" flag: strconv.ParseBool'),
+        (["--rm=yes", "img"], 'invalid argument "yes" for "--rm" flag'),
     ],
 )
 def test_usage_errors(args, match):
@@ -185,7 +186,8 @@ def test_create_rejects_detach():
 def test_create_takes_the_rest():
     o = parse_run_args(["-it", "--rm", "--name", "web", "img"], command="create")
     assert (o.interactive, o.tty, o.rm, o.name, o.detach) == (True, True, True, "web", False)
-    assert {f.dest for f in RUN_FLAGS} - {f.dest for f in CREATE_FLAGS} == {"detach"}
+    assert {f.dest for f in RUN_FLAGS} - {f.dest for f in CREATE_FLAGS} == {
+        "detach", "sig_proxy", "detach_keys"}
 
 
 def test_every_flag_has_a_unique_name():

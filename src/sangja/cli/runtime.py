@@ -8,50 +8,83 @@ from __future__ import annotations
 import os
 import sys
 
-from .args import Flag, UsageError, parse, to_int, usage
+from .flags import Command, Flag, HelpRequested, UsageError, parse_go_flags, to_int
 
 PROG = "sangja-runtime"
 
+# runc's flags and help texts; `sangja-runtime COMMAND --help` prints them as runc does.
 GLOBAL = [
-    Flag("--root", value=True, help="state directory (default /run/sangja/runtime)"),
-    Flag("--log", value=True, help="log file (default: stderr only)"),
-    Flag("--log-format", value=True, default="text", help="text or json"),
-    Flag("--debug", help="show tracebacks and debug messages"),
-    Flag("--systemd-cgroup", help="cgroupsPath is systemd-style (slice:prefix:name)"),
-    Flag("--criu", value=True, help="(accepted for runc compatibility; unused)"),
-    Flag("--rootless", value=True, default="auto", help="auto or false"),
-    Flag("-h,--help", dest="help", help="show help"),
-    Flag("-v,--version", dest="version", help="print the version"),
+    Flag("--debug", help="enable debug logging"),
+    Flag("--log", "value", "set the log file to write runc logs to (default is '/dev/stderr')"),
+    Flag("--log-format", "value", "set the log format ('text' or 'json')",
+         default="text"),
+    Flag("--root", "value", "root directory for storage of container state (this should be "
+         "located in tmpfs; default /run/sangja/runtime)"),
+    Flag("--criu", "value", "accepted for runc compatibility: checkpoint/restore is not "
+         "supported"),
+    Flag("--systemd-cgroup", help="enable systemd cgroup support, expects cgroupsPath to be "
+         "of form \"slice:prefix:name\" for e.g. \"system.slice:runc:434234\""),
+    Flag("--rootless", "value", "ignore cgroup permission errors ('true', 'false', or 'auto')",
+         default="auto"),
+    Flag("-h,--help", help="show help"),
+    Flag("-v,--version", help="print the version"),
 ]
 
+_PRESERVE_FDS = Flag("--preserve-fds", "value", "Pass N additional file descriptors to the "
+                     "container (stdio + $LISTEN_FDS + N in total)", default="0",
+                     meta="int")
+_CONSOLE_SOCKET = Flag("--console-socket", "value", "path to an AF_UNIX socket which will "
+                       "receive a file descriptor referencing the master end of the "
+                       "console's pseudoterminal")
 CREATE_FLAGS = [
-    Flag("-b,--bundle", dest="bundle", value=True, default=".", help="bundle directory"),
-    Flag("--console-socket", value=True, help="unix socket to send the pty master to"),
-    Flag("--pid-file", value=True, help="write the init's pid here"),
-    Flag("--no-pivot", help="chroot instead of pivot_root (ramdisk roots)"),
-    Flag("--no-new-keyring", help="(accepted: no session keyring is made)"),
-    Flag("--preserve-fds", value=True, default="0", help="pass fds 3..3+N-1 through"),
+    Flag("-b,--bundle", "value", "path to the root of the bundle directory",
+         default=".", dest="bundle"),
+    _CONSOLE_SOCKET,
+    Flag("--pid-file", "value", "specify the file to write the process id to"),
+    Flag("--no-pivot", help="do not use pivot root to jail process inside rootfs.  This "
+         "should be used whenever the rootfs is on top of a ramdisk"),
+    Flag("--no-new-keyring", help="do not create a new session keyring for the container "
+         "(sangja-runtime never makes one)"),
+    _PRESERVE_FDS,
 ]
 RUN_FLAGS = CREATE_FLAGS + [
-    Flag("-d,--detach", dest="detach", help="do not wait for the container"),
+    Flag("-d,--detach", help="detach from the container's process"),
     Flag("--keep", help="do not delete the container after it exits"),
-    Flag("--no-subreaper", help="(accepted for runc compatibility)"),
+    Flag("--no-subreaper", help="disable the use of the subreaper used to reap reparented "
+         "processes (sangja-runtime never sets one)"),
 ]
 EXEC_FLAGS = [
-    Flag("-p,--process", dest="process", value=True, help="process.json to run"),
-    Flag("-t,--tty", dest="tty", help="allocate a terminal"),
-    Flag("-e,--env", dest="env", multi=True, help="set an environment variable"),
-    Flag("--cwd", value=True, help="working directory"),
-    Flag("-u,--user", dest="user", value=True, help="uid[:gid]"),
-    Flag("-g,--additional-gids", dest="additional_gids", multi=True, help="extra group"),
-    Flag("-d,--detach", dest="detach", help="do not wait for the process"),
-    Flag("--pid-file", value=True, help="write the process pid here"),
-    Flag("--console-socket", value=True, help="unix socket to send the pty master to"),
-    Flag("--preserve-fds", value=True, default="0", help="pass fds 3..3+N-1 through"),
-    Flag("--cap", dest="cap", multi=True, help="add a capability"),
-    Flag("--no-new-privs", help="set no_new_privs"),
-    Flag("--ignore-paused", help="(accepted for runc compatibility)"),
+    _CONSOLE_SOCKET,
+    Flag("--cwd", "value", "current working directory in the container"),
+    Flag("-e,--env", "multi", "set environment variables", dest="env"),
+    Flag("-t,--tty", help="allocate a pseudo-TTY"),
+    Flag("-u,--user", "value", "UID (format: <uid>[:<gid>])", dest="user"),
+    Flag("-g,--additional-gids", "multi", "additional gids", dest="additional_gids"),
+    Flag("-p,--process", "value", "path to the process.json", dest="process"),
+    Flag("-d,--detach", help="detach from the container's process"),
+    Flag("--pid-file", "value", "specify the file to write the process id to"),
+    Flag("--no-new-privs", help="set the no new privileges value for the process"),
+    Flag("-c,--cap", "multi", "add a capability to the bounding set for the process",
+         dest="cap"),
+    _PRESERVE_FDS,
+    Flag("--ignore-paused", help="allow exec in a paused container"),
 ]
+KILL_FLAGS = [Flag("-a,--all", help="send the specified signal to all processes inside the "
+                   "container")]
+DELETE_FLAGS = [Flag("-f,--force", help="Forcibly deletes the container if it is still "
+                     "running (uses SIGKILL)")]
+LIST_FLAGS = [Flag("-f,--format", "value", "select one of: table or json", default="table",
+                   dest="format"),
+              Flag("-q,--quiet", help="display only container IDs")]
+PS_FLAGS = [Flag("-f,--format", "value", "select one of: table or json", default="table",
+                 dest="format")]
+SPEC_FLAGS = [Flag("-b,--bundle", "value", "path to the root of the bundle directory",
+                   default=".", dest="bundle"),
+              Flag("--rootless", help="generate a configuration for a rootless container "
+                   "(not supported yet: refused)")]
+EVENTS_FLAGS = [Flag("--interval", "value", "set the stats collection interval",
+                     default="5s", meta="duration"),
+                Flag("--stats", help="display the container's stats then exit")]
 
 
 class Context:
@@ -115,7 +148,7 @@ def _prime() -> None:
 
 
 def cmd_create(ctx: Context, argv: list[str]) -> int:
-    opts, pos = parse(CREATE_FLAGS, argv, interspersed=True)
+    opts, pos = parse_go_flags(argv, CREATE_FLAGS, interspersed=True)
     cid = _one(pos)
     from ..runtime.create import create
 
@@ -128,7 +161,7 @@ def cmd_create(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_run(ctx: Context, argv: list[str]) -> int:
-    opts, pos = parse(RUN_FLAGS, argv, interspersed=True)
+    opts, pos = parse_go_flags(argv, RUN_FLAGS, interspersed=True)
     cid = _one(pos)
     from ..runtime.run import run
 
@@ -139,7 +172,7 @@ def cmd_run(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_start(ctx: Context, argv: list[str]) -> int:
-    _, pos = parse([], argv)
+    _, pos = parse_go_flags(argv, [], interspersed=True)
     from ..runtime.start import start
 
     start(ctx.store, _one(pos), warn=ctx.warn)
@@ -147,7 +180,7 @@ def cmd_start(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_state(ctx: Context, argv: list[str]) -> int:
-    _, pos = parse([], argv)
+    _, pos = parse_go_flags(argv, [], interspersed=True)
     from ..jsonio import dumps
 
     c = ctx.store.peek(_one(pos))
@@ -156,7 +189,7 @@ def cmd_state(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_kill(ctx: Context, argv: list[str]) -> int:
-    opts, pos = parse([Flag("-a,--all", dest="all")], argv, interspersed=True)
+    opts, pos = parse_go_flags(argv, KILL_FLAGS, interspersed=True)
     if not 1 <= len(pos) <= 2:
         raise UsageError("expects a container id and an optional signal")
     from ..linux.signals import parse as parse_signal
@@ -171,7 +204,7 @@ def cmd_kill(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_delete(ctx: Context, argv: list[str]) -> int:
-    opts, pos = parse([Flag("-f,--force", dest="force")], argv, interspersed=True)
+    opts, pos = parse_go_flags(argv, DELETE_FLAGS, interspersed=True)
     from ..runtime.delete import delete
 
     if not pos:
@@ -182,8 +215,7 @@ def cmd_delete(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_list(ctx: Context, argv: list[str]) -> int:
-    opts, pos = parse([Flag("-f,--format", dest="format", value=True, default="table"),
-                       Flag("-q,--quiet", dest="quiet")], argv)
+    opts, pos = parse_go_flags(argv, LIST_FLAGS, interspersed=True)
     if pos:
         raise UsageError(f"unexpected arguments: {' '.join(pos)}")
     rows = []
@@ -222,7 +254,7 @@ def _table(header: list[str], rows: list[list]) -> None:
 
 
 def cmd_ps(ctx: Context, argv: list[str]) -> int:
-    opts, pos = parse([Flag("-f,--format", dest="format", value=True, default="table")], argv)
+    opts, pos = parse_go_flags(argv, PS_FLAGS)
     if not pos:
         raise UsageError("expects a container id")
     from ..runtime.kill import container_pids
@@ -259,7 +291,7 @@ def cmd_ps(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_exec(ctx: Context, argv: list[str]) -> int:
-    opts, pos = parse(EXEC_FLAGS, argv)
+    opts, pos = parse_go_flags(argv, EXEC_FLAGS)
     if not pos:
         raise UsageError("expects a container id and a command (or --process)")
     from ..runtime.exec import exec_process
@@ -273,7 +305,7 @@ def cmd_exec(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_features(ctx: Context, argv: list[str]) -> int:
-    parse([], argv)
+    parse_go_flags(argv, [], interspersed=True)
     from ..jsonio import dumps
     from ..runtime.features import features
 
@@ -282,8 +314,7 @@ def cmd_features(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_spec(ctx: Context, argv: list[str]) -> int:
-    opts, pos = parse([Flag("-b,--bundle", dest="bundle", value=True, default="."),
-                       Flag("--rootless")], argv)
+    opts, pos = parse_go_flags(argv, SPEC_FLAGS, interspersed=True)
     if opts["rootless"]:
         raise UsageError("--rootless specs are not supported yet")
     from ..jsonio import dumps
@@ -298,29 +329,39 @@ def cmd_spec(ctx: Context, argv: list[str]) -> int:
 
 
 UPDATE_FLAGS = [
-    Flag("-r,--resources", dest="resources", value=True,
-         help="linux.resources JSON file, '-' for stdin (other flags are then ignored)"),
-    Flag("--memory", value=True, help="memory limit in bytes (64m, 1g; -1 unlimited)"),
-    Flag("--memory-swap", value=True, help="memory+swap limit in bytes (-1 unlimited)"),
-    Flag("--memory-reservation", value=True, help="memory soft limit in bytes"),
-    Flag("--kernel-memory", value=True, help="kernel memory limit (v1)"),
-    Flag("--kernel-memory-tcp", value=True, help="kernel TCP buffer limit (v1)"),
-    Flag("--cpu-share,--cpu-shares", dest="cpu_share", value=True, help="CPU shares"),
-    Flag("--cpu-quota", value=True, help="CFS quota in microseconds per period"),
-    Flag("--cpu-period", value=True, help="CFS period in microseconds"),
-    Flag("--cpu-rt-runtime", value=True, help="realtime runtime in microseconds"),
-    Flag("--cpu-rt-period", value=True, help="realtime period in microseconds"),
-    Flag("--cpuset-cpus", value=True, help="CPUs to use (0-3,5)"),
-    Flag("--cpuset-mems", value=True, help="memory nodes to use"),
-    Flag("--pids-limit", value=True, help="maximum number of pids"),
-    Flag("--blkio-weight", value=True, help="block IO weight (10-1000)"),
-    Flag("--l3-cache-schema", value=True, help="(Intel RDT: not supported)"),
-    Flag("--mem-bw-schema", value=True, help="(Intel RDT: not supported)"),
+    Flag("-r,--resources", "value", "path to the file containing the resources to update or "
+         "'-' to read from the standard input (all other options are then ignored)",
+         dest="resources"),
+    Flag("--blkio-weight", "value", "Specifies per cgroup weight, range is from 10 to 1000"),
+    Flag("--cpu-period", "value", "CPU CFS period to be used for hardcapping (in usecs). 0 to "
+         "use system default"),
+    Flag("--cpu-quota", "value", "CPU CFS hardcap limit (in usecs). Allowed cpu time in a "
+         "given period"),
+    Flag("--cpu-share,--cpu-shares", "value", "CPU shares (relative weight vs. other "
+         "containers)"),
+    Flag("--cpu-rt-period", "value", "CPU realtime period to be used for hardcapping (in "
+         "usecs). 0 to use system default"),
+    Flag("--cpu-rt-runtime", "value", "CPU realtime hardcap limit (in usecs). Allowed cpu time "
+         "in a given period"),
+    Flag("--cpuset-cpus", "value", "CPU(s) to use"),
+    Flag("--cpuset-mems", "value", "Memory node(s) to use"),
+    Flag("--memory", "value", "Memory limit (in bytes)"),
+    Flag("--memory-reservation", "value", "Memory reservation or soft_limit (in bytes)"),
+    Flag("--memory-swap", "value", "Total memory usage (memory + swap); set '-1' to enable "
+         "unlimited swap"),
+    Flag("--kernel-memory", "value", "Kernel memory limit (in bytes) (cgroup v1)"),
+    Flag("--kernel-memory-tcp", "value", "Kernel memory limit (in bytes) for tcp buffer "
+         "(cgroup v1)"),
+    Flag("--pids-limit", "value", "Maximum number of pids allowed in the container"),
+    Flag("--l3-cache-schema", "value", "The string of Intel RDT/CAT L3 cache schema (not "
+         "supported: refused)"),
+    Flag("--mem-bw-schema", "value", "The string of Intel RDT/MBA memory bandwidth schema (not "
+         "supported: refused)"),
 ]
 
 
 def cmd_update(ctx: Context, argv: list[str]) -> int:
-    opts, pos = parse(UPDATE_FLAGS, argv, interspersed=True)
+    opts, pos = parse_go_flags(argv, UPDATE_FLAGS, interspersed=True)
     cid = _one(pos)
     from ..runtime.update import FLAG_FIELDS, load_resources, resources_from_flags, update
 
@@ -335,7 +376,7 @@ def cmd_update(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_pause(ctx: Context, argv: list[str]) -> int:
-    _, pos = parse([], argv)
+    _, pos = parse_go_flags(argv, [], interspersed=True)
     from ..runtime.pause import pause
 
     pause(ctx.store, _one(pos))
@@ -343,7 +384,7 @@ def cmd_pause(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_resume(ctx: Context, argv: list[str]) -> int:
-    _, pos = parse([], argv)
+    _, pos = parse_go_flags(argv, [], interspersed=True)
     from ..runtime.pause import resume
 
     resume(ctx.store, _one(pos))
@@ -351,10 +392,7 @@ def cmd_resume(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_events(ctx: Context, argv: list[str]) -> int:
-    opts, pos = parse([Flag("--stats", help="print the stats once and exit"),
-                       Flag("--interval", value=True, default="5s",
-                            help="stats interval (Go duration, default 5s)")],
-                      argv, interspersed=True)
+    opts, pos = parse_go_flags(argv, EVENTS_FLAGS, interspersed=True)
     cid = _one(pos)
     from ..jsonio import dumps
     from ..runtime import events
@@ -374,35 +412,44 @@ def cmd_events(ctx: Context, argv: list[str]) -> int:
     return events.stream(ctx.store, cid, interval, emit)
 
 
-COMMANDS = {
-    "create": (cmd_create, "create a container", "ID"),
-    "start": (cmd_start, "start a created container", "ID"),
-    "run": (cmd_run, "create and start a container, wait for it", "ID"),
-    "state": (cmd_state, "print a container's state as JSON", "ID"),
-    "kill": (cmd_kill, "send a signal to a container", "ID [SIGNAL]"),
-    "delete": (cmd_delete, "delete a container", "ID..."),
-    "exec": (cmd_exec, "run a new process in a container", "ID [COMMAND [ARG...]]"),
-    "ps": (cmd_ps, "list the processes of a container", "ID [PS ARGS]"),
-    "update": (cmd_update, "change a running container's resource limits", "ID"),
-    "pause": (cmd_pause, "freeze every process of a container", "ID"),
-    "resume": (cmd_resume, "thaw a paused container", "ID"),
-    "events": (cmd_events, "print a container's stats and OOM events as JSON", "ID"),
-    "list": (cmd_list, "list containers", ""),
-    "features": (cmd_features, "print the features of this runtime as JSON", ""),
-    "spec": (cmd_spec, "write a default config.json", ""),
+COMMANDS: dict[str, tuple] = {
+    "create": (cmd_create, Command("[command options] <container-id>", "create a container",
+                                   CREATE_FLAGS)),
+    "start": (cmd_start, Command("<container-id>", "executes the user defined process in a "
+                                 "created container")),
+    "run": (cmd_run, Command("[command options] <container-id>", "create and run a container",
+                             RUN_FLAGS)),
+    "state": (cmd_state, Command("<container-id>", "output the state of a container")),
+    "kill": (cmd_kill, Command("[command options] <container-id> [signal]", "kill sends the "
+                               "specified signal (default: SIGTERM) to the container's init "
+                               "process", KILL_FLAGS)),
+    "delete": (cmd_delete, Command("[command options] <container-id>...", "delete any "
+                                   "resources held by the container often used with detached "
+                                   "container", DELETE_FLAGS)),
+    "exec": (cmd_exec, Command("[command options] <container-id> <command> [command options]"
+                               "  || -p process.json <container-id>", "execute new process "
+                               "inside the container", EXEC_FLAGS, interspersed=False)),
+    "ps": (cmd_ps, Command("[command options] <container-id> [ps options]", "ps displays the "
+                           "processes running inside a container", PS_FLAGS,
+                           interspersed=False)),
+    "update": (cmd_update, Command("[command options] <container-id>", "update container "
+                                   "resource constraints", UPDATE_FLAGS)),
+    "pause": (cmd_pause, Command("<container-id>", "pause suspends all processes inside the "
+                                 "container")),
+    "resume": (cmd_resume, Command("<container-id>", "resumes all processes that have been "
+                                   "previously paused")),
+    "events": (cmd_events, Command("[command options] <container-id>", "display container "
+                                   "events such as OOM notifications, cpu, memory, and IO usage "
+                                   "statistics", EVENTS_FLAGS)),
+    "list": (cmd_list, Command("[command options]", "lists containers started by runc with the "
+                               "given root", LIST_FLAGS)),
+    "features": (cmd_features, Command("", "show the enabled features")),
+    "spec": (cmd_spec, Command("[command options]", "create a new specification file",
+                               SPEC_FLAGS)),
 }
 ALIASES = {"ls": "list"}
 # What works for any user: the rest reads or changes the state of root's containers.
 NO_ROOT_NEEDED = frozenset({"spec", "features"})
-
-
-def _help() -> str:
-    lines = [f"usage: {PROG} [global options] COMMAND [options] [ARGS]", "",
-             "An OCI runtime (runc-compatible command line).", "", "Commands:"]
-    for name, (_, text, _) in COMMANDS.items():
-        lines.append(f"  {name:<10}{text}")
-    lines += ["", usage(PROG, "", "", GLOBAL).split("\n", 2)[2].replace("\t", "  ")]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -410,14 +457,16 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     ctx = None
     try:
-        gopts, rest = parse(GLOBAL, argv)
+        gopts, rest = parse_go_flags(argv, GLOBAL)
         if gopts["version"]:
             from .. import OCI_VERSION, __version__
 
             print(f"{PROG} version {__version__}\nspec: {OCI_VERSION}")
             return 0
         if gopts["help"] or not rest:
-            print(_help())
+            from .help import runtime_help
+
+            print(runtime_help(PROG, COMMANDS, GLOBAL))
             return 0 if gopts["help"] else 1
         if gopts["rootless"] not in ("auto", "false") and os.geteuid() == 0:
             raise UsageError(f"--rootless={gopts['rootless']} is not supported yet")
@@ -427,9 +476,18 @@ def main(argv: list[str] | None = None) -> int:
         if name not in COMMANDS:
             raise UsageError(f"unknown command {rest[0]!r} (see {PROG} --help)")
         sub = rest[1:]
-        if "-h" in sub[:1] or "--help" in sub[:1]:
-            print(f"usage: {PROG} {name} [options] {COMMANDS[name][2]}")
-            return 0
+        if "-h" in sub or "--help" in sub or "-help" in sub:
+            # only as a flag (not an exec'd command's): the parse tells
+            try:
+                parse_go_flags(sub, COMMANDS[name][1].flags,
+                               interspersed=COMMANDS[name][1].interspersed)
+            except HelpRequested:
+                from .help import runtime_command_help
+
+                print(runtime_command_help(PROG, name, COMMANDS[name][1]))
+                return 0
+            except UsageError:
+                pass
         if name not in NO_ROOT_NEEDED and os.geteuid() != 0:
             raise UsageError(f"{name} needs root: run {PROG} as root (rootless containers "
                              "are not supported yet)")

@@ -586,9 +586,11 @@ class Engine:
             self._start_locked(self.db.get(cid), attach=False)
 
     # -- stop, kill -----------------------------------------------------------------------
-    def stop(self, ref: str, timeout: int | None = None, *, restarting: bool = False) -> str:
-        """Stop with the stop signal, SIGKILL after the timeout. A stopped container is not
-        restarted by its policy; --rm removes it (unless this stop is `restart`'s)."""
+    def stop(self, ref: str, timeout: int | None = None, *, restarting: bool = False,
+             signal: int | None = None) -> str:
+        """Stop with `signal` (default: the container's stop signal), SIGKILL after the
+        timeout. A stopped container is not restarted by its policy; --rm removes it (unless
+        this stop is `restart`'s)."""
         # Marked under the lock, whatever the state: a restart in progress finishes first
         # (and is then stopped), one waiting out its back-off sees the mark and gives up.
         with self.locked(ref) as row:
@@ -601,7 +603,7 @@ class Engine:
         timeout = timeout if timeout is not None else (
             opts.stop_timeout if opts.stop_timeout is not None else DEFAULT_STOP_TIMEOUT)
         runtime = self.runtime(opts)
-        sig = signals.parse(opts.stop_signal or "SIGTERM")
+        sig = signal or signals.parse(opts.stop_signal or "SIGTERM")
         if row["state"] == PAUSED or live_state(row) == PAUSED:
             _ignore(runtime.resume, row["id"])
             self.db.update(row["id"], state=RUNNING)

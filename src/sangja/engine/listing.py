@@ -61,7 +61,7 @@ def list_containers(engine, *, all_states: bool = False,
                     last: int | None = None) -> list[tuple[object, dict]]:
     """(row, ps entry) of the containers `ps` shows, newest first: running and paused
     ones (all with ``all_states``, or when a status/exited filter asks), filtered, the
-    first ``last`` (which implies all)."""
+    first ``last`` (which implies all; 0: no limit)."""
     from .inspect import ps_entry
 
     filters = filters or {}
@@ -76,6 +76,6 @@ def list_containers(engine, *, all_states: bool = False,
             pivot = engine.get(ref)["created"]
             out = [(r, e) for r, e in out if (r["created"] < pivot if key == "before"
                                               else r["created"] > pivot)]
-    if last is not None and last >= 0:
+    if last:  # Docker: -n 0 is no limit (but every state, as any -n)
         out = out[:last]
     return out

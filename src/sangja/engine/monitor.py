@@ -30,6 +30,41 @@ class MonitorMissing(SangjaError):
     """The sangja-monitor binary is not installed."""
 
 
+class Detached(Exception):  # noqa: N818 - an outcome, not an error
+    """The user typed the detach keys: the relay stopped, the container runs on."""
+
+
+class EscapeMatcher:
+    """Docker's detach keys (ctrl-p,ctrl-q by default) in a stream of typed bytes: `feed`
+    returns what goes on to the container and whether the whole sequence was typed. A
+    partial match is held back until the next byte tells; if it does not complete the
+    sequence, the held bytes go on, as Docker's escape proxy does."""
+
+    def __init__(self, keys: bytes):
+        self.keys = keys
+        self.pos = 0
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        if not self.pos and self.keys[0] not in data:
+            return data, False
+        out = bytearray()
+        for b in data:
+            if b == self.keys[self.pos]:
+                self.pos += 1
+                if self.pos == len(self.keys):
+                    self.pos = 0
+                    return bytes(out), True
+                continue
+            if self.pos:
+                out += self.keys[:self.pos]
+                self.pos = 0
+                if b == self.keys[0]:
+                    self.pos = 1
+                    continue
+            out.append(b)
+        return bytes(out), False
+
+
 def monitor_path() -> str:
     """The monitor binary: $SANGJA_MONITOR, else <prefix>/libexec/sangja/sangja-monitor,
     where <prefix> is the environment of the running interpreter (found from the executable:
@@ -96,9 +131,12 @@ class AttachClient:
             return None
         return data[0], data[1:]
 
-    def relay(self, stdin_fd: int | None, stdout, stderr, tty: bool) -> int | None:
+    def relay(self, stdin_fd: int | None, stdout, stderr, tty: bool,
+              detach_keys: bytes = b"") -> int | None:
         """Copy `stdin_fd` to the container and its output to the binary streams `stdout`
-        and `stderr` until the exit code arrives (returned) or the monitor hangs up (None).
+        and `stderr` (None: that stream is not shown) until the exit code arrives
+        (returned) or the monitor hangs up (None). `detach_keys` typed on stdin (with `tty`)
+        end the relay with ``Detached``, the container left running.
 
         With `tty`, a terminal on `stdin_fd` is put in raw mode for the duration, and its
         size is sent now and on every SIGWINCH. EOF on `stdin_fd` closes the container's
@@ -113,6 +151,7 @@ class AttachClient:
         restore = []
         stdin_open = stdin_fd is not None
         stdin_registered = False
+        escape = EscapeMatcher(detach_keys) if (tty and detach_keys) else None
         timeout = self.sock.gettimeout()
         try:
             self.sock.setblocking(False)
@@ -146,6 +185,15 @@ class AttachClient:
                             data = os.read(stdin_fd, _CHUNK)
                         except OSError:  # EIO: the terminal hung up
                             data = b""
+                        if escape is not None and data:
+                            data, detach = escape.feed(data)
+                            if detach:
+                                if data:
+                                    pending.append(bytes([STDIN]) + data)
+                                self._flush(pending)
+                                raise Detached()
+                            if not data:  # held back: part of the detach keys, maybe
+                                continue
                         pending.append(bytes([STDIN]) + data)
                         stdin_open = bool(data)
         finally:
@@ -154,6 +202,16 @@ class AttachClient:
             sel.close()
             if self.sock.fileno() >= 0:
                 self.sock.settimeout(timeout)
+
+    def _flush(self, pending: list[bytes]) -> None:
+        """Send what is queued before we leave (briefly blocking)."""
+        self.sock.settimeout(2)
+        try:
+            for packet in pending:
+                self.sock.send(packet)
+        except OSError:
+            pass
+        pending.clear()
 
     def _relay_socket(self, pending: list[bytes], outs: dict):
         while pending:

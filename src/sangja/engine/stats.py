@@ -27,7 +27,7 @@ def _cpu_total(d: dict) -> int:
 
 def sample_all(engine, refs: list[str], include_stopped: bool = False) -> list[dict]:
     """One row per container (running ones, or `refs`), Docker's `stats --format json`
-    field names."""
+    field names; "ID" is the full id (the CLI cuts it unless --no-trunc)."""
     from ..humanize import human_size
     from ..network.report import net_io
     from .status import PAUSED, RUNNING, live_state
@@ -61,7 +61,7 @@ def sample_all(engine, refs: list[str], include_stopped: bool = False) -> list[d
                 written += int(e.get("value") or 0)
         pids = int((d.get("pids") or {}).get("current") or 0) if d else 0
         out.append({
-            "ID": r["id"][:12], "Container": r["id"][:12], "Name": r["name"],
+            "ID": r["id"], "Container": r["id"][:12], "Name": r["name"],
             "CPUPerc": f"{min(cpu, 100.0 * ncpu):.2f}%",
             "MemUsage": f"{_bin(usage)} / {_bin(limit)}",
             "MemPerc": f"{usage / limit * 100 if limit else 0:.2f}%",

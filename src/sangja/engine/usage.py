@@ -64,6 +64,46 @@ def _upper_size(eng, cid: str) -> int:
         return 0
 
 
+def _apparent_size(path: str) -> int:
+    """Docker's SizeRw of a directory (pkg/directory.Size): the sizes of what is not a
+    directory, a hard-linked inode counted once. An fd walk that follows no link; 0 when
+    `path` is missing."""
+    from ..linux.fdtree import walk_tree
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    total, seen = 0, set()
+    try:
+        for _full, _rel, st in walk_tree(fd):
+            if st.st_size and not (st.st_mode & 0o170000) == 0o040000 and \
+                    (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return total
+
+
+def container_sizes(eng, row) -> tuple[int, int]:
+    """(SizeRw, SizeRootFs) of a container as Docker reports them (`ps -s`, `inspect -s`):
+    the bytes its writable layer holds, and those plus its image's."""
+    from ..errors import SangjaError
+
+    try:
+        rw = _apparent_size(eng.snapshots().diff_dir(row["id"]))
+    except SangjaError:
+        rw = 0
+    try:
+        image = eng.images.resolve(row["image_id"]).size
+    except (SangjaError, KeyError):
+        image = 0
+    return rw, rw + image
+
+
 def containers_usage(root: str, runroot: str | None = None) -> list[dict]:
     """One dict per container, for `system df`: ``id``, ``names`` (list), ``image``
     (as the user named it), ``image_id``, ``command``, ``created`` (unix time), ``status``

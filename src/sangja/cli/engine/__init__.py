@@ -121,6 +121,7 @@ System:
                              unreferenced blobs and layers, temp files
   events [--filter type=|event=|container=|image=...] [--since T] [--until T]
          [--format TEMPLATE]  what happened (without --until: and what happens next)
+  completion bash|zsh|fish   a shell completion script (bash: source <(sangja completion bash))
   system check [--repair [-f]] [--rebuild]
                              find damaged or leftover store and container parts (exit 1
                              if any); --repair fixes them, -f also removes broken images;
@@ -174,6 +175,7 @@ COMMANDS: dict[str, str] = {
     "diff": "diff:cmd_diff",
     "events": "events:cmd_events",
     # system
+    "completion": "completion:cmd_completion",
     "info": "system:cmd_info",
     "version": "system:cmd_version",
 }
@@ -199,6 +201,7 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
         **{v: COMMANDS[v] for v in _CONTAINER_VERBS},
         "ls": "containers:cmd_ps",
         "list": "containers:cmd_ps",
+        "ps": "containers:cmd_ps",
         "prune": "containers:cmd_container_prune",
         "cleanup": "containers:cmd_cleanup",
     },
@@ -242,7 +245,7 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
 # What works for any user (login and logout keep credentials in that user's own auth.json);
 # everything else reads or changes the store, mounts or makes
 # containers, and needs root until rootless mode comes.
-NO_ROOT_NEEDED = frozenset({"version", "info", "login", "logout"})
+NO_ROOT_NEEDED = frozenset({"version", "info", "login", "logout", "completion"})
 
 
 def _command(target: str):
@@ -279,23 +282,57 @@ def _dispatch(argv: list[str]) -> int:
     if argv[:1] in (["--version"], ["-v"]):
         argv = ["version"]
     if argv[:1] in ([], ["--help"], ["-h"], ["help"]):
+        if argv[1:2] and argv[0] == "help":  # `sangja help ps`: `sangja ps --help`
+            return _dispatch([*argv[1:], "--help"])
         print(HELP)
         return 0 if argv else 1
     cmd, args = argv[0], argv[1:]
     name = cmd
     if cmd in SUBCOMMANDS:
         verbs = SUBCOMMANDS[cmd]
-        if not args or args[0] not in verbs:
-            raise UsageError(f"usage: {PROG} {cmd} {{{'|'.join(verbs)}}} ...")
+        if not args or args[0] in ("--help", "-h"):
+            from ..help import engine_group_help
+
+            print(engine_group_help(PROG, cmd))
+            return 0
+        if args[0] not in verbs:
+            raise UsageError(f"unknown command: {PROG} {cmd} {args[0]} "
+                             f"(see '{PROG} {cmd} --help')")
         target, name, args = verbs[args[0]], f"{cmd} {args[0]}", args[1:]
     elif cmd in COMMANDS:
         target = COMMANDS[cmd]
     else:
         raise UsageError(f"unknown command {cmd!r} (see {PROG} --help)")
-    if cmd not in NO_ROOT_NEEDED and os.geteuid() != 0:
-        raise UsageError(f"{name} needs root: run {PROG} as root (rootless mode is not "
-                         "supported yet)")
-    return _command(target)(opts, args)
+    from ..flags import FlagError, HelpRequested
+
+    try:
+        if cmd not in NO_ROOT_NEEDED and os.geteuid() != 0:
+            _help_without_root(target, args)
+            raise UsageError(f"{name} needs root: run {PROG} as root (rootless mode is not "
+                             "supported yet)")
+        return _command(target)(opts, args)
+    except HelpRequested as e:
+        from ..help import engine_help
+
+        print(engine_help(PROG, name, target, e.command, e.flags))
+        return 0
+    except FlagError as e:  # Docker's words, and its pointer to the help, on one line
+        raise UsageError(f"{e} (see '{PROG} {name} --help')") from None
+
+
+def _help_without_root(target: str, args: list[str]) -> None:
+    """A user without root may still read a command's help: raise HelpRequested if asked."""
+    if "--help" not in args and not any(a.startswith("-") and "h" in a for a in args):
+        return
+    from ..flags import UsageError as FlagsUsageError
+    from ..help import engine_spec
+
+    spec = engine_spec(target)
+    if spec is not None:
+        try:
+            spec.parse(args)
+        except FlagsUsageError:
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .common import PROG, Flag, Globals, UsageError, parse_flags
+from .common import PROG, Command, Flag, Globals, UsageError
 
 USAGE = (f"usage: {PROG} build [-t NAME]... [-f FILE] [--build-arg K=V]... [--target STAGE] "
          "[--no-cache] [--pull[=always|missing|never]] [--label K=V]... [--network MODE] "
@@ -59,22 +59,32 @@ def _pull(value) -> str:
     raise UsageError(f"invalid --pull value {value!r} (always, missing or never)")
 
 
+BUILD = Command("[OPTIONS] PATH | -", "Build an image from a Dockerfile", [
+    Flag("--build-arg", "multi", "Set build-time variables"),
+    Flag("-f,--file", "value", 'Name of the Dockerfile (Default is "PATH/Containerfile" or '
+         '"PATH/Dockerfile")'),
+    Flag("--force-rm", help="Always remove intermediate containers (sangja makes none)"),
+    Flag("--iidfile", "value", "Write the image ID to the file"),
+    Flag("--label", "multi", "Set metadata for an image"),
+    Flag("--layers", help="Cache intermediate layers (false: as --no-cache)", default=True),
+    Flag("--network", "value", "Set the networking mode for the RUN instructions during build "
+         "(none or host)"),
+    Flag("--no-cache", help="Do not use cache when building the image"),
+    Flag("--platform", "value", "Set platform if server is multi-platform capable"),
+    Flag("--pull", "optional", "Pull the base images: always, missing, never (a bare --pull: "
+         "always)", meta="[=WHEN]"),
+    Flag("-q,--quiet", help="Suppress the build output and print image ID on success"),
+    Flag("--rm", help="Remove intermediate containers after a successful build (sangja makes "
+         "none)", default=True),
+    Flag("--secret", "multi", "Secret to expose to the build (format: id=ID,src=FILE)"),
+    Flag("-t,--tag", "multi", 'Name and optionally a tag in the "name:tag" format'),
+    Flag("--target", "value", "Set the target build stage to build."),
+])
+
+
 def cmd_build(opts: Globals, args: list[str]) -> int:
-    argv = []
-    pull: object = None
-    for a in args:  # --pull takes an optional value, which parse_flags cannot express
-        if a == "--pull":
-            pull = True
-        elif a.startswith("--pull="):
-            pull = a.partition("=")[2]
-        else:
-            argv.append(a)
-    flags, rest = parse_flags(argv, [
-        Flag("-t,--tag", "multi"), Flag("-f,--file", "value"), Flag("--build-arg", "multi"),
-        Flag("--target", "value"), Flag("--no-cache"), Flag("--label", "multi"),
-        Flag("--network", "value"), Flag("--platform", "value"), Flag("-q,--quiet"),
-        Flag("--iidfile", "value"), Flag("--secret", "multi"), Flag("--rm", default=True),
-        Flag("--force-rm"), Flag("--layers", default=True)])
+    flags, rest = BUILD.parse(args)
+    pull = flags["pull"]
     if len(rest) != 1:
         raise UsageError(USAGE)
     from ...build.context import open_context
@@ -92,7 +102,7 @@ def cmd_build(opts: Globals, args: list[str]) -> int:
     bopts = BuildOptions(
         tags=list(flags["tag"]), build_args=_pairs(flags["build_arg"], "--build-arg",
                                                    env_fallback=True),
-        target=flags["target"], no_cache=flags["no_cache"], pull=_pull(pull),
+        target=flags["target"], no_cache=flags["no_cache"] or not flags["layers"], pull=_pull(pull),
         labels=_pairs(flags["label"], "--label"), network=network,
         platform=flags["platform"], secrets=_secrets(flags["secret"]),
         epoch=int(epoch) if epoch else None)
@@ -119,8 +129,14 @@ def cmd_build(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+BUILDER_PRUNE = Command("[OPTIONS]", "Remove build cache", [
+    Flag("-a,--all", help="Remove all unused build cache, not just dangling ones"),
+    Flag("-f,--force", help="Do not prompt for confirmation"),
+])
+
+
 def cmd_builder_prune(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-a,--all"), Flag("-f,--force")])
+    flags, rest = BUILDER_PRUNE.parse(args)
     if rest:
         raise UsageError(f"usage: {PROG} builder prune [-a] [-f]")
     from .image_tools import confirm, human_size4

@@ -12,11 +12,10 @@ from sangja.records import dataclass, field
 # the human-readable figures are shared with the engine's documents (inspect, ps, stats)
 from ...humanize import human_duration, human_size, parse_time, since  # noqa: F401
 
+# the flag tables and their parser are shared with sangja-runtime (sangja.cli.flags)
+from ..flags import Command, Flag, FlagError, UsageError, parse_flags  # noqa: F401
+
 PROG = "sangja"
-
-
-class UsageError(Exception):
-    """A command line the user can fix: one line on stderr, exit 125."""
 
 
 @dataclass
@@ -45,101 +44,6 @@ def store(opts: Globals):
     from ...image.store import ImageStore
 
     return ImageStore(opts.storage_root)
-
-
-# ---------------------------------------------------------------------------- flags
-
-
-class Flag:
-    """One command-line flag. kind: "bool", "value" (last one wins) or "multi" (a list)."""
-
-    __slots__ = ("names", "dest", "kind", "default")
-
-    def __init__(self, names: str, kind: str = "bool", dest: str | None = None, default=None):
-        self.names = names.split(",")
-        long = [n for n in self.names if n.startswith("--")]
-        self.dest = dest or (long[0] if long else self.names[0]).lstrip("-").replace("-", "_")
-        self.kind = kind
-        if default is None:
-            default = [] if kind == "multi" else (False if kind == "bool" else None)
-        self.default = default
-
-
-_TRUE = {"true", "1", "yes"}
-_FALSE = {"false", "0", "no"}
-
-
-def parse_flags(args: list[str], flags: list[Flag], *, interspersed: bool = True
-                ) -> tuple[dict, list[str]]:
-    """Docker's flag conventions: `-it` (combined short booleans), `-eFOO=1`, `-e FOO=1`,
-    `--env=FOO=1`, `--rm=false`, repeated flags, `--`. With ``interspersed`` off the first
-    operand ends the flags (for `run IMAGE CMD ARG...`)."""
-    table = {n: f for f in flags for n in f.names}
-    opts = {f.dest: (list(f.default) if f.kind == "multi" else f.default) for f in flags}
-    rest: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        i += 1
-        if a == "--":
-            rest.extend(args[i:])
-            break
-        if not a.startswith("-") or a == "-":
-            rest.append(a)
-            if not interspersed:
-                rest.extend(args[i:])
-                break
-            continue
-        if a.startswith("--"):
-            name, eq, value = a.partition("=")
-            f = table.get(name)
-            if f is None:
-                raise UsageError(f"unknown flag: {name}")
-            if f.kind == "bool":
-                if eq:
-                    low = value.lower()
-                    if low not in _TRUE | _FALSE:
-                        raise UsageError(f"invalid boolean value {value!r} for {name}")
-                    opts[f.dest] = low in _TRUE
-                else:
-                    opts[f.dest] = True
-                continue
-            if not eq:
-                if i >= len(args):
-                    raise UsageError(f"flag needs an argument: {name}")
-                value = args[i]
-                i += 1
-            _store_value(opts, f, value)
-            continue
-        # short flags: -d, -it, -e VALUE, -eVALUE, -p=80
-        j = 1
-        while j < len(a):
-            name = "-" + a[j]
-            f = table.get(name)
-            if f is None:
-                raise UsageError(f"unknown shorthand flag: {a[j]!r} in {a}")
-            j += 1
-            if f.kind == "bool":
-                opts[f.dest] = True
-                continue
-            value = a[j:]
-            if value.startswith("="):
-                value = value[1:]
-            if not value:
-                if i >= len(args):
-                    raise UsageError(f"flag needs an argument: {name}")
-                value = args[i]
-                i += 1
-            _store_value(opts, f, value)
-            break
-    return opts, rest
-
-
-def _store_value(opts: dict, f: Flag, value: str) -> None:
-    if f.kind == "multi":
-        opts[f.dest].append(value)
-    else:
-        opts[f.dest] = value
 
 
 # ---------------------------------------------------------------------------- formatting
@@ -256,3 +160,21 @@ def _plain_fields(template: str) -> list[tuple[str, str]] | None:
             return None
         out.append((rest[:i], name[1:]))
         rest = rest[j + 2:]
+
+
+# ---------------------------------------------------------------------------- help texts
+
+# Docker's (cli/command/formatter): the --format help of listing and of inspecting commands
+FORMAT_HELP = """Format output using a custom template:
+'table':            Print output in table format with column headers (default)
+'table TEMPLATE':   Print output in table format using the given Go template
+'json':             Print in JSON format
+'TEMPLATE':         Print output using the given Go template.
+Refer to https://docs.docker.com/go/formatting/ for more information about formatting \
+output with templates"""
+INSPECT_FORMAT_HELP = """Format output using a custom template:
+'json':             Print in JSON format
+'TEMPLATE':         Print output using the given Go template.
+Refer to https://docs.docker.com/go/formatting/ for more information about formatting \
+output with templates"""
+DETACH_KEYS_HELP = "Override the key sequence for detaching a container"

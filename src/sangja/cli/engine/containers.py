@@ -8,7 +8,19 @@ from __future__ import annotations
 import os
 import sys
 
-from .common import PROG, Flag, Globals, UsageError, error, parse_flags, print_json, table
+from .common import (
+    DETACH_KEYS_HELP,
+    FORMAT_HELP,
+    INSPECT_FORMAT_HELP,
+    PROG,
+    Command,
+    Flag,
+    Globals,
+    UsageError,
+    error,
+    print_json,
+    table,
+)
 
 
 def _engine(opts: Globals):
@@ -64,7 +76,9 @@ def cmd_create(opts: Globals, args: list[str]) -> int:
 def cmd_run(opts: Globals, args: list[str]) -> int:
     from .run_flags import parse_run_args
 
-    copts = parse_run_args(args, command="run")
+    fg: dict = {}
+    copts = parse_run_args(args, command="run", foreground=fg)
+    keys = detach_keys(fg["detach_keys"])
     if copts.tty and copts.interactive and not copts.detach and not os.isatty(0):
         raise UsageError("the input device is not a TTY (drop -t to pipe input)")
     with _engine(opts) as eng:
@@ -90,7 +104,11 @@ def cmd_run(opts: Globals, args: list[str]) -> int:
                 _quietly(eng.remove, cid, force=True, volumes=True)
             raise
         try:
-            code = _foreground(eng, cid, client, copts.tty, copts.interactive)
+            code = _foreground(eng, cid, client, copts.tty, copts.interactive,
+                               sig_proxy=fg["sig_proxy"], detach=keys,
+                               streams=copts.attach or ("stdout", "stderr"))
+            if code is None:  # detached: the monitor cleans up when the container exits
+                return 0
             eng.cleanup(cid)  # as the clean-up owner: the monitor waits for us to hang up
         finally:
             client.close()
@@ -106,27 +124,45 @@ def _quietly(fn, *a, **kw) -> None:
         pass
 
 
-def _foreground(eng, cid: str, client, tty: bool, interactive: bool) -> int:
-    """Relay the container's stdio until it exits; return its exit code. Without a tty,
-    signals to us go to the container (Docker's --sig-proxy); with one, ^C travels
-    through the terminal as a byte."""
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+
+
+def detach_keys(spec: str | None) -> bytes:
+    """Docker's --detach-keys: comma-separated keys, each a single character or `ctrl-X`
+    (X one of a-z @ [ \\ ] ^ _); empty or None: ctrl-p,ctrl-q."""
+    out = bytearray()
+    for key in (spec or DEFAULT_DETACH_KEYS).split(","):
+        if len(key) == 1:
+            out.append(ord(key))
+            continue
+        low = key.lower()
+        c = low[5:] if low.startswith("ctrl-") else ""
+        if len(c) == 1 and ("a" <= c <= "z" or c in "@[\\]^_"):
+            out.append(ord(c.upper()) & 0x1F)
+        elif key == "DEL":
+            out.append(127)
+        else:
+            raise UsageError(f"Invalid detach keys ({spec}) provided: unknown key {key!r} "
+                             "(a character or ctrl-<a-z, @, [, \\, ], ^, _>)")
+    return bytes(out)
+
+
+def _foreground(eng, cid: str, client, tty: bool, interactive: bool, *,
+                sig_proxy: bool = True, detach: bytes = b"",
+                streams: tuple | list = ("stdout", "stderr")) -> int | None:
+    """Relay the container's stdio until it exits; return its exit code, or None when the
+    user typed the `detach` keys (with a tty and stdin), the container left running.
+    Without a tty and with `sig_proxy`, signals to us go to the container; with a tty, ^C
+    travels through the terminal as a byte. Only the output `streams` named are shown
+    (`run -a stdout`)."""
+    from ...engine.monitor import Detached
     from ...linux import signals
     from ...runtime.console import RawMode
 
     row = eng.get(cid)
     runtime = eng.runtime(row)
     handlers = {}
-    if not tty:
-        def forward(sig, _frame):
-            try:
-                runtime.kill(cid, sig)
-            except Exception:  # noqa: BLE001 - it may be gone already
-                pass
-
-        for s in (signals.SIGINT, signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT,
-                  signals.SIGUSR1, signals.SIGUSR2):
-            handlers[s] = signals.signal(s, forward)
-    else:
+    if tty:
         from ...linux.pty import get_winsize
 
         def resize(*_):
@@ -139,10 +175,24 @@ def _foreground(eng, cid: str, client, tty: bool, interactive: bool) -> int:
 
         handlers[signals.SIGWINCH] = signals.signal(signals.SIGWINCH, resize)
         resize()
+    elif sig_proxy:  # else signals are ours: ^C ends the attach, not the container
+        def forward(sig, _frame):
+            try:
+                runtime.kill(cid, sig)
+            except Exception:  # noqa: BLE001 - it may be gone already
+                pass
+
+        for s in (signals.SIGINT, signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT,
+                  signals.SIGUSR1, signals.SIGUSR2):
+            handlers[s] = signals.signal(s, forward)
     stdin_fd = 0 if interactive else None
+    out = sys.stdout.buffer if "stdout" in streams else None
+    err = sys.stderr.buffer if "stderr" in streams else None
     try:
         with RawMode(0) if (tty and interactive) else _Nothing():
-            code = client.relay(stdin_fd, sys.stdout.buffer, sys.stderr.buffer, tty)
+            code = client.relay(stdin_fd, out, err, tty, detach_keys=detach)
+    except Detached:
+        return None
     finally:
         for s, h in handlers.items():
             signals.signal(s, h)
@@ -162,8 +212,15 @@ class _Nothing:
 # ---------------------------------------------------------------------------- start, stop
 
 
+START = Command("[OPTIONS] CONTAINER [CONTAINER...]", "Start one or more stopped containers", [
+    Flag("-a,--attach", help="Attach STDOUT/STDERR and forward signals"),
+    Flag("--detach-keys", "value", DETACH_KEYS_HELP),
+    Flag("-i,--interactive", help="Attach container's STDIN"),
+])
+
+
 def cmd_start(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("-a,--attach"), Flag("-i,--interactive")])
+    flags, refs = START.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} start [-a] [-i] CONTAINER...")
     if not (flags["attach"] or flags["interactive"]):
@@ -173,29 +230,54 @@ def cmd_start(opts: Globals, args: list[str]) -> int:
     with _engine(opts) as eng:
         row = eng.get(refs[0])
         copts = eng.options(row)
+        keys = detach_keys(flags["detach_keys"])
         client = eng.start(refs[0], attach=True)
         if client is None:
             raise UsageError(f"container {refs[0]} is already running: use attach")
         try:
             code = _foreground(eng, row["id"], client, copts.tty,
-                               flags["interactive"] and copts.interactive)
+                               flags["interactive"] and copts.interactive, detach=keys)
+            if code is None:  # detached
+                return 0
             eng.cleanup(row["id"])
         finally:
             client.close()
         return code
 
 
+STOP = Command("[OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers", [
+    Flag("-s,--signal", "value", "Signal to send to the container"),
+    Flag("-t,--timeout,--time", "value", "Seconds to wait before killing the container",
+         dest="time", meta="int"),
+])
+
+
 def cmd_stop(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("-t,--time,--timeout", "value"),
-                                     Flag("-s,--signal", "value")])
+    flags, refs = STOP.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} stop [-t SECONDS] CONTAINER...")
     timeout = _seconds(flags["time"])
-    return _each(opts, refs, lambda eng, ref: (eng.stop(ref, timeout), ref)[1])
+    sig = _signal(flags["signal"]) if flags["signal"] else None
+    return _each(opts, refs, lambda eng, ref: (eng.stop(ref, timeout, signal=sig), ref)[1])
+
+
+def _signal(text: str) -> int:
+    from ...linux import signals
+
+    try:
+        return signals.parse(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+RESTART = Command("[OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers", [
+    Flag("-t,--timeout,--time", "value", "Seconds to wait before killing the container",
+         dest="time", meta="int"),
+])
 
 
 def cmd_restart(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("-t,--time,--timeout", "value")])
+    flags, refs = RESTART.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} restart [-t SECONDS] CONTAINER...")
     timeout = _seconds(flags["time"])
@@ -211,44 +293,64 @@ def _seconds(text: str | None) -> int | None:
         raise UsageError(f"invalid timeout {text!r}: a whole number of seconds") from None
 
 
+KILL = Command("[OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers", [
+    Flag("-s,--signal", "value", "Signal to send to the container", default="KILL"),
+])
+
+
 def cmd_kill(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("-s,--signal", "value")])
+    flags, refs = KILL.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} kill [-s SIGNAL] CONTAINER...")
-    from ...linux import signals
-
-    try:
-        sig = signals.parse(flags["signal"] or "SIGKILL")
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    sig = _signal(flags["signal"])
     return _each(opts, refs, lambda eng, ref: (eng.kill(ref, sig), ref)[1])
 
 
+RM = Command("[OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers", [
+    Flag("-f,--force", help="Force the removal of a running container (uses SIGKILL)"),
+    Flag("-l,--link", help="Remove the specified link (container links are not supported: "
+         "refused)"),
+    Flag("-v,--volumes", help="Remove anonymous volumes associated with the container"),
+])
+
+
 def cmd_rm(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("-f,--force"), Flag("-v,--volumes"),
-                                     Flag("-l,--link")])
+    flags, refs = RM.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} rm [-f] [-v] CONTAINER...")
+    if flags["link"]:
+        raise UsageError("rm --link: container links are not supported")
     return _each(opts, refs, lambda eng, ref: (
         eng.remove(ref, force=flags["force"], volumes=flags["volumes"]), ref)[1])
 
 
+PAUSE = Command("CONTAINER [CONTAINER...]",
+                "Pause all processes within one or more containers")
+
+
 def cmd_pause(opts: Globals, args: list[str]) -> int:
-    _, refs = parse_flags(args, [])
+    _, refs = PAUSE.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} pause CONTAINER...")
     return _each(opts, refs, lambda eng, ref: (eng.pause(ref), ref)[1])
 
 
+UNPAUSE = Command("CONTAINER [CONTAINER...]",
+                  "Unpause all processes within one or more containers")
+
+
 def cmd_unpause(opts: Globals, args: list[str]) -> int:
-    _, refs = parse_flags(args, [])
+    _, refs = UNPAUSE.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} unpause CONTAINER...")
     return _each(opts, refs, lambda eng, ref: (eng.unpause(ref), ref)[1])
 
 
+RENAME = Command("CONTAINER NEW_NAME", "Rename a container")
+
+
 def cmd_rename(opts: Globals, args: list[str]) -> int:
-    _, rest = parse_flags(args, [])
+    _, rest = RENAME.parse(args)
     if len(rest) != 2:
         raise UsageError(f"usage: {PROG} rename CONTAINER NEW_NAME")
     with _engine(opts) as eng:
@@ -256,16 +358,24 @@ def cmd_rename(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+WAIT = Command("CONTAINER [CONTAINER...]",
+               "Block until one or more containers stop, then print their exit codes")
+
+
 def cmd_wait(opts: Globals, args: list[str]) -> int:
-    _, refs = parse_flags(args, [])
+    _, refs = WAIT.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} wait CONTAINER...")
     return _each(opts, refs, lambda eng, ref: eng.wait(ref))
 
 
+CLEANUP = Command("CONTAINER", "Record the exit of a container and release what it held "
+                  "(run by its monitor)", hidden=True)
+
+
 def cmd_cleanup(opts: Globals, args: list[str]) -> int:
     """Run by the monitor after the container's init exited (docs/engine.md)."""
-    _, refs = parse_flags(args, [])
+    _, refs = CLEANUP.parse(args)
     if len(refs) != 1:
         raise UsageError(f"usage: {PROG} container cleanup CONTAINER")
     with _engine(opts) as eng:
@@ -273,10 +383,19 @@ def cmd_cleanup(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+CONTAINER_PRUNE = Command("[OPTIONS]", "Remove all stopped containers", [
+    Flag("--filter", "multi", "Provide filter values (not supported yet: refused)",
+         meta="filter"),
+    Flag("-f,--force", help="Do not prompt for confirmation"),
+])
+
+
 def cmd_container_prune(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-f,--force"), Flag("--filter", "multi")])
+    flags, rest = CONTAINER_PRUNE.parse(args)
     if rest:
         raise UsageError(f"usage: {PROG} container prune [-f]")
+    if flags["filter"]:
+        raise UsageError("container prune --filter is not supported yet")
     with _engine(opts) as eng:
         gone = eng.prune()
     print("Deleted Containers:")
@@ -302,22 +421,32 @@ def _ps_filters(values: list[str]) -> dict[str, list[str]]:
     return parse_filters(pairs)
 
 
+PS = Command("[OPTIONS]", "List containers", [
+    Flag("-a,--all", help="Show all containers (default shows just running)"),
+    Flag("-f,--filter", "multi", "Filter output based on conditions provided", meta="filter"),
+    Flag("--format", "value", FORMAT_HELP),
+    Flag("-n,--last", "value", "Show n last created containers (includes all states)",
+         default="-1", meta="int"),
+    Flag("-l,--latest", help="Show the latest created container (includes all states)"),
+    Flag("--no-trunc", help="Don't truncate output"),
+    Flag("-q,--quiet", help="Only display container IDs"),
+    Flag("-s,--size", help="Display total file sizes"),
+])
+
+
 def cmd_ps(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-a,--all"), Flag("-q,--quiet"),
-                                     Flag("--no-trunc"), Flag("-l,--latest"),
-                                     Flag("-n,--last", "value"), Flag("-f,--filter", "multi"),
-                                     Flag("--format", "value"), Flag("-s,--size")])
+    flags, rest = PS.parse(args)
     if rest:
         raise UsageError(f"usage: {PROG} ps [-a] [-q] [--filter K=V] [--format json]")
     filters = _ps_filters(flags["filter"])
     from ...engine.listing import list_containers
 
-    last = 1 if flags["latest"] else None
-    if flags["last"] is not None:
-        try:
-            last = int(flags["last"])
-        except ValueError:
-            raise UsageError(f"invalid --last {flags['last']!r}") from None
+    try:
+        n = int(flags["last"])
+    except ValueError:
+        raise UsageError(f'invalid argument "{flags["last"]}" for "-n, --last" flag: '
+                         "not an integer") from None
+    last = 1 if flags["latest"] else (None if n == -1 else n)  # -n 0: every state, no limit
     with _engine(opts) as eng:
         entries = [e for _, e in list_containers(eng, all_states=flags["all"],
                                                  filters=filters, last=last)]
@@ -326,8 +455,12 @@ def cmd_ps(opts: Globals, args: list[str]) -> int:
         for e in entries:
             print(e["ID"][:12] if trunc else e["ID"])
         return 0
+    fmt = flags["format"] or (PS_TABLE_SIZE if flags["size"] else PS_TABLE)
+    if fmt == "table":
+        fmt = PS_TABLE_SIZE if flags["size"] else PS_TABLE
+    if flags["size"] or ".Size" in fmt:  # Docker asks for sizes when the format shows them
+        _add_sizes(opts, entries)
     contexts = [_ps_context(e, trunc) for e in entries]
-    fmt = flags["format"] or PS_TABLE
     if fmt == "json":
         from ...jsonio import dumps
 
@@ -336,13 +469,25 @@ def cmd_ps(opts: Globals, args: list[str]) -> int:
         return 0
     from .common import format_rows
 
-    sys.stdout.write(format_rows(PS_TABLE if fmt == "table" else fmt, contexts, PS_HEADERS))
+    sys.stdout.write(format_rows(fmt, contexts, PS_HEADERS))
     return 0
+
+
+def _add_sizes(opts: Globals, entries: list[dict]) -> None:
+    """`ps -s`: each entry's Size, "0B (virtual 4.26MB)" as Docker prints it."""
+    from ...engine.usage import container_sizes
+    from ...humanize import human_size
+
+    with _engine(opts) as eng:
+        for e in entries:
+            rw, total = container_sizes(eng, eng.db.get(e["ID"]))
+            e["Size"] = f"{human_size(rw)} (virtual {human_size(total)})"
 
 
 # Docker's `ps` table and the column titles of its fields (docker/cli formatter).
 PS_TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
             "{{.Ports}}\t{{.Names}}")
+PS_TABLE_SIZE = PS_TABLE + "\t{{.Size}}"
 PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
               "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
@@ -367,9 +512,16 @@ def _ps_context(entry: dict, trunc: bool) -> dict:
     return c
 
 
+INSPECT = Command("[OPTIONS] NAME|ID [NAME|ID...]",
+                  "Return low-level information on Docker objects", [
+    Flag("-f,--format", "value", INSPECT_FORMAT_HELP),
+    Flag("-s,--size", help="Display total file sizes if the type is container"),
+    Flag("--type", "value", "Only inspect objects of the given type"),
+])
+
+
 def cmd_inspect(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("-f,--format", "value"), Flag("--type", "value"),
-                                     Flag("-s,--size")])
+    flags, refs = INSPECT.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} inspect [-f FORMAT] NAME...")
     kind = flags["type"]
@@ -386,7 +538,12 @@ def cmd_inspect(opts: Globals, args: list[str]) -> int:
             try:
                 if kind == "image":
                     raise NoSuchContainer(ref)
-                docs.append(container_document(eng, eng.get(ref)))
+                row = eng.get(ref)
+                docs.append(container_document(eng, row))
+                if flags["size"]:
+                    from ...engine.usage import container_sizes
+
+                    docs[-1]["SizeRw"], docs[-1]["SizeRootFs"] = container_sizes(eng, row)
                 continue
             except NoSuchContainer:
                 if kind == "container":
@@ -408,8 +565,12 @@ def cmd_inspect(opts: Globals, args: list[str]) -> int:
     return rc
 
 
+PORT = Command("CONTAINER [PRIVATE_PORT[/PROTO]]",
+               "List port mappings or a specific mapping for the container")
+
+
 def cmd_port(opts: Globals, args: list[str]) -> int:
-    _, rest = parse_flags(args, [])
+    _, rest = PORT.parse(args)
     if not rest or len(rest) > 2:
         raise UsageError(f"usage: {PROG} port CONTAINER [PRIVATE_PORT[/PROTO]]")
     from ...engine.status import PAUSED, RUNNING, live_state
@@ -435,8 +596,12 @@ def cmd_port(opts: Globals, args: list[str]) -> int:
 # ---------------------------------------------------------------------------- top, stats
 
 
+TOP = Command("CONTAINER [ps OPTIONS]", "Display the running processes of a container",
+              interspersed=False)
+
+
 def cmd_top(opts: Globals, args: list[str]) -> int:
-    _, rest = parse_flags(args, [], interspersed=False)
+    _, rest = TOP.parse(args)
     if not rest:
         raise UsageError(f"usage: {PROG} top CONTAINER [ps OPTIONS]")
     from ...engine.status import RUNNING, live_state
@@ -469,14 +634,25 @@ def cmd_top(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+STATS = Command("[OPTIONS] [CONTAINER...]",
+                "Display a live stream of container(s) resource usage statistics", [
+    Flag("-a,--all", help="Show all containers (default shows just running)"),
+    Flag("--format", "value", FORMAT_HELP),
+    Flag("--no-stream", help="Disable streaming stats and only pull the first result"),
+    Flag("--no-trunc", help="Do not truncate output"),
+])
+
+
 def cmd_stats(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("--no-stream"), Flag("-a,--all"),
-                                     Flag("--format", "value"), Flag("--no-trunc")])
+    flags, refs = STATS.parse(args)
     from ...engine.stats import sample_all
 
     with _engine(opts) as eng:
         while True:
             rows = sample_all(eng, refs, include_stopped=flags["all"])
+            if not flags["no_trunc"]:
+                for r in rows:
+                    r["ID"] = r["ID"][:12]
             if flags["format"] == "json":
                 from ...jsonio import dumps
 
@@ -497,14 +673,22 @@ def cmd_stats(opts: Globals, args: list[str]) -> int:
 # ---------------------------------------------------------------------------- attach, exec
 
 
+ATTACH = Command("[OPTIONS] CONTAINER", "Attach local standard input, output, and error "
+                 "streams to a running container", [
+    Flag("--detach-keys", "value", DETACH_KEYS_HELP),
+    Flag("--no-stdin", help="Do not attach STDIN"),
+    Flag("--sig-proxy", help="Proxy all received signals to the process", default=True),
+])
+
+
 def cmd_attach(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("--no-stdin"), Flag("--sig-proxy"),
-                                     Flag("--detach-keys", "value")])
+    flags, rest = ATTACH.parse(args)
     if len(rest) != 1:
         raise UsageError(f"usage: {PROG} attach CONTAINER")
     from ...engine.monitor import AttachClient
     from ...engine.status import RUNNING, live_state
 
+    keys = detach_keys(flags["detach_keys"])
     with _engine(opts) as eng:
         row = eng.get(rest[0])
         if live_state(row) != RUNNING:
@@ -512,25 +696,45 @@ def cmd_attach(opts: Globals, args: list[str]) -> int:
         copts = eng.options(row)
         client = AttachClient(eng.paths.attach_socket(row["id"]))
         try:
-            return _foreground(eng, row["id"], client, copts.tty,
-                               copts.interactive and not flags["no_stdin"])
+            code = _foreground(eng, row["id"], client, copts.tty,
+                               copts.interactive and not flags["no_stdin"],
+                               sig_proxy=flags["sig_proxy"], detach=keys)
+            return 0 if code is None else code
         finally:
             client.close()
 
 
+EXEC = Command("[OPTIONS] CONTAINER COMMAND [ARG...]", "Execute a command in a running "
+               "container", [
+    Flag("-d,--detach", help="Detached mode: run command in the background"),
+    Flag("--detach-keys", "value", DETACH_KEYS_HELP),
+    Flag("-e,--env", "multi", "Set environment variables"),
+    Flag("--env-file", "multi", "Read in a file of environment variables"),
+    Flag("-i,--interactive", help="Keep STDIN open even if not attached"),
+    Flag("--privileged", help="Give extended privileges to the command (not supported yet: "
+         "refused)"),
+    Flag("-t,--tty", help="Allocate a pseudo-TTY"),
+    Flag("-u,--user", "value", 'Username or UID (format: "<name|uid>[:<group|gid>]")'),
+    Flag("-w,--workdir", "value", "Working directory inside the container"),
+], interspersed=False)
+
+
 def cmd_exec(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-i,--interactive"), Flag("-t,--tty"),
-                                     Flag("-d,--detach"), Flag("-e,--env", "multi"),
-                                     Flag("--env-file", "multi"), Flag("-u,--user", "value"),
-                                     Flag("-w,--workdir", "value"), Flag("--privileged")],
-                              interspersed=False)
+    flags, rest = EXEC.parse(args)
     if len(rest) < 2:
         raise UsageError(f"usage: {PROG} exec [OPTIONS] CONTAINER COMMAND [ARG...]")
     if flags["tty"] and flags["interactive"] and not flags["detach"] and not os.isatty(0):
         raise UsageError("the input device is not a TTY (drop -t to pipe input)")
     from ...engine.exec import ExecOptions, exec_in_container
 
-    env = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in flags["env"]]
+    if flags["privileged"]:
+        raise UsageError("exec --privileged is not supported yet")
+    if flags["detach_keys"] is not None:
+        raise UsageError("exec --detach-keys: detaching from exec is not supported (the "
+                         "process ends with the exec)")
+    from .run_flags import _env  # run's rules for -e and --env-file, as Docker's exec
+
+    env = _env(flags["env_file"], flags["env"])
     xopts = ExecOptions(args=rest[1:], interactive=flags["interactive"], tty=flags["tty"],
                         detach=flags["detach"], env=env, user=flags["user"] or None,
                         workdir=flags["workdir"])
@@ -542,10 +746,21 @@ def cmd_exec(opts: Globals, args: list[str]) -> int:
 # ---------------------------------------------------------------------------- logs, files
 
 
+LOGS = Command("[OPTIONS] CONTAINER", "Fetch the logs of a container", [
+    Flag("--details", help="Show extra details provided to logs"),
+    Flag("-f,--follow", help="Follow log output"),
+    Flag("--since", "value", 'Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or '
+         'relative (e.g. "42m" for 42 minutes)'),
+    Flag("-n,--tail", "value", "Number of lines to show from the end of the logs",
+         default="all"),
+    Flag("-t,--timestamps", help="Show timestamps"),
+    Flag("--until", "value", 'Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or '
+         'relative (e.g. "42m" for 42 minutes)'),
+])
+
+
 def cmd_logs(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-f,--follow"), Flag("--since", "value"),
-                                     Flag("--until", "value"), Flag("-n,--tail", "value"),
-                                     Flag("-t,--timestamps"), Flag("--details")])
+    flags, rest = LOGS.parse(args)
     if len(rest) != 1:
         raise UsageError(f"usage: {PROG} logs [-f] [--since T] [--until T] [--tail N] [-t] "
                          "CONTAINER")
@@ -584,9 +799,18 @@ def cmd_logs(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+CP = Command("[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tsangja cp [OPTIONS] SRC_PATH|- "
+             "CONTAINER:DEST_PATH", "Copy files/folders between a container and the local "
+             "filesystem", [
+    Flag("-a,--archive", help="Archive mode (copy all uid/gid information)"),
+    Flag("-L,--follow-link", help="Always follow symbol link in SRC_PATH"),
+    Flag("-q,--quiet", help="Suppress progress output during copy. Progress output is "
+         "automatically suppressed if no terminal is attached"),
+])
+
+
 def cmd_cp(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-a,--archive"), Flag("-L,--follow-link"),
-                                     Flag("-q,--quiet")])
+    flags, rest = CP.parse(args)
     if len(rest) != 2:
         raise UsageError(f"usage: {PROG} cp [-a] [-L] CONTAINER:SRC DEST | SRC CONTAINER:DEST")
     src, dst = rest
@@ -622,10 +846,17 @@ def _container_path(arg: str) -> tuple[str, str] | None:
     return (name, path or "/")
 
 
+COMMIT = Command("[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+                 "Create a new image from a container's changes", [
+    Flag("-a,--author", "value", 'Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")'),
+    Flag("-c,--change", "multi", "Apply Dockerfile instruction to the created image"),
+    Flag("-m,--message", "value", "Commit message"),
+    Flag("-p,--pause", help="Pause container during commit", default=True),
+])
+
+
 def cmd_commit(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-a,--author", "value"), Flag("-m,--message", "value"),
-                                     Flag("-c,--change", "multi"), Flag("-p,--pause", default=True),
-                                     Flag("--format", "value")])
+    flags, rest = COMMIT.parse(args)
     if len(rest) not in (1, 2):
         raise UsageError(f"usage: {PROG} commit [-a AUTHOR] [-m MSG] [-c INSTR] [-p=false] "
                          "CONTAINER [REPOSITORY[:TAG]]")
@@ -640,8 +871,13 @@ def cmd_commit(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+EXPORT = Command("[OPTIONS] CONTAINER", "Export a container's filesystem as a tar archive", [
+    Flag("-o,--output", "value", "Write to a file, instead of STDOUT"),
+])
+
+
 def cmd_export(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-o,--output", "value")])
+    flags, rest = EXPORT.parse(args)
     if len(rest) != 1:
         raise UsageError(f"usage: {PROG} export [-o FILE] CONTAINER")
     from ...engine.export import export_rootfs

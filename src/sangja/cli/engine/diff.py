@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from .common import PROG, Globals, UsageError, parse_flags
+from .common import PROG, Command, Globals, UsageError
+
+DIFF = Command("CONTAINER", "Inspect changes to files or directories on a container's "
+               "filesystem")
 
 
 def cmd_diff(opts: Globals, args: list[str]) -> int:
     from ...engine.diff import container_diff
     from .containers import _engine
 
-    _, refs = parse_flags(args, [])
+    _, refs = DIFF.parse(args)
     if len(refs) != 1:
         raise UsageError(f'"{PROG} diff" requires exactly 1 argument (usage: {PROG} diff '
                          "CONTAINER)")

@@ -6,7 +6,14 @@ from __future__ import annotations
 import sys
 import time
 
-from .common import Flag, Globals, UsageError, parse_flags, render_template
+from .common import FORMAT_HELP, Command, Flag, Globals, UsageError, render_template
+
+EVENTS = Command("[OPTIONS]", "Get real time events from the server", [
+    Flag("-f,--filter", "multi", "Filter output based on conditions provided", meta="filter"),
+    Flag("--format", "value", FORMAT_HELP),
+    Flag("--since", "value", "Show all events created since timestamp"),
+    Flag("--until", "value", "Stream events until this timestamp"),
+])
 
 
 def _line(msg: dict) -> str:
@@ -28,8 +35,7 @@ def cmd_events(opts: Globals, args: list[str]) -> int:
     from ...engine.event_query import FilterError, parse_filters, read_events
     from ...engine.logs import parse_timestamp
 
-    f, rest = parse_flags(args, [Flag("-f,--filter", "multi"), Flag("--since", "value"),
-                                 Flag("--until", "value"), Flag("--format", "value")])
+    f, rest = EVENTS.parse(args)
     if rest:
         raise UsageError(f'"sangja events" accepts no arguments (got {rest[0]!r})')
     try:

@@ -4,14 +4,19 @@ monitor runs it with --monitor on the container's interval; by hand it prints
 
 from __future__ import annotations
 
-from .common import PROG, Flag, Globals, UsageError, parse_flags
+from .common import PROG, Command, Flag, Globals, UsageError
+
+HEALTHCHECK_RUN = Command("CONTAINER", "Run the container's healthcheck once and record its "
+                          "result", [
+    Flag("--monitor", help="Called by the container's monitor at each interval (internal)"),
+])
 
 
 def cmd_healthcheck_run(opts: Globals, args: list[str]) -> int:
     from ...engine.health import run_probe
     from .containers import _engine
 
-    f, refs = parse_flags(args, [Flag("--monitor")])
+    f, refs = HEALTHCHECK_RUN.parse(args)
     if len(refs) != 1:
         raise UsageError(f"usage: {PROG} healthcheck run CONTAINER")
     with _engine(opts) as eng:

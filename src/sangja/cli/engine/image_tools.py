@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import Flag, Globals, UsageError, human_size, parse_flags, since, table
+from .common import FORMAT_HELP, Command, Flag, Globals, UsageError, human_size, since, table
 from .common import store as open_store
 
 CREATED_BY_WIDTH = 45
@@ -41,10 +41,16 @@ def print_deleted(title: str, events: list[tuple[str, str]]) -> None:
 # ---------------------------------------------------------------------------- import
 
 
+IMPORT = Command("[OPTIONS] file|URL|- [REPOSITORY[:TAG]]", "Import the contents from a "
+                 "tarball to create a filesystem image", [
+    Flag("-c,--change", "multi", "Apply Dockerfile instruction to the created image"),
+    Flag("-m,--message", "value", "Set commit message for imported image"),
+    Flag("--platform", "value", "Set platform if server is multi-platform capable"),
+])
+
+
 def cmd_import(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [
-        Flag("-c,--change", "multi"), Flag("-m,--message", "value"), Flag("--platform", "value"),
-    ])
+    flags, rest = IMPORT.parse(args)
     usage = ("usage: sangja import [-c INSTRUCTION]... [-m MESSAGE] [--platform OS/ARCH] "
              "FILE|URL|- [REPOSITORY[:TAG]]")
     if not 1 <= len(rest) <= 2:
@@ -70,11 +76,16 @@ def cmd_import(opts: Globals, args: list[str]) -> int:
 # ---------------------------------------------------------------------------- history
 
 
+HISTORY = Command("[OPTIONS] IMAGE", "Show the history of an image", [
+    Flag("--format", "value", FORMAT_HELP),
+    Flag("-H,--human", help="Print sizes and dates in human readable format", default=True),
+    Flag("--no-trunc", help="Don't truncate output"),
+    Flag("-q,--quiet", help="Only show image IDs"),
+])
+
+
 def cmd_history(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [
-        Flag("--no-trunc"), Flag("-q,--quiet"), Flag("--format", "value"),
-        Flag("-H,--human", default=True),
-    ])
+    flags, rest = HISTORY.parse(args)
     if len(rest) != 1:
         raise UsageError("usage: sangja history [--no-trunc] [-q] [-H=false] [--format json] "
                          "IMAGE")
@@ -135,8 +146,14 @@ def cmd_history(opts: Globals, args: list[str]) -> int:
 # ---------------------------------------------------------------------------- image prune
 
 
+IMAGE_PRUNE = Command("[OPTIONS]", "Remove unused images", [
+    Flag("-a,--all", help="Remove all unused images, not just dangling ones"),
+    Flag("-f,--force", help="Do not prompt for confirmation"),
+])
+
+
 def cmd_image_prune(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-a,--all"), Flag("-f,--force")])
+    flags, rest = IMAGE_PRUNE.parse(args)
     if rest:
         raise UsageError("usage: sangja image prune [-a] [-f]")
     if not flags["force"]:

@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import sys
 
-from .common import PROG, Flag, UsageError, human_size, parse_flags, since
+from .common import (
+    FORMAT_HELP,
+    PROG,
+    Command,
+    Flag,
+    UsageError,
+    human_size,
+    since,
+)
 from .common import store as open_store
+
+BOOTSTRAP = Command("busybox [NAME] | debian [OPTIONS] [NAME]", "Build an image from the "
+                    "host's static busybox, or a Debian image with mmdebstrap/debootstrap", [
+    Flag("--include", "multi", "debian: more packages to install (PKG,...)"),
+    Flag("--mirror", "value", "debian: the archive to install from"),
+    Flag("--suite", "value", "debian: the release (default bookworm)"),
+    Flag("--variant", "value", "debian: the package set (mmdebstrap's --variant)"),
+])
+_BOOTSTRAP_BUSYBOX = Command(BOOTSTRAP.usage, BOOTSTRAP.help)
 
 
 def cmd_bootstrap(opts: dict, args: list[str]) -> int:
@@ -13,9 +30,7 @@ def cmd_bootstrap(opts: dict, args: list[str]) -> int:
              "[--variant VARIANT] [--include PKG,...] [--mirror URL] [NAME]")
     kind = args[0] if args else None
     if kind == "debian":
-        flags, rest = parse_flags(args[1:], [
-            Flag("--suite", "value"), Flag("--variant", "value"),
-            Flag("--include", "multi"), Flag("--mirror", "value")])
+        flags, rest = BOOTSTRAP.parse(args[1:])
         if len(rest) > 1:
             raise UsageError(usage)
         from ...image.debian import DEFAULT_SUITE, DEFAULT_VARIANT, bootstrap_debian
@@ -27,7 +42,7 @@ def cmd_bootstrap(opts: dict, args: list[str]) -> int:
                 variant=flags["variant"] or DEFAULT_VARIANT, include=include,
                 mirror=flags["mirror"]))
         return 0
-    _, rest = parse_flags(args, [])
+    _, rest = _BOOTSTRAP_BUSYBOX.parse(args)
     if not rest or rest[0] != "busybox" or len(rest) > 2:
         raise UsageError(usage)
     from ...image.bootstrap import DEFAULT_BUSYBOX_NAME, bootstrap_busybox
@@ -37,12 +52,17 @@ def cmd_bootstrap(opts: dict, args: list[str]) -> int:
     return 0
 
 
+IMAGES = Command("[OPTIONS] [REPOSITORY[:TAG]]", "List images", [
+    Flag("-a,--all", help="Show all images (default hides intermediate images)"),
+    Flag("--digests", help="Show digests"),
+    Flag("--format", "value", FORMAT_HELP),
+    Flag("--no-trunc", help="Don't truncate output"),
+    Flag("-q,--quiet", help="Only show image IDs"),
+])
+
+
 def cmd_images(opts: dict, args: list[str]) -> int:
-    flags, rest = parse_flags(
-        args, [Flag("-q,--quiet"), Flag("--digests"), Flag("--format", "value"),
-               Flag("--no-trunc"),
-               Flag("-a,--all")]  # -a: the build's intermediate images too
-    )
+    flags, rest = IMAGES.parse(args)
     if rest:
         raise UsageError("usage: sangja images [-q] [--digests] [--no-trunc] [--format FORMAT]")
     with open_store(opts) as store:
@@ -98,8 +118,11 @@ def _image_context(r, trunc: bool) -> dict:
             "VirtualSize": size}
 
 
+INSPECT = Command("IMAGE [IMAGE...]", "Display detailed information on one or more images")
+
+
 def cmd_inspect(opts: dict, args: list[str]) -> int:
-    _, rest = parse_flags(args, [])
+    _, rest = INSPECT.parse(args)
     if not rest:
         raise UsageError("usage: sangja image inspect NAME...")
     from ...jsonio import dumps
@@ -110,8 +133,12 @@ def cmd_inspect(opts: dict, args: list[str]) -> int:
     return 0
 
 
+TAG = Command("SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+              "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE")
+
+
 def cmd_tag(opts: dict, args: list[str]) -> int:
-    _, rest = parse_flags(args, [])
+    _, rest = TAG.parse(args)
     if len(rest) != 2:
         raise UsageError("usage: sangja tag SOURCE TARGET")
     with open_store(opts) as store:
@@ -123,8 +150,13 @@ def cmd_tag(opts: dict, args: list[str]) -> int:
     return 0
 
 
+RMI = Command("[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images", [
+    Flag("-f,--force", help="Force removal of the image"),
+])
+
+
 def cmd_rmi(opts: dict, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-f,--force")])
+    flags, rest = RMI.parse(args)
     if not rest:
         raise UsageError("usage: sangja rmi [-f] NAME...")
     from ...errors import SangjaError
@@ -157,8 +189,16 @@ def _removal_event(opts, image_id: str, line: str) -> None:
         image_event(opts.run_root, "delete", image_id, what)
 
 
+SAVE = Command("[OPTIONS] IMAGE [IMAGE...]", "Save one or more images to a tar archive "
+               "(streamed to STDOUT by default)", [
+    Flag("--format", "value", "The archive's layout: docker-archive or oci-archive",
+         default="docker-archive"),
+    Flag("-o,--output", "value", "Write to a file, instead of STDOUT"),
+])
+
+
 def cmd_save(opts: dict, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-o,--output", "value"), Flag("--format", "value")])
+    flags, rest = SAVE.parse(args)
     usage = "usage: sangja save [-o FILE] [--format docker-archive|oci-archive] NAME..."
     if not rest:
         raise UsageError(usage)
@@ -187,8 +227,14 @@ def cmd_save(opts: dict, args: list[str]) -> int:
     return 0
 
 
+LOAD = Command("[OPTIONS]", "Load an image from a tar archive or STDIN", [
+    Flag("-i,--input", "value", "Read from tar archive file, instead of STDIN"),
+    Flag("-q,--quiet", help="Suppress the load output"),
+])
+
+
 def cmd_load(opts: dict, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-i,--input", "value"), Flag("-q,--quiet")])
+    flags, rest = LOAD.parse(args)
     if rest:
         raise UsageError("usage: sangja load [-i FILE|DIR|oci:DIR[:NAME]|docker-archive:FILE]")
     from ...image.archive import load, load_path, load_transport, split_transport

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from .common import PROG, Flag, Globals, UsageError, error, parse_flags, print_json, table
+from .common import (
+    FORMAT_HELP,
+    INSPECT_FORMAT_HELP,
+    PROG,
+    Command,
+    Flag,
+    Globals,
+    UsageError,
+    error,
+    print_json,
+    table,
+)
 
 
 def _engine(opts: Globals):
@@ -32,12 +43,24 @@ def _one_line(fn, *args, **kw):
         raise EngineError(str(e)) from None
 
 
+NETWORK_CREATE = Command("[OPTIONS] NETWORK", "Create a network", [
+    Flag("--attachable", help="Enable manual container attachment (always, here)"),
+    Flag("--disable-dns", help="Do not run a DNS server for the network's names"),
+    Flag("-d,--driver", "value", "Driver to manage the Network (bridge or macvlan)",
+         default="bridge"),
+    Flag("--gateway", "multi", "IPv4 or IPv6 Gateway for the master subnet", meta="strings"),
+    Flag("--internal", help="Restrict external access to the network"),
+    Flag("--ip-range", "multi", "Allocate container ip from a sub-range", meta="strings"),
+    Flag("--ipv6", help="Enable or disable IPv6 address assignment"),
+    Flag("-l,--label", "multi", "Set metadata on a network"),
+    Flag("-o,--opt", "multi", "Set driver specific options", meta="map"),
+    Flag("--subnet", "multi", "Subnet in CIDR format that represents a network segment",
+         meta="strings"),
+])
+
+
 def cmd_network_create(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [
-        Flag("-d,--driver", "value"), Flag("--subnet", "multi"), Flag("--gateway", "multi"),
-        Flag("--ip-range", "multi"), Flag("--internal"), Flag("--ipv6"),
-        Flag("-l,--label", "multi"), Flag("-o,--opt", "multi"), Flag("--attachable"),
-        Flag("--disable-dns")])
+    flags, rest = NETWORK_CREATE.parse(args)
     if len(rest) != 1:
         raise UsageError(f"usage: {PROG} network create [--subnet CIDR [--gateway IP] "
                          "[--ip-range CIDR]]... [--internal] [--ipv6] [-d bridge|macvlan] "
@@ -83,9 +106,16 @@ def _documents(opts: Globals, nets: list[dict]) -> list[dict]:
     return [document(n, opts.run_root, names, rows) for n in nets]
 
 
+NETWORK_LS = Command("[OPTIONS]", "List networks", [
+    Flag("-f,--filter", "multi", 'Provide filter values (e.g. "driver=bridge")', meta="filter"),
+    Flag("--format", "value", FORMAT_HELP),
+    Flag("--no-trunc", help="Do not truncate the output"),
+    Flag("-q,--quiet", help="Only display network IDs"),
+])
+
+
 def cmd_network_ls(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-q,--quiet"), Flag("--format", "value"),
-                                     Flag("-f,--filter", "multi"), Flag("--no-trunc")])
+    flags, rest = NETWORK_LS.parse(args)
     if rest:
         raise UsageError(f"usage: {PROG} network ls [-q] [--no-trunc] [--filter K=V] "
                          "[--format json]")
@@ -122,8 +152,14 @@ def cmd_network_ls(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+NETWORK_INSPECT = Command("[OPTIONS] NETWORK [NETWORK...]",
+                          "Display detailed information on one or more networks", [
+    Flag("-f,--format", "value", INSPECT_FORMAT_HELP),
+])
+
+
 def cmd_network_inspect(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("-f,--format", "value")])
+    flags, refs = NETWORK_INSPECT.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} network inspect [-f TEMPLATE] NETWORK...")
     from ...network.manage import get
@@ -147,8 +183,13 @@ def cmd_network_inspect(opts: Globals, args: list[str]) -> int:
     return rc
 
 
+NETWORK_RM = Command("NETWORK [NETWORK...]", "Remove one or more networks", [
+    Flag("-f,--force", help="Do not error if the network does not exist"),
+])
+
+
 def cmd_network_rm(opts: Globals, args: list[str]) -> int:
-    flags, refs = parse_flags(args, [Flag("-f,--force")])
+    flags, refs = NETWORK_RM.parse(args)
     if not refs:
         raise UsageError(f"usage: {PROG} network rm NETWORK...")
     from ...engine.networking import network_users
@@ -172,10 +213,19 @@ def cmd_network_rm(opts: Globals, args: list[str]) -> int:
     return rc
 
 
+NETWORK_PRUNE = Command("[OPTIONS]", "Remove all unused networks", [
+    Flag("--filter", "multi", "Provide filter values (not supported yet: refused)",
+         meta="filter"),
+    Flag("-f,--force", help="Do not prompt for confirmation"),
+])
+
+
 def cmd_network_prune(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-f,--force"), Flag("--filter", "multi")])
+    flags, rest = NETWORK_PRUNE.parse(args)
     if rest:
         raise UsageError(f"usage: {PROG} network prune [-f]")
+    if flags["filter"]:
+        raise UsageError("network prune --filter is not supported yet")
     from ...engine.networking import prune_networks
 
     with _engine(opts) as eng:
@@ -187,9 +237,15 @@ def cmd_network_prune(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+NETWORK_CONNECT = Command("[OPTIONS] NETWORK CONTAINER", "Connect a container to a network", [
+    Flag("--alias", "multi", "Add network-scoped alias for the container", meta="strings"),
+    Flag("--ip", "value", 'IPv4 address (e.g., "172.30.100.104")'),
+    Flag("--ip6", "value", 'IPv6 address (e.g., "2001:db8::33")'),
+])
+
+
 def cmd_network_connect(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("--alias", "multi"), Flag("--ip", "value"),
-                                     Flag("--ip6", "value")])
+    flags, rest = NETWORK_CONNECT.parse(args)
     if len(rest) != 2:
         raise UsageError(f"usage: {PROG} network connect [--alias A] [--ip IP] NETWORK "
                          "CONTAINER")
@@ -204,8 +260,14 @@ def cmd_network_connect(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+NETWORK_DISCONNECT = Command("[OPTIONS] NETWORK CONTAINER",
+                             "Disconnect a container from a network", [
+    Flag("-f,--force", help="Force the container to disconnect from a network"),
+])
+
+
 def cmd_network_disconnect(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-f,--force")])
+    flags, rest = NETWORK_DISCONNECT.parse(args)
     if len(rest) != 2:
         raise UsageError(f"usage: {PROG} network disconnect NETWORK CONTAINER")
     from ...engine.networking import disconnect

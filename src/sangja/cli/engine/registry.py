@@ -6,12 +6,21 @@ from __future__ import annotations
 import os
 import sys
 
-from .common import Flag, Globals, UsageError, parse_flags
+from .common import Command, Flag, Globals, UsageError
 from .common import store as open_store
 
 _UNSET = "unset"  # --tls-verify not given: verify, plain HTTP for loopback registries
-_CONNECTION_FLAGS = [Flag("--tls-verify", default=_UNSET), Flag("--cert-dir", "value"),
-                     Flag("--authfile", "value"), Flag("--creds", "value")]
+_TLS_VERIFY = Flag("--tls-verify", help="Require HTTPS and verify certificates (default: "
+                   "true, but plain HTTP to a registry on this host)", default=_UNSET)
+_CERT_DIR = Flag("--cert-dir", "value", "Use certificates (*.crt, *.cert, *.key) in this "
+                 "directory")
+_AUTHFILE = Flag("--authfile", "value", "Path of the authentication file (podman's "
+                 "auth.json)")
+_CONNECTION_FLAGS = [_TLS_VERIFY, _CERT_DIR, _AUTHFILE,
+                     Flag("--creds", "value", "Credentials for the registry: "
+                          "USERNAME[:PASSWORD]")]
+_PROGRESS_FORMAT = Flag("--format", "value", "Progress output: json for one JSON object per "
+                        "event line")
 
 
 def registry_options(flags: dict):
@@ -54,10 +63,17 @@ def progress_for(flags: dict):
     return Progress("json" if fmt == "json" else "auto")
 
 
+PULL = Command("[OPTIONS] NAME[:TAG|@DIGEST]", "Download an image from a registry", [
+    Flag("-a,--all-tags", help="Download all tagged images in the repository"),
+    _PROGRESS_FORMAT,
+    Flag("--platform", "value", "Set platform if server is multi-platform capable"),
+    Flag("-q,--quiet", help="Suppress verbose output"),
+    *_CONNECTION_FLAGS,
+])
+
+
 def cmd_pull(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("--platform", "value"), Flag("-a,--all-tags"),
-                                     Flag("-q,--quiet"), Flag("--format", "value"),
-                                     *_CONNECTION_FLAGS])
+    flags, rest = PULL.parse(args)
     if len(rest) != 1:
         raise UsageError("usage: sangja pull [--platform OS/ARCH] [-a] [-q] "
                          "[--tls-verify=false] [--cert-dir DIR] [--authfile FILE] "
@@ -82,9 +98,16 @@ def cmd_pull(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+PUSH = Command("[OPTIONS] NAME[:TAG] [DESTINATION]", "Upload an image to a registry", [
+    Flag("--digestfile", "value", "Write the digest of the pushed image to this file"),
+    _PROGRESS_FORMAT,
+    Flag("-q,--quiet", help="Suppress verbose output"),
+    *_CONNECTION_FLAGS,
+])
+
+
 def cmd_push(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("--digestfile", "value"), Flag("-q,--quiet"),
-                                     Flag("--format", "value"), *_CONNECTION_FLAGS])
+    flags, rest = PUSH.parse(args)
     if not 1 <= len(rest) <= 2:
         raise UsageError("usage: sangja push [--digestfile FILE] [-q] [--tls-verify=false] "
                          "[--cert-dir DIR] [--authfile FILE] [--creds USER[:PASS]] IMAGE "
@@ -107,11 +130,16 @@ def cmd_push(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+LOGIN = Command("[OPTIONS] [SERVER]", "Authenticate to a registry.", [
+    Flag("-p,--password", "value", "Password or Personal Access Token (PAT)"),
+    Flag("--password-stdin", help="Take the Password or Personal Access Token (PAT) from stdin"),
+    Flag("-u,--username", "value", "Username"),
+    _TLS_VERIFY, _CERT_DIR, _AUTHFILE,
+])
+
+
 def cmd_login(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-u,--username", "value"),
-                                     Flag("-p,--password", "value"), Flag("--password-stdin"),
-                                     Flag("--tls-verify", default=_UNSET),
-                                     Flag("--cert-dir", "value"), Flag("--authfile", "value")])
+    flags, rest = LOGIN.parse(args)
     if len(rest) > 1:
         raise UsageError("usage: sangja login [-u USER] [-p PASS | --password-stdin] "
                          "[--tls-verify=false] [--cert-dir DIR] [--authfile FILE] [REGISTRY]")
@@ -145,8 +173,14 @@ def cmd_login(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+LOGOUT = Command("[OPTIONS] [SERVER]", "Log out from a registry.", [
+    Flag("-a,--all", help="Log out from every registry"),
+    _AUTHFILE,
+])
+
+
 def cmd_logout(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-a,--all"), Flag("--authfile", "value")])
+    flags, rest = LOGOUT.parse(args)
     if len(rest) > 1 or (flags["all"] and rest):
         raise UsageError("usage: sangja logout [--authfile FILE] [-a | REGISTRY]")
     from ...registry.logins import logout, registry_key

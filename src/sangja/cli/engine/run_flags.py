@@ -12,7 +12,7 @@ import os
 from ...engine import units
 from ...engine.options import ContainerOptions, DeviceRequest, MountRequest, RestartPolicy, Ulimit
 from ...errors import SangjaError
-from .common import Flag, UsageError, parse_flags
+from .common import DETACH_KEYS_HELP, Command, Flag, UsageError
 
 
 class InvalidOption(SangjaError):
@@ -23,85 +23,105 @@ class InvalidOption(SangjaError):
 
 
 RUN_FLAGS: list[Flag] = [
-    Flag("-d,--detach"),
-    Flag("-i,--interactive"),
-    Flag("-t,--tty"),
-    Flag("--rm"),
-    Flag("--name", "value"),
-    Flag("-e,--env", "multi"),
-    Flag("--env-file", "multi"),
-    Flag("-w,--workdir", "value"),
-    Flag("-u,--user", "value"),
-    Flag("--entrypoint", "value"),
-    Flag("-h,--hostname", "value"),
-    Flag("-v,--volume", "multi"),
-    Flag("--mount", "multi"),
-    Flag("--tmpfs", "multi"),
-    Flag("--read-only"),
-    Flag("-m,--memory", "value"),
-    Flag("--memory-swap", "value"),
-    Flag("--cpus", "value"),
-    Flag("-c,--cpu-shares", "value"),
-    Flag("--cpuset-cpus", "value"),
-    Flag("--pids-limit", "value"),
-    Flag("--ulimit", "multi"),
-    Flag("--cap-add", "multi"),
-    Flag("--cap-drop", "multi"),
-    Flag("--privileged"),
-    Flag("--security-opt", "multi"),
-    Flag("--group-add", "multi"),
-    Flag("--init"),
-    Flag("--restart", "value"),
-    Flag("-l,--label", "multi"),
-    Flag("--label-file", "multi"),
-    Flag("--stop-signal", "value"),
-    Flag("--stop-timeout", "value"),
-    Flag("--pull", "value"),
-    Flag("--runtime", "value"),
-    Flag("--network,--net", "value"),
-    Flag("--sysctl", "multi"),
-    Flag("--device", "multi"),
-    Flag("--shm-size", "value"),
-    Flag("--log-driver", "value"),
-    Flag("--log-opt", "multi"),
-    Flag("--annotation", "multi"),
-    Flag("-a,--attach", "multi"),
-    Flag("-p,--publish", "multi"),
-    Flag("-P,--publish-all"),
-    Flag("--ip", "value"),
-    Flag("--ip6", "value"),
-    Flag("--mac-address", "value"),
-    Flag("--network-alias,--net-alias", "multi"),
-    Flag("--dns", "multi"),
-    Flag("--dns-search", "multi"),
-    Flag("--dns-option,--dns-opt", "multi"),
-    Flag("--add-host", "multi"),
-    Flag("--expose", "multi"),
-    Flag("--platform", "value"),
-    Flag("--cidfile", "value"),
-    Flag("--pid", "value"),
-    Flag("--ipc", "value"),
-    Flag("--uts", "value"),
-    Flag("--cgroupns", "value"),
-    Flag("--userns", "value"),
-    Flag("--domainname", "value"),
-    Flag("--memory-reservation", "value"),
-    Flag("--oom-score-adj", "value"),
-    Flag("--blkio-weight", "value"),
-    Flag("--volumes-from", "multi"),
-    Flag("--device-cgroup-rule", "multi"),
-    Flag("--gpus", "value"),
-    Flag("--health-cmd", "value"),
-    Flag("--health-interval", "value"),
-    Flag("--health-timeout", "value"),
-    Flag("--health-retries", "value"),
-    Flag("--health-start-period", "value"),
-    Flag("--health-start-interval", "value"),
-    Flag("--no-healthcheck"),
+    Flag("-d,--detach", help="Run container in background and print container ID"),
+    Flag("-i,--interactive", help="Keep STDIN open even if not attached"),
+    Flag("-t,--tty", help="Allocate a pseudo-TTY"),
+    Flag("--rm", help="Automatically remove the container and its associated anonymous volumes "
+         "when it exits"),
+    Flag("--name", "value", "Assign a name to the container"),
+    Flag("-e,--env", "multi", "Set environment variables"),
+    Flag("--env-file", "multi", "Read in a file of environment variables"),
+    Flag("-w,--workdir", "value", "Working directory inside the container"),
+    Flag("-u,--user", "value", "Username or UID (format: <name|uid>[:<group|gid>])"),
+    Flag("--entrypoint", "value", "Overwrite the default ENTRYPOINT of the image"),
+    Flag("-h,--hostname", "value", "Container host name"),
+    Flag("-v,--volume", "multi", "Bind mount a volume"),
+    Flag("--mount", "multi", "Attach a filesystem mount to the container", meta="mount"),
+    Flag("--tmpfs", "multi", "Mount a tmpfs directory"),
+    Flag("--read-only", help="Mount the container's root filesystem as read only"),
+    Flag("-m,--memory", "value", "Memory limit", meta="bytes"),
+    Flag("--memory-swap", "value", 'Swap limit equal to memory plus swap: "-1" to enable '
+         "unlimited swap", meta="bytes"),
+    Flag("--cpus", "value", "Number of CPUs", meta="decimal"),
+    Flag("-c,--cpu-shares", "value", "CPU shares (relative weight)", meta="int"),
+    Flag("--cpuset-cpus", "value", "CPUs in which to allow execution (0-3, 0,1)"),
+    Flag("--pids-limit", "value", "Tune container pids limit (set -1 for unlimited)", meta="int"),
+    Flag("--ulimit", "multi", "Ulimit options", meta="ulimit"),
+    Flag("--cap-add", "multi", "Add Linux capabilities"),
+    Flag("--cap-drop", "multi", "Drop Linux capabilities"),
+    Flag("--privileged", help="Give extended privileges to this container"),
+    Flag("--security-opt", "multi", "Security Options"),
+    Flag("--group-add", "multi", "Add additional groups to join"),
+    Flag("--init", help="Run an init inside the container that forwards signals and reaps "
+         "processes"),
+    Flag("--restart", "value", "Restart policy to apply when a container exits"),
+    Flag("-l,--label", "multi", "Set meta data on a container"),
+    Flag("--label-file", "multi", "Read in a line delimited file of labels"),
+    Flag("--stop-signal", "value", "Signal to stop the container"),
+    Flag("--stop-timeout", "value", "Timeout (in seconds) to stop a container", meta="int"),
+    Flag("--pull", "value", 'Pull image before running ("always", "missing", "never")'),
+    Flag("--runtime", "value", "Runtime to use for this container"),
+    Flag("--network,--net", "value", "Connect a container to a network", meta="network"),
+    Flag("--sysctl", "multi", "Sysctl options", meta="map"),
+    Flag("--device", "multi", "Add a host device to the container"),
+    Flag("--shm-size", "value", "Size of /dev/shm", meta="bytes"),
+    Flag("--log-driver", "value", "Logging driver for the container"),
+    Flag("--log-opt", "multi", "Log driver options"),
+    Flag("--annotation", "multi", "Add an annotation to the container (passed through to the OCI "
+         "runtime)", meta="map"),
+    Flag("-a,--attach", "multi", "Attach to STDIN, STDOUT or STDERR"),
+    Flag("--sig-proxy", help="Proxy received signals to the process", default=True),
+    Flag("--detach-keys", "value", DETACH_KEYS_HELP),
+    Flag("-p,--publish", "multi", "Publish a container's port(s) to the host"),
+    Flag("-P,--publish-all", help="Publish all exposed ports to random ports"),
+    Flag("--ip", "value", "IPv4 address (e.g., 172.30.100.104)"),
+    Flag("--ip6", "value", "IPv6 address (e.g., 2001:db8::33)"),
+    Flag("--mac-address", "value", "Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
+    Flag("--network-alias,--net-alias", "multi", "Add network-scoped alias for the container"),
+    Flag("--dns", "multi", "Set custom DNS servers"),
+    Flag("--dns-search", "multi", "Set custom DNS search domains"),
+    Flag("--dns-option,--dns-opt", "multi", "Set DNS options"),
+    Flag("--add-host", "multi", "Add a custom host-to-IP mapping (host:ip)"),
+    Flag("--expose", "multi", "Expose a port or a range of ports"),
+    Flag("--platform", "value", "Set platform if server is multi-platform capable"),
+    Flag("--cidfile", "value", "Write the container ID to the file"),
+    Flag("--pid", "value", "PID namespace to use"),
+    Flag("--ipc", "value", "IPC mode to use"),
+    Flag("--uts", "value", "UTS namespace to use"),
+    Flag("--cgroupns", "value", 'Cgroup namespace to use (host|private)'),
+    Flag("--userns", "value", "User namespace to use"),
+    Flag("--domainname", "value", "Container NIS domain name"),
+    Flag("--memory-reservation", "value", "Memory soft limit", meta="bytes"),
+    Flag("--oom-score-adj", "value", "Tune host's OOM preferences (-1000 to 1000)",
+         meta="int"),
+    Flag("--blkio-weight", "value", "Block IO (relative weight), between 10 and 1000, or 0 "
+         "to disable (default 0)", meta="uint16"),
+    Flag("--volumes-from", "multi", "Mount volumes from the specified container(s)"),
+    Flag("--device-cgroup-rule", "multi", "Add a rule to the cgroup allowed devices list"),
+    Flag("--gpus", "value", "GPU devices to add to the container ('all' to pass all GPUs)",
+         meta="gpu-request"),
+    Flag("--health-cmd", "value", "Command to run to check health"),
+    Flag("--health-interval", "value", "Time between running the check (ms|s|m|h) "
+         "(default 0s)", meta="duration"),
+    Flag("--health-timeout", "value", "Maximum time to allow one check to run (ms|s|m|h) "
+         "(default 0s)", meta="duration"),
+    Flag("--health-retries", "value", "Consecutive failures needed to report unhealthy",
+         meta="int"),
+    Flag("--health-start-period", "value", "Start period for the container to initialize "
+         "before starting health-retries countdown (ms|s|m|h) (default 0s)", meta="duration"),
+    Flag("--health-start-interval", "value", "Time between running the check during the "
+         "start period (ms|s|m|h) (default 0s)", meta="duration"),
+    Flag("--no-healthcheck", help="Disable any container-specified HEALTHCHECK"),
 ]
 
-# `create` takes run's flags but -d: Docker's create has no --detach (it never starts).
-CREATE_FLAGS: list[Flag] = [f for f in RUN_FLAGS if f.dest != "detach"]
+# `create` takes run's flags but those of the attached foreground: Docker's create has no
+# --detach, --sig-proxy or --detach-keys (it never starts).
+CREATE_FLAGS: list[Flag] = [f for f in RUN_FLAGS
+                            if f.dest not in ("detach", "sig_proxy", "detach_keys")]
+RUN = Command("[OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an "
+              "image", RUN_FLAGS, interspersed=False)
+CREATE = Command("[OPTIONS] IMAGE [COMMAND] [ARG...]", "Create a new container",
+                 CREATE_FLAGS, interspersed=False)
 
 _DISPLAY = {f.dest: ", ".join(f.names) for f in RUN_FLAGS}  # "-m, --memory"
 
@@ -114,11 +134,15 @@ def _bad(dest: str, value: str, why: str) -> InvalidOption:
 # ---------------------------------------------------------------------------- entry point
 
 
-def parse_run_args(args: list[str], *, command: str = "run") -> ContainerOptions:
+def parse_run_args(args: list[str], *, command: str = "run",
+                   foreground: dict | None = None) -> ContainerOptions:
     """`[OPTIONS] IMAGE [COMMAND] [ARG...]` -> ContainerOptions. Flags end at IMAGE; what
-    follows it is the command, verbatim."""
-    flags = CREATE_FLAGS if command == "create" else RUN_FLAGS
-    f, rest = parse_flags(args, flags, interspersed=False)
+    follows it is the command, verbatim. `foreground`, when given, receives the options of
+    the attached `run` that are not the container's: ``sig_proxy``, ``detach_keys``."""
+    f, rest = (CREATE if command == "create" else RUN).parse(args)
+    if foreground is not None:
+        foreground["sig_proxy"] = f.get("sig_proxy", True)
+        foreground["detach_keys"] = f.get("detach_keys")
     if not rest:
         raise UsageError(f'"sangja {command}" requires at least 1 argument '
                          f"(usage: sangja {command} [OPTIONS] IMAGE [COMMAND] [ARG...])")

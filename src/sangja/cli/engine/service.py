@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
-from .common import PROG, Flag, Globals, UsageError, parse_flags
+from .common import PROG, Command, Flag, Globals, UsageError
+
+SERVICE = Command("[OPTIONS] [URI]", "Serve the Docker Engine API on a unix socket", [
+    Flag("-t,--time,--timeout", "value", "Seconds without a request before the service "
+         "exits (0: never)", default="0", meta="int"),
+])
 
 USAGE = (f"usage: {PROG} system service [--time SECONDS] [unix:///PATH] (default "
          "unix:///run/sangja/docker.sock, or docker.sock in --runroot; 0 seconds: never "
@@ -11,7 +16,7 @@ USAGE = (f"usage: {PROG} system service [--time SECONDS] [unix:///PATH] (default
 
 
 def cmd_service(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-t,--time,--timeout", "value")])
+    flags, rest = SERVICE.parse(args)
     if len(rest) > 1:
         raise UsageError(USAGE)
     idle = 0.0

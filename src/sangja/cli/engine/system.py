@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from .common import PROG, Flag, Globals, UsageError, parse_flags
+from .common import FORMAT_HELP, PROG, Command, Flag, Globals, UsageError
+
+VERSION = Command("", "Show the sangja version information")
 
 
 def cmd_version(opts: Globals, args: list[str]) -> int:
     from ... import __version__
 
+    VERSION.parse(args)
     print(f"{PROG} version {__version__}")
     return 0
+
+
+INFO = Command("", "Display system-wide information")
 
 
 def cmd_info(opts: Globals, args: list[str]) -> int:
@@ -19,7 +25,7 @@ def cmd_info(opts: Globals, args: list[str]) -> int:
     from ...linux import namespaces
     from ...linux.cgroups import mode
 
-    parse_flags(args, [])
+    INFO.parse(args)
     print(f"Version:        {__version__}")
     print(f"OCI runtime:    sangja-runtime (runtime-spec {OCI_VERSION})")
     print(f"Kernel:         {os.uname().release}")
@@ -41,8 +47,14 @@ def _reclaimable(reclaimable: int, total: int) -> str:
     return human_size4(reclaimable)
 
 
+DF = Command("[OPTIONS]", "Show sangja disk usage", [
+    Flag("--format", "value", FORMAT_HELP),
+    Flag("-v,--verbose", help="Show detailed information on space usage"),
+])
+
+
 def cmd_df(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-v,--verbose"), Flag("--format", "value")])
+    flags, rest = DF.parse(args)
     if rest:
         raise UsageError("usage: sangja system df [-v] [--format json]")
     fmt = flags["format"]
@@ -133,8 +145,15 @@ def cmd_df(opts: Globals, args: list[str]) -> int:
 # ---------------------------------------------------------------------------- system prune
 
 
+SYSTEM_PRUNE = Command("[OPTIONS]", "Remove unused data", [
+    Flag("-a,--all", help="Remove all unused images not just dangling ones"),
+    Flag("-f,--force", help="Do not prompt for confirmation"),
+    Flag("--volumes", help="Prune anonymous volumes"),
+])
+
+
 def cmd_system_prune(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-a,--all"), Flag("-f,--force"), Flag("--volumes")])
+    flags, rest = SYSTEM_PRUNE.parse(args)
     if rest:
         raise UsageError("usage: sangja system prune [-a] [-f] [--volumes]")
     from .image_tools import confirm, human_size4, print_deleted
@@ -199,9 +218,16 @@ def prune_engine_objects(root: str, runroot: str, *, volumes: bool
 # ---------------------------------------------------------------------------- system check
 
 
+CHECK = Command("[OPTIONS]", "Find damaged or leftover store and container parts (exit 1 "
+                "if any)", [
+    Flag("-f,--force", help="With --repair: also remove broken images"),
+    Flag("--rebuild", help="Recreate a lost images.db/containers.db"),
+    Flag("-r,--repair", help="Fix what was found"),
+])
+
+
 def cmd_check(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-r,--repair"), Flag("-f,--force"),
-                                     Flag("--rebuild")])
+    flags, rest = CHECK.parse(args)
     if rest:
         raise UsageError("usage: sangja system check [--repair [-f]] [--rebuild]")
     from ...engine.check import system_check

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from .common import PROG, Flag, Globals, UsageError, parse_flags
+from .common import PROG, Command, Flag, Globals, UsageError
 
-UPDATE_FLAGS = [
-    Flag("--cpus", "value"),
-    Flag("-c,--cpu-shares", "value"),
-    Flag("--cpuset-cpus", "value"),
-    Flag("-m,--memory", "value"),
-    Flag("--memory-swap", "value"),
-    Flag("--memory-reservation", "value"),
-    Flag("--pids-limit", "value"),
-    Flag("--blkio-weight", "value"),
-    Flag("--restart", "value"),
-]
+UPDATE = Command("[OPTIONS] CONTAINER [CONTAINER...]",
+                 "Update configuration of one or more containers", [
+    Flag("--cpus", "value", "Number of CPUs", meta="decimal"),
+    Flag("-c,--cpu-shares", "value", "CPU shares (relative weight)", meta="int"),
+    Flag("--cpuset-cpus", "value", "CPUs in which to allow execution (0-3, 0,1)"),
+    Flag("-m,--memory", "value", "Memory limit", meta="bytes"),
+    Flag("--memory-swap", "value", 'Swap limit equal to memory plus swap: "-1" to enable '
+         "unlimited swap", meta="bytes"),
+    Flag("--memory-reservation", "value", "Memory soft limit", meta="bytes"),
+    Flag("--pids-limit", "value", "Tune container pids limit (set -1 for unlimited)",
+         meta="int"),
+    Flag("--blkio-weight", "value", "Block IO (relative weight), between 10 and 1000, or 0 "
+         "to disable (default 0)", meta="uint16"),
+    Flag("--restart", "value", "Restart policy to apply when a container exits"),
+])
 
 
 def cmd_update(opts: Globals, args: list[str]) -> int:
@@ -22,7 +26,7 @@ def cmd_update(opts: Globals, args: list[str]) -> int:
     from . import run_flags as rf
     from .containers import _each
 
-    f, refs = parse_flags(args, UPDATE_FLAGS)
+    f, refs = UPDATE.parse(args)
     if not refs:
         raise UsageError(f'"{PROG} update" requires at least 1 argument (usage: {PROG} update '
                          "[OPTIONS] CONTAINER [CONTAINER...])")

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from .common import PROG, Flag, Globals, UsageError, error, parse_flags, print_json, table
+from .common import (
+    FORMAT_HELP,
+    INSPECT_FORMAT_HELP,
+    PROG,
+    Command,
+    Flag,
+    Globals,
+    UsageError,
+    error,
+    print_json,
+    table,
+)
 
 
 def _db(opts: Globals):
@@ -22,9 +33,17 @@ def _labels(values: list[str]) -> dict[str, str]:
     return out
 
 
+VOLUME_CREATE = Command("[OPTIONS] [VOLUME]", "Create a volume", [
+    Flag("-d,--driver", "value", "Specify volume driver name (only local)", default="local"),
+    Flag("-l,--label", "multi", "Set metadata for a volume"),
+    Flag("--name", "value", "Specify volume name", hidden=True),
+    Flag("-o,--opt", "multi", "Set driver specific options (none supported yet: refused)",
+         meta="map"),
+])
+
+
 def cmd_volume_create(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("--name", "value"), Flag("-d,--driver", "value"),
-                                     Flag("-l,--label", "multi"), Flag("-o,--opt", "multi")])
+    flags, rest = VOLUME_CREATE.parse(args)
     if len(rest) > 1 or (rest and flags["name"] and rest[0] != flags["name"]):
         raise UsageError(f"usage: {PROG} volume create [--label K=V] [NAME]")
     if flags["driver"] not in (None, "local"):
@@ -44,9 +63,15 @@ def cmd_volume_create(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+VOLUME_LS = Command("[OPTIONS]", "List volumes", [
+    Flag("-f,--filter", "multi", 'Provide filter values (e.g. "dangling=true")', meta="filter"),
+    Flag("--format", "value", FORMAT_HELP),
+    Flag("-q,--quiet", help="Only display volume names"),
+])
+
+
 def cmd_volume_ls(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-q,--quiet"), Flag("--format", "value"),
-                                     Flag("-f,--filter", "multi")])
+    flags, rest = VOLUME_LS.parse(args)
     if rest:
         raise UsageError(f"usage: {PROG} volume ls [-q] [--format json]")
     from ...engine.volumes import volume_info
@@ -81,8 +106,14 @@ def cmd_volume_ls(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+VOLUME_INSPECT = Command("[OPTIONS] VOLUME [VOLUME...]",
+                         "Display detailed information on one or more volumes", [
+    Flag("-f,--format", "value", INSPECT_FORMAT_HELP),
+])
+
+
 def cmd_volume_inspect(opts: Globals, args: list[str]) -> int:
-    flags, names = parse_flags(args, [Flag("-f,--format", "value")])
+    flags, names = VOLUME_INSPECT.parse(args)
     if not names:
         raise UsageError(f"usage: {PROG} volume inspect NAME...")
     from ...engine.records import NoSuchVolume
@@ -107,8 +138,13 @@ def cmd_volume_inspect(opts: Globals, args: list[str]) -> int:
     return rc
 
 
+VOLUME_RM = Command("[OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes", [
+    Flag("-f,--force", help="Force the removal of one or more volumes"),
+])
+
+
 def cmd_volume_rm(opts: Globals, args: list[str]) -> int:
-    flags, names = parse_flags(args, [Flag("-f,--force")])
+    flags, names = VOLUME_RM.parse(args)
     if not names:
         raise UsageError(f"usage: {PROG} volume rm [-f] NAME...")
     from ...engine.records import NoSuchVolume
@@ -132,11 +168,20 @@ def cmd_volume_rm(opts: Globals, args: list[str]) -> int:
     return rc
 
 
+VOLUME_PRUNE = Command("[OPTIONS]", "Remove unused local volumes", [
+    Flag("-a,--all", help="Remove all unused volumes, not just anonymous ones"),
+    Flag("--filter", "multi", "Provide filter values (not supported yet: refused)",
+         meta="filter"),
+    Flag("-f,--force", help="Do not prompt for confirmation"),
+])
+
+
 def cmd_volume_prune(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-f,--force"), Flag("-a,--all"),
-                                     Flag("--filter", "multi")])
+    flags, rest = VOLUME_PRUNE.parse(args)
     if rest:
         raise UsageError(f"usage: {PROG} volume prune [-a] [-f]")
+    if flags["filter"]:
+        raise UsageError("volume prune --filter is not supported yet")
     from ...engine.volumes import prune_volumes
 
     db, paths = _db(opts)
