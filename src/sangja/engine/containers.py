@@ -538,7 +538,9 @@ class Engine:
         from .status import read_exit
 
         ex = read_exit(self.paths, cid)
-        deadline = time.monotonic() + 3
+        # the monitor writes the status as soon as it reaps the init; on a loaded machine
+        # that can take seconds, and without it the exit code is lost (255)
+        deadline = time.monotonic() + 15
         while ex is None and monitor_alive(self.paths, cid) and time.monotonic() < deadline:
             time.sleep(0.01)
             ex = read_exit(self.paths, cid)
