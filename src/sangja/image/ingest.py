@@ -255,6 +255,7 @@ class Ingest:
         self.done: dict[tuple[str, str | None], Layer] = {}
         self.records: list[tuple[dict[str, Any], list[str]]] = []
         self._mu = threading.Lock()
+        self._top_marked = False
 
     # -- blobs ---------------------------------------------------------------------------
     def _added(self, digest: str, existed: bool) -> None:
@@ -483,11 +484,21 @@ class Ingest:
         known = self.known.get(diff_id)
         return known.content_size if known is not None else None
 
-    def _unpack(self, diff_id: str, src, what: str, compression: str = "auto"):
+    def _new_layer_dir(self, diff_id: str) -> str:
+        """A temp directory under ``layers/`` for diff_id (removed by rollback)."""
+        if not self._top_marked:
+            from sangja.fs import mark_top_dir
+
+            mark_top_dir(self.store.layers_dir)
+            self._top_marked = True
         tmp = tempfile.mkdtemp(prefix=".unpack-", dir=self.store.layers_dir)
         with self._mu:
             self.pending[diff_id] = tmp
         os.chmod(tmp, 0o755)
+        return tmp
+
+    def _unpack(self, diff_id: str, src, what: str, compression: str = "auto"):
+        tmp = self._new_layer_dir(diff_id)
         try:
             return unpack_layer(src, tmp, compression=compression,
                                 spool_dir=self.store.blobs.tmp_dir, limits=self.limits)
