@@ -117,12 +117,29 @@ def busybox(tmp_path, env):
         pytest.skip(str(e))
     s = Store(tmp_path / "src", env)
     s.ok("bootstrap", "busybox")
-    return s
+    yield s
+    _tear_down(s)
 
 
 @pytest.fixture
 def fresh(tmp_path, env):
-    return Store(tmp_path / "dst", env)
+    s = Store(tmp_path / "dst", env)
+    yield s
+    _tear_down(s)
+
+
+def _tear_down(s: Store) -> None:
+    """The default bridge's keeper (a netns mount under the runroot) goes with the
+    store's networks: nothing may stay mounted in the test's temp dir."""
+    from engine_cli import isolation_guard
+
+    if (s.root / "networks.db").exists():
+        with isolation_guard():
+            r = s("network", "prune", "-f", timeout=120)
+        assert r.returncode == 0, r.stderr
+    with open("/proc/self/mountinfo") as f:
+        left = [line.split()[4] for line in f if str(s.runroot) in line.split()[4]]
+    assert left == [], left
 
 
 @pytest.fixture
@@ -444,8 +461,9 @@ def test_chunked_upload_and_cross_repository_mount(registry, proxy, busybox, fre
 
 def test_kill_9_during_pull(registry, busybox, fresh, tmp_path):
     """kill -9 at moments spread over a pull: `system check` finds nothing but what it may
-    repair (a kill while blobs download leaves nothing at all), the next pull finishes the
-    job, and the image runs."""
+    repair (a kill while blobs download leaves nothing under a final name: at most the
+    temp directory the layer was being unpacked into as it streamed in), the next pull
+    finishes the job, and the image runs."""
     reg = registry()
     _big_image(busybox, tmp_path, "big", mb=24)
     name = f"{reg.host}/k/big:1"
@@ -471,14 +489,14 @@ def test_kill_9_during_pull(registry, busybox, fresh, tmp_path):
         rc, lines = fresh.check()
         findings = lines[:-2] if rc else []
         assert {line.split(":")[0] for line in findings} <= repairable, lines
-        clean_after_kill += rc == 0
+        clean_after_kill += {line.split(":")[0] for line in findings} <= {"temp"}
         assert fresh.ok("pull", "-q", name).strip() == want  # the next pull finishes
         assert fresh.ok("run", "--rm", name, "/bin/ls", "/data") == "r0\nr1\nr2\nr3\n"
         assert fresh.check("--repair")[0] == 0
         assert fresh.check() == (0, ["no problems found"])
         fresh.ok("rmi", name)
         fresh.ok("system", "prune", "-a", "-f")
-    assert clean_after_kill  # killed while downloading: nothing to find
+    assert clean_after_kill  # killed while downloading: nothing stored
 
 
 # ---------------------------------------------------------------------------- names
@@ -740,7 +758,13 @@ def _bad_cases():
     def bomb(f):
         f.manifest(f.image(_tar_of({"zeros": b"\0" * (300 << 20)})))
 
-    cases["bomb"] = (bomb, "expands past")
+    # refused at the member's header, before its data is inflated
+    cases["bomb"] = (bomb, "adding up to more than 64 MiB (SANGJA_LAYER_MAX_SIZE")
+
+    def padded_bomb(f):  # zeros after the archive's end: no header declares them
+        f.manifest(f.image(_tar_of({"a": b"a"}) + b"\0" * (300 << 20)))
+
+    cases["padded bomb"] = (padded_bomb, "expands past 64 MiB (SANGJA_LAYER_MAX_SIZE")
 
     def bad_realm(f):
         f.routes["/v2/"] = (401, {"WWW-Authenticate": 'Bearer realm="ftp://x/token"'}, b"")
@@ -776,7 +800,7 @@ def test_bad_registry_answers_refused(case, fresh):
         fresh.ok("images")
         creds = ["--creds", "u:p"] if case == "clear-text realm" else []
         line = fresh.fails("pull", *creds, f"{fake.host}/bad/img:1",
-                           env={"SANGJA_LAYER_MAX_SIZE": "64m"} if case == "bomb" else None)
+                           env={"SANGJA_LAYER_MAX_SIZE": "64m"} if "bomb" in case else None)
         assert mentions in line, line
         assert fresh.blobs() == [] and fresh.layers() == [] and fresh.ok("images", "-q") == ""
         assert os.listdir(fresh.root / "blobs" / "tmp") == []
