@@ -809,6 +809,72 @@ def test_bad_registry_answers_refused(case, fresh):
         fake.close()
 
 
+def test_search(registry, busybox, fresh, tmp_path, env):
+    """search against Distribution (no v1 search: its catalog, filtered by the term), with
+    a limit, as JSON; an unqualified term searches the configured registries, or fails
+    naming the fix."""
+    reg = registry()
+    for repo in ("tools/busybox", "other/busy-too", "x/unrelated"):
+        busybox.ok("push", "busybox", f"{reg.host}/{repo}:1")
+    out = fresh.ok("search", f"{reg.host}/busy").splitlines()
+    assert out[0].split() == ["NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED"]
+    assert sorted(line.split()[0] for line in out[1:]) == [f"{reg.host}/other/busy-too",
+                                                           f"{reg.host}/tools/busybox"]
+    assert len(fresh.ok("search", "--limit", "1", f"{reg.host}/busy").splitlines()) == 2
+    doc = json.loads(fresh.ok("search", "--format", "json", f"{reg.host}/UNREL"))
+    assert doc == [{"Index": reg.host, "Name": f"{reg.host}/x/unrelated", "Description": "",
+                    "Stars": 0, "Official": "", "Automated": ""}]
+    assert fresh.ok("search", f"{reg.host}/nothing-like-it").splitlines()[1:] == []
+    line = fresh.fails("search", "busy")
+    assert "unqualified-search-registries" in line, line
+    (tmp_path / "registries.conf").write_text(
+        f'unqualified-search-registries = ["{reg.host}"]\n')
+    assert fresh.ok("search", "--format", "json", "tools")[0:1] == "["
+    assert [r["Name"] for r in json.loads(fresh.ok("search", "--format", "json", "tools"))] \
+        == [f"{reg.host}/tools/busybox"]
+    for bad in (["--limit", "0", "a.b/c"], ["--limit", "x", "a.b/c"],
+                ["--format", "yaml", "a.b/c"], [f"{reg.host}/"], ["a", "b"]):
+        fresh.fails("search", *bad)
+    assert not fresh.root.exists()  # search opens no store
+
+
+def test_search_v1_api_and_bad_answers(fresh):
+    """A registry with Docker's v1 search API (Docker Hub, Harbor) is asked that; a catalog
+    that pages is followed; what does not parse is one line, exit 125."""
+    fake = FakeRegistry()
+    try:
+        fake.routes["/v1/search"] = (200, {}, json.dumps({"results": [
+            {"name": "library/nginx", "description": "Official build of Nginx. " * 5,
+             "star_count": 19000, "is_official": True, "is_automated": False},
+            {"name": "bitnami/nginx", "description": "", "star_count": 150}]}).encode())
+        rows = fresh.ok("search", f"{fake.host}/nginx").splitlines()
+        assert rows[1].split()[0] == f"{fake.host}/library/nginx"
+        assert "19000" in rows[1] and "[OK]" in rows[1] and "…" in rows[1]
+        assert "Official build of Nginx. Official build" in fresh.ok(
+            "search", "--no-trunc", f"{fake.host}/nginx")
+        doc = json.loads(fresh.ok("search", "--format", "json", f"{fake.host}/nginx"))
+        assert [(r["Name"], r["Stars"], r["Official"]) for r in doc] == [
+            (f"{fake.host}/library/nginx", 19000, "[OK]"), (f"{fake.host}/bitnami/nginx", 150,
+                                                            "")]
+        fake.routes["/v1/search"] = (200, {}, b"<html>")
+        assert "invalid JSON" in fresh.fails("search", f"{fake.host}/nginx")
+        fake.routes["/v1/search"] = (500, {}, b"")
+        assert "HTTP 500" in fresh.fails("search", f"{fake.host}/nginx")
+        del fake.routes["/v1/search"]
+        assert "offers no search" in fresh.fails("search", f"{fake.host}/nginx")
+        fake.routes["/v2/_catalog"] = (200, {"Link": '</v2/_catalog2?n=1000&last=b>; '
+                                                     'rel="next"'},
+                                       b'{"repositories": ["a/nginx", "b/other"]}')
+        fake.routes["/v2/_catalog2"] = (200, {}, b'{"repositories": ["c/nginx-too"]}')
+        assert [r["Name"] for r in json.loads(fresh.ok(
+            "search", "--format", "json", f"{fake.host}/nginx"))] == [
+            f"{fake.host}/a/nginx", f"{fake.host}/c/nginx-too"]
+        fake.routes["/v2/_catalog"] = (200, {}, b'{"repositories": 3}')
+        assert "no repositories list" in fresh.fails("search", f"{fake.host}/nginx")
+    finally:
+        fake.close()
+
+
 def test_invalid_tags_from_a_registry_refused(fresh):
     fake = FakeRegistry()
     try:
