@@ -200,6 +200,13 @@ def test_push_pull_run_round_trip(registry, busybox, fresh, tmp_path):
               fresh.ok("pull", "--format", "json", f"{reg.host}/t/bb:1").splitlines()]
     assert events[0]["status"] == "Pulling" and events[-1]["status"] == "Done"
     assert events[-1]["id"] == src["Id"]
+    # push's events: the same repository has every blob already
+    events = [json.loads(line) for line in busybox.ok(
+        "push", "--format", "json", "busybox", f"{reg.host}/t/bb:2").splitlines()]
+    assert events[0]["status"] == "Pushing" and events[-1]["status"] == "Pushed"
+    assert events[-1]["digest"] == src["Digest"]
+    assert {e["status"] for e in events if e.get("id") != events[0]["id"]} == {
+        "Preparing", "Layer already exists"}
     assert fresh.check() == (0, ["no problems found"])
 
 
