@@ -466,6 +466,19 @@ def test_chunked_upload_and_cross_repository_mount(registry, proxy, busybox, fre
     assert "Layer already exists" in out
 
 
+def test_push_checks_the_digest_the_registry_stored(registry, proxy, busybox):
+    """A registry that answers a blob upload or a manifest PUT with another
+    Docker-Content-Digest than the one sent: push fails naming both."""
+    reg = registry()
+    p = proxy(reg)
+    for kind, repo in (("upload", "blob"), ("manifest", "man")):
+        p.wrong_stored = kind
+        line = busybox.fails("push", "busybox", f"{p.host}/{repo}/bb:1")
+        assert "the registry stored digest sha256:" in line, line
+    p.wrong_stored = None
+    busybox.ok("push", "busybox", f"{p.host}/man/bb:1")
+
+
 def test_kill_9_during_pull(registry, busybox, fresh, tmp_path):
     """kill -9 at moments spread over a pull: `system check` finds nothing but what it may
     repair (a kill while blobs download leaves nothing under a final name: at most the
