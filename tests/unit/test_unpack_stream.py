@@ -182,6 +182,15 @@ def test_truncated_and_corrupt(tmp_path, inflater):
         _stream(data[:300_000], dest, gz=False)
 
 
+def test_huge_pax_header_refused(tmp_path):
+    """A pax header is read into memory whole: one of more than 16 MiB is refused (it
+    compresses to almost nothing)."""
+    (dest,) = _dirs(tmp_path, "dest")
+    data = tar_bytes([f("a", b"a", comment="x" * (17 << 20))])
+    with pytest.raises(LayerError, match="a header of more than"):
+        _stream(data, dest)
+
+
 def test_not_empty(tmp_path):
     (dest,) = _dirs(tmp_path, "dest")
     (dest / "junk").write_text("j")

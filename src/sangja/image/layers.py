@@ -71,6 +71,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _CHUNK = 1 << 20
 _READAHEAD = 64 << 10
+_MAX_HEADER = 16 << 20  # a tar header (pax records, GNU long names) read in one piece
 
 
 class LayerError(SangjaError):
@@ -1097,10 +1098,11 @@ class _StreamTar:
         return self.pos
 
     def read(self, n: int | None = -1) -> bytes:
-        if n is None or n < 0:
-            while self._fill():
-                pass
-            n = len(self._buf) - self._off
+        # tarfile reads headers through here (file data goes through copy_to): a pax or
+        # GNU long-name header is held in memory whole, so it is bounded
+        if n is None or n < 0 or n > _MAX_HEADER:
+            raise LayerError(f"cannot read layer archive: a header of more than "
+                             f"{_MAX_HEADER} bytes")
         while len(self._buf) - self._off < n and self._fill():
             pass
         data = self._buf[self._off:self._off + n]
