@@ -222,7 +222,9 @@ class FaultProxy:
     - ``wrong_blob``: serve every blob GET of at least that many bytes with one byte flipped;
     - ``recompress``: serve gzip blobs decompressed and compressed again (other bytes, the
       same content: only the digest and size can tell);
-    - ``fail_first``: answer the first N requests of each (method, path kind) with 503.
+    - ``fail_first``: answer the first N requests of each (method, path kind) with 503;
+    - ``wrong_stored``: "manifest" or "upload": answer a PUT of that kind with another
+      ``Docker-Content-Digest`` than the registry's (a registry that stored other bytes).
 
     ``seen`` lists (method, path, Range header) of every request forwarded."""
 
@@ -233,6 +235,7 @@ class FaultProxy:
         self.wrong_blob: int | None = None
         self.recompress = False
         self.fail_first = 0
+        self.wrong_stored: str | None = None
         self.dropped: set[str] = set()
         self.failed: dict[tuple[str, str], int] = {}
         self.seen: list[tuple[str, str, str | None]] = []
@@ -291,6 +294,9 @@ class FaultProxy:
                 for k, v in r.getheaders():
                     if k.lower() not in ("connection", "transfer-encoding", "content-length",
                                          "keep-alive"):
+                        if (k.lower() == "docker-content-digest" and self.command == "PUT"
+                                and kind == proxy.wrong_stored):
+                            v = sha256(v.encode())  # a digest, not the one sent
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -9,15 +9,18 @@ a download). For each layer, :meth:`Ingest.layer` checks the size the manifest g
   not read from the source at all (a file source is still compared with it: a damaged archive
   is refused even where it is not needed);
 - a compressed layer is read once: each chunk goes to the blob being written (hashed, in an
-  unnamed temp file) and through the decompressor into a spool file (hashed as the diff_id,
-  bounded by the unpack limits), both at once; the blob's digest and size and the diff_id are
-  checked, the blob is linked into place, and the spool unpacked;
+  unnamed temp file) and through the decompressor (igzip in a process of its own), whose
+  output is hashed as the diff_id and unpacked as it comes, in one pass
+  (:func:`~sangja.image.layers.unpack_stream`: each entry checked, then written, bounded by
+  the unpack limits) into the layer's temp directory; the blob's digest and size and the
+  diff_id are checked, then the blob is linked into place;
 - an uncompressed layer that lies in a file is hashed and stored by a second thread while
   the first unpacks the same bytes in place (copy_file_range); one from a stream is stored,
   then unpacked from the stored blob.
 
 Unpacking goes into a temp directory under ``layers/`` (hostile entries refused, limits of
-:class:`~sangja.image.layers.UnpackLimits` held, for each layer and for all of them together).
+:class:`~sangja.image.layers.UnpackLimits` held, for each layer and for all of them together);
+a layer whose digests turn out wrong, or that is refused half-way, is thrown away with it.
 The caller holds the store's gc lock shared from the first file to the committed record. On
 success :meth:`commit` makes the layer directories durable (one syncfs), renames them into
 place and writes the image records in one transaction, last; on failure :meth:`rollback`
@@ -47,8 +50,10 @@ from sangja.image.layers import (
     UnpackLimits,
     bounded,
     decompress,
+    decompressed,
     detect_compression,
     unpack_layer,
+    unpack_stream,
 )
 from sangja.image.reference import InvalidReference, parse
 from sangja.image.store import ImageStore, StoreError, _rmtree
@@ -255,6 +260,7 @@ class Ingest:
         self.done: dict[tuple[str, str | None], Layer] = {}
         self.records: list[tuple[dict[str, Any], list[str]]] = []
         self._mu = threading.Lock()
+        self._top_marked = False
 
     # -- blobs ---------------------------------------------------------------------------
     def _added(self, digest: str, existed: bool) -> None:
@@ -406,44 +412,54 @@ class Ingest:
 
     def _compressed_layer(self, source, diff_id: str, what: str, kind: str,
                           blob_digest: str | None, unpacked: bool) -> Layer:
+        """Decompress the layer once, hashing it as the diff_id and (unless the store has
+        it unpacked) unpacking it as it streams in, into a temp directory that only
+        ``commit`` renames into place."""
         store = self.store
         limits = self.limits
-        with tempfile.TemporaryFile(prefix=".layer-", dir=store.blobs.tmp_dir) as spool:
-            sha = hashlib.sha256()
+        tmp = None if unpacked else self._new_layer_dir(diff_id)
+        sha = hashlib.sha256()
+        stats = None
 
-            def write(chunk: bytes) -> None:
-                sha.update(chunk)
-                spool.write(chunk)
-
-            if blob_digest is not None and store.blobs.exists(blob_digest):
-                # decompress the stored blob (verified, and in the page cache)
-                size = store.blobs.size(blob_digest)
-                out = bounded(write, limits.allowed(size), lambda: limits.too_large(size))
-                with store.blobs.open(blob_digest) as f:
-                    try:
-                        decompress(kind, f.read, out)
-                    except LayerError as e:
-                        raise IngestError(f"{what}: {e}") from None
+        def consume(plain, given: int | None) -> None:
+            nonlocal stats
+            if tmp is None:
+                out = bounded(sha.update, limits.allowed(given),
+                              lambda: limits.too_large(given))
+                while chunk := plain(_CHUNK):
+                    out(chunk)
             else:
-                blob_digest, size = self._tee(source, kind, write, blob_digest, what)
+                stats = unpack_stream(plain, tmp, given=given, limits=limits,
+                                      seen=sha.update)
+
+        def check_diff_id() -> None:
             actual = f"sha256:{sha.hexdigest()}"
             if actual != diff_id:
                 raise IngestError(f"{what}: content does not match the config's diff_id "
                                   f"(expected {diff_id}, got {actual})")
-            spool.flush()
-            stats = None
-            if not unpacked:
-                stats = self._unpack(diff_id, FileRegion(spool, 0, spool.tell()), what,  # type: ignore[arg-type]
-                                     compression="none")
+
+        if blob_digest is not None and store.blobs.exists(blob_digest):
+            # decompress the stored blob (verified, and in the page cache)
+            size = store.blobs.size(blob_digest)
+            with store.blobs.open(blob_digest) as f:
+                try:
+                    with decompressed(kind, f.read) as plain:
+                        consume(plain, size)
+                except LayerError as e:
+                    raise IngestError(f"{what}: {e}") from None
+            check_diff_id()
+        else:
+            blob_digest, size = self._tee(source, kind, consume, check_diff_id, blob_digest,
+                                          what)
         return Layer(diff_id, blob_digest, size, store.layer_path(diff_id),
                      stats.bytes if stats is not None else self._known_content(diff_id))
 
-    def _tee(self, source, kind: str, write, expected: str | None, what: str
+    def _tee(self, source, kind: str, consume, check, expected: str | None, what: str
              ) -> tuple[str, int]:
         """Read the source once: into the blob being written and, at the same time, through
-        the decompressor to `write` (bounded by the limits). Returns the stored blob's
-        (digest, size), verified against `expected` and the source's size."""
-        limits = self.limits
+        the decompressor to ``consume(read, given)``. The blob's digest and size (against
+        `expected` and the source's size), then ``check()`` (the diff_id), are verified
+        before the blob is given its name. Returns the stored blob's (digest, size)."""
         given = source.size
         store = self.store
         with store.blobs.writer(expected_size=given) as blob:
@@ -456,8 +472,8 @@ class Ingest:
 
             try:
                 try:
-                    decompress(kind, read, bounded(write, limits.allowed(given),
-                                                   lambda: limits.too_large(given)))
+                    with decompressed(kind, read) as plain:
+                        consume(plain, given)
                     while read(_CHUNK):  # trailing bytes are part of the blob too
                         pass
                 except LayerError as e:
@@ -473,6 +489,7 @@ class Ingest:
                             pass
                     raise IngestError(f"{what}: {e}") from None
                 existed = store.blobs.exists(blob.check(expected))
+                check()
                 desc = blob.commit(expected)
             except DigestMismatch as e:
                 raise _mismatch(e, what, expected, "its digest") from None
@@ -483,11 +500,21 @@ class Ingest:
         known = self.known.get(diff_id)
         return known.content_size if known is not None else None
 
-    def _unpack(self, diff_id: str, src, what: str, compression: str = "auto"):
+    def _new_layer_dir(self, diff_id: str) -> str:
+        """A temp directory under ``layers/`` for diff_id (removed by rollback)."""
+        if not self._top_marked:
+            from sangja.fs import mark_top_dir
+
+            mark_top_dir(self.store.layers_dir)
+            self._top_marked = True
         tmp = tempfile.mkdtemp(prefix=".unpack-", dir=self.store.layers_dir)
         with self._mu:
             self.pending[diff_id] = tmp
         os.chmod(tmp, 0o755)
+        return tmp
+
+    def _unpack(self, diff_id: str, src, what: str, compression: str = "auto"):
+        tmp = self._new_layer_dir(diff_id)
         try:
             return unpack_layer(src, tmp, compression=compression,
                                 spool_dir=self.store.blobs.tmp_dir, limits=self.limits)

@@ -54,8 +54,10 @@ __all__ = [
     "apply_layer",
     "bounded",
     "decompress",
+    "decompressed",
     "detect_compression",
     "unpack_layer",
+    "unpack_stream",
     "write_diff",
 ]
 
@@ -69,6 +71,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _CHUNK = 1 << 20
 _READAHEAD = 64 << 10
+_MAX_HEADER = 16 << 20  # a tar header (pax records, GNU long names) read in one piece
 
 
 class LayerError(SangjaError):
@@ -297,14 +300,6 @@ class _Window:
         return data
 
 
-def _zstd_decompress(read: Callable[[int], bytes], write: Callable[[bytes], object]) -> None:
-    exe = shutil.which("zstd")
-    if exe is None:
-        raise LayerError("layer is zstd-compressed but the 'zstd' command is not installed")
-    _command_decompress([exe, "-d", "-c", "-q"], "zstd failed to decompress the layer", read,
-                        write)
-
-
 def _big_pipe(f) -> None:
     """1 MiB pipe buffers instead of 64 KiB: 16 times fewer switches between the two
     processes (best effort: the system's pipe-max-size may be smaller)."""
@@ -316,10 +311,14 @@ def _big_pipe(f) -> None:
         pass
 
 
-def _command_decompress(argv: list[str], failed: str, read: Callable[[int], bytes],
-                        write: Callable[[bytes], object]) -> None:
-    """Decompress through a command (stdin to stdout): fed by a thread, drained here, so
-    the decompression runs on another core while this thread hashes and writes."""
+@contextmanager
+def _command_stream(argv: list[str], failed: str, read: Callable[[int], bytes]
+                    ) -> Iterator[Callable[[int], bytes]]:
+    """Decompress through a command (stdin to stdout), fed by a thread: yields read(n) of
+    its output (what has arrived, b"" at the end), so the decompression runs on another
+    core while the caller's thread hashes and writes. The caller reads to the end; leaving
+    early (an exception) kills the command. A failed source read (a download) is the
+    error raised, whatever the caller's reads made of the cut-short output."""
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
@@ -348,12 +347,15 @@ def _command_decompress(argv: list[str], failed: str, read: Callable[[int], byte
                              daemon=True)
     feeder.start()
     drain.start()
+    out_fd = proc.stdout.fileno()
+    raised: Exception | None = None
     try:
-        while chunk := proc.stdout.read(_CHUNK):
-            write(chunk)
-    except BaseException:
-        proc.kill()  # the writer refused (a limit): stop decompressing at once
-        raise
+        yield lambda n: os.read(out_fd, n if n and n > 0 else _CHUNK)
+    except BaseException as e:
+        proc.kill()  # the reader refused (a limit, a hostile entry): stop at once
+        if not isinstance(e, Exception):
+            raise
+        raised = e
     finally:
         proc.stdout.close()
         if proc.poll() is None and feeder.is_alive():
@@ -363,6 +365,8 @@ def _command_decompress(argv: list[str], failed: str, read: Callable[[int], byte
         rc = proc.wait()
     if failed_read:
         raise failed_read[0]
+    if raised is not None:
+        raise raised
     if rc != 0:
         msg = b"".join(errors).decode(errors="replace").strip()
         raise LayerError(f"{failed}: {msg or f'exit status {rc}'}")
@@ -379,42 +383,64 @@ def _igzip() -> str | None:
     return shutil.which(_IGZIP)
 
 
-def _gunzip(read: Callable[[int], bytes], write: Callable[[bytes], object]) -> None:
-    exe = _igzip()
-    if exe is not None:
-        return _command_decompress([exe, "-d", "-c"], "corrupt gzip data in layer", read,
-                                   write)
-    # Output in pieces of at most _CHUNK: one megabyte of gzip can hold a gigabyte.
+def _zlib_chunks(read: Callable[[int], bytes]) -> Iterator[bytes]:
+    """gzip (members one after another) inflated in this thread, in pieces of at most
+    _CHUNK: one megabyte of gzip can hold a gigabyte."""
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
         while data := read(_CHUNK):
             while data:
-                write(d.decompress(data, _CHUNK))
+                if out := d.decompress(data, _CHUNK):
+                    yield out
                 if not d.eof:
                     data = d.unconsumed_tail
                 elif data := d.unused_data:  # concatenated gzip members
                     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         while not d.eof and (out := d.decompress(b"", _CHUNK)):  # output held back
-            write(out)
+            yield out
         if not d.eof:
             raise LayerError("corrupt gzip data in layer: truncated stream")
-        write(d.flush())
+        if out := d.flush():
+            yield out
     except zlib.error as e:
         raise LayerError(f"corrupt gzip data in layer: {e}") from None
+
+
+@contextmanager
+def decompressed(compression: str, read: Callable[[int], bytes]
+                 ) -> Iterator[Callable[[int], bytes]]:
+    """``read`` (gzip, zstd or plain) as a read(n) of its uncompressed bytes (chunks of
+    whatever size arrives, b"" at the end). Read it to the end inside the block: a
+    command's exit status and a truncated stream are checked there."""
+    if compression in ("gzip", "gz"):
+        exe = _igzip()
+        if exe is not None:
+            with _command_stream([exe, "-d", "-c"], "corrupt gzip data in layer",
+                                 read) as out:
+                yield out
+            return
+        chunks = _zlib_chunks(read)
+        yield lambda n: next(chunks, b"")
+    elif compression == "zstd":
+        exe = shutil.which("zstd")
+        if exe is None:
+            raise LayerError("layer is zstd-compressed but the 'zstd' command is not "
+                             "installed")
+        with _command_stream([exe, "-d", "-c", "-q"], "zstd failed to decompress the layer",
+                             read) as out:
+            yield out
+    elif compression in ("none", "tar"):
+        yield read
+    else:
+        raise LayerError(f"unknown layer compression {compression!r}")
 
 
 def decompress(compression: str, read: Callable[[int], bytes],
                write: Callable[[bytes], object]) -> None:
     """Stream ``read`` (gzip, zstd or plain) to ``write`` uncompressed."""
-    if compression in ("gzip", "gz"):
-        _gunzip(read, write)
-    elif compression == "zstd":
-        _zstd_decompress(read, write)
-    elif compression in ("none", "tar"):
-        while chunk := read(_CHUNK):
+    with decompressed(compression, read) as out:
+        while chunk := out(_CHUNK):
             write(chunk)
-    else:
-        raise LayerError(f"unknown layer compression {compression!r}")
 
 
 def _size_from(fd: int, base: int) -> int:
@@ -589,8 +615,9 @@ def _ancestors(path: str) -> list[str]:
 class _Plan:
     """What the archive does, simulated over dest without touching it."""
 
-    def __init__(self, dest: str):
+    def __init__(self, dest: str, lower: bool = True):
         self.dest = dest
+        self.lower = lower  # False: dest started empty (and is being written as we go)
         self.entries: dict[str, str] = {}  # path -> kind, as created by this archive
         self.whiteouts: set[str] = set()
         self.opaque: set[str] = set()
@@ -606,7 +633,7 @@ class _Plan:
 
     def _lower_kind(self, path: str) -> str | None:
         """Kind of path in dest after the layer's deletions (None: absent)."""
-        if self._deleted_in_lower(path):
+        if not self.lower or self._deleted_in_lower(path):
             return None
         try:
             st = os.lstat(os.path.join(self.dest, path))
@@ -632,13 +659,21 @@ class _Plan:
                 raise UnsafeLayer(entry, f"its parent {anc!r} is not a directory")
 
 
-def _validate(members: list[tarfile.TarInfo], dest: str, max_bytes: int,
-              overlay: bool = False, too_large: Callable[[], Exception] | None = None
-              ) -> _Plan:
-    plan = _Plan(dest)
-    total = 0
-    root = _is_root()
-    for m in members:
+class _Checker:
+    """Validation of a layer's members, one at a time in archive order, against a _Plan:
+    any hostile member raises UnsafeLayer naming it; the files' declared sizes add up to
+    at most ``max_bytes`` (``too_large()``: the error past it)."""
+
+    def __init__(self, plan: _Plan, max_bytes: int, overlay: bool,
+                 too_large: Callable[[], Exception] | None):
+        self.plan, self.max_bytes, self.overlay, self.too_large = (plan, max_bytes, overlay,
+                                                                   too_large)
+        self.total = 0
+        self.root = _is_root()
+
+    def member(self, m: tarfile.TarInfo) -> str:
+        """Check one member; return its clean path."""
+        plan = self.plan
         path = _clean(m.name)
         base = path.rpartition("/")[2]
         if base.startswith(WHITEOUT_PREFIX):
@@ -655,20 +690,21 @@ def _validate(members: list[tarfile.TarInfo], dest: str, max_bytes: int,
                 target = f"{parent}/{name}" if parent else name
                 plan.whiteouts.add(target)
             plan.markers.setdefault(target, m.name)
-            continue
+            return path
         if path == "":
             if not m.isdir():
                 raise UnsafeLayer(m.name, "the layer root must be a directory")
-            continue  # metadata of the root itself is never applied
+            return path  # metadata of the root itself is never applied
         plan.check_parents(m.name, path)
         if m.isreg():
             if m.size < 0:
                 raise UnsafeLayer(m.name, "negative size")
-            total += m.size
-            if total > max_bytes:
-                if too_large is not None:
-                    raise too_large()
-                raise UnsafeLayer(m.name, f"layer declares more than max_bytes={max_bytes} bytes")
+            self.total += m.size
+            if self.total > self.max_bytes:
+                if self.too_large is not None:
+                    raise self.too_large()
+                raise UnsafeLayer(m.name, f"layer declares more than max_bytes="
+                                          f"{self.max_bytes} bytes")
             kind = _FILE
         elif m.isdir():
             kind = _DIR
@@ -688,7 +724,7 @@ def _validate(members: list[tarfile.TarInfo], dest: str, max_bytes: int,
                 raise UnsafeLayer(m.name, f"hardlink target {m.linkname!r} is a directory")
             kind = tkind
         elif m.ischr() or m.isblk():
-            if not root:
+            if not self.root:
                 raise UnsafeLayer(m.name, "device nodes need root")
             kind = _OTHER
         elif m.isfifo():
@@ -696,10 +732,15 @@ def _validate(members: list[tarfile.TarInfo], dest: str, max_bytes: int,
         else:
             raise UnsafeLayer(m.name, f"unsupported tar member type {m.type!r}")
         plan.entries[path] = kind
-    if overlay:
-        # the markers become files of their own (devices, xattrs) once the entries are in:
-        # their parents must be directories in the final layer, and an opaque marker's
-        # directory a directory
+        return path
+
+    def finish(self) -> None:
+        """After the last member: in overlay format the markers become files of their own
+        (devices, xattrs) once the entries are in: their parents must be directories in
+        the final layer, and an opaque marker's directory a directory."""
+        if not self.overlay:
+            return
+        plan = self.plan
         for target in sorted(plan.whiteouts | plan.opaque):
             entry = plan.markers[target]
             if target in plan.whiteouts and target in plan.entries:
@@ -710,6 +751,16 @@ def _validate(members: list[tarfile.TarInfo], dest: str, max_bytes: int,
                 raise UnsafeLayer(entry, f"opaque marker in {target!r}, which is a symlink")
             if kind not in (None, _DIR):
                 raise UnsafeLayer(entry, f"opaque marker in {target!r}, not a directory")
+
+
+def _validate(members: list[tarfile.TarInfo], dest: str, max_bytes: int,
+              overlay: bool = False, too_large: Callable[[], Exception] | None = None
+              ) -> _Plan:
+    plan = _Plan(dest)
+    checker = _Checker(plan, max_bytes, overlay, too_large)
+    for m in members:
+        checker.member(m)
+    checker.finish()
     return plan
 
 
@@ -1004,6 +1055,161 @@ def unpack_layer(
         plan = _validate(members, dest, bound, overlay=True, too_large=too_large)
         stats = LayerStats()
         _write_entries(members, plan, stats, _copier(tf, win), overlay=True)
+    return stats
+
+
+class _StreamTar:
+    """A layer tar arriving through ``read(n)`` (a decompressor's output), read once, in
+    order: tarfile reads the headers from it (seeking forward only), and file contents go
+    from its chunks to the new files (``copy_to``) without another copy in Python. Every
+    byte passes through ``seen`` once (the diff_id's hash); more than ``limit`` bytes
+    raise ``too_large()``."""
+
+    def __init__(self, read: Callable[[int], bytes], seen: Callable[[bytes], object] | None,
+                 limit: int, too_large: Callable[[], Exception]):
+        self._read, self._seen, self._left, self._too_large = read, seen, limit, too_large
+        self._buf = b""
+        self._off = 0  # the unread bytes are _buf[_off:]
+        self.pos = 0  # position in the tar of _buf[_off]
+
+    def _fill(self) -> bool:
+        chunk = self._read(_CHUNK)
+        if not chunk:
+            return False
+        self._left -= len(chunk)
+        if self._left < 0:
+            raise self._too_large()
+        if self._seen is not None:
+            self._seen(chunk)
+        if self._off < len(self._buf):
+            self._buf = self._buf[self._off:] + chunk
+        else:
+            self._buf = chunk
+        self._off = 0
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, n: int | None = -1) -> bytes:
+        # tarfile reads headers through here (file data goes through copy_to): a pax or
+        # GNU long-name header is held in memory whole, so it is bounded
+        if n is None or n < 0 or n > _MAX_HEADER:
+            raise LayerError(f"cannot read layer archive: a header of more than "
+                             f"{_MAX_HEADER} bytes")
+        while len(self._buf) - self._off < n and self._fill():
+            pass
+        data = self._buf[self._off:self._off + n]
+        self._off += len(data)
+        self.pos += len(data)
+        return data
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 1:
+            pos += self.pos
+        elif whence != 0:
+            raise OSError(errno.ESPIPE, "cannot seek from the end of a stream")
+        if pos < self.pos:
+            raise LayerError("cannot read layer archive: it seeks backwards in a stream")
+        self._skip(pos - self.pos)
+        return self.pos
+
+    def _skip(self, n: int) -> None:
+        while n > 0:
+            have = len(self._buf) - self._off
+            if have == 0 and not self._fill():
+                return  # past the end: the next read finds nothing (as with a file)
+            k = min(n, len(self._buf) - self._off)
+            self._off += k
+            self.pos += k
+            n -= k
+
+    def copy_to(self, m: tarfile.TarInfo, out: int) -> None:
+        """The content of member m (the next bytes of the stream) into out_fd."""
+        if self.pos != m.offset_data:
+            self.seek(m.offset_data)
+        left = m.size
+        while left > 0:
+            have = len(self._buf) - self._off
+            if have == 0:
+                if not self._fill():
+                    raise LayerError(f"layer entry {m.name!r}: unexpected end of data")
+                continue
+            k = min(have, left)
+            view = memoryview(self._buf)[self._off:self._off + k]
+            while view:
+                view = view[os.write(out, view):]
+            self._off += k
+            self.pos += k
+            left -= k
+
+    def drain(self) -> None:
+        """Read what follows the archive's end (padding) through ``seen``."""
+        self._off = len(self._buf)
+        while self._fill():
+            self._off = len(self._buf)
+
+
+def unpack_stream(
+    read: Callable[[int], bytes],
+    dest_dir: str | os.PathLike[str],
+    *,
+    given: int | None,
+    limits: UnpackLimits | None = None,
+    seen: Callable[[bytes], object] | None = None,
+) -> LayerStats:
+    """Unpack an uncompressed layer tar arriving through ``read(n)`` into the empty
+    directory dest_dir, in one pass, in overlayfs's layer format: each member is checked
+    (as by unpack_layer: hostile entries refused, the limits for a layer of ``given``
+    compressed bytes held) and written as it arrives, and the stream is read to its very
+    end, every byte through ``seen`` (the diff_id's hash). Unlike unpack_layer, a refusal
+    leaves dest_dir partly written: the caller unpacks into a temp directory that it
+    removes on any error, and renames into place only once the layer's digests are
+    verified (sangja.image.ingest)."""
+    dest = _check_dest(dest_dir)
+    if os.listdir(dest):
+        raise LayerError(f"layer destination {dest!r} is not empty")
+    limits = limits or UnpackLimits.from_env()
+    stream = _StreamTar(read, seen, limits.allowed(given), lambda: limits.too_large(given))
+    bound, too_large = _content_bound(limits, given, None)
+    plan = _Plan(dest, lower=False)
+    checker = _Checker(plan, bound, True, too_large)
+    stats = LayerStats()
+    try:
+        tf = tarfile.open(fileobj=stream, mode="r:")  # type: ignore[call-overload]
+
+        def copy(m: tarfile.TarInfo, out: int) -> None:
+            if m.sparse is None:
+                return stream.copy_to(m, out)
+            src = tf.extractfile(m)  # holes as zeros, reading forward
+            assert src is not None
+            while chunk := src.read(_CHUNK):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out, view):]
+
+        writer = _Writer(plan, stats, copy)
+        count = 0
+        while (m := tf.next()) is not None:
+            count += 1
+            if count > limits.max_entries:
+                raise limits.too_many_entries()
+            path = checker.member(m)
+            if path and not path.rpartition("/")[2].startswith(WHITEOUT_PREFIX):
+                writer.entry(m, path)
+            tf.members.clear()  # kept by tarfile for lookups by name: not needed here
+        checker.finish()
+        writer.overlay_markers()
+        writer.finish()
+        stream.drain()
+    except (tarfile.TarError, EOFError) as e:
+        raise LayerError(f"cannot read layer archive: {e}") from None
     return stats
 
 

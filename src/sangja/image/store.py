@@ -379,12 +379,13 @@ class ImageStore:
         the store's own layers, layers.STORE_LIMITS)."""
         import tempfile
 
-        from sangja.fs import syncfs
+        from sangja.fs import mark_top_dir, syncfs
         from sangja.image.layers import STORE_LIMITS, unpack_layer
 
         final = self.layer_path(diff_id)
         if os.path.isdir(final):
             return None
+        mark_top_dir(self.layers_dir)
         tmp = tempfile.mkdtemp(prefix=".unpack-", dir=self.layers_dir)
         try:
             os.chmod(tmp, 0o755)

@@ -106,6 +106,9 @@ Images:
   login [-u USER] [-p PASS | --password-stdin] [REGISTRY]
                              check and keep credentials (podman's auth.json)
   logout [-a | REGISTRY]     forget them
+  search [--limit N] [--format json] [REGISTRY/]TERM
+                             find repositories in a registry (or the search
+                             registries of the registries config)
   history [--no-trunc] [-q] [--format json] NAME
                              show the layers of an image and what made them
   image prune [-a] [-f]      remove dangling images (-a: every image no container
@@ -148,6 +151,7 @@ COMMANDS: dict[str, str] = {
     "push": "registry:cmd_push",
     "login": "registry:cmd_login",
     "logout": "registry:cmd_logout",
+    "search": "registry:cmd_search",
     # containers
     "run": "containers:cmd_run",
     "create": "containers:cmd_create",
@@ -242,10 +246,11 @@ SUBCOMMANDS: dict[str, dict[str, str]] = {
 }
 
 
-# What works for any user (login and logout keep credentials in that user's own auth.json);
+# What works for any user (login and logout keep credentials in that user's own auth.json;
+# search reads no store);
 # everything else reads or changes the store, mounts or makes
 # containers, and needs root until rootless mode comes.
-NO_ROOT_NEEDED = frozenset({"version", "info", "login", "logout", "completion"})
+NO_ROOT_NEEDED = frozenset({"version", "info", "login", "logout", "completion", "search"})
 
 
 def _command(target: str):

@@ -1,4 +1,4 @@
-"""Registry commands: pull, push, login, logout. The work is sangja.registry's; this parses
+"""Registry commands: pull, push, login, logout, search. The work is sangja.registry's; this parses
 the flags and draws the progress."""
 
 from __future__ import annotations
@@ -195,4 +195,58 @@ def cmd_logout(opts: Globals, args: list[str]) -> int:
     if not logout(registry, options=options):
         raise UsageError(f"not logged into {registry_key(registry)}")
     print(f"Removed login credentials for {registry_key(registry)}")
+    return 0
+
+
+SEARCH = Command("[OPTIONS] TERM", "Search a registry for images", [
+    Flag("--limit", "value", "Max number of search results", meta="int"),
+    Flag("--format", "value", "Pretty-print search using a Go template, or json"),
+    Flag("--no-trunc", help="Don't truncate output"),
+    *_CONNECTION_FLAGS,
+])
+
+
+def cmd_search(opts: Globals, args: list[str]) -> int:
+    flags, rest = SEARCH.parse(args)
+    if len(rest) != 1:
+        raise UsageError("usage: sangja search [--limit N] [--format json] [--no-trunc] "
+                         "[--tls-verify=false] [--cert-dir DIR] [--authfile FILE] "
+                         "[--creds USER[:PASS]] [REGISTRY/]TERM")
+    limit = 25
+    if flags["limit"] is not None:
+        try:
+            limit = int(str(flags["limit"]))
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            raise UsageError(f"invalid --limit {flags['limit']!r}: a number of at least 1")
+    fmt = flags["format"]
+    if fmt not in (None, "json", "table"):
+        raise UsageError(f"unsupported --format {fmt!r} (json, table)")
+    from ...registry.searching import search
+
+    options = registry_options(flags)
+    try:
+        results = search(rest[0], limit=limit, options=options)
+    finally:
+        options.close()
+    if fmt == "json":
+        import json
+
+        print(json.dumps([{"Index": r.index, "Name": r.name, "Description": r.description,
+                           "Stars": r.stars, "Official": "[OK]" if r.official else "",
+                           "Automated": "[OK]" if r.automated else ""} for r in results],
+                         indent=4))
+        return 0
+    from .common import table
+
+    def desc(text: str) -> str:
+        text = " ".join(text.split())
+        if flags["no_trunc"] or len(text) <= 45:
+            return text
+        return text[:44] + "…"
+
+    table(["NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED"],
+          [[r.name, desc(r.description), str(r.stars), "[OK]" if r.official else "",
+            "[OK]" if r.automated else ""] for r in results])
     return 0
