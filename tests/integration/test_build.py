@@ -282,7 +282,7 @@ def test_cache_in_system_df_and_builder_prune(cli, tmp_path):
     ("FROM busybox\nBOGUS x\n", "Containerfile:2", "unknown instruction: BOGUS"),
     ("FROM busybox\nCOPY missing.txt /\n", "Containerfile:2", "'missing.txt' not found"),
     ("FROM busybox\nCOPY --from=nostage /x /\n", "Containerfile:2", "'nostage' not found"),
-    ("FROM localhost/no-such-image\n", "Containerfile:1", "sangja load or sangja bootstrap"),
+    ("FROM localhost/no-such-image\n", "Containerfile:1", "names no registry"),
     ("FROM busybox\nCOPY --bogus a /\n", "Containerfile:2", "unknown flag --bogus"),
     ("FROM busybox\nENV A=${\n", "Containerfile:2", "missing '}'"),
     ("FROM busybox\nRUN <<EOF\necho\n", "Containerfile:2", "unterminated heredoc"),
