@@ -14,10 +14,8 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-import tempfile
 from contextlib import contextmanager
 
-from ..linux.paths import O_PATH, open_in_root
 from .errors import BuildError
 from .lexer import expand, split_words
 
@@ -140,6 +138,24 @@ def copy_step(run, state, ins, *, add: bool):
     if file_sources and src_state is None and b.context is None:
         raise BuildError(f"{cmd} needs a build context: the Containerfile came on standard "
                          "input alone")
+    for src, doc in sources:
+        if doc is None and add and _is_git(src):
+            raise BuildError(f"ADD of a git repository ({src}) is not supported: clone it "
+                             "into the build context and COPY it")
+    parts = [state.key, ins.original, dest_path, str(chown), str(chmod), src_part]
+    for src, doc in sources:
+        if doc is not None:
+            parts.append(f"heredoc:{doc.content if not doc.expand else x(doc.content)}")
+        elif add and _is_url(src):
+            parts.append(f"url:{src}:{checksum}")  # a URL is fetched again only when
+            # the step's inputs change: Docker's rule is to check Last-Modified too
+        elif src_state is not None:  # a stage's or image's content is named by its key
+            parts.append(_clean(src))
+    if src_state is not None or not file_sources:  # the key is known before any reading:
+        key = _key(*parts)  # a --from stage is mounted only when the step is not cached
+        hit = run.cached(key, state)
+        if hit is not None:
+            return hit
 
     with _SourceRoot(run, src_state) as root:
         # what the step reads, resolved now: its content is part of the cache key
@@ -148,9 +164,7 @@ def copy_step(run, state, ins, *, add: bool):
             if doc is not None or (add and _is_url(src)):
                 plan.append((src, doc))
                 continue
-            if add and src.startswith(("git@", "git://")) or src.endswith(".git") and add:
-                raise BuildError("ADD of a git repository is not supported")
-            rel = posixpath.normpath("/" + src).lstrip("/") or "."
+            rel = _clean(src)
             if any(ch in rel for ch in "*?["):
                 from .copy import glob_sources
 
@@ -166,19 +180,14 @@ def copy_step(run, state, ins, *, add: bool):
                     root.descend is not None and root.descend(rel)):
                 raise BuildError(f"{cmd}: source {src!r} not found {root.where} "
                                  "(.dockerignore excludes it)")
+            from ..linux.paths import O_PATH, open_in_root
+
             try:
                 os.close(open_in_root(root.fd, rel, O_PATH))
             except (FileNotFoundError, NotADirectoryError):
                 raise BuildError(f"{cmd}: source {src!r} not found {root.where}") from None
             plan.append((rel, None))
-        parts = [state.key, ins.original, dest_path, str(chown), str(chmod), src_part]
-        for src, doc in plan:
-            if doc is not None:
-                parts.append(f"heredoc:{doc.content if not doc.expand else x(doc.content)}")
-            elif add and _is_url(src):
-                parts.append(f"url:{src}:{checksum}")  # a URL is fetched again only when
-                # the step's inputs change: Docker's rule is to check Last-Modified too
-        if root.fd is not None and src_state is None:
+        if src_state is None and file_sources:  # the context's files: their content
             from .context import digest_sources
 
             rels = [s for s, doc in plan if doc is None and not (add and _is_url(s))]
@@ -186,12 +195,10 @@ def copy_step(run, state, ins, *, add: bool):
                 parts.append(digest_sources(root.fd, rels, root.skip, root.descend))
             except BuildError as e:
                 raise BuildError(f"{cmd}: source {e} {root.where}") from None
-        else:
-            parts += [s for s, doc in plan if doc is None]
-        key = _key(*parts)
-        hit = run.cached(key, state)
-        if hit is not None:
-            return hit
+            key = _key(*parts)
+            hit = run.cached(key, state)
+            if hit is not None:
+                return hit
 
         def work(dst_root: int) -> None:
             from .copy import Copier, CopySpec
@@ -207,6 +214,16 @@ def copy_step(run, state, ins, *, add: bool):
                 copier.close()
 
         return run.add_layer(state, run.workspace(state, work), ins, key)
+
+
+def _clean(src: str) -> str:
+    """A source path as the step reads it: relative to its root, no '..' above it."""
+    return posixpath.normpath("/" + src).lstrip("/") or "."
+
+
+def _is_git(src: str) -> bool:
+    return src.startswith(("git@", "git://")) or src.endswith(".git") and (
+        _is_url(src) or "://" in src)
 
 
 class _SourceRoot:
@@ -256,6 +273,8 @@ def _copy_one(copier, root, src: str, doc, dest_path: str, dir_syntax: bool, add
     if add and _is_url(src):
         _add_url(copier, src, dest_path, into_dir, checksum)
         return
+    from ..linux.paths import O_PATH, open_in_root
+
     pfd = open_in_root(root.fd, src, O_PATH)
     try:
         st = os.fstat(pfd)
@@ -304,6 +323,7 @@ def _extract(copier, pfd: int, dest_path: str) -> bool:
             if head[:3] == b"BZh" or head == b"\xfd7zXZ\x00":
                 import bz2
                 import lzma
+                import tempfile
 
                 tmp = tempfile.TemporaryFile()
                 tmp.write((bz2 if head[:3] == b"BZh" else lzma).decompress(f.read()))
@@ -320,6 +340,7 @@ def _extract(copier, pfd: int, dest_path: str) -> bool:
 
 def _add_url(copier, url: str, dest_path: str, into_dir: bool, checksum: str | None) -> None:
     import hashlib
+    import tempfile
     import urllib.parse
     import urllib.request
 

@@ -6,7 +6,7 @@ a line."""
 
 from __future__ import annotations
 
-import threading
+from _thread import allocate_lock  # not `threading`: a cached build starts no thread
 
 __all__ = ["Progress"]
 
@@ -15,7 +15,7 @@ class Progress:
     def __init__(self, out=None, quiet: bool = False):
         self.out = out  # a binary stream (stdout's buffer)
         self.quiet = quiet or out is None
-        self.lock = threading.Lock()
+        self.lock = allocate_lock()
 
     def line(self, text: str) -> None:
         if self.quiet:
@@ -39,6 +39,26 @@ class Progress:
         with self.lock:
             self.out.write(data)
             self.out.flush()
+
+
+class HeldProgress(Progress):
+    """What a stage probed for cache hits would show, kept until it is done (`release`);
+    dropped when the probe stops at a step that must do work (the stage runs again)."""
+
+    def __init__(self):
+        super().__init__(None)
+        self.held: list[str] = []
+
+    def line(self, text: str) -> None:
+        self.held.append(text)
+
+    def output(self, data: bytes) -> None:  # pragma: no cover - a probe runs nothing
+        pass
+
+    def release(self, to: Progress) -> None:
+        for text in self.held:
+            to.line(text)
+        self.held = []
 
 
 class OutputTail:

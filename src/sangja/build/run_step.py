@@ -17,7 +17,6 @@ step's layer.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 from contextlib import ExitStack
@@ -84,8 +83,10 @@ def _mounts(run, state, ins, stack: ExitStack, env) -> tuple[list, list[str]]:
             target = posixpath.join(workdir, target)
         if kind == "cache":
             cid = m.get("id") or target
+            from ..digest import sha256
+
             path = os.path.join(b.root, "build-cache", "mounts",
-                                hashlib.sha256(cid.encode()).hexdigest()[:32])
+                                sha256(cid.encode()).hexdigest()[:32])
             if not os.path.isdir(path):
                 os.makedirs(path, mode=0o755, exist_ok=True)
                 os.chown(path, int(m.get("uid", "0")), int(m.get("gid", "0")))
@@ -151,10 +152,7 @@ def _network(run, ins) -> str | None:
 
 
 def run_step(run, state, ins):
-    from ..engine.commit import container_layer, mount_stubs, remove_mount_stubs
-    from ..engine.options import ContainerOptions
     from .executor import PROXY_ARGS, _key, key_json, materialize
-    from .progress import OutputTail
 
     b = run.b
     for name, value in ins.flags:
@@ -172,6 +170,10 @@ def run_step(run, state, ins):
         hit = run.cached(key, state)
         if hit is not None:
             return hit
+        from ..engine.commit import container_layer, mount_stubs, remove_mount_stubs
+        from ..engine.options import ContainerOptions
+        from .progress import OutputTail
+
         b.used_args.update(state.args)  # every ARG in scope is in a RUN's environment
         image_id = materialize(run.store, state, b.epoch)
         run_env = [f"{k}={v}" for k, v in state.args.items() if k not in state.env()]
@@ -188,7 +190,7 @@ def run_step(run, state, ins):
         try:
             rootfs = engine.snapshots().prepare(cid, run.store.unpacked_layers(image_id))
             stubs = mount_stubs(rootfs, RUN_MOUNT_POINTS + [m.target for m in mounts])
-            out = OutputTail(b.progress)
+            out = OutputTail(run.progress)
             client = engine.start(cid, attach=True)
             try:
                 code = client.relay(None, out, out, False)
