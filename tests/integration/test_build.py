@@ -281,7 +281,7 @@ def test_cache_in_system_df_and_builder_prune(cli, tmp_path):
 @pytest.mark.parametrize("containerfile, where, message", [
     ("FROM busybox\nBOGUS x\n", "Containerfile:2", "unknown instruction: BOGUS"),
     ("FROM busybox\nCOPY missing.txt /\n", "Containerfile:2", "'missing.txt' not found"),
-    ("FROM busybox\nCOPY --from=nostage /x /\n", "Containerfile:2", "'nostage' not found"),
+    ("FROM busybox\nCOPY --from=nostage /x /\n", "Containerfile:2", "'nostage' names no registry"),
     ("FROM localhost/no-such-image\n", "Containerfile:1", "names no registry"),
     ("FROM busybox\nCOPY --bogus a /\n", "Containerfile:2", "unknown flag --bogus"),
     ("FROM busybox\nENV A=${\n", "Containerfile:2", "missing '}'"),
@@ -307,7 +307,13 @@ def test_failing_run_stops_the_build_and_leaves_nothing(cli, tmp_path):
     assert "never" not in r.stdout
     assert "localhost/failed" not in cli.ok("images")
     assert cli.ps() == []  # no build container left (the fixture checks mounts, dirs)
-    assert mounts_under(cli.root, cli.runroot) == []
+    assert build_mounts(cli) == []
+
+
+def build_mounts(cli) -> list[str]:
+    """Mounts under the store but the default network's keeper (it stays while the network
+    exists: engine_cli's fixture removes it with the network at the module's end)."""
+    return [m for m in mounts_under(cli.root, cli.runroot) if "/netns/keeper-" not in m]
 
 
 def test_context_on_stdin(cli, tmp_path):

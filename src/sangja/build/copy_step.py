@@ -192,7 +192,8 @@ def copy_step(run, state, ins, *, add: bool):
 
             rels = [s for s, doc in plan if doc is None and not (add and _is_url(s))]
             try:
-                parts.append(digest_sources(root.fd, rels, root.skip, root.descend))
+                parts.append(digest_sources(root.fd, rels, root.skip, root.descend,
+                                            b.digests))
             except BuildError as e:
                 raise BuildError(f"{cmd}: source {e} {root.where}") from None
             key = _key(*parts)

@@ -164,6 +164,7 @@ class Builder:
         self.used_args: set[str] = set()
         self.ignore = None
         self.hits: set[str] = set()  # cache keys used: their last use recorded at the end
+        self.digests = None  # the context files' digests by stat (build.digest_cache)
 
     # -- entry ---------------------------------------------------------------------------
     def build(self) -> str:
@@ -181,6 +182,9 @@ class Builder:
             from .ignore import read_ignore_file
 
             self.ignore = read_ignore_file(self.context, self.containerfile_path)
+        from .digest_cache import DigestCache
+
+        self.digests = DigestCache(self.root)
         with ImageStore(self.root) as store:
             tags = [store.canonical(t) for t in self.opts.tags]  # bad names fail first
             with store.lock.shared():  # every step's image is kept until the build ends
@@ -192,6 +196,7 @@ class Builder:
                 if self.hits:  # a lost last-use time costs nothing: no fsync for it
                     store.db.conn.execute("PRAGMA synchronous = NORMAL")
                     store.db.cache_touch(sorted(self.hits))
+        self.digests.save()
         unused = sorted(set(self.opts.build_args) - self.used_args - PROXY_ARGS
                         - set(self.builtin))
         if unused:

@@ -126,7 +126,7 @@ def _mounts(run, state, ins, stack: ExitStack, env) -> tuple[list, list[str]]:
                 stack.callback(os.close, root_fd)
                 from .context import digest_sources
 
-                part = digest_sources(root_fd, [src])
+                part = digest_sources(root_fd, [src], cache=b.digests)
             try:  # resolved inside its root; mounted by the name of what was found
                 pfd = open_in_root(root_fd, src, O_PATH)
             except (FileNotFoundError, NotADirectoryError):

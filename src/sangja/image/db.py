@@ -8,7 +8,6 @@ previous state. The schema is versioned with ``PRAGMA user_version`` (see ``MIGR
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -18,7 +17,7 @@ from sangja.records import dataclass, field
 from sangja.sqlite import DatabaseError, SQLiteDB
 
 MIN_PREFIX = 12
-_HEX_RE = re.compile(r"[0-9a-f]+")
+_HEX = frozenset("0123456789abcdef")  # not `re`: the database is opened by every command
 
 _SCHEMA_V1 = """
 CREATE TABLE images (
@@ -286,9 +285,7 @@ class Database(SQLiteDB):
         algo, sep, hexpart = ref.rpartition(":")
         if not sep:
             algo = "sha256"
-        if algo in ("sha256", "sha512") and len(hexpart) >= MIN_PREFIX and _HEX_RE.fullmatch(
-            hexpart
-        ):
+        if algo in ("sha256", "sha512") and len(hexpart) >= MIN_PREFIX and set(hexpart) <= _HEX:
             # hexpart is only [0-9a-f]: no LIKE wildcards can sneak in.
             rows = self.conn.execute(
                 "SELECT * FROM images WHERE id LIKE ? ORDER BY id LIMIT 50",
