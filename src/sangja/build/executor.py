@@ -609,15 +609,16 @@ class _StageRun:
         return new
 
     # -- file steps ----------------------------------------------------------------------
-    def workspace(self, state: State, work) -> object:
-        """Run work(root_fd) on a fresh snapshot of the state's layers mounted on the host;
-        the files it changed as a stored layer (None: no change)."""
+    def workspace(self, state: State | None, work, epoch: int | None = None) -> object:
+        """Run work(root_fd) on a fresh snapshot of the state's layers mounted on the host
+        (state None: an empty directory, for COPY --link); the files it changed as a stored
+        layer (None: no change), times clamped to `epoch` (default: the build's)."""
         from ..engine.commit import StoredLayer  # noqa: F401 - the return type
         from ..image.commit import store_upper_layer
 
         snaps = self.engine.snapshots()
         sid = os.urandom(32).hex()
-        dirs = self.store.unpacked_layers(state.layers_of) if state.layers_of else []
+        dirs = self.store.unpacked_layers(state.layers_of) if state and state.layers_of else []
         try:
             rootfs = snaps.prepare(sid, dirs)
             if snaps.kind(sid) != "overlay":
@@ -629,10 +630,42 @@ class _StageRun:
             finally:
                 os.close(fd)
             snaps.unmount(sid)
-            return store_upper_layer(self.store, snaps.diff_dir(sid), epoch=self.b.epoch,
-                                     adopt=True)
+            return store_upper_layer(self.store, snaps.diff_dir(sid), adopt=True,
+                                     epoch=self.b.epoch if epoch is None else epoch)
         finally:
             snaps.remove(sid)
+
+    def linked_layer(self, layer_key: str, make, ins: Instruction) -> object:
+        """The layer of a COPY/ADD --link: made apart from any image (`make()`, which
+        returns a stored layer or None) and kept in the build cache under `layer_key` as an
+        image of that one layer, so that a rebuild on another parent reuses it as is."""
+        from ..engine.commit import StoredLayer
+        from ..image.store import goarch
+
+        image_id = None if self.b.opts.no_cache else self.store.db.cache_get(layer_key)
+        if image_id is not None:
+            try:
+                made = state_of_image(self.store, image_id, layer_key)
+            except (SangjaError, OSError, ValueError):
+                made = None
+            if made is not None and len(made.layers) <= 1:
+                self.b.hits.add(layer_key)
+                self.progress.line(f"--> Using linked layer {image_id.partition(':')[2]}")
+                if not made.layers:
+                    return None
+                self.store.unpacked_layers(image_id)
+                return StoredLayer(made.layers[0], made.descs[0])
+        stored = make()
+        alone = State(config={"architecture": goarch(), "os": "linux", "config": {},
+                              "history": []}, layers=[], descs=[], size=0, key=layer_key)
+        self.history(alone, ins, empty=stored is None)
+        if stored is not None:
+            alone.layers.append(stored.layer)
+            alone.descs.append(stored.descriptor)
+            alone.size = stored.layer.content_size or 0
+        self.store.db.cache_put(layer_key, materialize(self.store, alone, self.b.epoch),
+                                f"{ins.original} (the linked layer)")
+        return stored
 
     def do_copy(self, state: State, ins: Instruction) -> State:
         from .copy_step import copy_step
