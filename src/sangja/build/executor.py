@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import time
+from _thread import allocate_lock
 
 from ..digest import sha256
 from ..errors import SangjaError
@@ -165,10 +166,12 @@ class Builder:
         self.ignore = None
         self.hits: set[str] = set()  # cache keys used: their last use recorded at the end
         self.digests = None  # the context files' digests by stat (build.digest_cache)
+        self.watchdog = None  # build.watchdog.Watchdog, from the first RUN step on
+        self._watchdog_lock = allocate_lock()
 
     # -- entry ---------------------------------------------------------------------------
     def build(self) -> str:
-        from ..image.store import ImageStore, goarch
+        from ..image.store import goarch
 
         arch = goarch()
         self._check_platform(self.opts.platform)
@@ -185,6 +188,37 @@ class Builder:
         from .digest_cache import DigestCache
 
         self.digests = DigestCache(self.root)
+        normal = False
+        try:
+            image_id = self._build()
+            normal = True
+        except (SangjaError, OSError):  # the steps ended and removed their containers
+            normal = True
+            raise
+        finally:
+            if self.watchdog is not None:
+                self.watchdog.close(normal)
+        unused = sorted(set(self.opts.build_args) - self.used_args - PROXY_ARGS
+                        - set(self.builtin))
+        if unused:
+            self.progress.line(f"[Warning] one or more build args were not consumed: "
+                               f"{', '.join(unused)}")
+        return image_id
+
+    def run_label(self) -> str:
+        """The label value of this build's RUN containers (see build.watchdog), its
+        watchdog started at the first call."""
+        if self.watchdog is None:
+            from .watchdog import Watchdog
+
+            with self._watchdog_lock:
+                if self.watchdog is None:
+                    self.watchdog = Watchdog(self.root, self.runroot)
+        return self.watchdog.token()
+
+    def _build(self) -> str:
+        from ..image.store import ImageStore
+
         with ImageStore(self.root) as store:
             tags = [store.canonical(t) for t in self.opts.tags]  # bad names fail first
             with store.lock.shared():  # every step's image is kept until the build ends
@@ -197,11 +231,6 @@ class Builder:
                     store.db.conn.execute("PRAGMA synchronous = NORMAL")
                     store.db.cache_touch(sorted(self.hits))
         self.digests.save()
-        unused = sorted(set(self.opts.build_args) - self.used_args - PROXY_ARGS
-                        - set(self.builtin))
-        if unused:
-            self.progress.line(f"[Warning] one or more build args were not consumed: "
-                               f"{', '.join(unused)}")
         return image_id
 
     @staticmethod
@@ -281,8 +310,16 @@ class Builder:
                    for n in pending]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException:  # an interrupt: the threads' RUN containers are stopped and
+            self.failed.set()  # removed now, their steps end, and so do they
+            if self.watchdog is not None:
+                self.watchdog.close(normal=False)
+            for t in threads:
+                t.join(60)
+            raise
         if errors:
             raise errors[0]
 

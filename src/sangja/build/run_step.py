@@ -173,6 +173,7 @@ def run_step(run, state, ins):
         from ..engine.commit import container_layer, mount_stubs, remove_mount_stubs
         from ..engine.options import ContainerOptions
         from .progress import OutputTail
+        from .watchdog import LABEL
 
         b.used_args.update(state.args)  # every ARG in scope is in a RUN's environment
         image_id = materialize(run.store, state, b.epoch)
@@ -182,7 +183,8 @@ def run_step(run, state, ins):
         opts = ContainerOptions(image=image_id, command=argv, entrypoint=[], env=run_env,
                                 workdir=state.inner.get("WorkingDir") or None,
                                 user=state.inner.get("User") or None, log_driver="none",
-                                mounts=mounts, labels={"io.sangja.build": "step"})
+                                mounts=mounts, labels={"io.sangja.build": "step",
+                                                       LABEL: b.run_label()})
         if network is not None:
             opts.network = network
         engine = run.engine
