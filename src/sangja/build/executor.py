@@ -227,9 +227,9 @@ class Builder:
                 self._build_stages(store)
                 final = self.finals[self.plan.target]
                 image_id = self._finish(store, final, tags)
-                if self.hits:  # a lost last-use time costs nothing: no fsync for it
-                    store.db.conn.execute("PRAGMA synchronous = NORMAL")
-                    store.db.cache_touch(sorted(self.hits))
+                if self.hits:  # a lost last-use time costs nothing: no fsync for it, and
+                    store.db.conn.execute("PRAGMA synchronous = NORMAL")  # to the minute
+                    store.db.cache_touch(sorted(self.hits), granularity=60)
         self.digests.save()
         return image_id
 

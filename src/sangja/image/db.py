@@ -389,11 +389,22 @@ class Database(SQLiteDB):
                                 (key,)).fetchone()
         return None if row is None else row[0]
 
-    def cache_touch(self, keys: Iterable[str]) -> None:
+    def cache_touch(self, keys: Iterable[str], *, granularity: float = 0.0) -> None:
+        """Record the entries' last use, now. ``granularity``: entries used less than that
+        many seconds ago are left as they are; with none older, nothing is written (a
+        rebuild right after a build writes nothing, so its close has no WAL to sync)."""
         keys = list(keys)
+        now = time.time()
+        if keys and granularity > 0:
+            stale = []
+            for i in range(0, len(keys), 500):  # under SQLite's limit of bound variables
+                part = keys[i:i + 500]
+                stale += [r[0] for r in self.conn.execute(
+                    f"SELECT key FROM build_cache WHERE key IN ({','.join('?' * len(part))})"
+                    " AND last_used < ?", (*part, now - granularity))]
+            keys = stale
         if not keys:
             return
-        now = time.time()
         with self.transaction() as c:
             c.executemany("UPDATE build_cache SET last_used = ? WHERE key = ?",
                           [(now, k) for k in keys])

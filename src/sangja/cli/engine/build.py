@@ -82,7 +82,7 @@ def cmd_build(opts: Globals, args: list[str]) -> int:
     from ...build.progress import Progress
 
     network = flags["network"]
-    if network is not None:
+    if network not in (None, "none", "host", "bridge"):  # those three as they are
         from .run_flags import _network
 
         network = _network(network)  # the engine's own rules for --network
