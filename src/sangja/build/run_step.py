@@ -66,13 +66,16 @@ def _mount_specs(ins, env, escape) -> list[dict[str, str]]:
 
 def _mounts(run, state, ins, stack: ExitStack, env) -> tuple[list, list[str]]:
     """(MountRequests, a description of them for the cache key)."""
+    b = run.b
+    requests, described = [], []
+    specs = _mount_specs(ins, env, b.file.escape)
+    if not specs:
+        return requests, described
     from ..engine.options import MountRequest
     from ..linux.paths import O_PATH, fd_path, open_in_root
 
-    b = run.b
-    requests, described = [], []
     workdir = state.inner.get("WorkingDir") or "/"
-    for m in _mount_specs(ins, env, b.file.escape):
+    for m in specs:
         kind = m["type"]
         target = m.get("target")
         if kind == "secret" and not target:
