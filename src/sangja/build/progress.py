@@ -2,7 +2,11 @@
 RUN output as it comes, ``--> Using cache <id>`` for a step taken from the cache and
 ``--> <id>`` once a step's image exists. Quiet builds show nothing (the id at the end is
 the CLI's). Lines from stages built at once are written whole, never interleaved inside
-a line."""
+a line.
+
+A caller that wants events rather than text (the Docker API's build stream) passes a
+subclass: every event goes through `step`, `cached`, `made`, `line` and `output`, from
+any of the build's threads (HeldProgress, below, is one such subclass)."""
 
 from __future__ import annotations
 
