@@ -309,8 +309,10 @@ def test_cache_in_system_df_and_builder_prune(cli, tmp_path):
 @pytest.mark.parametrize("containerfile, where, message", [
     ("FROM busybox\nBOGUS x\n", "Containerfile:2", "unknown instruction: BOGUS"),
     ("FROM busybox\nCOPY missing.txt /\n", "Containerfile:2", "'missing.txt' not found"),
-    ("FROM busybox\nCOPY --from=nostage /x /\n", "Containerfile:2", "'nostage' names no registry"),
-    ("FROM localhost/no-such-image\n", "Containerfile:1", "names no registry"),
+    ("FROM busybox\nCOPY --from=nostage /x /\n", "Containerfile:2",
+         "'nostage' names no registry"),
+    ("FROM localhost/no-such-image\n", "Containerfile:1",
+         "'localhost/no-such-image' names no registry"),
     ("FROM busybox\nCOPY --bogus a /\n", "Containerfile:2", "unknown flag --bogus"),
     ("FROM busybox\nENV A=${\n", "Containerfile:2", "missing '}'"),
     ("FROM busybox\nRUN <<EOF\necho\n", "Containerfile:2", "unterminated heredoc"),
