@@ -242,6 +242,34 @@ COPY c.txt /c.txt
     assert len(ids) == 1
 
 
+def test_context_digests_remembered_by_stat(cli, tmp_path):
+    """An unchanged context file is not read again: its digest comes from the stat-keyed
+    cache (shown by planting a wrong digest there: the step's key changes with it); a
+    rewrite that keeps size and mtime changes ctime, and is read again."""
+    import time
+
+    ctx = context(tmp_path, "FROM busybox\nCOPY f /f\n", {"f": "one"})
+    time.sleep(2.2)  # a file changed within 2 s of being read is not remembered (racy)
+    f = ctx / "f"
+    build(cli, ctx)
+    cache = cli.root / "build-cache" / "context-digests.json"
+    st = f.stat()
+    entries = json.loads(cache.read_text())["files"]
+    key = f"{st.st_dev}:{st.st_ino}"
+    assert entries[key][:3] == [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    assert "Using cache" in cli.ok("build", str(ctx))
+    # a planted digest is believed while the stat matches: the step's key changes
+    entries[key][3] = "00" * 32
+    cache.write_text(json.dumps({"files": entries}))
+    assert "Using cache" not in cli.ok("build", str(ctx))
+    # the same size and mtime, other content: ctime moved, the file is read again
+    f.write_text("two")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (f.stat().st_size, f.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    image = build(cli, ctx)
+    assert cli.out("--network", "none", image, "cat", "/f") == "two"
+
+
 def test_reproducible_with_source_date_epoch(cli, tmp_path):
     ctx = context(tmp_path, "FROM busybox\nRUN echo same > /f && touch /g\n")
     env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
@@ -309,8 +337,13 @@ def test_failing_run_stops_the_build_and_leaves_nothing(cli, tmp_path):
     assert "never" not in r.stdout
     assert "localhost/failed" not in cli.ok("images")
     assert cli.ps() == []  # no build container left (the fixture checks mounts, dirs)
-    assert [m for m in mounts_under(cli.root, cli.runroot)
-            if "/netns/keeper-" not in m] == []  # the default bridge's keeper stays
+    assert build_mounts(cli) == []
+
+
+def build_mounts(cli) -> list[str]:
+    """Mounts under the store but the default network's keeper (it stays while the network
+    exists: engine_cli's fixture removes it with the network at the module's end)."""
+    return [m for m in mounts_under(cli.root, cli.runroot) if "/netns/keeper-" not in m]
 
 
 def test_context_on_stdin(cli, tmp_path):

@@ -96,3 +96,28 @@ def test_frozen_slots():
     assert not hasattr(ref, "__dict__")
     assert ref == Reference("localhost", "busybox", "latest", None)
     assert hash(ref) == hash(Reference("localhost", "busybox", "latest", None))
+
+
+def test_hand_written_matchers_agree_with_the_grammar_regexes():
+    """reference.py checks the grammar without `re` (start-up time): the same answers as
+    the distribution grammar's regexes, on random strings over the characters that matter."""
+    import random
+    import re
+
+    from sangja.image import reference as r
+
+    dc = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+    cases = [
+        (r._is_path_component, re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"),
+         "ab09._-A/"),
+        (r._is_algorithm, re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*"), "az9+._-A"),
+        (r._is_host, re.compile(rf"{dc}(?:\.{dc})*|\[[0-9a-fA-F:.]+\]"), "aZ9-.[]:fg"),
+        (r._is_port, re.compile(r"[0-9]+"), "09a"),
+        (r._is_tag, re.compile(r"[\w][\w.-]{0,127}", re.ASCII), "aZ9_.-/é"),
+    ]
+    rng = random.Random(11)
+    for check, rx, alphabet in cases:
+        for _n in range(6000):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 7)))
+            assert check(text) == bool(rx.fullmatch(text)), (check.__name__, text)
+    assert r._is_tag("a" * 128) and not r._is_tag("a" * 129)

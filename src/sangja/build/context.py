@@ -123,10 +123,16 @@ def _unpack(data: bytes, dest: str) -> None:
         raise BuildError(f"build context on standard input: {e}") from None
 
 
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns) == \
+        (b.st_dev, b.st_ino, b.st_size, b.st_mtime_ns, b.st_ctime_ns)
+
+
 def digest_sources(root: int, rels: list[str], skip: Callable[[str], bool] | None = None,
-                   descend: Callable[[str], bool] | None = None) -> str:
+                   descend: Callable[[str], bool] | None = None, cache=None) -> str:
     """sha256 over the trees at `rels` below the directory fd `root` (resolved inside it),
-    as COPY will read them."""
+    as COPY will read them. `cache` (a build.digest_cache.DigestCache): files whose stat
+    it knows are not read again."""
     from ..digest import file_sha256, sha256
     from ..linux.fdtree import walk_tree
     from ..linux.paths import O_PATH, fd_path, open_in_root, open_regular, reopen_regular
@@ -137,9 +143,16 @@ def digest_sources(root: int, rels: list[str], skip: Callable[[str], bool] | Non
         h.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode):o}\0".encode(
             "utf-8", "surrogateescape"))
         if stat.S_ISREG(st.st_mode):
-            fd = os.dup(full) if isinstance(full, int) else open_regular(full)
-            with os.fdopen(fd, "rb") as f:
-                h.update(file_sha256(f))
+            digest = cache.get(st) if cache is not None else None
+            if digest is None:
+                fd = os.dup(full) if isinstance(full, int) else open_regular(full)
+                with os.fdopen(fd, "rb") as f:
+                    before = os.fstat(f.fileno())
+                    digest = file_sha256(f)
+                    after = os.fstat(f.fileno())
+                if cache is not None and _same(before, after) and _same(st, before):
+                    cache.put(before, digest)
+            h.update(digest)
         elif stat.S_ISLNK(st.st_mode) and isinstance(full, str):
             h.update(os.readlink(full).encode("utf-8", "surrogateescape"))
         elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):

@@ -96,11 +96,35 @@ class Copier:
     def dest_dir(self, path: str) -> int:
         """An O_PATH fd of the directory `path` of the image, made if missing (owned by
         --chown's owner when given, as BuildKit does)."""
+        missing = self._missing(path) if self.spec.owner is not None else []
         try:
-            return mkdir_all_in_root(self.dst_root, path)
+            fd = mkdir_all_in_root(self.dst_root, path)
         except NotADirectoryError as e:
             raise BuildError(f"destination {path}: {e.strerror or 'not a directory'}"
                              ) from None
+        for made in missing:  # resolved inside the root again, never by a host path
+            dfd = open_in_root(self.dst_root, made, O_PATH | os.O_DIRECTORY)
+            try:
+                os.chown(f"/proc/self/fd/{dfd}", *self.spec.owner)
+            finally:
+                os.close(dfd)
+        return fd
+
+    def _missing(self, path: str) -> list[str]:
+        """The prefixes of `path` that are not directories in the image yet (those that
+        dest_dir will make), shortest first."""
+        parts = [p for p in path.split("/") if p and p != "."]
+        if ".." in parts:  # resolved by mkdir_all_in_root; no owner for what it makes
+            return []
+        out = []
+        for i in range(len(parts), 0, -1):
+            prefix = "/".join(parts[:i])
+            try:
+                os.close(open_in_root(self.dst_root, prefix, O_PATH | os.O_DIRECTORY))
+                break
+            except (FileNotFoundError, NotADirectoryError):
+                out.append(prefix)
+        return out[::-1]
 
     def dest_is_dir(self, path: str) -> bool:
         try:

@@ -5,8 +5,14 @@ Sources: the build context (``.dockerignore`` applied; wildcards), another stage
 image (``--from``), a heredoc (``COPY <<EOF /file``); ADD also extracts a local tar
 archive (plain, gzip, bzip2, xz, zstd) into the destination and downloads an http(s) URL
 (``--checksum=sha256:...`` checks it). Flags: ``--from``, ``--chown``, ``--chmod``
-(octal), ``--link`` (accepted: every layer here is already made apart from its parent's
-files).
+(octal), ``--link``, ``--parents``.
+
+``--link``: the layer is made in an empty directory, never looking at the stage's files
+(a destination is created, not followed if the stage has a link there; a destination
+without a trailing ``/`` is a file name, whatever the stage has there), with times clamped
+to SOURCE_DATE_EPOCH or 0 as on scratch, and ``--chown`` only by number (no /etc/passwd
+to read). Its cache key leaves the stage's layers out: the layer is kept in the build cache
+on its own and put on top of a changed parent as it is.
 """
 
 from __future__ import annotations
@@ -14,21 +20,39 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-import tempfile
 from contextlib import contextmanager
 
-from ..linux.paths import O_PATH, open_in_root
 from .errors import BuildError
 from .lexer import expand, split_words
 
 __all__ = ["copy_step"]
 
-_FLAGS = {"COPY": {"from", "chown", "chmod", "link"},
+_FLAGS = {"COPY": {"from", "chown", "chmod", "link", "parents"},
           "ADD": {"from", "chown", "chmod", "link", "checksum"}}
 
 
 def _is_url(src: str) -> bool:
     return src.startswith(("http://", "https://"))
+
+
+def _bool_flag(ins, name: str) -> bool:
+    value = ins.flag(name)
+    if value is None:
+        return False
+    if value.lower() in ("", "true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise BuildError(f"{ins.cmd} --{name}={value}: expected true or false")
+
+
+def _numeric_owner(spec: str) -> tuple[int, int]:
+    """--chown UID[:GID] for --link (no image files to look names up in)."""
+    user, sep, group = spec.partition(":")
+    if not user.isdigit() or (sep and not group.isdigit()):
+        raise BuildError(f"--chown={spec} with --link: give numeric ids (the layer is made "
+                         "apart from the image, whose /etc/passwd it does not read)")
+    return int(user), int(group) if sep else int(user)
 
 
 def _owner(spec: str, rootfs: str) -> tuple[int, int]:
@@ -91,8 +115,6 @@ def _source_state(run, ref: str):
 
 
 def copy_step(run, state, ins, *, add: bool):
-    from .executor import _key
-
     b = run.b
     cmd = ins.cmd
     for name, _ in ins.flags:
@@ -123,6 +145,10 @@ def copy_step(run, state, ins, *, add: bool):
     chown = x(ins.flag("chown")) if ins.flag("chown") else None
     chmod = _mode(x(ins.flag("chmod"))) if ins.flag("chmod") else None
     checksum = x(ins.flag("checksum")) if ins.flag("checksum") else None
+    link = _bool_flag(ins, "link")
+    parents = _bool_flag(ins, "parents")
+    if link and chown:
+        _numeric_owner(chown)  # refused now, before any work
     run._note_args(state, ins.rest)
     for flag in ("from", "chown", "chmod"):
         if ins.flag(flag):
@@ -140,6 +166,26 @@ def copy_step(run, state, ins, *, add: bool):
     if file_sources and src_state is None and b.context is None:
         raise BuildError(f"{cmd} needs a build context: the Containerfile came on standard "
                          "input alone")
+    for src, doc in sources:
+        if doc is None and add and _is_git(src):
+            raise BuildError(f"ADD of a git repository ({src}) is not supported: clone it "
+                             "into the build context and COPY it")
+    # --link: the layer's key leaves the parent out (its epoch is its own, as on scratch)
+    parts = ["link", str(b.opts.epoch or 0)] if link else [state.key]
+    parts += [ins.original, dest_path, str(chown), str(chmod), src_part]
+    for src, doc in sources:
+        if doc is not None:
+            parts.append(f"heredoc:{doc.content if not doc.expand else x(doc.content)}")
+        elif add and _is_url(src):
+            parts.append(f"url:{src}:{checksum}")  # a URL is fetched again only when
+            # the step's inputs change: Docker's rule is to check Last-Modified too
+        elif src_state is not None:  # a stage's or image's content is named by its key
+            parts.append(_clean(src))
+    if src_state is not None or not file_sources:  # the key is known before any reading:
+        key, layer_key = _keys(parts, state, link)  # a --from stage is mounted only when
+        hit = run.cached(key, state)  # the step is not cached
+        if hit is not None:
+            return hit
 
     with _SourceRoot(run, src_state) as root:
         # what the step reads, resolved now: its content is part of the cache key
@@ -148,9 +194,7 @@ def copy_step(run, state, ins, *, add: bool):
             if doc is not None or (add and _is_url(src)):
                 plan.append((src, doc))
                 continue
-            if add and src.startswith(("git@", "git://")) or src.endswith(".git") and add:
-                raise BuildError("ADD of a git repository is not supported")
-            rel = posixpath.normpath("/" + src).lstrip("/") or "."
+            rel = _clean(src)
             if any(ch in rel for ch in "*?["):
                 from .copy import glob_sources
 
@@ -166,47 +210,66 @@ def copy_step(run, state, ins, *, add: bool):
                     root.descend is not None and root.descend(rel)):
                 raise BuildError(f"{cmd}: source {src!r} not found {root.where} "
                                  "(.dockerignore excludes it)")
+            from ..linux.paths import O_PATH, open_in_root
+
             try:
                 os.close(open_in_root(root.fd, rel, O_PATH))
             except (FileNotFoundError, NotADirectoryError):
                 raise BuildError(f"{cmd}: source {src!r} not found {root.where}") from None
             plan.append((rel, None))
-        parts = [state.key, ins.original, dest_path, str(chown), str(chmod), src_part]
-        for src, doc in plan:
-            if doc is not None:
-                parts.append(f"heredoc:{doc.content if not doc.expand else x(doc.content)}")
-            elif add and _is_url(src):
-                parts.append(f"url:{src}:{checksum}")  # a URL is fetched again only when
-                # the step's inputs change: Docker's rule is to check Last-Modified too
-        if root.fd is not None and src_state is None:
+        if src_state is None and file_sources:  # the context's files: their content
             from .context import digest_sources
 
             rels = [s for s, doc in plan if doc is None and not (add and _is_url(s))]
             try:
-                parts.append(digest_sources(root.fd, rels, root.skip, root.descend))
+                parts.append(digest_sources(root.fd, rels, root.skip, root.descend,
+                                            b.digests))
             except BuildError as e:
                 raise BuildError(f"{cmd}: source {e} {root.where}") from None
-        else:
-            parts += [s for s, doc in plan if doc is None]
-        key = _key(*parts)
-        hit = run.cached(key, state)
-        if hit is not None:
-            return hit
+            key, layer_key = _keys(parts, state, link)
+            hit = run.cached(key, state)
+            if hit is not None:
+                return hit
 
         def work(dst_root: int) -> None:
             from .copy import Copier, CopySpec
 
-            owner = _owner(chown, f"/proc/self/fd/{dst_root}") if chown else None
+            owner = None if not chown else _numeric_owner(chown) if link else \
+                _owner(chown, f"/proc/self/fd/{dst_root}")
             copier = Copier(dst_root, CopySpec(owner, chmod, reset_owner=src_state is None),
                             root.skip, root.descend)
             try:
                 for src, doc in plan:
                     _copy_one(copier, root, src, doc, dest_path, dir_syntax, add, x,
-                              checksum, len(plan) > 1)
+                              checksum, len(plan) > 1, parents)
             finally:
                 copier.close()
 
+        if link:
+            stored = run.linked_layer(
+                layer_key, lambda: run.workspace(None, work, epoch=b.opts.epoch or 0), ins)
+            return run.add_layer(state, stored, ins, key)
         return run.add_layer(state, run.workspace(state, work), ins, key)
+
+
+def _keys(parts: list[str], state, link: bool) -> tuple[str, str | None]:
+    """(the step's cache key, the --link layer's own key or None)."""
+    from .executor import _key
+
+    if not link:
+        return _key(*parts), None
+    layer_key = _key(*parts)
+    return _key(state.key, "link", layer_key), layer_key
+
+
+def _clean(src: str) -> str:
+    """A source path as the step reads it: relative to its root, no '..' above it."""
+    return posixpath.normpath("/" + src).lstrip("/") or "."
+
+
+def _is_git(src: str) -> bool:
+    return src.startswith(("git@", "git://")) or src.endswith(".git") and (
+        _is_url(src) or "://" in src)
 
 
 class _SourceRoot:
@@ -239,7 +302,11 @@ class _SourceRoot:
 
 
 def _copy_one(copier, root, src: str, doc, dest_path: str, dir_syntax: bool, add: bool, x,
-              checksum: str | None, many: bool) -> None:
+              checksum: str | None, many: bool, parents: bool = False) -> None:
+    parents = parents and doc is None and not (add and _is_url(src)) and src != "."
+    if parents:  # --parents: the source's directories below its root come along
+        dest_path = posixpath.join(dest_path, posixpath.dirname(src))
+        dir_syntax = True
     into_dir = dir_syntax or many or copier.dest_is_dir(dest_path)
     if doc is not None:
         content = x(doc.content) if doc.expand else doc.content
@@ -256,10 +323,14 @@ def _copy_one(copier, root, src: str, doc, dest_path: str, dir_syntax: bool, add
     if add and _is_url(src):
         _add_url(copier, src, dest_path, into_dir, checksum)
         return
+    from ..linux.paths import O_PATH, open_in_root
+
     pfd = open_in_root(root.fd, src, O_PATH)
     try:
         st = os.fstat(pfd)
         if stat.S_ISDIR(st.st_mode):
+            if parents:
+                dest_path = posixpath.join(dest_path, posixpath.basename(src))
             parent = copier.dest_dir(dest_path)
             try:
                 copier.copy_resolved(pfd, st, parent, None, src if src != "." else "")
@@ -304,6 +375,7 @@ def _extract(copier, pfd: int, dest_path: str) -> bool:
             if head[:3] == b"BZh" or head == b"\xfd7zXZ\x00":
                 import bz2
                 import lzma
+                import tempfile
 
                 tmp = tempfile.TemporaryFile()
                 tmp.write((bz2 if head[:3] == b"BZh" else lzma).decompress(f.read()))
@@ -320,6 +392,7 @@ def _extract(copier, pfd: int, dest_path: str) -> bool:
 
 def _add_url(copier, url: str, dest_path: str, into_dir: bool, checksum: str | None) -> None:
     import hashlib
+    import tempfile
     import urllib.parse
     import urllib.request
 

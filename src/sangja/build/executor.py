@@ -19,16 +19,22 @@ entries sorted, numeric owners, times clamped to SOURCE_DATE_EPOCH (default: the
 creation time of the build's base images, 0 for FROM scratch), no host names; so two
 --no-cache builds of the same Containerfile and context give the same image id.
 
-Stages the target does not need are not built; the others are built in threads, each as
-soon as the stages it needs are done. The store's gc lock is held shared for the whole
-build, so no prune removes a step's image before the build is over.
+Stages the target does not need are not built. The others run here, one after the other,
+with the build's one store, for as long as each is wholly in the cache (a *probe*: its
+progress is held back until the stage is done); at the first step that must do work while
+other stages are still to build, the stages not done yet are built in threads, each as
+soon as the stages it needs are done, each with a store and an engine of its own (SQLite
+connections are per thread). So a cached build starts no thread, opens one database and
+writes once at its end (the cache hits' last use, not synced: losing it loses nothing).
+The store's gc lock is held shared for the whole build, so no prune removes a step's image
+before the build is over.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
+from _thread import allocate_lock
 
 from ..digest import sha256
 from ..errors import SangjaError
@@ -37,7 +43,7 @@ from ..records import dataclass, field
 from .errors import BuildError
 from .lexer import expand, split_words
 from .parser import Containerfile, Instruction, parse, parse_line
-from .progress import Progress
+from .progress import HeldProgress, Progress
 from .stages import Plan, Stage, plan
 
 __all__ = ["BuildOptions", "Builder", "build"]
@@ -78,12 +84,11 @@ class State:
     image_id: str | None = None  # an image of the store that is exactly this state
     args: dict[str, str] = field(default_factory=dict)  # ARGs in scope
     cmd_set: bool = False
+    layers_of: str | None = None  # an image of the store whose layers are `layers`
 
     def copy(self) -> State:
-        import copy
-
-        return State(copy.deepcopy(self.config), list(self.layers), list(self.descs),
-                     self.size, self.key, self.image_id, dict(self.args), self.cmd_set)
+        return State(_clone(self.config), list(self.layers), list(self.descs), self.size,
+                     self.key, self.image_id, dict(self.args), self.cmd_set, self.layers_of)
 
     @property
     def inner(self) -> dict:
@@ -95,6 +100,19 @@ class State:
             k, _, v = str(item).partition("=")
             out[k] = v
         return out
+
+
+def _clone(value):
+    """A deep copy of a JSON value (`copy.deepcopy` costs an import and is slower)."""
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    return value
+
+
+class _Miss(Exception):
+    """A probed stage reached a step that is not in the cache."""
 
 
 def _key(*parts: str) -> str:
@@ -141,16 +159,18 @@ class Builder:
         self.opts = opts
         self.progress = progress
         self.containerfile_path = containerfile_path
-        self.failed = threading.Event()
+        self.failed = None  # a threading.Event once stages run in threads
         self.finals: dict[int, State] = {}
-        self.done: dict[int, threading.Event] = {}
+        self.done: dict = {}  # stage -> threading.Event, for stages built in threads
         self.used_args: set[str] = set()
         self.ignore = None
-        self.hits: list[str] = []  # cache keys used: their last use recorded at the end
+        self.hits: set[str] = set()  # cache keys used: their last use recorded at the end
+        self.digests = None  # the context files' digests by stat (build.digest_cache)
+        self.watchdog = None  # build.watchdog.Watchdog, from the first RUN step on
+        self._watchdog_lock = allocate_lock()
 
     # -- entry ---------------------------------------------------------------------------
     def build(self) -> str:
-        from ..engine.containers import Engine
         from ..image.store import goarch
 
         arch = goarch()
@@ -165,21 +185,52 @@ class Builder:
             from .ignore import read_ignore_file
 
             self.ignore = read_ignore_file(self.context, self.containerfile_path)
-        with Engine(self.root, self.runroot) as engine:
-            store = engine.images
-            tags = [store.canonical(t) for t in self.opts.tags]  # bad names fail first
-            with store.lock.shared():  # every step's image is kept until the build ends
-                self.bases = self._resolve_bases(store)
-                self.epoch = self._epoch(store)
-                self._build_stages()
-                final = self.finals[self.plan.target]
-                image_id = self._finish(engine, final, tags)
-                store.db.cache_touch(self.hits)
+        from .digest_cache import DigestCache
+
+        self.digests = DigestCache(self.root)
+        normal = False
+        try:
+            image_id = self._build()
+            normal = True
+        except (SangjaError, OSError):  # the steps ended and removed their containers
+            normal = True
+            raise
+        finally:
+            if self.watchdog is not None:
+                self.watchdog.close(normal)
         unused = sorted(set(self.opts.build_args) - self.used_args - PROXY_ARGS
                         - set(self.builtin))
         if unused:
             self.progress.line(f"[Warning] one or more build args were not consumed: "
                                f"{', '.join(unused)}")
+        return image_id
+
+    def run_label(self) -> str:
+        """The label value of this build's RUN containers (see build.watchdog), its
+        watchdog started at the first call."""
+        if self.watchdog is None:
+            from .watchdog import Watchdog
+
+            with self._watchdog_lock:
+                if self.watchdog is None:
+                    self.watchdog = Watchdog(self.root, self.runroot)
+        return self.watchdog.token()
+
+    def _build(self) -> str:
+        from ..image.store import ImageStore
+
+        with ImageStore(self.root) as store:
+            tags = [store.canonical(t) for t in self.opts.tags]  # bad names fail first
+            with store.lock.shared():  # every step's image is kept until the build ends
+                self.bases = self._resolve_bases(store)
+                self.epoch = self._epoch(store)
+                self._build_stages(store)
+                final = self.finals[self.plan.target]
+                image_id = self._finish(store, final, tags)
+                if self.hits:  # a lost last-use time costs nothing: no fsync for it, and
+                    store.db.conn.execute("PRAGMA synchronous = NORMAL")  # to the minute
+                    store.db.cache_touch(sorted(self.hits), granularity=60)
+        self.digests.save()
         return image_id
 
     @staticmethod
@@ -228,27 +279,55 @@ class Builder:
         return newest
 
     # -- stages --------------------------------------------------------------------------
-    def _build_stages(self) -> None:
-        needed = self.plan.needed
-        for n in needed:
+    def _build_stages(self, store) -> None:
+        """Each needed stage (in index order, which is an order their dependencies allow):
+        here while they are cached, then in threads (see the module's docstring)."""
+        pending = list(self.plan.needed)
+        while pending:
+            alone = len(pending) == 1
+            if not alone and self.opts.no_cache:
+                break
+            run = _StageRun(self, store, self.plan.stages[pending[0]], probe=not alone)
+            try:
+                self.finals[pending[0]] = run.run()
+            except _Miss:
+                break
+            finally:
+                run.close()
+            pending.pop(0)
+        if pending:
+            self._threads(pending)
+
+    def _threads(self, pending: list[int]) -> None:
+        import threading
+
+        self.failed = threading.Event()
+        for n in pending:
             self.done[n] = threading.Event()
-        if len(needed) == 1:
-            self._stage(needed[0])
-            return
         errors: list[BaseException] = []
         # plain threads: concurrent.futures would bring logging and enum to every build
         threads = [threading.Thread(target=self._stage_thread, args=(n, errors), daemon=True)
-                   for n in needed]
+                   for n in pending]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException:  # an interrupt: the threads' RUN containers are stopped and
+            self.failed.set()  # removed now, their steps end, and so do they
+            if self.watchdog is not None:
+                self.watchdog.close(normal=False)
+            for t in threads:
+                t.join(60)
+            raise
         if errors:
             raise errors[0]
 
     def _stage_thread(self, n: int, errors: list[BaseException]) -> None:
         try:
             for dep in self.plan.stages[n].deps:
+                if dep not in self.done:
+                    continue  # built before the threads started
                 while not self.done[dep].wait(0.1):
                     if self.failed.is_set():
                         return
@@ -264,17 +343,21 @@ class Builder:
             self.done[n].set()
 
     def _stage(self, n: int) -> None:
-        from ..engine.containers import Engine
+        from ..image.store import ImageStore
 
-        stage = self.plan.stages[n]
-        with Engine(self.root, self.runroot) as engine:
-            runner = _StageRun(self, engine, stage)
-            self.finals[n] = runner.run()
+        with ImageStore(self.root) as store:
+            run = _StageRun(self, store, self.plan.stages[n])
+            try:
+                self.finals[n] = run.run()
+            finally:
+                run.close()
         self.done[n].set()
 
+    def stopped(self) -> bool:
+        return self.failed is not None and self.failed.is_set()
+
     # -- the end -------------------------------------------------------------------------
-    def _finish(self, engine, final: State, tags: list[str]) -> str:
-        store = engine.images
+    def _finish(self, store, final: State, tags: list[str]) -> str:
         state = final
         if self.opts.labels:
             state = final.copy()
@@ -284,6 +367,11 @@ class Builder:
             state.image_id = None
         image_id = materialize(store, state, self.epoch)
         for t in tags:
+            try:
+                if store.db.resolve(t).id == image_id:
+                    continue  # a rebuild: the tag is there already, nothing to write
+            except ImageNotFound:
+                pass
             store.tag(t, image_id)
         return image_id
 
@@ -301,28 +389,45 @@ def materialize(store, state: State, epoch: int) -> str:
 
 
 def state_of_image(store, image_id: str, key: str) -> State:
-    """A state that is exactly the stored image `image_id`."""
+    """A state that is exactly the stored image `image_id` (a full id)."""
     from ..image.commit import base_layers
+    from ..jsonio import loads
 
-    img = store.resolve(image_id)
-    config = store.config(img.id)
+    img = store.db.get_image(image_id)
+    config = loads(store.blobs.read_bytes(img.id), source=f"image config {img.id}")
     layers, descs = base_layers(store, img, config)
     config = {k: v for k, v in config.items() if k != "rootfs"}
     return State(config=config, layers=layers, descs=descs, size=img.size, key=key,
-                 image_id=img.id)
+                 image_id=img.id, layers_of=img.id)
 
 
 class _StageRun:
-    """One stage, in one thread, with its own engine (SQLite connections are per thread)."""
+    """One stage, in one thread, with that thread's store and an engine made when a step
+    needs one (SQLite connections are per thread). A probe (`probe`) stops with _Miss at
+    the first step that is not in the cache, its progress held back until it is done."""
 
-    def __init__(self, builder: Builder, engine, stage: Stage):
+    def __init__(self, builder: Builder, store, stage: Stage, probe: bool = False):
         self.b = builder
-        self.engine = engine
-        self.store = engine.images
+        self.store = store
         self.stage = stage
+        self.probe = probe
+        self.progress = HeldProgress() if probe else builder.progress
+        self._engine = None
         n_stages = len(builder.plan.needed)
         pos = builder.plan.needed.index(stage.index) + 1
         self.label = f"[{pos}/{n_stages}] " if n_stages > 1 else ""
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            from ..engine.containers import Engine
+
+            self._engine = Engine(self.b.root, self.b.runroot)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
 
     def where(self, ins: Instruction) -> str:
         return self.b.file.where(ins)
@@ -344,13 +449,18 @@ class _StageRun:
                       "config": {"Env": [DEFAULT_PATH_ENV]}, "history": []}
             return State(config=config, layers=[], descs=[], size=0, key=_key("scratch"))
         image_id = b.bases[st.index]
-        self.store.unpacked_layers(image_id)  # its layers' directories, for the snapshots
         return state_of_image(self.store, image_id, _key("from", image_id))
 
     def run(self) -> State:
+        state = self._run()
+        if self.probe:  # done: what it would have shown, shown now
+            self.progress.release(self.b.progress)
+        return state
+
+    def _run(self) -> State:
         stage = self.stage
         total = 1 + len(stage.instructions)
-        self.b.progress.step(self.label, 1, total, stage.from_ins.original)
+        self.progress.step(self.label, 1, total, stage.from_ins.original)
         state = self.initial()
         triggers = list(state.inner.get("OnBuild") or [])
         if triggers:
@@ -358,13 +468,13 @@ class _StageRun:
             state.image_id = None
             for text in triggers:
                 ins = parse_line(text, stage.from_ins.line, self.b.file.escape, self.b.name)
-                self.b.progress.line(f"--> ONBUILD {text}")
+                self.progress.line(f"--> ONBUILD {text}")
                 state = self.step(state, ins, where=f"{self.where(stage.from_ins)} (ONBUILD "
                                   f"{text.split()[0].upper()} of the base image)")
         for i, ins in enumerate(stage.instructions, start=2):
-            if self.b.failed.is_set():
+            if self.b.stopped():
                 raise BuildError("stopped: another stage failed")
-            self.b.progress.step(self.label, i, total, ins.original)
+            self.progress.step(self.label, i, total, ins.original)
             state = self.step(state, ins)
         return state
 
@@ -405,21 +515,21 @@ class _StageRun:
 
     def cached(self, key: str, state: State) -> State | None:
         """The state a step with this key made before (its image from the build cache),
-        with the ARGs in scope of `state`; None on a miss or with --no-cache."""
-        if self.b.opts.no_cache:
-            return None
-        image_id = self.store.db.cache_get(key)
-        if image_id is None:
-            return None
+        with the ARGs in scope of `state`; None on a miss or with --no-cache (a probe
+        stops there: _Miss)."""
+        image_id = None if self.b.opts.no_cache else self.store.db.cache_get(key)
         current = state
         try:
-            state = state_of_image(self.store, image_id, key)
-            self.store.unpacked_layers(image_id)
-        except SangjaError:
+            state = state_of_image(self.store, image_id, key) if image_id else None
+        except (SangjaError, OSError, ValueError):  # its image is gone or damaged
+            state = None
+        if state is None:
+            if self.probe:
+                raise _Miss(key)
             return None
         state.args, state.cmd_set = dict(current.args), current.cmd_set
-        self.b.hits.append(key)
-        self.b.progress.cached(image_id)
+        self.b.hits.add(key)
+        self.progress.cached(image_id)
         return state
 
     def add_layer(self, state: State, stored, ins: Instruction, key: str,
@@ -435,8 +545,9 @@ class _StageRun:
             new.size += stored.layer.content_size or 0
         self.history(new, ins, empty=stored is None, text=text)
         image_id = materialize(self.store, new, self.b.epoch)
+        new.layers_of = image_id
         self.store.db.cache_put(key, image_id, text or ins.original)
-        self.b.progress.made(image_id)
+        self.progress.made(image_id)
         return new
 
     # -- config instructions -------------------------------------------------------------
@@ -535,17 +646,16 @@ class _StageRun:
         return new
 
     # -- file steps ----------------------------------------------------------------------
-    def workspace(self, state: State, work) -> object:
-        """Run work(root_fd) on a fresh snapshot of the state's layers mounted on the host;
-        the files it changed as a stored layer (None: no change)."""
+    def workspace(self, state: State | None, work, epoch: int | None = None) -> object:
+        """Run work(root_fd) on a fresh snapshot of the state's layers mounted on the host
+        (state None: an empty directory, for COPY --link); the files it changed as a stored
+        layer (None: no change), times clamped to `epoch` (default: the build's)."""
         from ..engine.commit import StoredLayer  # noqa: F401 - the return type
         from ..image.commit import store_upper_layer
 
         snaps = self.engine.snapshots()
         sid = os.urandom(32).hex()
-        dirs = [self.store.layer_path(la.diff_id) for la in state.layers]
-        if state.image_id is not None:
-            dirs = self.store.unpacked_layers(state.image_id)
+        dirs = self.store.unpacked_layers(state.layers_of) if state and state.layers_of else []
         try:
             rootfs = snaps.prepare(sid, dirs)
             if snaps.kind(sid) != "overlay":
@@ -557,10 +667,42 @@ class _StageRun:
             finally:
                 os.close(fd)
             snaps.unmount(sid)
-            return store_upper_layer(self.store, snaps.diff_dir(sid), epoch=self.b.epoch,
-                                     adopt=True)
+            return store_upper_layer(self.store, snaps.diff_dir(sid), adopt=True,
+                                     epoch=self.b.epoch if epoch is None else epoch)
         finally:
             snaps.remove(sid)
+
+    def linked_layer(self, layer_key: str, make, ins: Instruction) -> object:
+        """The layer of a COPY/ADD --link: made apart from any image (`make()`, which
+        returns a stored layer or None) and kept in the build cache under `layer_key` as an
+        image of that one layer, so that a rebuild on another parent reuses it as is."""
+        from ..engine.commit import StoredLayer
+        from ..image.store import goarch
+
+        image_id = None if self.b.opts.no_cache else self.store.db.cache_get(layer_key)
+        if image_id is not None:
+            try:
+                made = state_of_image(self.store, image_id, layer_key)
+            except (SangjaError, OSError, ValueError):
+                made = None
+            if made is not None and len(made.layers) <= 1:
+                self.b.hits.add(layer_key)
+                self.progress.line(f"--> Using linked layer {image_id.partition(':')[2]}")
+                if not made.layers:
+                    return None
+                self.store.unpacked_layers(image_id)
+                return StoredLayer(made.layers[0], made.descs[0])
+        stored = make()
+        alone = State(config={"architecture": goarch(), "os": "linux", "config": {},
+                              "history": []}, layers=[], descs=[], size=0, key=layer_key)
+        self.history(alone, ins, empty=stored is None)
+        if stored is not None:
+            alone.layers.append(stored.layer)
+            alone.descs.append(stored.descriptor)
+            alone.size = stored.layer.content_size or 0
+        self.store.db.cache_put(layer_key, materialize(self.store, alone, self.b.epoch),
+                                f"{ins.original} (the linked layer)")
+        return stored
 
     def do_copy(self, state: State, ins: Instruction) -> State:
         from .copy_step import copy_step

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 
 __all__ = ["Ignore", "read_ignore_file"]
 
 IGNORE_FILES = (".containerignore", ".dockerignore")
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
+def _compile(pattern: str):  # -> re.Pattern[str]
+    import re  # here: only a context with an ignore file pays for it
+
     out = ["^"]
     i, n = 0, len(pattern)
     while i < n:
@@ -58,7 +59,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 class Ignore:
     def __init__(self, patterns: list[str]):
-        self.rules: list[tuple[re.Pattern[str], bool, str]] = []
+        self.rules: list[tuple] = []  # (re.Pattern[str], exception, text)
         for raw in patterns:
             text = raw.strip()
             if not text or text.startswith("#"):

@@ -16,9 +16,6 @@ escapes hold them together and are kept for ``expand`` to remove.
 
 from __future__ import annotations
 
-import fnmatch
-import re
-
 from .errors import BuildError
 
 __all__ = ["expand", "split_words", "uses"]
@@ -198,8 +195,11 @@ class _Word:
         raise BuildError(f"unsupported modifier ({ch}) in substitution")
 
 
-def _glob(pattern: str) -> re.Pattern[str]:
+def _glob(pattern: str):  # -> re.Pattern[str]
     """A shell pattern (escapes with a backslash kept literal) as a regex."""
+    import fnmatch  # here: `re` is for the few builds with pattern substitutions
+    import re
+
     out, i = [], 0
     while i < len(pattern):
         c = pattern[i]

@@ -18,9 +18,6 @@ line); what each means is the executor's business.
 
 from __future__ import annotations
 
-import json
-import re
-
 from ..records import dataclass, field
 from .errors import BuildError
 from .lexer import split_words
@@ -34,9 +31,30 @@ INSTRUCTIONS = frozenset({
 })
 _HEREDOC_INSTRUCTIONS = ("RUN", "COPY", "ADD")
 _JSON_INSTRUCTIONS = ("RUN", "CMD", "ENTRYPOINT", "SHELL", "COPY", "ADD", "VOLUME")
-_DIRECTIVE = re.compile(r"^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$")
-_HEREDOC = re.compile(r"^(\d*)<<(-?)(.+)$")
-_FLAG = re.compile(r"^--([a-zA-Z][a-zA-Z0-9-]*)(?:=(.*))?$", re.S)
+# plain string tests, no `re`: the parse is on every build's path, a cached one's too
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_HEREDOC_NAME = _ALNUM | frozenset("_.-")
+
+
+def _directive(line: str) -> tuple[str, str] | None:
+    """``# key = value`` (key: a letter then letters or digits; value not empty)."""
+    if not line.startswith("#"):
+        return None
+    key, eq, value = line[1:].partition("=")
+    key, value = key.strip(" \t"), value.strip(" \t")
+    if not eq or not value or not key or not key[0].isascii() or not key[0].isalpha() \
+            or not set(key) <= _ALNUM or "\n" in value:
+        return None
+    return key, value
+
+
+def _flag(word: str) -> tuple[str, str | None] | None:
+    """``--name`` or ``--name=value`` (name: a letter, then letters, digits or '-')."""
+    name, eq, value = word[2:].partition("=")
+    if not name or not name[0].isascii() or not name[0].isalpha() \
+            or not set(name) <= _ALNUM | {"-"}:
+        return None
+    return name, value if eq else None
 
 
 @dataclass(frozen=True)
@@ -84,13 +102,13 @@ def _directives(lines: list[str], path: str) -> tuple[dict[str, str], int]:
     """The parser directives at the top and the index of the first line after them."""
     found: dict[str, str] = {}
     for i, line in enumerate(lines):
-        m = _DIRECTIVE.match(line)
-        if not m:
+        m = _directive(line)
+        if m is None:
             return found, i
-        key = m.group(1).lower()
+        key = m[0].lower()
         if key in found:
             raise BuildError(f"only one {key} parser directive can be used", f"{path}:{i + 1}")
-        found[key] = m.group(2)
+        found[key] = m[1]
     return found, len(lines)
 
 
@@ -110,16 +128,17 @@ def _heredoc_names(rest: str, escape: str) -> list[tuple[str, bool, bool, int | 
     """(terminator, expand, strip tabs, fd) of each heredoc a line asks for."""
     out = []
     for word in split_words(rest, escape):
-        m = _HEREDOC.match(word)
-        if not m:
+        fd, sep, name = word.partition("<<")  # DIGITS<<[-]NAME
+        if not sep or not (fd == "" or fd.isascii() and fd.isdigit()):
             continue
-        name = m.group(3)
+        strip_tabs = name.startswith("-")
+        name = name[1:] if strip_tabs else name
         quoted = len(name) >= 2 and name[0] == name[-1] and name[0] in "'\""
         if quoted:
             name = name[1:-1]
-        if not name or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        if not name or not set(name) <= _HEREDOC_NAME:
             continue  # "<<" as data, e.g. an echo with a bit shift
-        out.append((name, not quoted, m.group(2) == "-", int(m.group(1)) if m.group(1) else None))
+        out.append((name, not quoted, strip_tabs, int(fd) if fd else None))
     return out
 
 
@@ -134,20 +153,22 @@ def _split_flags(text: str) -> tuple[list[tuple[str, str | None]], str]:
         if word == "--":
             rest = after.lstrip()
             break
-        m = _FLAG.match(word)
-        if not m:
+        m = _flag(word)
+        if m is None:
             break
-        flags.append((m.group(1).lower(), m.group(2)))
+        flags.append((m[0].lower(), m[1]))
         rest = after.lstrip()
     return flags, rest
 
 
 def _json_form(rest: str) -> list[str] | None:
     text = rest.strip()
-    if not text.startswith("["):
+    if not text.startswith("[") or not text.endswith("]"):
         return None
+    from ..jsonio import loads
+
     try:
-        value = json.loads(text)
+        value = loads(text)
     except ValueError:
         return None
     if isinstance(value, list) and all(isinstance(v, str) for v in value):

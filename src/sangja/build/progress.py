@@ -2,11 +2,15 @@
 RUN output as it comes, ``--> Using cache <id>`` for a step taken from the cache and
 ``--> <id>`` once a step's image exists. Quiet builds show nothing (the id at the end is
 the CLI's). Lines from stages built at once are written whole, never interleaved inside
-a line."""
+a line.
+
+A caller that wants events rather than text (the Docker API's build stream) passes a
+subclass: every event goes through `step`, `cached`, `made`, `line` and `output`, from
+any of the build's threads (HeldProgress, below, is one such subclass)."""
 
 from __future__ import annotations
 
-import threading
+from _thread import allocate_lock  # not `threading`: a cached build starts no thread
 
 __all__ = ["Progress"]
 
@@ -15,7 +19,7 @@ class Progress:
     def __init__(self, out=None, quiet: bool = False):
         self.out = out  # a binary stream (stdout's buffer)
         self.quiet = quiet or out is None
-        self.lock = threading.Lock()
+        self.lock = allocate_lock()
 
     def line(self, text: str) -> None:
         if self.quiet:
@@ -39,6 +43,26 @@ class Progress:
         with self.lock:
             self.out.write(data)
             self.out.flush()
+
+
+class HeldProgress(Progress):
+    """What a stage probed for cache hits would show, kept until it is done (`release`);
+    dropped when the probe stops at a step that must do work (the stage runs again)."""
+
+    def __init__(self):
+        super().__init__(None)
+        self.held: list[str] = []
+
+    def line(self, text: str) -> None:
+        self.held.append(text)
+
+    def output(self, data: bytes) -> None:  # pragma: no cover - a probe runs nothing
+        pass
+
+    def release(self, to: Progress) -> None:
+        for text in self.held:
+            to.line(text)
+        self.held = []
 
 
 class OutputTail:

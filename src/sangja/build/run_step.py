@@ -17,7 +17,6 @@ step's layer.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 from contextlib import ExitStack
@@ -67,13 +66,16 @@ def _mount_specs(ins, env, escape) -> list[dict[str, str]]:
 
 def _mounts(run, state, ins, stack: ExitStack, env) -> tuple[list, list[str]]:
     """(MountRequests, a description of them for the cache key)."""
+    b = run.b
+    requests, described = [], []
+    specs = _mount_specs(ins, env, b.file.escape)
+    if not specs:
+        return requests, described
     from ..engine.options import MountRequest
     from ..linux.paths import O_PATH, fd_path, open_in_root
 
-    b = run.b
-    requests, described = [], []
     workdir = state.inner.get("WorkingDir") or "/"
-    for m in _mount_specs(ins, env, b.file.escape):
+    for m in specs:
         kind = m["type"]
         target = m.get("target")
         if kind == "secret" and not target:
@@ -84,8 +86,10 @@ def _mounts(run, state, ins, stack: ExitStack, env) -> tuple[list, list[str]]:
             target = posixpath.join(workdir, target)
         if kind == "cache":
             cid = m.get("id") or target
+            from ..digest import sha256
+
             path = os.path.join(b.root, "build-cache", "mounts",
-                                hashlib.sha256(cid.encode()).hexdigest()[:32])
+                                sha256(cid.encode()).hexdigest()[:32])
             if not os.path.isdir(path):
                 os.makedirs(path, mode=0o755, exist_ok=True)
                 os.chown(path, int(m.get("uid", "0")), int(m.get("gid", "0")))
@@ -125,7 +129,7 @@ def _mounts(run, state, ins, stack: ExitStack, env) -> tuple[list, list[str]]:
                 stack.callback(os.close, root_fd)
                 from .context import digest_sources
 
-                part = digest_sources(root_fd, [src])
+                part = digest_sources(root_fd, [src], cache=b.digests)
             try:  # resolved inside its root; mounted by the name of what was found
                 pfd = open_in_root(root_fd, src, O_PATH)
             except (FileNotFoundError, NotADirectoryError):
@@ -151,10 +155,7 @@ def _network(run, ins) -> str | None:
 
 
 def run_step(run, state, ins):
-    from ..engine.commit import container_layer, mount_stubs, remove_mount_stubs
-    from ..engine.options import ContainerOptions
     from .executor import PROXY_ARGS, _key, key_json, materialize
-    from .progress import OutputTail
 
     b = run.b
     for name, value in ins.flags:
@@ -172,6 +173,11 @@ def run_step(run, state, ins):
         hit = run.cached(key, state)
         if hit is not None:
             return hit
+        from ..engine.commit import container_layer, mount_stubs, remove_mount_stubs
+        from ..engine.options import ContainerOptions
+        from .progress import OutputTail
+        from .watchdog import LABEL
+
         b.used_args.update(state.args)  # every ARG in scope is in a RUN's environment
         image_id = materialize(run.store, state, b.epoch)
         run_env = [f"{k}={v}" for k, v in state.args.items() if k not in state.env()]
@@ -180,7 +186,8 @@ def run_step(run, state, ins):
         opts = ContainerOptions(image=image_id, command=argv, entrypoint=[], env=run_env,
                                 workdir=state.inner.get("WorkingDir") or None,
                                 user=state.inner.get("User") or None, log_driver="none",
-                                mounts=mounts, labels={"io.sangja.build": "step"})
+                                mounts=mounts, labels={"io.sangja.build": "step",
+                                                       LABEL: b.run_label()})
         if network is not None:
             opts.network = network
         engine = run.engine
@@ -188,7 +195,7 @@ def run_step(run, state, ins):
         try:
             rootfs = engine.snapshots().prepare(cid, run.store.unpacked_layers(image_id))
             stubs = mount_stubs(rootfs, RUN_MOUNT_POINTS + [m.target for m in mounts])
-            out = OutputTail(b.progress)
+            out = OutputTail(run.progress)
             client = engine.start(cid, attach=True)
             try:
                 code = client.relay(None, out, out, False)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import time
 from collections.abc import Iterator
 
@@ -29,7 +28,7 @@ CHUNK = 1 << 20
 
 # algorithm -> length of its lowercase hex encoding
 ALGORITHMS = {"sha256": 64, "sha512": 128}
-_DIGEST_RE = re.compile(r"(sha256|sha512):([0-9a-f]+)")
+_HEX = frozenset("0123456789abcdef")  # not `re`: digests are checked on every start-up path
 _TMP_PREFIX = "put-"
 _HAVE_PROC_FD = os.path.isdir("/proc/self/fd")  # O_TMPFILE files are linked in through it
 
@@ -66,10 +65,10 @@ def parse_digest(digest: object) -> tuple[str, str]:
     """Split and validate ``algo:hex``; raise :class:`InvalidDigest` otherwise."""
     if not isinstance(digest, str):
         raise InvalidDigest(digest)
-    m = _DIGEST_RE.fullmatch(digest)
-    if m is None or len(m.group(2)) != ALGORITHMS[m.group(1)]:
+    algo, sep, hexpart = digest.partition(":")
+    if not sep or len(hexpart) != ALGORITHMS.get(algo) or not set(hexpart) <= _HEX:
         raise InvalidDigest(digest)
-    return m.group(1), m.group(2)
+    return algo, hexpart
 
 
 def validate_digest(digest: object) -> str:
@@ -299,7 +298,7 @@ class BlobStore:
                     if len(e.name) != length or not e.is_file(follow_symlinks=False):
                         continue
                     digest = f"{algo}:{e.name}"
-                    if _DIGEST_RE.fullmatch(digest):
+                    if set(e.name) <= _HEX:
                         yield digest
 
     def cleanup_temp(self, older_than_seconds: float = 3600) -> int:

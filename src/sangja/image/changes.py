@@ -23,12 +23,6 @@ raises :class:`ChangeError` naming it.
 
 from __future__ import annotations
 
-import copy
-import json
-import re
-import signal
-from typing import Any
-
 from sangja.errors import SangjaError
 
 __all__ = ["ALLOWED", "ChangeError", "apply_changes", "apply_instruction"]
@@ -40,8 +34,9 @@ DOCKERFILE_INSTRUCTIONS = frozenset({
     "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
 })
 DEFAULT_SHELL = ["/bin/sh", "-c"]
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_PORT_RE = re.compile(r"(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?")
+# `re`, `json`, `signal` and `copy` are imported where used: a cached build applies
+# its ENV, CMD... lines here and should not pay for them
+_PORT_RE = r"(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?"
 _PROTOCOLS = ("tcp", "udp", "sctp")
 
 
@@ -69,7 +64,7 @@ def _split_words(text: str, escape: str = "\\") -> list[str]:
     return split_words(text, escape)
 
 
-def _env_map(config: dict[str, Any]) -> dict[str, str]:
+def _env_map(config: dict[str, object]) -> dict[str, str]:
     env: dict[str, str] = {}
     for item in config.get("Env") or []:
         k, _, v = str(item).partition("=")
@@ -111,8 +106,10 @@ def _json_list(rest: str) -> list[str] | None:
     """The exec (JSON array of strings) form, or None for the shell form."""
     if not rest.startswith("["):
         return None
+    from sangja.jsonio import loads
+
     try:
-        value = json.loads(rest)
+        value = loads(rest)
     except ValueError:
         return None
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
@@ -124,6 +121,9 @@ def _json_list(rest: str) -> list[str] | None:
 
 
 def _signal_ok(text: str) -> bool:
+    import re
+    import signal
+
     if text.isdigit():
         return 0 < int(text) <= signal.SIGRTMAX
     name = text.upper().removeprefix("SIG")
@@ -135,9 +135,11 @@ def _signal_ok(text: str) -> bool:
 
 
 def _ports(words: list[str], instr: str) -> list[str]:
+    import re
+
     out = []
     for w in words:
-        m = _PORT_RE.fullmatch(w)
+        m = re.fullmatch(_PORT_RE, w)
         if m is None:
             raise ChangeError(f"{instr}: invalid port {w!r} (want PORT[-PORT][/PROTOCOL])")
         lo = int(m.group(1))
@@ -181,7 +183,9 @@ def _logical_lines(change: str) -> list[str]:
 def apply_changes(config: dict, changes: list[str]) -> dict:
     """Apply Dockerfile instructions to an image config's ``config`` object; return the
     updated copy (``config`` itself is left unchanged). Raises ChangeError."""
-    out: dict[str, Any] = copy.deepcopy(config) if config else {}
+    import copy
+
+    out: dict[str, object] = copy.deepcopy(config) if config else {}
     cmd_set = False
     for change in changes:
         if not isinstance(change, str):
@@ -199,7 +203,7 @@ def apply_changes(config: dict, changes: list[str]) -> dict:
     return out
 
 
-def apply_instruction(out: dict[str, Any], instr: str, rest: str, env: dict[str, str], *,
+def apply_instruction(out: dict[str, object], instr: str, rest: str, env: dict[str, str], *,
                       escape: str = "\\", cmd_set: bool = False,
                       exec_form: list[str] | None = None) -> bool:
     """Apply one config instruction (one of ALLOWED) to the ``config`` object `out` in

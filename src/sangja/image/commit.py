@@ -22,17 +22,15 @@ what the tar holds; otherwise the directory is unpacked from the tar just writte
 
 from __future__ import annotations
 
-import copy
+import io
 import os
 import stat
 import time
 from collections.abc import Callable
-from typing import Any, BinaryIO
 
 from sangja import jsonio
 from sangja.errors import SangjaError
 from sangja.image.db import ImageNotFound, Layer
-from sangja.image.layers import OPAQUE_MARKER, WHITEOUT_PREFIX, add_entry, detect_compression
 from sangja.image.store import (
     MEDIA_TYPE_CONFIG,
     MEDIA_TYPE_LAYER_GZIP,
@@ -110,7 +108,7 @@ def _clamp_dir(dfd: int, rel: str, epoch: int) -> None:
         os.close(fd)
 
 
-def write_upper_layer(upper_dir: str, out: BinaryIO, *, epoch: int | None = None,
+def write_upper_layer(upper_dir: str, out: io.BufferedIOBase, *, epoch: int | None = None,
                       tidy: bool = False) -> LayerResult:
     """Write the (plain) OCI layer tar for an overlay upper dir to `out`. ``epoch``: mtimes
     after it are written as it (reproducible builds). ``tidy``: also make the directory
@@ -118,6 +116,7 @@ def write_upper_layer(upper_dir: str, out: BinaryIO, *, epoch: int | None = None
     clamped), so that it can become the layer's directory."""
     import tarfile
 
+    from sangja.image.layers import OPAQUE_MARKER, WHITEOUT_PREFIX, add_entry
     from sangja.linux.fdtree import walk_tree
 
     sink = _HashingWriter(out)
@@ -211,9 +210,12 @@ def store_upper_layer(store: ImageStore, upper_dir: str, *, epoch: int | None = 
                                "size": desc.size})
 
 
-def merge_config(inner: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+def merge_config(inner: dict[str, object], overrides: dict[str, object] | None
+                 ) -> dict[str, object]:
     """The image's ``config`` object with `overrides` applied: a key set to None is removed,
     object values (Labels, ExposedPorts, Volumes) are merged key by key, others replaced."""
+    import copy
+
     out = copy.deepcopy(inner)
     for key, value in (overrides or {}).items():
         if value is None:
@@ -248,6 +250,8 @@ def _base_layer_descriptors(store: ImageStore, image, layers: list[Layer]) -> li
     for layer in layers:
         if layer.blob_digest is None or layer.size is None:
             raise CommitError(f"layer {layer.diff_id} of the base image has no blob")
+        from sangja.image.layers import detect_compression
+
         with store.blobs.open(layer.blob_digest) as f:
             kind = detect_compression(f.read(4))
         media = {"gzip": MEDIA_TYPE_LAYER_GZIP, "none": MEDIA_TYPE_LAYER_TAR}.get(kind)
@@ -257,7 +261,7 @@ def _base_layer_descriptors(store: ImageStore, image, layers: list[Layer]) -> li
     return out
 
 
-def _paused(pause: Callable | None, fn: Callable[[], Any]) -> Any:
+def _paused(pause: Callable | None, fn: Callable[[], object]) -> object:
     """Run fn while paused: `pause()` may return None, a resume callable or a context
     manager."""
     if pause is None:
@@ -298,6 +302,8 @@ def commit(
         raise CommitError(f"container layer {upper_dir} does not exist")
     tag = store.canonical(reference) if reference else None
     base = store.resolve(base_image_id)
+    import copy
+
     base_config = jsonio.loads(store.blobs.read_bytes(base.id))
     inner = merge_config(base_config.get("config") or {}, config_overrides)
     if changes:
@@ -313,7 +319,7 @@ def commit(
         if author:
             config["author"] = author
         config["config"] = inner
-        history_entry: dict[str, Any] = {"created": created}
+        history_entry: dict[str, object] = {"created": created}
         if created_by:
             history_entry["created_by"] = created_by
         if author:

@@ -8,7 +8,6 @@ previous state. The schema is versioned with ``PRAGMA user_version`` (see ``MIGR
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -18,7 +17,7 @@ from sangja.records import dataclass, field
 from sangja.sqlite import DatabaseError, SQLiteDB
 
 MIN_PREFIX = 12
-_HEX_RE = re.compile(r"[0-9a-f]+")
+_HEX = frozenset("0123456789abcdef")  # not `re`: the database is opened by every command
 
 _SCHEMA_V1 = """
 CREATE TABLE images (
@@ -286,9 +285,7 @@ class Database(SQLiteDB):
         algo, sep, hexpart = ref.rpartition(":")
         if not sep:
             algo = "sha256"
-        if algo in ("sha256", "sha512") and len(hexpart) >= MIN_PREFIX and _HEX_RE.fullmatch(
-            hexpart
-        ):
+        if algo in ("sha256", "sha512") and len(hexpart) >= MIN_PREFIX and set(hexpart) <= _HEX:
             # hexpart is only [0-9a-f]: no LIKE wildcards can sneak in.
             rows = self.conn.execute(
                 "SELECT * FROM images WHERE id LIKE ? ORDER BY id LIMIT 50",
@@ -392,11 +389,22 @@ class Database(SQLiteDB):
                                 (key,)).fetchone()
         return None if row is None else row[0]
 
-    def cache_touch(self, keys: Iterable[str]) -> None:
+    def cache_touch(self, keys: Iterable[str], *, granularity: float = 0.0) -> None:
+        """Record the entries' last use, now. ``granularity``: entries used less than that
+        many seconds ago are left as they are; with none older, nothing is written (a
+        rebuild right after a build writes nothing, so its close has no WAL to sync)."""
         keys = list(keys)
+        now = time.time()
+        if keys and granularity > 0:
+            stale = []
+            for i in range(0, len(keys), 500):  # under SQLite's limit of bound variables
+                part = keys[i:i + 500]
+                stale += [r[0] for r in self.conn.execute(
+                    f"SELECT key FROM build_cache WHERE key IN ({','.join('?' * len(part))})"
+                    " AND last_used < ?", (*part, now - granularity))]
+            keys = stale
         if not keys:
             return
-        now = time.time()
         with self.transaction() as c:
             c.executemany("UPDATE build_cache SET last_used = ? WHERE key = ?",
                           [(now, k) for k in keys])

@@ -33,6 +33,7 @@ __all__ = ["GCReport", "build_cache_usage", "collect", "disk_usage", "prune_buil
 ROOT_TEMP_PREFIXES = (".bootstrap-", ".import-", ".load-", ".commit-", ".tmp-",
                       ".build-context-")
 CACHE_MOUNTS = os.path.join("build-cache", "mounts")  # RUN --mount=type=cache directories
+CONTEXT_DIGESTS = os.path.join("build-cache", "context-digests.json")  # build.digest_cache
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -191,6 +192,10 @@ def prune_build_cache(store: ImageStore, *, all_entries: bool = False,
                     path = os.path.join(mounts, name)
                     report.reclaimed += entry_size(path)
                     remove_entry(path)
+            digests = os.path.join(store.root, CONTEXT_DIGESTS)
+            if os.path.isfile(digests):
+                report.reclaimed += os.path.getsize(digests)
+                os.unlink(digests)
         collect(store, report)
     return report
 

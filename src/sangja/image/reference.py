@@ -15,8 +15,6 @@ a registry (no ".", no ":", not "localhost", no uppercase) lives in the *local* 
 
 from __future__ import annotations
 
-import re
-
 from sangja.errors import SangjaError
 from sangja.records import dataclass
 
@@ -26,13 +24,64 @@ DEFAULT_DOMAIN = "localhost"
 DEFAULT_TAG = "latest"
 NAME_TOTAL_LENGTH_MAX = 255
 
-_PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_HOST = re.compile(rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\]")
-_PORT = re.compile(r"[0-9]+")
-_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
-_ALGORITHM = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*")
 _KNOWN_DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+
+# The grammar's patterns, checked by hand rather than with `re` (every build, run and
+# image command parses a reference; `re` and the `enum` it brings cost milliseconds at
+# start-up). tests/unit/test_image_reference.py checks them against the regexes.
+_DIGITS = frozenset("0123456789")
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz") | _DIGITS
+_ALNUM = _LOWER_ALNUM | frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_WORD = _ALNUM | {"_"}
+_HEX = frozenset("0123456789abcdef")
+_IPV6 = frozenset("0123456789abcdefABCDEF:.")
+
+
+def _separated(text: str, ok_separator) -> bool:
+    """Runs of [a-z0-9] separated by runs of other characters that `ok_separator`
+    accepts; it starts and ends with a run of [a-z0-9]."""
+    if not text or text[0] not in _LOWER_ALNUM or text[-1] not in _LOWER_ALNUM:
+        return False
+    sep = ""
+    for c in text:
+        if c in _LOWER_ALNUM:
+            if sep and not ok_separator(sep):
+                return False
+            sep = ""
+        else:
+            sep += c
+    return True
+
+
+def _is_path_component(text: str) -> bool:
+    """[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"""
+    return _separated(text, lambda sep: sep in (".", "_", "__") or set(sep) == {"-"})
+
+
+def _is_algorithm(text: str) -> bool:
+    """[a-z0-9]+(?:[+._-][a-z0-9]+)*"""
+    return _separated(text, lambda sep: len(sep) == 1 and sep in "+._-")
+
+
+def _is_host(text: str) -> bool:
+    """DNS labels ([a-zA-Z0-9], or [a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]) joined by dots,
+    or \\[[0-9a-fA-F:.]+\\]"""
+    if text.startswith("["):
+        return len(text) > 2 and text.endswith("]") and set(text[1:-1]) <= _IPV6
+    for label in text.split("."):
+        if not label or label[0] not in _ALNUM or label[-1] not in _ALNUM \
+                or not set(label) <= _ALNUM | {"-"}:
+            return False
+    return True
+
+
+def _is_port(text: str) -> bool:
+    return bool(text) and set(text) <= _DIGITS
+
+
+def _is_tag(text: str) -> bool:
+    """[\\w][\\w.-]{0,127} (ASCII)"""
+    return 0 < len(text) <= 128 and text[0] in _WORD and set(text) <= _WORD | {".", "-"}
 
 
 class InvalidReference(SangjaError, ValueError):
@@ -75,10 +124,10 @@ def _check_digest(text: str, digest: str) -> str:
     algorithm, sep, hexpart = digest.partition(":")
     if not sep:
         raise InvalidReference(text, f"digest {digest!r} must look like 'algorithm:hex'")
-    if not _ALGORITHM.fullmatch(algorithm):
+    if not _is_algorithm(algorithm):
         raise InvalidReference(text, f"digest algorithm {algorithm!r} is invalid")
     want = _KNOWN_DIGEST_LENGTHS.get(algorithm)
-    if not re.fullmatch(r"[0-9a-f]+", hexpart):
+    if not hexpart or not set(hexpart) <= _HEX:
         raise InvalidReference(
             text, f"digest {digest!r}: the hex part must be lowercase hexadecimal"
         )
@@ -105,9 +154,9 @@ def _check_domain(text: str, domain: str) -> str:
     else:
         host, sep, port_text = domain.partition(":")
         port = port_text if sep else None
-    if not host or not _HOST.fullmatch(host):
+    if not host or not _is_host(host):
         raise InvalidReference(text, f"domain {domain!r}: host {host!r} is invalid")
-    if port is not None and not _PORT.fullmatch(port):
+    if port is not None and not _is_port(port):
         raise InvalidReference(text, f"domain {domain!r}: port {port!r} must be a number")
     return domain
 
@@ -137,7 +186,7 @@ def parse(text: str) -> Reference:
         rest, tag = rest[:colon], rest[colon + 1:]
         if not tag:
             raise InvalidReference(text, "empty tag after ':'")
-        if not _TAG.fullmatch(tag):
+        if not _is_tag(tag):
             raise InvalidReference(
                 text, f"tag {tag!r} is invalid (want [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})"
             )
@@ -162,7 +211,7 @@ def parse(text: str) -> Reference:
             raise InvalidReference(
                 text, f"repository name component {component!r} must be lowercase"
             )
-        if not _PATH_COMPONENT.fullmatch(component):
+        if not _is_path_component(component):
             raise InvalidReference(
                 text,
                 f"repository name component {component!r} is invalid "

@@ -92,7 +92,7 @@ def cmd_build(opts: Globals, args: list[str]) -> int:
     from ...build.progress import Progress
 
     network = flags["network"]
-    if network is not None:
+    if network not in (None, "none", "host", "bridge"):  # those three as they are
         from .run_flags import _network
 
         network = _network(network)  # the engine's own rules for --network
@@ -113,6 +113,11 @@ def cmd_build(opts: Globals, args: list[str]) -> int:
     if stdin is not None and sys.stdin.isatty():
         raise UsageError("the build context on standard input is a terminal: pipe a "
                          "Containerfile or a tar archive")
+    import _signal  # `signal` itself imports enum
+
+    # SIGTERM as Ctrl-C: the build unwinds (its RUN container stopped and removed, its
+    # mounts undone, nothing tagged) instead of dying where it stands
+    _signal.signal(_signal.SIGTERM, _signal.default_int_handler)
     with open_context(rest[0], flags["file"], stdin, scratch_dir=None) as ctx:
         image_id = build(opts.storage_root, opts.run_root, context=ctx, opts=bopts,
                          progress=progress)
