@@ -415,6 +415,8 @@ class Engine:
                 source = data
             else:
                 source = m.source
+                if m.create_source and m.type == "bind" and not os.path.lexists(source):
+                    os.makedirs(source, mode=0o755, exist_ok=True)  # Docker's -v does
             options = [o for o in m.options if o != "nocopy"]
             if m.readonly:
                 options.append("ro")

@@ -285,45 +285,6 @@ def cmd_container_prune(opts: Globals, args: list[str]) -> int:
 # ---------------------------------------------------------------------------- ps, inspect
 
 
-def _ps_filters(values: list[str]) -> list[tuple[str, str]]:
-    out = []
-    for v in values:
-        key, eq, val = v.partition("=")
-        if not eq or key not in ("id", "name", "label", "status", "exited", "ancestor"):
-            raise UsageError(f"invalid filter {v!r} (id, name, label, status, exited, "
-                             "ancestor)")
-        if key == "status" and val not in ("created", "restarting", "running", "removing",
-                                           "paused", "exited", "dead"):
-            raise UsageError(f"invalid filter 'status={val}'")
-        out.append((key, val))
-    return out
-
-
-def _matches(entry: dict, filters: list[tuple[str, str]]) -> bool:
-    by_key: dict[str, list[str]] = {}
-    for k, v in filters:
-        by_key.setdefault(k, []).append(v)
-    for key, vals in by_key.items():
-        if key == "label":
-            labels = entry["_labels"]
-            ok = all((labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
-                     else v in labels for v in vals)
-        elif key == "id":
-            ok = any(entry["ID"].startswith(v) for v in vals)
-        elif key == "name":
-            ok = any(v in entry["Names"] for v in vals)
-        elif key == "status":
-            ok = entry["State"] in vals
-        elif key == "exited":
-            ok = entry["State"] == "exited" and str(entry["ExitCode"]) in vals
-        else:  # ancestor
-            ok = any(v in (entry["Image"], entry["ImageID"]) or entry["ImageID"].startswith(
-                "sha256:" + v) for v in vals)
-        if not ok:
-            return False
-    return True
-
-
 def cmd_ps(opts: Globals, args: list[str]) -> int:
     import time
 
@@ -333,17 +294,21 @@ def cmd_ps(opts: Globals, args: list[str]) -> int:
                                      Flag("--format", "value"), Flag("-s,--size")])
     if rest:
         raise UsageError(f"usage: {PROG} ps [-a] [-q] [--filter K=V] [--format json]")
-    filters = _ps_filters(flags["filter"])
+    from ...engine import filters as flt
     from ...engine.inspect import ps_entry
 
+    wanted = flt.parse(flags["filter"], flt.PS_KEYS)
     now = time.time()
+    show_all = flags["all"] or flags["latest"] or flags["last"] is not None
     with _engine(opts) as eng:
-        rows = eng.db.all()
-        entries = [ps_entry(eng, r, now) for r in rows]
-    show_all = flags["all"] or flags["latest"] or flags["last"] is not None or any(
-        k in ("status", "exited") for k, _ in filters)
-    entries = [e for e in entries if (show_all or e["State"] in ("running", "paused"))
-               and _matches(e, filters)]
+        keep = flt.ContainerFilter(eng, wanted) if wanted else None
+        show_all = show_all or (keep is not None and keep.shows_stopped)
+        entries = []
+        for r in eng.db.all():
+            e = ps_entry(eng, r, now)
+            if (show_all or e["State"] in ("running", "paused")) and (
+                    keep is None or keep(eng, r, e)):
+                entries.append(e)
     if flags["latest"]:
         entries = entries[:1]
     if flags["last"] is not None:
@@ -405,7 +370,7 @@ def cmd_inspect(opts: Globals, args: list[str]) -> int:
     kind = flags["type"]
     if kind not in (None, "container", "image"):
         raise UsageError(f"unsupported --type {kind!r} (container or image)")
-    from ...engine.inspect import container_document
+    from ...engine.inspect import container_document, image_document
     from ...engine.records import NoSuchContainer
     from ...image.db import ImageNotFound
 
@@ -424,18 +389,30 @@ def cmd_inspect(opts: Globals, args: list[str]) -> int:
                     rc = 1
                     continue
             try:
-                docs.append(eng.images.inspect(ref))
+                docs.append(image_document(eng.images, ref))
             except ImageNotFound:
-                error(f"No such object: {ref}")
+                error(f"No such image: {ref}" if kind == "image" else f"No such object: {ref}")
                 rc = 1
-    if flags["format"]:
-        from .common import render_template
+    return print_inspect(docs, flags["format"]) or rc
+
+
+def print_inspect(docs: list[dict], fmt: str | None) -> int:
+    """`docker inspect`'s output: a JSON array, or each document through the template (a
+    key the document lacks is an error there, as in Docker)."""
+    if not fmt:
+        print_json(docs)
+        return 0
+    if fmt == "json":
+        from ...jsonio import dumps
 
         for d in docs:
-            print(render_template(flags["format"], d))
-    else:
-        print_json(docs)
-    return rc
+            print(dumps(d))
+        return 0
+    from .common import render_template
+
+    for d in docs:
+        print(render_template(fmt, d, missing_key_error=True))
+    return 0
 
 
 def cmd_port(opts: Globals, args: list[str]) -> int:

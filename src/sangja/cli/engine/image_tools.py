@@ -136,9 +136,15 @@ def cmd_history(opts: Globals, args: list[str]) -> int:
 
 
 def cmd_image_prune(opts: Globals, args: list[str]) -> int:
-    flags, rest = parse_flags(args, [Flag("-a,--all"), Flag("-f,--force")])
+    flags, rest = parse_flags(args, [Flag("-a,--all"), Flag("-f,--force"),
+                                     Flag("--filter", "multi")])
     if rest:
-        raise UsageError("usage: sangja image prune [-a] [-f]")
+        raise UsageError("usage: sangja image prune [-a] [-f] [--filter until=T|label=K[=V]]")
+    from ...engine import filters as flt
+
+    wanted = flt.parse(flags["filter"], flt.IMAGE_PRUNE_KEYS)
+    if "dangling" in wanted:  # Docker: dangling=false is -a
+        flags["all"] = flags["all"] or not flt.parse_bool("dangling", wanted.pop("dangling"))
     if not flags["force"]:
         what = ("all images without at least one container associated to them"
                 if flags["all"] else "all dangling images")
@@ -148,9 +154,10 @@ def cmd_image_prune(opts: Globals, args: list[str]) -> int:
     from ...image.gc import prune_images
 
     with open_store(opts) as store:
+        select = flt.ImageFilter(store, wanted).matches_image if wanted else None
         with store.lock.exclusive():  # "in use" is read with no writer mid-way
             report = prune_images(store, all_images=flags["all"],
-                                  in_use=images_in_use(store.root))
+                                  in_use=images_in_use(store.root), select=select)
     print_deleted("Deleted Images:", report.events)
     print(f"Total reclaimed space: {human_size4(report.reclaimed)}")
     return 0

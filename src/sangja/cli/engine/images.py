@@ -40,13 +40,22 @@ def cmd_bootstrap(opts: dict, args: list[str]) -> int:
 def cmd_images(opts: dict, args: list[str]) -> int:
     flags, rest = parse_flags(
         args, [Flag("-q,--quiet"), Flag("--digests"), Flag("--format", "value"),
-               Flag("--no-trunc"),
+               Flag("--no-trunc"), Flag("-f,--filter", "multi"),
                Flag("-a,--all")]  # -a: the build's intermediate images too
     )
-    if rest:
-        raise UsageError("usage: sangja images [-q] [--digests] [--no-trunc] [--format FORMAT]")
+    if len(rest) > 1:
+        raise UsageError("usage: sangja images [-q] [-a] [--digests] [--no-trunc] "
+                         "[--filter K=V] [--format FORMAT] [REPOSITORY[:TAG]]")
+    from ...engine import filters as flt
+
+    wanted = flt.parse(flags["filter"], flt.IMAGES_KEYS)
+    if rest:  # Docker: the argument is one more reference filter
+        wanted.setdefault("reference", []).append(rest[0])
     with open_store(opts) as store:
         rows = store.images(all_images=flags["all"])
+        if wanted:
+            keep = flt.ImageFilter(store, wanted)
+            rows = [r for r in rows if keep(r)]
     trunc = not flags["no_trunc"]
     if flags["quiet"]:
         seen: set[str] = set()
@@ -99,15 +108,22 @@ def _image_context(r, trunc: bool) -> dict:
 
 
 def cmd_inspect(opts: dict, args: list[str]) -> int:
-    _, rest = parse_flags(args, [])
+    flags, rest = parse_flags(args, [Flag("-f,--format", "value")])
     if not rest:
-        raise UsageError("usage: sangja image inspect NAME...")
-    from ...jsonio import dumps
+        raise UsageError("usage: sangja image inspect [-f FORMAT] NAME...")
+    from ...engine.inspect import image_document
+    from ...image.db import ImageNotFound
+    from .containers import print_inspect
 
+    docs, rc = [], 0
     with open_store(opts) as store:
-        out = [store.inspect(name) for name in rest]
-    print(dumps(out, indent=4))
-    return 0
+        for name in rest:
+            try:
+                docs.append(image_document(store, name))
+            except ImageNotFound:
+                print(f"{PROG}: No such image: {name}", file=sys.stderr)
+                rc = 1
+    return print_inspect(docs, flags["format"]) or rc
 
 
 def cmd_tag(opts: dict, args: list[str]) -> int:
