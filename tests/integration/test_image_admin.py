@@ -228,13 +228,21 @@ def test_history_layers_sizes_and_truncation(tmp_path):
         image_id[7:19], "<missing>", "<missing>", "<missing>"]
     raw = columns(ok(run(root, "history", "--human=false", "hist:v1")), HISTORY)
     assert raw[1][3] == "1500000" and raw[1][1] == "2024-01-01T00:00:02Z"
-    data = json.loads(ok(run(root, "history", "--format", "json", "hist:v1")))
-    assert [d["Size"] for d in data] == [0, 1_500_000, 0, 3500]
+    data = history_json(root, "--no-trunc", "--human=false", "hist:v1")
+    assert [d["Size"] for d in data] == ["0", "1500000", "0", "3500"]
     assert data[0]["ID"] == image_id and data[1]["ID"] == "<missing>"
-    assert data[1]["CreatedBy"] == long_cmd and data[1]["Comment"] == "big one"
-    assert data[3]["Created"] == "2024-01-01T00:00:00Z"
+    assert data[1]["CreatedBy"] == long_cmd.replace("\t", " ")
+    assert data[1]["Comment"] == "big one"
+    assert data[3]["CreatedAt"] == "2024-01-01T00:00:00Z"
+    assert history_json(root, "hist:v1")[1]["Size"] == "1.5MB"  # docker's: one per line
     bad(run(root, "history", "nosuch"), "nosuch")
     bad(run(root, "history"))
+
+
+def history_json(root, *args: str) -> list[dict]:
+    """`history --format json`: one object per line, docker's strings."""
+    out = ok(run(root, "history", "--format", "json", *args))
+    return [json.loads(line) for line in out.splitlines()]
 
 
 def test_history_on_a_schema_v1_database(tmp_path):
@@ -251,8 +259,8 @@ def test_history_on_a_schema_v1_database(tmp_path):
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
-    data = json.loads(ok(run(root, "history", "--format", "json", "old:v1")))
-    assert [d["Size"] for d in data] == [12345]
+    data = history_json(root, "--human=false", "old:v1")
+    assert [d["Size"] for d in data] == ["12345"]
     assert db_rows(root, "PRAGMA user_version")[0][0] >= 2
     assert db_rows(root, "SELECT content_size FROM layers") == [(12345,)]
 
@@ -293,9 +301,9 @@ def test_import_every_compression_gives_one_layer(tmp_path, rootfs_tars):
     layer = root / "layers" / diff_id[7:]
     assert (layer / "etc" / "hello").read_text() == "hello from import\n"
     assert os.readlink(layer / "bin" / "alias") == "tool"
-    hist = json.loads(ok(run(root, "history", "--format", "json", "imp:tar")))
+    hist = history_json(root, "--human=false", "imp:tar")
     assert len(hist) == 1 and hist[0]["Comment"] == "Imported from -"
-    assert hist[0]["CreatedBy"] == "" and hist[0]["Size"] == 100_018
+    assert hist[0]["CreatedBy"] == "" and hist[0]["Size"] == "100018"
     assert ok(run(root, "system", "check")).strip() == "no problems found"
 
 

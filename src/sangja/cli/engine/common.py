@@ -272,3 +272,19 @@ def _plain_fields(template: str) -> list[tuple[str, str]] | None:
             return None
         out.append((rest[:i], name[1:]))
         rest = rest[j + 2:]
+
+
+def print_listing(fmt: str | None, rows: list[dict], default: str,
+                  headers: dict[str, str]) -> None:
+    """Every listing's --format as Docker's: none or "table" = the default table,
+    `table TEMPLATE` = a header row and aligned columns, "json" = one object per line, a
+    template = one rendered line per row (the one template module for all of them)."""
+    if fmt == "json":
+        from ...jsonio import dumps
+
+        for r in rows:
+            print(dumps({k: v for k, v in r.items() if not callable(v)}))
+        return
+    if not fmt or fmt == "table":
+        fmt = default
+    sys.stdout.write(format_rows(fmt, rows, headers))

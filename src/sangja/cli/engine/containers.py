@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .common import PROG, Flag, Globals, UsageError, error, parse_flags, print_json, table
+from .common import PROG, Flag, Globals, UsageError, error, parse_flags, print_json
 
 
 def _engine(opts: Globals):
@@ -476,26 +476,25 @@ def cmd_top(opts: Globals, args: list[str]) -> int:
     return 0
 
 
+STATS_TABLE = ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t"
+               "{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}")
+STATS_HEADERS = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME",
+                 "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
+                 "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
+
+
 def cmd_stats(opts: Globals, args: list[str]) -> int:
     flags, refs = parse_flags(args, [Flag("--no-stream"), Flag("-a,--all"),
                                      Flag("--format", "value"), Flag("--no-trunc")])
     from ...engine.stats import sample_all
+    from .common import print_listing
 
     with _engine(opts) as eng:
         while True:
             rows = sample_all(eng, refs, include_stopped=flags["all"])
-            if flags["format"] == "json":
-                from ...jsonio import dumps
-
-                for r in rows:
-                    print(dumps(r))
-            else:
-                if not flags["no_stream"]:
-                    sys.stdout.write("\x1b[2J\x1b[H")
-                table(["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %",
-                       "NET I/O", "BLOCK I/O", "PIDS"],
-                      [[r["ID"], r["Name"], r["CPUPerc"], r["MemUsage"], r["MemPerc"],
-                        r["NetIO"], r["BlockIO"], r["PIDs"]] for r in rows])
+            if not flags["no_stream"] and flags["format"] != "json":
+                sys.stdout.write("\x1b[2J\x1b[H")
+            print_listing(flags["format"], rows, STATS_TABLE, STATS_HEADERS)
             sys.stdout.flush()
             if flags["no_stream"]:
                 return 0

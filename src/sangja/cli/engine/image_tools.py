@@ -70,6 +70,12 @@ def cmd_import(opts: Globals, args: list[str]) -> int:
 # ---------------------------------------------------------------------------- history
 
 
+HISTORY_TABLE = ("table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t"
+                 "{{.Comment}}")
+HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                   "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
+
+
 def cmd_history(opts: Globals, args: list[str]) -> int:
     flags, rest = parse_flags(args, [
         Flag("--no-trunc"), Flag("-q,--quiet"), Flag("--format", "value"),
@@ -79,8 +85,6 @@ def cmd_history(opts: Globals, args: list[str]) -> int:
         raise UsageError("usage: sangja history [--no-trunc] [-q] [-H=false] [--format json] "
                          "IMAGE")
     fmt = flags["format"]
-    if fmt not in (None, "json", "table") and "{{" not in fmt:
-        raise UsageError(f"unsupported --format {fmt!r} (json, table or a template)")
     with open_store(opts) as store:
         rows = store.history(rest[0])
     trunc = not flags["no_trunc"]
@@ -98,18 +102,6 @@ def cmd_history(opts: Globals, args: list[str]) -> int:
         for r in rows:
             print(image_id(r))
         return 0
-    if fmt == "json":
-        from ...jsonio import dumps
-
-        print(dumps([{
-            "ID": r["id"],
-            "Created": r["created"],
-            "CreatedSince": since(r["created"]),
-            "CreatedBy": r["created_by"],
-            "Size": r["size"],
-            "Comment": r["comment"],
-        } for r in rows], indent=4))
-        return 0
     out = []
     for r in rows:
         created_by = r["created_by"].replace("\t", " ")
@@ -121,11 +113,10 @@ def cmd_history(opts: Globals, args: list[str]) -> int:
             "Size": size(r),
             "Comment": r["comment"],
         })
-    if fmt and "{{" in fmt:
-        from .common import render_template
+    if fmt:
+        from .common import print_listing
 
-        for v in out:
-            print(render_template(fmt, v))
+        print_listing(fmt, out, HISTORY_TABLE, HISTORY_HEADERS)
         return 0
     table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
           [[v["ID"], v["CreatedSince"], v["CreatedBy"], v["Size"], v["Comment"]] for v in out])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import PROG, Flag, Globals, UsageError, error, parse_flags, print_json, table
+from .common import PROG, Flag, Globals, UsageError, error, parse_flags, print_json
 
 
 def _db(opts: Globals):
@@ -48,7 +48,7 @@ def cmd_volume_ls(opts: Globals, args: list[str]) -> int:
     flags, rest = parse_flags(args, [Flag("-q,--quiet"), Flag("--format", "value"),
                                      Flag("-f,--filter", "multi")])
     if rest:
-        raise UsageError(f"usage: {PROG} volume ls [-q] [--format json]")
+        raise UsageError(f"usage: {PROG} volume ls [-q] [--filter K=V] [--format FORMAT]")
     from ...engine.volumes import volume_info
 
     db, paths = _db(opts)
@@ -71,14 +71,29 @@ def cmd_volume_ls(opts: Globals, args: list[str]) -> int:
     if flags["quiet"]:
         for i in infos:
             print(i["Name"])
-    elif flags["format"] == "json":
-        from ...jsonio import dumps
+        return 0
+    from .common import print_listing
 
-        for i in infos:
-            print(dumps(i))
-    else:
-        table(["DRIVER", "VOLUME NAME"], [["local", i["Name"]] for i in infos])
+    print_listing(flags["format"], [_volume_context(i) for i in infos],
+                  "table {{.Driver}}\t{{.Name}}", VOLUME_HEADERS)
     return 0
+
+
+VOLUME_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+                  "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Links": "LINKS",
+                  "Size": "SIZE", "Availability": "AVAILABILITY", "Group": "GROUP",
+                  "Status": "STATUS"}
+
+
+def _volume_context(info: dict) -> dict:
+    """Docker's volume context: what `volume ls --format` sees (Labels as "k=v,...")."""
+    labels = info.get("Labels") or {}
+    ctx = {"Availability": "N/A", "Driver": info.get("Driver", "local"), "Group": "N/A",
+           "Labels": ",".join(f"{k}={v}" for k, v in labels.items()), "Links": "N/A",
+           "Mountpoint": info.get("Mountpoint", ""), "Name": info["Name"],
+           "Scope": info.get("Scope", "local"), "Size": "N/A", "Status": "N/A"}
+    ctx["Label"] = lambda key: labels.get(key, "")
+    return ctx
 
 
 def cmd_volume_inspect(opts: Globals, args: list[str]) -> int:
