@@ -514,14 +514,28 @@ class Engine:
         return "restart"
 
     def _restart_after_exit(self, cid: str) -> None:
-        """Docker's back-off: 100 ms doubling per restart, at most a minute."""
+        """Docker's back-off: 100 ms doubling per restart, at most a minute. Meanwhile the
+        container shows as "restarting" (status.is_restarting)."""
+        from ..fs import write_atomic
+        from .status import restarting_file
+
         row = self.db.get(cid)
-        time.sleep(min(0.1 * (2 ** min(row["restart_count"], 10)), 60.0))
-        with self.locked(cid) as row:
-            if row["state"] != EXITED or row["stopped_by_user"]:
-                return
-            self.db.update(cid, restart_count=row["restart_count"] + 1)
-            self._start_locked(self.db.get(cid), attach=False)
+        marker = restarting_file(self.paths, cid)
+        try:
+            write_atomic(marker, f"{os.getpid()} {lp.start_time(os.getpid())}\n",
+                         durable=False)
+        except OSError:
+            marker = None  # shown as exited meanwhile: no harm
+        try:
+            time.sleep(min(0.1 * (2 ** min(row["restart_count"], 10)), 60.0))
+            with self.locked(cid) as row:
+                if row["state"] != EXITED or row["stopped_by_user"]:
+                    return
+                self.db.update(cid, restart_count=row["restart_count"] + 1)
+                self._start_locked(self.db.get(cid), attach=False)
+        finally:
+            if marker:
+                _ignore(os.unlink, marker)
 
     # -- stop, kill -----------------------------------------------------------------------
     def stop(self, ref: str, timeout: int | None = None, *, restarting: bool = False) -> str:
@@ -603,9 +617,8 @@ class Engine:
         """Block until the container has exited and its exit is recorded; its exit code."""
         row = self.db.get(ref)
         cid = row["id"]
-        if row["state"] == CREATED:  # Docker waits for it to run and stop
-            while (row := self.db.get(cid))["state"] == CREATED:
-                time.sleep(0.1)
+        if row["state"] == CREATED:  # docker 20.10's wait (not-running): at once, 0
+            return 0
         told = None  # the code the monitor told us, for a record that goes with --rm
         if row["pid"]:
             told = self._told_exit(row)

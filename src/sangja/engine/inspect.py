@@ -5,7 +5,17 @@ from __future__ import annotations
 import time
 
 from ..jsonio import loads
-from .status import CREATED, EXITED, PAUSED, REMOVING, RUNNING, finished, live_state
+from .status import (
+    CREATED,
+    EXITED,
+    PAUSED,
+    REMOVING,
+    RESTARTING,
+    RUNNING,
+    finished,
+    live_state,
+    view_state,
+)
 
 
 def rfc3339(ts: float | None) -> str:
@@ -15,22 +25,24 @@ def rfc3339(ts: float | None) -> str:
 
 
 def container_state(paths, row) -> dict:
-    state = live_state(row)
+    """Docker's State. (State.Health, when the container has a healthcheck, comes after
+    FinishedAt, as in Docker; absent otherwise.)"""
+    state = view_state(paths, row)
     code, when = (row["exit_code"], row["finished_at"])
-    if state == EXITED:
+    if state in (EXITED, RESTARTING):
         code, when = finished(paths, row)
     return {
         "Status": state,
-        "Running": state in (RUNNING, PAUSED),
+        "Running": state in (RUNNING, PAUSED, RESTARTING),
         "Paused": state == PAUSED,
-        "Restarting": False,
+        "Restarting": state == RESTARTING,
         "OOMKilled": bool(row["oom_killed"]),
         "Dead": False,
         "Pid": row["pid"] if state in (RUNNING, PAUSED) else 0,
-        "ExitCode": code if state == EXITED else 0,
+        "ExitCode": code if state in (EXITED, RESTARTING) else 0,
         "Error": row["error"],
         "StartedAt": rfc3339(row["started_at"]),
-        "FinishedAt": rfc3339(when if state == EXITED else None),
+        "FinishedAt": rfc3339(when if state in (EXITED, RESTARTING) else None),
     }
 
 
@@ -322,6 +334,8 @@ def ps_entry(engine, row, now: float) -> dict:
     opts = engine.options(row)
     args = [row["path"], *loads(row["args"])]
     state = live_state(row)
+    if state == EXITED and opts.restart.name != "no":
+        state = view_state(engine.paths, row)
     return {
         "ID": row["id"],
         "Image": row["image_name"],
@@ -337,10 +351,10 @@ def ps_entry(engine, row, now: float) -> dict:
         "Labels": ",".join(f"{k}={v}" for k, v in opts.labels.items()),
         "Mounts": ",".join(m.source or "" for m in opts.mounts if m.type == "volume"),
         "Networks": opts.network,
-        "ExitCode": (finished(engine.paths, row)[0] if state == EXITED else 0),
+        "ExitCode": (finished(engine.paths, row)[0] if state in (EXITED, RESTARTING) else 0),
         "_labels": opts.labels,
     }
 
 
-__all__ = ["CREATED", "EXITED", "PAUSED", "REMOVING", "RUNNING", "container_document",
-           "container_state", "host_config", "image_document", "ps_entry", "rfc3339"]
+__all__ = ["CREATED", "EXITED", "PAUSED", "REMOVING", "RESTARTING", "RUNNING",
+           "container_document", "container_state", "host_config", "image_document", "ps_entry", "rfc3339"]

@@ -52,11 +52,26 @@ class _PullProgress:
         self.view(event)
 
 
+class _RunExitCodes:
+    """`docker run` and `create` exit 125 for what other commands exit 1 for (a missing
+    image, a name in use...); the container's own 126/127 stay."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, e, tb) -> bool:
+        from ...errors import SangjaError
+
+        if isinstance(e, SangjaError) and getattr(e, "engine_exit_code", 125) == 1:
+            e.engine_exit_code = 125
+        return False
+
+
 def cmd_create(opts: Globals, args: list[str]) -> int:
     from .run_flags import parse_run_args
 
     copts = parse_run_args(args, command="create")
-    with _engine(opts) as eng:
+    with _engine(opts) as eng, _RunExitCodes():
         print(eng.create(copts, progress=_PullProgress()))
     return 0
 
@@ -66,9 +81,11 @@ def cmd_run(opts: Globals, args: list[str]) -> int:
 
     copts = parse_run_args(args, command="run")
     if copts.tty and copts.interactive and not copts.detach and not os.isatty(0):
-        raise UsageError("the input device is not a TTY (drop -t to pipe input)")
+        error("the input device is not a TTY")  # Docker's words and exit code
+        return 1
     with _engine(opts) as eng:
-        cid = eng.create(copts, progress=_PullProgress())
+        with _RunExitCodes():
+            cid = eng.create(copts, progress=_PullProgress())
         if copts.detach:
             try:
                 eng.start(cid)
@@ -224,8 +241,18 @@ def cmd_rm(opts: Globals, args: list[str]) -> int:
                                      Flag("-l,--link")])
     if not refs:
         raise UsageError(f"usage: {PROG} rm [-f] [-v] CONTAINER...")
-    return _each(opts, refs, lambda eng, ref: (
-        eng.remove(ref, force=flags["force"], volumes=flags["volumes"]), ref)[1])
+    from ...engine.records import NoSuchContainer
+
+    def remove(eng, ref: str) -> str | None:
+        try:
+            eng.remove(ref, force=flags["force"], volumes=flags["volumes"])
+        except NoSuchContainer:
+            if flags["force"]:  # Docker: rm -f of what is not there is no error
+                return None
+            raise
+        return ref
+
+    return _each(opts, refs, remove)
 
 
 def cmd_pause(opts: Globals, args: list[str]) -> int:
@@ -533,7 +560,8 @@ def cmd_exec(opts: Globals, args: list[str]) -> int:
     if len(rest) < 2:
         raise UsageError(f"usage: {PROG} exec [OPTIONS] CONTAINER COMMAND [ARG...]")
     if flags["tty"] and flags["interactive"] and not flags["detach"] and not os.isatty(0):
-        raise UsageError("the input device is not a TTY (drop -t to pipe input)")
+        error("the input device is not a TTY")  # Docker's words and exit code
+        return 1
     from ...engine.exec import ExecOptions, exec_in_container
 
     env = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in flags["env"]]

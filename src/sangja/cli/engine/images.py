@@ -153,7 +153,7 @@ def cmd_rmi(opts: dict, args: list[str]) -> int:
                     print(line)
             except SangjaError as e:
                 print(f"{PROG}: {e}", file=sys.stderr)
-                rc = 125
+                rc = 1  # Docker: whatever the daemon refuses
     return rc
 
 
