@@ -768,7 +768,7 @@ def mounted_source(engine, row, rootfs: str, path: str, *, writing: bool = False
             if best is None or len(target) > len(best[0]):
                 best = (target, m)
     if best is None:
-        return rootfs, path
+        return _etc_file_source(engine, row, norm) or (rootfs, path)
     target, m = best
     if writing and m.readonly:
         raise EngineError(f"mounted volume is marked read-only: {target}", 1)
@@ -779,6 +779,20 @@ def mounted_source(engine, row, rootfs: str, path: str, *, writing: bool = False
     elif path.endswith("/") and not inner.endswith("/"):
         inner += "/"
     return source, inner
+
+
+def _etc_file_source(engine, row, norm: str) -> tuple[str, str] | None:
+    """/etc/hosts, /etc/hostname and /etc/resolv.conf are bind mounts of the engine's files
+    in the container's directory (once it started): `cp` reads and writes those, as the
+    container sees them, not the image's copies under them."""
+    from .etc_files import MOUNTS
+
+    for ctr, name in MOUNTS:
+        if norm == ctr:
+            cdir = engine.paths.container_dir(row["id"])
+            if os.path.isfile(os.path.join(cdir, name)):
+                return cdir, "/" + name
+    return None
 
 
 def _wait_pid_gone(pid: int, started: int | None) -> None:
