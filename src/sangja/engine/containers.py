@@ -49,8 +49,11 @@ def validate_name(name: str) -> None:
 
 
 class Engine:
-    def __init__(self, root: str, runroot: str):
+    def __init__(self, root: str, runroot: str, *, readonly: bool = False):
+        """``readonly``: for commands that only look (ps, inspect, logs): the container
+        database is opened read-only when it can be (SQLiteDB.open_readonly)."""
         self.paths = Paths(root, runroot)
+        self.readonly = readonly
         self._db = None
         self._images = None
 
@@ -58,8 +61,21 @@ class Engine:
     @property
     def db(self):
         if self._db is None:
-            self._db = open_db(self.paths.root)
+            if self.readonly:
+                from .records import ContainerDB
+
+                self._db = ContainerDB.open_readonly(os.path.join(self.paths.root,
+                                                                  "containers.db"))
+            if self._db is None:
+                self._db = open_db(self.paths.root)
         return self._db
+
+    def image_config(self, image_id: str) -> dict:
+        """An image's config (its blob read directly when possible: no image store)."""
+        from ..image.readonly import image_config
+
+        config = image_config(self.paths.root, image_id)
+        return config if config is not None else self.images.config(image_id)
 
     @property
     def images(self):

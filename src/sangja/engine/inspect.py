@@ -56,7 +56,7 @@ def container_document(engine, row) -> dict:
     paths = engine.paths
     image: dict = {}
     try:
-        image = engine.images.config(row["image_id"])
+        image = engine.image_config(row["image_id"])
     except Exception:  # noqa: BLE001 - the image may be gone (rmi -f)
         pass
     image_config = image.get("config") or {}
@@ -259,12 +259,14 @@ def _default_cgroupns() -> str:
 def container_graph_driver(engine, cid: str, image: dict) -> dict:
     """GraphDriver: the image's layer directories (top first) under the container's own
     upper, work and merged directories, as Docker's overlay2 shows them."""
-    from ..image.snapshots import Snapshotter
+    import os
 
-    snaps = Snapshotter(engine.paths.snapshots)
-    layers = [engine.images.layer_path(d)
+    from ..image.readonly import layer_path
+
+    root = engine.paths.root
+    layers = [layer_path(root, d)
               for d in reversed((image.get("rootfs") or {}).get("diff_ids") or [])]
-    base = snaps.merged_dir(cid).rpartition("/")[0]
+    base = os.path.join(engine.paths.snapshots, "overlay", cid)  # image.snapshots' layout
     data = {"LowerDir": ":".join(layers), "MergedDir": f"{base}/merged",
             "UpperDir": f"{base}/upper", "WorkDir": f"{base}/work"}
     return {"Data": data, "Name": "overlay"}
@@ -324,11 +326,16 @@ def _full_config(c: dict) -> dict:
     return out
 
 
+def _ps_ports(engine, cid: str) -> str:
+    from ..network.attach import read_state
+    from ..network.report import ps_ports
+
+    return ps_ports(read_state(engine.paths.runroot, cid))
+
+
 def ps_entry(engine, row, now: float) -> dict:
     """One `ps` row, with Docker's --format json field names."""
     from ..humanize import docker_time, since
-    from ..network.attach import read_state
-    from ..network.report import ps_ports
     from .status import docker_status
 
     opts = engine.options(row)
@@ -345,8 +352,7 @@ def ps_entry(engine, row, now: float) -> dict:
         "RunningFor": since(row["created"]).removesuffix(" ago"),
         "Status": docker_status(engine.paths, row, now),
         "State": state,
-        "Ports": ps_ports(read_state(engine.paths.runroot, row["id"])) if opts.publish or
-        opts.publish_all else "",
+        "Ports": _ps_ports(engine, row["id"]) if opts.publish or opts.publish_all else "",
         "Names": row["name"],
         "Labels": ",".join(f"{k}={v}" for k, v in opts.labels.items()),
         "Mounts": ",".join(m.source or "" for m in opts.mounts if m.type == "volume"),
@@ -357,4 +363,5 @@ def ps_entry(engine, row, now: float) -> dict:
 
 
 __all__ = ["CREATED", "EXITED", "PAUSED", "REMOVING", "RESTARTING", "RUNNING",
-           "container_document", "container_state", "host_config", "image_document", "ps_entry", "rfc3339"]
+           "container_document", "container_state", "host_config", "image_document", "ps_entry",
+           "rfc3339"]

@@ -11,10 +11,10 @@ import sys
 from .common import PROG, Flag, Globals, UsageError, error, parse_flags, print_json
 
 
-def _engine(opts: Globals):
+def _engine(opts: Globals, *, readonly: bool = False):
     from ...engine.containers import Engine
 
-    return Engine(opts.storage_root, opts.run_root)
+    return Engine(opts.storage_root, opts.run_root, readonly=readonly)
 
 
 def _each(opts: Globals, refs: list[str], action) -> int:
@@ -361,13 +361,16 @@ def cmd_ps(opts: Globals, args: list[str]) -> int:
                                      Flag("--format", "value"), Flag("-s,--size")])
     if rest:
         raise UsageError(f"usage: {PROG} ps [-a] [-q] [--filter K=V] [--format json]")
-    from ...engine import filters as flt
     from ...engine.inspect import ps_entry
 
-    wanted = flt.parse(flags["filter"], flt.PS_KEYS)
+    wanted = None
+    if flags["filter"]:
+        from ...engine import filters as flt
+
+        wanted = flt.parse(flags["filter"], flt.PS_KEYS)
     now = time.time()
     show_all = flags["all"] or flags["latest"] or flags["last"] is not None
-    with _engine(opts) as eng:
+    with _engine(opts, readonly=True) as eng:
         keep = flt.ContainerFilter(eng, wanted) if wanted else None
         show_all = show_all or (keep is not None and keep.shows_stopped)
         entries = []
@@ -412,16 +415,24 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "Networks": "NETWORKS"}
 
 
+def _go_quote(s: str) -> str:
+    """strconv.Quote; plain text without the template module (ps is a hot path)."""
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return f'"{s}"'
+    from ..gotemplate import go_quote
+
+    return go_quote(s)
+
+
 def _ps_context(entry: dict, trunc: bool) -> dict:
     """What a `ps --format` template sees, as Docker's container context shows it: the
     id short, the command quoted (and cut at 20 characters), "… ago", `.Label "k"`."""
-    from ..gotemplate import go_quote
     from .image_tools import ellipsis
 
     labels = entry["_labels"]
     c = {k: v for k, v in entry.items() if k not in ("_labels", "ImageID", "ExitCode")}
     c["ID"] = entry["ID"][:12] if trunc else entry["ID"]
-    c["Command"] = go_quote(ellipsis(entry["Command"], 20) if trunc else entry["Command"])
+    c["Command"] = _go_quote(ellipsis(entry["Command"], 20) if trunc else entry["Command"])
     c["RunningFor"] = entry["RunningFor"] + " ago"
     c["Size"] = c.get("Size", "0B")
     c["LocalVolumes"] = str(len([m for m in entry["Mounts"].split(",") if m]))
@@ -439,11 +450,10 @@ def cmd_inspect(opts: Globals, args: list[str]) -> int:
         raise UsageError(f"unsupported --type {kind!r} (container or image)")
     from ...engine.inspect import container_document, image_document
     from ...engine.records import NoSuchContainer
-    from ...image.db import ImageNotFound
 
     docs = []
     rc = 0
-    with _engine(opts) as eng:
+    with _engine(opts, readonly=True) as eng:
         for ref in refs:
             try:
                 if kind == "image":
@@ -455,6 +465,8 @@ def cmd_inspect(opts: Globals, args: list[str]) -> int:
                     error(f"No such container: {ref}")
                     rc = 1
                     continue
+            from ...image.db import ImageNotFound  # only now: the image store costs imports
+
             try:
                 docs.append(image_document(eng.images, ref))
             except ImageNotFound:
@@ -639,7 +651,7 @@ def cmd_logs(opts: Globals, args: list[str]) -> int:
             tail_n = int(tail)
         except ValueError:
             raise UsageError(f"invalid --tail {tail!r}: a number or all") from None
-    with _engine(opts) as eng:
+    with _engine(opts, readonly=True) as eng:
         row = eng.get(rest[0])
         copts = eng.options(row)
         if copts.log_driver == "none":

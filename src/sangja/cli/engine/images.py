@@ -46,16 +46,22 @@ def cmd_images(opts: dict, args: list[str]) -> int:
     if len(rest) > 1:
         raise UsageError("usage: sangja images [-q] [-a] [--digests] [--no-trunc] "
                          "[--filter K=V] [--format FORMAT] [REPOSITORY[:TAG]]")
-    from ...engine import filters as flt
+    wanted: dict = {}
+    if flags["filter"] or rest:
+        from ...engine import filters as flt
 
-    wanted = flt.parse(flags["filter"], flt.IMAGES_KEYS)
-    if rest:  # Docker: the argument is one more reference filter
-        wanted.setdefault("reference", []).append(rest[0])
-    with open_store(opts) as store:
-        rows = store.images(all_images=flags["all"])
-        if wanted:
-            keep = flt.ImageFilter(store, wanted)
-            rows = [r for r in rows if keep(r)]
+        wanted = flt.parse(flags["filter"], flt.IMAGES_KEYS)
+        if rest:  # Docker: the argument is one more reference filter
+            wanted.setdefault("reference", []).append(rest[0])
+    from ...image.readonly import list_images
+
+    rows = None if wanted else list_images(opts.storage_root, all_images=flags["all"])
+    if rows is None:
+        with open_store(opts) as store:
+            rows = store.images(all_images=flags["all"])
+            if wanted:
+                keep = flt.ImageFilter(store, wanted)
+                rows = [r for r in rows if keep(r)]
     trunc = not flags["no_trunc"]
     if flags["quiet"]:
         seen: set[str] = set()
