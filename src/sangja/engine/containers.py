@@ -18,8 +18,7 @@ from ..errors import SangjaError
 from ..linux import process as lp
 from ..linux import signals
 from .options import ContainerOptions
-from .paths import Paths
-from .records import NoSuchContainer, open_db
+from .records import NoSuchContainer
 from .status import (
     CREATED,
     EXITED,
@@ -30,6 +29,7 @@ from .status import (
     live_state,
     monitor_alive,
 )
+from .view import EngineView
 
 DEFAULT_STOP_TIMEOUT = 10
 _RESTARTING = 2  # stopped_by_user during `restart`: stopped by a user, but --rm must not apply
@@ -48,54 +48,12 @@ def validate_name(name: str) -> None:
                           "are allowed")
 
 
-class Engine:
-    def __init__(self, root: str, runroot: str, *, readonly: bool = False):
-        """``readonly``: for commands that only look (ps, inspect, logs): the container
-        database is opened read-only when it can be (SQLiteDB.open_readonly)."""
-        self.paths = Paths(root, runroot)
-        self.readonly = readonly
-        self._db = None
-        self._images = None
-
-    # -- plumbing -------------------------------------------------------------------------
-    @property
-    def db(self):
-        if self._db is None:
-            if self.readonly:
-                from .records import ContainerDB
-
-                self._db = ContainerDB.open_readonly(os.path.join(self.paths.root,
-                                                                  "containers.db"))
-            if self._db is None:
-                self._db = open_db(self.paths.root)
-        return self._db
-
-    def image_config(self, image_id: str) -> dict:
-        """An image's config (its blob read directly when possible: no image store)."""
-        from ..image.readonly import image_config
-
-        config = image_config(self.paths.root, image_id)
-        return config if config is not None else self.images.config(image_id)
-
-    @property
-    def images(self):
-        if self._images is None:
-            from ..image.store import ImageStore
-
-            self._images = ImageStore(self.paths.root)
-        return self._images
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-        if self._images is not None:
-            self._images.close()
+class Engine(EngineView):
+    """The whole engine: EngineView's reading plus every change (the commands that only
+    look use an EngineView: fewer imports)."""
 
     def __enter__(self) -> Engine:
         return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def snapshots(self):
         from ..image.snapshots import Snapshotter
@@ -108,15 +66,6 @@ class Engine:
         name = (row_or_opts.runtime if isinstance(row_or_opts, ContainerOptions)
                 else self.options(row_or_opts).runtime)
         return runtime_for(name, self.paths)
-
-    @staticmethod
-    def options(row) -> ContainerOptions:
-        from ..jsonio import loads
-
-        return ContainerOptions.from_dict(loads(row["options"]))
-
-    def get(self, ref: str):
-        return self.db.get(ref)
 
     @contextmanager
     def locked(self, ref: str) -> Iterator:

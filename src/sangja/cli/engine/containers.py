@@ -11,10 +11,17 @@ import sys
 from .common import PROG, Flag, Globals, UsageError, error, parse_flags, print_json
 
 
-def _engine(opts: Globals, *, readonly: bool = False):
+def _engine(opts: Globals):
     from ...engine.containers import Engine
 
-    return Engine(opts.storage_root, opts.run_root, readonly=readonly)
+    return Engine(opts.storage_root, opts.run_root)
+
+
+def _view(opts: Globals):
+    """For the commands that only look: the engine's read side, records opened read-only."""
+    from ...engine.view import EngineView
+
+    return EngineView(opts.storage_root, opts.run_root, readonly=True)
 
 
 def _each(opts: Globals, refs: list[str], action) -> int:
@@ -370,7 +377,7 @@ def cmd_ps(opts: Globals, args: list[str]) -> int:
         wanted = flt.parse(flags["filter"], flt.PS_KEYS)
     now = time.time()
     show_all = flags["all"] or flags["latest"] or flags["last"] is not None
-    with _engine(opts, readonly=True) as eng:
+    with _view(opts) as eng:
         keep = flt.ContainerFilter(eng, wanted) if wanted else None
         show_all = show_all or (keep is not None and keep.shows_stopped)
         entries = []
@@ -453,7 +460,7 @@ def cmd_inspect(opts: Globals, args: list[str]) -> int:
 
     docs = []
     rc = 0
-    with _engine(opts, readonly=True) as eng:
+    with _view(opts) as eng:
         for ref in refs:
             try:
                 if kind == "image":
@@ -651,7 +658,7 @@ def cmd_logs(opts: Globals, args: list[str]) -> int:
             tail_n = int(tail)
         except ValueError:
             raise UsageError(f"invalid --tail {tail!r}: a number or all") from None
-    with _engine(opts, readonly=True) as eng:
+    with _view(opts) as eng:
         row = eng.get(rest[0])
         copts = eng.options(row)
         if copts.log_driver == "none":
