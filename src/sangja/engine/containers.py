@@ -461,12 +461,18 @@ class Engine(EngineView):
         self._release_rootfs(cid)
         self._network_down(cid, net_down)
         _touch(self.paths.cleaned_file(cid))
+        decision = self._after_exit(row, opts, code) if apply_policy else None
+        if decision == "restart":  # "restarting" from the moment the row says exited
+            self._mark_restarting(cid)
         self.db.update(cid, state=EXITED, exit_code=code, finished_at=finished,
                        oom_killed=int(oom), pid=0,
                        error="" if ex else "exit status unknown: the container's monitor "
                        "was gone when it exited")
-        if not apply_policy:
-            return None
+        return decision
+
+    @staticmethod
+    def _after_exit(row, opts: ContainerOptions, code: int) -> str | None:
+        """What --rm or the restart policy does after an exit: "remove", "restart", None."""
         if opts.rm:  # also after a user's stop (Docker's), but not within `restart`
             return None if row["stopped_by_user"] == _RESTARTING else "remove"
         policy = opts.restart
@@ -478,19 +484,25 @@ class Engine(EngineView):
                 return None
         return "restart"
 
-    def _restart_after_exit(self, cid: str) -> None:
-        """Docker's back-off: 100 ms doubling per restart, at most a minute. Meanwhile the
-        container shows as "restarting" (status.is_restarting)."""
+    def _mark_restarting(self, cid: str) -> None:
+        """This process will start the container again after the back-off: leave its pid
+        and start time where status.is_restarting finds them (a process that dies
+        meanwhile leaves the container shown as exited, not restarting for ever)."""
         from ..fs import write_atomic
         from .status import restarting_file
 
-        row = self.db.get(cid)
-        marker = restarting_file(self.paths, cid)
         try:
-            write_atomic(marker, f"{os.getpid()} {lp.start_time(os.getpid())}\n",
-                         durable=False)
+            write_atomic(restarting_file(self.paths, cid),
+                         f"{os.getpid()} {lp.start_time(os.getpid())}\n", durable=False)
         except OSError:
-            marker = None  # shown as exited meanwhile: no harm
+            pass  # shown as exited meanwhile: no harm
+
+    def _restart_after_exit(self, cid: str) -> None:
+        """Docker's back-off: 100 ms doubling per restart, at most a minute. Meanwhile the
+        container shows as "restarting" (status.is_restarting)."""
+        from .status import restarting_file
+
+        row = self.db.get(cid)
         try:
             time.sleep(min(0.1 * (2 ** min(row["restart_count"], 10)), 60.0))
             with self.locked(cid) as row:
@@ -499,8 +511,7 @@ class Engine(EngineView):
                 self.db.update(cid, restart_count=row["restart_count"] + 1)
                 self._start_locked(self.db.get(cid), attach=False)
         finally:
-            if marker:
-                _ignore(os.unlink, marker)
+            _ignore(os.unlink, restarting_file(self.paths, cid))
 
     # -- stop, kill -----------------------------------------------------------------------
     def stop(self, ref: str, timeout: int | None = None, *, restarting: bool = False) -> str:

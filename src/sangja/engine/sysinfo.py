@@ -119,12 +119,18 @@ def info_document(root: str, runroot: str) -> dict:
                     "Authorization": None, "Log": ["json-file"]},
         "MemoryLimit": True,
         "SwapLimit": swap,
+        "KernelMemory": False,
+        "KernelMemoryTCP": False,
         "CpuCfsPeriod": True,
         "CpuCfsQuota": True,
         "CPUShares": True,
         "CPUSet": True,
         "PidsLimit": True,
         "IPv4Forwarding": _read("/proc/sys/net/ipv4/ip_forward") == "1",
+        # Docker leaves these out when false (br_netfilter not loaded)
+        **{k: True for k, f in (("BridgeNfIptables", "iptables"),
+                                ("BridgeNfIp6tables", "ip6tables"))
+           if _read(f"/proc/sys/net/bridge/bridge-nf-call-{f}") == "1"},
         "Debug": False,
         "NFd": 0,
         "OomKillDisable": False,
@@ -163,6 +169,10 @@ def info_document(root: str, runroot: str) -> dict:
         "LiveRestoreEnabled": True,
         "Isolation": "",
         "InitBinary": "",
+        # no containerd, runc or docker-init build behind this engine
+        "ContainerdCommit": {"ID": "", "Expected": ""},
+        "RuncCommit": {"ID": "", "Expected": ""},
+        "InitCommit": {"ID": ""},
         "SecurityOptions": ["name=seccomp,profile=default"]
         + (["name=cgroupns"] if cgroup_version == "2" else []),
         "CDISpecDirs": ["/etc/cdi", "/var/run/cdi"],
