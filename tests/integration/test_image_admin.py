@@ -235,7 +235,8 @@ def test_history_layers_sizes_and_truncation(tmp_path):
     assert data[1]["Comment"] == "big one"
     assert data[3]["CreatedAt"] == "2024-01-01T00:00:00Z"
     assert history_json(root, "hist:v1")[1]["Size"] == "1.5MB"  # docker's: one per line
-    bad(run(root, "history", "nosuch"), "nosuch")
+    r = run(root, "history", "nosuch")  # docker: a missing image is exit 1
+    assert r.returncode == 1 and r.stderr.decode() == "sangja: image 'nosuch' not found\n"
     bad(run(root, "history"))
 
 
@@ -318,7 +319,8 @@ def test_import_changes_message_platform_stdin_and_url(tmp_path, rootfs_tars):
                       input=rootfs_tars["gz"].read_bytes())).strip()
     (info,) = json.loads(ok(run(root, "image", "inspect", "example.com/team/app:1")))
     assert info["Id"] == image_id and info["RepoTags"] == ["example.com/team/app:1"]
-    assert info["Config"] == {
+    set_fields = {k: v for k, v in info["Config"].items() if v not in ("", None, False)}
+    assert set_fields == {
         "Cmd": ["/bin/tool", "--serve"],
         "Env": ["A=1", "B=two words", "PATH=/usr/bin:/bin"],
         "WorkingDir": "/srv/app",
@@ -335,7 +337,8 @@ def test_import_changes_message_platform_stdin_and_url(tmp_path, rootfs_tars):
                     url)).strip()
     (info,) = json.loads(ok(run(root, "image", "inspect", image2)))
     assert info["Architecture"] == "arm64" and info["RepoTags"] == []
-    assert info["Config"] == {"Entrypoint": ["/bin/sh", "-c", "/bin/tool"]}
+    assert {k: v for k, v in info["Config"].items() if v not in ("", None, False)} == {
+        "Entrypoint": ["/bin/sh", "-c", "/bin/tool"]}
     assert info["History"][0]["comment"] == f"Imported from {url}"
 
 
@@ -554,12 +557,14 @@ def test_system_df(three_images):
     assert list(rows) == ["Images", "Containers", "Local Volumes", "Build Cache"]
     assert rows["Images"][:2] == ["3", "1"]
     assert rows["Build Cache"] == ["0", "0", "0B", "0B"]
-    data = {d["Type"]: d for d in json.loads(ok(run(root, "system", "df", "--format", "json")))}
+    data = {d["Type"]: d for d in map(json.loads, ok(run(root, "system", "df", "--format",
+                                                          "json")).splitlines())}
     base, own = 200_000, {"a": 50_000, "b": 100_000, "c": 150_000}
-    # each layer counted once: the base layer is shared by all three images
-    assert data["Images"]["Size"] == base + sum(own.values())
-    assert data["Images"]["Reclaimable"] == own["a"] + own["c"]  # b (and the base) in use
-    assert data["Images"]["TotalCount"] == 3 and data["Images"]["Active"] == 1
+    # each layer counted once: the base layer is shared by all three images; docker's
+    # json lines have its strings
+    assert data["Images"]["Size"] == "500kB"  # base + a + b + c
+    assert data["Images"]["Reclaimable"] == "200kB (40%)"  # a + c: b (and the base) in use
+    assert data["Images"]["TotalCount"] == "3" and data["Images"]["Active"] == "1"
     assert rows["Images"][2] == "500kB" and rows["Images"][3] == "200kB (40%)"
     verbose = ok(run(root, "system", "df", "-v"))
     assert "Images space usage:" in verbose and "SHARED SIZE" in verbose
@@ -762,7 +767,7 @@ def test_gc_lock_concurrent_loads_and_prunes(tmp_path):
     threads = [threading.Thread(target=loop, args=([["load", "-i", str(a)]], "load", (0,)))
                for a in archives]
     threads.append(threading.Thread(target=loop, args=(
-        [["rmi", "-f", f"conc{i}"] for i in range(4)], "gc", (0, 125))))
+        [["rmi", "-f", f"conc{i}"] for i in range(4)], "gc", (0, 1))))
     threads.append(threading.Thread(target=loop, args=(
         [["image", "prune", "-a", "-f"], ["system", "prune", "-f"]], "gc", (0,))))
     for t in threads:

@@ -274,7 +274,7 @@ def container_graph_driver(engine, cid: str, image: dict) -> dict:
 
 def image_document(store, name: str) -> dict:
     """What `docker image inspect` shows: Docker's keys in Docker's order, from the
-    store's record of the image and its config blob."""
+    store's record of the image and its config blob; then sangja's Digest and History."""
     raw = store.inspect(name)
     config = store.config(raw["Id"])
     image_config = dict(raw.get("Config") or {})
@@ -303,6 +303,9 @@ def image_document(store, name: str) -> dict:
         "GraphDriver": graph,
         "RootFS": raw["RootFS"],
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        # sangja's own, after docker's: the manifest digest and the config's history
+        "Digest": raw.get("Digest"),
+        "History": raw.get("History", []),
     }
 
 
