@@ -113,13 +113,25 @@ def test_info_and_version_format_like_docker(cli, dk):
     ["ps", "--filter", "status=nope"], ["ps", "--filter", "health=bad"],
     ["ps", "--filter", "since=nope"], ["images", "--filter", "before=nope"],
     ["ps", "--filter", "foo"], ["inspect", "-f", "{{.Id", IMAGE],
-    ["inspect", "-f", "{{.Nope}}", IMAGE],
+    ["inspect", "-f", "{{.Nope}}", IMAGE], ["rename", "nope", "x"],
 ])
 def test_exit_codes_are_dockers(cli, dk, args):
     r = cli(*args)
     assert r.returncode == dk_status(dk, *args), (args, r.returncode, r.stderr)
     if r.returncode:
         assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("sangja: "), r.stderr
+
+
+@pytest.mark.parametrize("args", [["exec", "{}", "true"], ["top", "{}"], ["attach", "{}"],
+                                  ["kill", "{}"], ["pause", "{}"], ["unpause", "{}"],
+                                  ["logs", "{}"], ["port", "{}", "80"]])
+def test_exit_codes_on_a_stopped_container_are_dockers(cli, dk, args):
+    flags = ["--network", "none", "--log-driver", "none"]
+    theirs = dk("create", *flags, IMAGE, "true").strip()
+    ours = cli.create(*flags, IMAGE, "true")
+    r = cli(*[a.format(ours) for a in args])
+    assert r.returncode == dk_status(dk, *[a.format(theirs) for a in args]) == 1, r.stderr
+    assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("sangja: "), r.stderr
 
 
 def test_rmi_of_an_image_in_use_as_docker(cli, dk):

@@ -111,7 +111,7 @@ def test_exec_t_sets_term(cli, box):
 
 def test_exec_of_a_stopped_container(cli):
     cid = cli.create("busybox", "sleep", "1000")
-    assert "is not running" in cli.fails(125, "exec", cid, "true")
+    assert cli.fails(1, "exec", cid, "true") == f"sangja: Container {cid} is not running"
 
 
 # ---------------------------------------------------------------------------- left behind

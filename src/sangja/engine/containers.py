@@ -581,8 +581,8 @@ class Engine(EngineView):
             return row["id"]
 
     def rename(self, ref: str, new: str) -> None:
+        row = self.db.get(ref)  # docker looks the container up first
         validate_name(new)
-        row = self.db.get(ref)
         if row["name"] == new:
             raise EngineError(f"Renaming a container with the same name as its current "
                               f"name: {new}", 1)

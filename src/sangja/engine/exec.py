@@ -66,10 +66,11 @@ def exec_in_container(eng, ref: str, opts: ExecOptions, stdio: tuple[int, int, i
 
     row = eng.get(ref)
     state = live_state(row)
-    if state == PAUSED:
-        raise ExecError(f"container {ref} is paused, unpause the container before exec")
+    if state == PAUSED:  # docker's words and exit code (a daemon error: 1)
+        raise ExecError(f"Container {row['id']} is paused, unpause the container before "
+                        "exec", 1)
     if state != RUNNING:
-        raise ExecError(f"container {ref} is not running")
+        raise ExecError(f"Container {row['id']} is not running", 1)
     if not opts.args:
         raise ExecError("exec needs a command")
     cid = row["id"]

@@ -537,7 +537,8 @@ def cmd_top(opts: Globals, args: list[str]) -> int:
     with _engine(opts) as eng:
         row = eng.get(rest[0])
         if live_state(row) != RUNNING:
-            raise UsageError(f"container {rest[0]} is not running")
+            error(f"Container {row['id']} is not running")  # docker's words and code
+            return 1
         pids = eng.runtime(row).pids(row["id"])
     ps_args = rest[1:] or ["-f"]
     import subprocess
@@ -600,7 +601,8 @@ def cmd_attach(opts: Globals, args: list[str]) -> int:
     with _engine(opts) as eng:
         row = eng.get(rest[0])
         if live_state(row) != RUNNING:
-            raise UsageError("You cannot attach to a stopped container, start it first")
+            error("You cannot attach to a stopped container, start it first")
+            return 1
         copts = eng.options(row)
         client = AttachClient(eng.paths.attach_socket(row["id"]))
         try:
@@ -662,7 +664,8 @@ def cmd_logs(opts: Globals, args: list[str]) -> int:
         row = eng.get(rest[0])
         copts = eng.options(row)
         if copts.log_driver == "none":
-            raise UsageError('configured logging driver does not support reading: "none"')
+            error("configured logging driver does not support reading")  # docker's, exit 1
+            return 1
         cid = row["id"]
 
         def running() -> bool:
