@@ -82,3 +82,11 @@ def test_split_tag_as_the_reference_parser(name, split):
     assert split_tag(name) == split
     ref = parse(name)
     assert (ref.name, ref.tag or "<none>") == split
+
+
+def test_the_read_only_image_listing_knows_the_schema_version():
+    """sangja.image.readonly opens images.db only at the version it reads (else the
+    ImageStore opens and migrates it): the two numbers must move together."""
+    from sangja.image import db, readonly
+
+    assert readonly.IMAGES_SCHEMA_VERSION == db.SCHEMA_VERSION

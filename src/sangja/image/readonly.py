@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 
 _HEX = frozenset("0123456789abcdef")
+# sangja.image.db.SCHEMA_VERSION, without importing it (it brings `re` and the blob store):
+# an images.db at another version is opened the usual way, which migrates it.
+# tests/unit/test_engine_filters.py checks that the two agree.
+IMAGES_SCHEMA_VERSION = 4
 
 
 def _sha256_hex(digest: str) -> str | None:
@@ -53,9 +57,11 @@ def list_images(root: str, all_images: bool = False) -> list[dict] | None:
 
     from ..sqlite import SQLiteDB
 
-    # any query that does not fit the schema falls back: no version check needed
     db = SQLiteDB.open_readonly(os.path.join(root, "images.db"), check_version=False)
     if db is None:
+        return None
+    if db.conn.execute("PRAGMA user_version").fetchone()[0] != IMAGES_SCHEMA_VERSION:
+        db.close()
         return None
 
     try:
