@@ -1,8 +1,7 @@
 """sangja against a private dockerd (test_image_interop's fixture): `inspect` and `image
 inspect` have docker's keys (HostConfig's in docker's order), `info --format` gives the
 same facts, and exit codes are docker's for the same commands. Every container here is on
-`--network none`; dockerd runs with no bridge. The host's links are not compared at the
-end: tests on other workers make and remove sangja's bridges meanwhile."""
+`--network none`."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import subprocess
 
 import pytest
 from engine_cli import wait_until
-from test_image_interop import private_dockerd
+from test_image_interop import docker  # noqa: F401 - the private dockerd fixture
 
 pytestmark = pytest.mark.root
 
@@ -20,12 +19,7 @@ IMAGE = "localhost/busybox:latest"
 
 
 @pytest.fixture(scope="module")
-def docker():
-    yield from private_dockerd(check_links=False)
-
-
-@pytest.fixture(scope="module")
-def dk(docker, engine, tmp_path_factory):
+def dk(docker, engine, tmp_path_factory):  # noqa: F811 - the fixture imported above
     """The private dockerd with sangja's busybox loaded (the same image id on both)."""
     archive = tmp_path_factory.mktemp("dk") / "busybox.tar"
     engine.ok("save", "-o", str(archive), IMAGE)

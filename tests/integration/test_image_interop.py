@@ -467,13 +467,6 @@ def _links() -> list[str]:
 def docker():
     """A private dockerd: its own data root, exec root, socket and containerd; no bridge,
     no iptables. Skips when dockerd cannot start here."""
-    yield from private_dockerd()
-
-
-def private_dockerd(check_links: bool = True):
-    """The body of the `docker` fixture. ``check_links``: the host's network links must be
-    as before at the end (off for a module whose sangja containers use the bridge while
-    tests on other workers come and go)."""
     need(DOCKERD, "dockerd")
     need(DOCKER, "docker")
     base = Path(tempfile.mkdtemp(prefix="sj-dk-", dir="/tmp"))  # unix socket paths are short
@@ -497,7 +490,7 @@ def private_dockerd(check_links: bool = True):
     def dk(*args, check=True, timeout=120) -> str:
         return tool(DOCKER, *args, check=check, env=env, timeout=timeout)
 
-    dk.env = env  # for tests that need docker's exit code (test_cli_shape)
+    dk.env = env  # for tests that need docker's exit code (test_cli_docker)
 
     def up() -> bool:
         if proc.poll() is not None:
@@ -526,8 +519,7 @@ def private_dockerd(check_links: bool = True):
         leftovers, leaked_mounts = stop_private_daemon(proc, base, fixed, fixed_before)
         assert leftovers == [], f"dockerd left processes: {leftovers}"
         assert leaked_mounts == [], f"dockerd left mounts: {leaked_mounts}"
-        if check_links:
-            assert _links() == links_before, "dockerd left network links"
+        assert _links() == links_before, "dockerd left network links"
 
 
 def test_docker_loads_and_runs_ours(ours, docker):
