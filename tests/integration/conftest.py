@@ -790,3 +790,27 @@ def cli(engine):
     from engine_cli import cli_fixture
 
     yield from cli_fixture(engine)
+
+
+@pytest.fixture(autouse=True)
+def _no_network_left_in_tmp(request):
+    """A store made in a test's temp dir and dropped with it must not leave its networks
+    behind: a bridge's keeper (a netns mount, the bridge, its NAT and isolation rules)
+    outlives the directory. After each test that used `tmp_path`, any keeper mount under
+    it fails the test, after `network prune` of its store has taken it away."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    base = str(request.getfixturevalue("tmp_path")) + "/"
+    yield
+    with open("/proc/self/mounts") as f:
+        keepers = [m.split()[1] for m in f if "/netns/keeper-" in m.split()[1]
+                   and m.split()[1].startswith(base)]
+    if not keepers:
+        return
+    sangja = REPO / ".venv" / "bin" / "sangja"
+    for runroot in {os.path.dirname(os.path.dirname(k)) for k in keepers}:
+        root = os.path.join(os.path.dirname(runroot), "root")
+        subprocess.run([str(sangja), "--root", root, "--runroot", runroot, "network",
+                        "prune", "-f"], capture_output=True, timeout=120)
+    pytest.fail(f"networks left in the test's temp dir (prune its store): {keepers}")

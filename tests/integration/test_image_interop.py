@@ -459,8 +459,12 @@ def test_umoci_images_load_here(ours, tmp_path):
 
 
 def _links() -> list[str]:
+    """The host's links, less sangja's bridges (sj...) and netavark's veths, which tests
+    of other workers make and remove meanwhile (dockerd runs here without a bridge: what
+    it could leave is docker0 or a br-...)."""
     out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    return sorted(line.split(":")[1].strip() for line in out.splitlines() if ":" in line)
+    names = (line.split(":")[1].strip() for line in out.splitlines() if ":" in line)
+    return sorted(n for n in names if not n.startswith(("sj", "veth")))
 
 
 @pytest.fixture(scope="module")

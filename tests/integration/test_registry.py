@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from engine_cli import isolation_guard
 from registry_fixtures import (
     HTPASSWD,
     OPENSSL,
@@ -77,6 +78,17 @@ class Store:
         r = self("system", "check", *flags)
         return r.returncode, r.stdout.splitlines()
 
+    def close(self) -> None:
+        """Take the store's containers and networks away (the default bridge's keeper
+        holds a netns mount, a bridge and firewall rules that outlive the temp dir)."""
+        ids = self("ps", "-a", "-q", "--no-trunc").stdout.split()
+        if ids:
+            self("rm", "-f", *ids)
+        if (self.root / "networks.db").exists():
+            with isolation_guard():
+                r = self("network", "prune", "-f")
+            assert r.returncode == 0, r.stderr
+
     def blobs(self) -> list[str]:
         d = self.root / "blobs" / "sha256"
         return sorted(os.listdir(d)) if d.exists() else []
@@ -117,12 +129,15 @@ def busybox(tmp_path, env):
         pytest.skip(str(e))
     s = Store(tmp_path / "src", env)
     s.ok("bootstrap", "busybox")
-    return s
+    yield s
+    s.close()
 
 
 @pytest.fixture
 def fresh(tmp_path, env):
-    return Store(tmp_path / "dst", env)
+    s = Store(tmp_path / "dst", env)
+    yield s
+    s.close()
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..image.check import Finding
+from .paths import runtime_name_of
 from .status import PAUSED, RUNNING, live_state, monitor_alive
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -50,9 +51,9 @@ def runtime_states(runroot: str) -> dict[str, list[str]]:
     except FileNotFoundError:
         return out
     for name in names:
-        if name == "engine":
+        runtime = runtime_name_of(name)
+        if runtime is None:
             continue
-        runtime = "sangja-runtime" if name == "runtime" else name
         try:
             entries = os.listdir(os.path.join(runroot, name))
         except (NotADirectoryError, FileNotFoundError):

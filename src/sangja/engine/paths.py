@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 
 
+# Directories of the run root that are the engine's own (per-container run files, network
+# namespace files, netavark's config); every other directory there is an OCI runtime's
+# state root (`runtime` for sangja-runtime, the runtime's name for the others).
+OWN_RUN_DIRS = frozenset({"engine", "netns", "network"})
+
+
 class Paths:
     def __init__(self, root: str, runroot: str):
         self.root = os.path.abspath(root)
@@ -52,4 +58,19 @@ class Paths:
         """State root of an OCI runtime; one per runtime so their ids never collide."""
         if runtime_name == "sangja-runtime":
             return os.path.join(self.runroot, "runtime")
-        return os.path.join(self.runroot, os.path.basename(runtime_name))
+        name = os.path.basename(runtime_name)
+        if name in OWN_RUN_DIRS or name.startswith("runtime"):
+            name = "runtime-" + name  # never one of the engine's own directories
+        return os.path.join(self.runroot, name)
+
+
+def runtime_name_of(run_dir_name: str) -> str | None:
+    """The runtime whose state root is the run root's directory ``run_dir_name`` (the
+    inverse of :meth:`Paths.runtime_root`), or None for the engine's own directories."""
+    if run_dir_name in OWN_RUN_DIRS:
+        return None
+    if run_dir_name == "runtime":
+        return "sangja-runtime"
+    if run_dir_name.startswith("runtime-"):
+        return run_dir_name[len("runtime-"):]
+    return run_dir_name
