@@ -88,6 +88,35 @@ class SQLiteDB:
             with self.transaction():
                 self._migrate()
 
+    @classmethod
+    def open_readonly(cls, path: str | os.PathLike[str], *, check_version: bool = True):
+        """For commands that only look (ps, inspect, logs, images): the database opened
+        read-only, without the pragmas, the lost-store checks or a migration; None when
+        that is not possible (no file yet, an older schema that the full open migrates, a
+        file SQLite cannot open read-only): then open it the usual way. Writing through
+        it fails ("attempt to write a readonly database"). Without ``check_version`` the
+        caller handles a query that does not fit the schema (sqlite3.Error)."""
+        path = os.fspath(path)
+        # a file: URI (urllib.parse would cost more than the open): escape what ends a path
+        uri = os.path.abspath(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+        try:
+            conn = sqlite3.connect(f"file:{uri}?mode=ro", uri=True,
+                                   timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error:
+            return None
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0 or (check_version and version != len(cls.MIGRATIONS)):
+                conn.close()
+                return None
+        except sqlite3.Error:
+            conn.close()
+            return None
+        conn.row_factory = sqlite3.Row
+        db = cls.__new__(cls)
+        db.path, db.migrated_from, db.conn, db._depth = path, None, conn, 0
+        return db
+
     def _refuse_lost(self) -> None:
         """DatabaseLost when the file is missing or empty in a store that holds content, or
         is not a regular file. One stat when all is well."""

@@ -286,9 +286,9 @@ def test_cache_in_system_df_and_builder_prune(cli, tmp_path):
     ctx = context(tmp_path, "FROM busybox\nRUN head -c 100000 /dev/zero > /zeros\n"
                   "RUN echo 1 > /one\n")
     build(cli, ctx, "-t", "localhost/pruned:1")
-    df = json.loads(cli.ok("system", "df", "--format", "json"))
+    df = [json.loads(x) for x in cli.ok("system", "df", "--format", "json").splitlines()]
     row = next(r for r in df if r["Type"] == "Build Cache")
-    assert row["TotalCount"] >= 2
+    assert int(row["TotalCount"]) >= 2
     hidden = image_ids(cli) - set(cli.ok("images", "-q").split())
     assert hidden  # the step images: `images` hides them, `images -a` shows them
     cli.ok("rmi", "localhost/pruned:1")
@@ -298,8 +298,8 @@ def test_cache_in_system_df_and_builder_prune(cli, tmp_path):
     again = cli.ok("build", str(ctx), timeout=120)
     assert "Using cache" not in again
     cli.ok("system", "prune", "-a", "-f")
-    df = json.loads(cli.ok("system", "df", "--format", "json"))
-    assert next(r for r in df if r["Type"] == "Build Cache")["TotalCount"] == 0
+    df = [json.loads(x) for x in cli.ok("system", "df", "--format", "json").splitlines()]
+    assert next(r for r in df if r["Type"] == "Build Cache")["TotalCount"] == "0"
     cli.ok("bootstrap", "busybox")  # the next tests' base image
 
 

@@ -92,15 +92,26 @@ def test_exec_env_and_workdir(cli):
     assert out.split("\n")[:3] == ["1", "from-exec kept", "/tmp"]
 
 
-@pytest.mark.parametrize("what,code", [("no-such-command", 127), ("/etc", 126)])
-def test_exec_cannot_run(cli, box, what, code):
-    line = cli.fails(code, "exec", box, what)
-    assert "exec" in line
+@pytest.mark.parametrize("what,why", [("no-such-command", "executable file not found in $PATH"),
+                                      ("/etc", "permission denied")])
+def test_exec_cannot_run(cli, box, what, why):
+    """Docker's exit code (126 whatever the reason: run says 127 for a missing one) and
+    words."""
+    line = cli.fails(126, "exec", box, what)
+    assert line == ("sangja: OCI runtime exec failed: exec failed: unable to start container "
+                    f'process: exec: "{what}": {why}: unknown')
+
+
+def test_exec_t_sets_term(cli, box):
+    assert cli.ok("exec", "-t", box, "sh", "-c", "echo $TERM").strip() == "xterm"
+    assert cli.ok("exec", "-t", "-e", "TERM=vt100", box, "sh", "-c",
+                  "echo $TERM").strip() == "vt100"
+    assert cli.ok("exec", box, "sh", "-c", "echo ${TERM-unset}").strip() == "unset"
 
 
 def test_exec_of_a_stopped_container(cli):
     cid = cli.create("busybox", "sleep", "1000")
-    assert "is not running" in cli.fails(125, "exec", cid, "true")
+    assert cli.fails(1, "exec", cid, "true") == f"sangja: Container {cid} is not running"
 
 
 # ---------------------------------------------------------------------------- left behind

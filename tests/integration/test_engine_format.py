@@ -25,9 +25,10 @@ def test_inspect_and_ps_templates(cli, tmp_path):
     assert cli.ok("inspect", "-f", '{{printf "%-10s|" .State.Status}}', cid) == "running   |\n"
 
 
-@pytest.mark.parametrize("template", ["{{.State.Nope.Deeper}}", "{{", "{{nosuchfunc .Id}}",
-                                      "{{range .State.Status}}x{{end}}"])
-def test_a_failing_template_is_one_line_and_exit_1(cli, template):
+@pytest.mark.parametrize("template, code", [
+    ("{{.State.Nope.Deeper}}", 1), ("{{range .State.Status}}x{{end}}", 1),  # cannot run
+    ("{{", 64), ("{{nosuchfunc .Id}}", 64)])  # does not parse: docker's CLI exits 64
+def test_a_failing_template_is_one_line_and_docker_exit_code(cli, template, code):
     cid = cli.detach("busybox", "sleep", "1000")
-    line = cli.fails(1, "inspect", "-f", template, cid)
-    assert line.startswith("sangja: template: "), line
+    line = cli.fails(code, "inspect", "-f", template, cid)
+    assert line.startswith("sangja: template parsing error: template: "), line

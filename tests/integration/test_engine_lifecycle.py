@@ -381,7 +381,7 @@ def test_ps_flags(cli):
     assert table == ["NAMES     STATE", "ps-exit   exited"]  # docker's columns: >= 10 wide
     assert cli.ok("ps", "-a", "--format", '{{.Label "nope"}}|{{.ID}}', "--filter",
                   "name=ps-run").strip() == f"|{a[:12]}"
-    cli.fails(125, "ps", "--filter", "bogus=1")
+    assert cli.fails(1, "ps", "--filter", "bogus=1") == "sangja: Invalid filter 'bogus'"
 
 
 # ---------------------------------------------------------------------------- exec, attach

@@ -228,13 +228,22 @@ def test_history_layers_sizes_and_truncation(tmp_path):
         image_id[7:19], "<missing>", "<missing>", "<missing>"]
     raw = columns(ok(run(root, "history", "--human=false", "hist:v1")), HISTORY)
     assert raw[1][3] == "1500000" and raw[1][1] == "2024-01-01T00:00:02Z"
-    data = json.loads(ok(run(root, "history", "--format", "json", "hist:v1")))
-    assert [d["Size"] for d in data] == [0, 1_500_000, 0, 3500]
+    data = history_json(root, "--no-trunc", "--human=false", "hist:v1")
+    assert [d["Size"] for d in data] == ["0", "1500000", "0", "3500"]
     assert data[0]["ID"] == image_id and data[1]["ID"] == "<missing>"
-    assert data[1]["CreatedBy"] == long_cmd and data[1]["Comment"] == "big one"
-    assert data[3]["Created"] == "2024-01-01T00:00:00Z"
-    bad(run(root, "history", "nosuch"), "nosuch")
+    assert data[1]["CreatedBy"] == long_cmd.replace("\t", " ")
+    assert data[1]["Comment"] == "big one"
+    assert data[3]["CreatedAt"] == "2024-01-01T00:00:00Z"
+    assert history_json(root, "hist:v1")[1]["Size"] == "1.5MB"  # docker's: one per line
+    r = run(root, "history", "nosuch")  # docker: a missing image is exit 1
+    assert r.returncode == 1 and r.stderr.decode() == "sangja: image 'nosuch' not found\n"
     bad(run(root, "history"))
+
+
+def history_json(root, *args: str) -> list[dict]:
+    """`history --format json`: one object per line, docker's strings."""
+    out = ok(run(root, "history", "--format", "json", *args))
+    return [json.loads(line) for line in out.splitlines()]
 
 
 def test_history_on_a_schema_v1_database(tmp_path):
@@ -251,8 +260,8 @@ def test_history_on_a_schema_v1_database(tmp_path):
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
-    data = json.loads(ok(run(root, "history", "--format", "json", "old:v1")))
-    assert [d["Size"] for d in data] == [12345]
+    data = history_json(root, "--human=false", "old:v1")
+    assert [d["Size"] for d in data] == ["12345"]
     assert db_rows(root, "PRAGMA user_version")[0][0] >= 2
     assert db_rows(root, "SELECT content_size FROM layers") == [(12345,)]
 
@@ -293,9 +302,9 @@ def test_import_every_compression_gives_one_layer(tmp_path, rootfs_tars):
     layer = root / "layers" / diff_id[7:]
     assert (layer / "etc" / "hello").read_text() == "hello from import\n"
     assert os.readlink(layer / "bin" / "alias") == "tool"
-    hist = json.loads(ok(run(root, "history", "--format", "json", "imp:tar")))
+    hist = history_json(root, "--human=false", "imp:tar")
     assert len(hist) == 1 and hist[0]["Comment"] == "Imported from -"
-    assert hist[0]["CreatedBy"] == "" and hist[0]["Size"] == 100_018
+    assert hist[0]["CreatedBy"] == "" and hist[0]["Size"] == "100018"
     assert ok(run(root, "system", "check")).strip() == "no problems found"
 
 
@@ -310,7 +319,8 @@ def test_import_changes_message_platform_stdin_and_url(tmp_path, rootfs_tars):
                       input=rootfs_tars["gz"].read_bytes())).strip()
     (info,) = json.loads(ok(run(root, "image", "inspect", "example.com/team/app:1")))
     assert info["Id"] == image_id and info["RepoTags"] == ["example.com/team/app:1"]
-    assert info["Config"] == {
+    set_fields = {k: v for k, v in info["Config"].items() if v not in ("", None, False)}
+    assert set_fields == {
         "Cmd": ["/bin/tool", "--serve"],
         "Env": ["A=1", "B=two words", "PATH=/usr/bin:/bin"],
         "WorkingDir": "/srv/app",
@@ -327,7 +337,8 @@ def test_import_changes_message_platform_stdin_and_url(tmp_path, rootfs_tars):
                     url)).strip()
     (info,) = json.loads(ok(run(root, "image", "inspect", image2)))
     assert info["Architecture"] == "arm64" and info["RepoTags"] == []
-    assert info["Config"] == {"Entrypoint": ["/bin/sh", "-c", "/bin/tool"]}
+    assert {k: v for k, v in info["Config"].items() if v not in ("", None, False)} == {
+        "Entrypoint": ["/bin/sh", "-c", "/bin/tool"]}
     assert info["History"][0]["comment"] == f"Imported from {url}"
 
 
@@ -546,12 +557,14 @@ def test_system_df(three_images):
     assert list(rows) == ["Images", "Containers", "Local Volumes", "Build Cache"]
     assert rows["Images"][:2] == ["3", "1"]
     assert rows["Build Cache"] == ["0", "0", "0B", "0B"]
-    data = {d["Type"]: d for d in json.loads(ok(run(root, "system", "df", "--format", "json")))}
+    data = {d["Type"]: d for d in map(json.loads, ok(run(root, "system", "df", "--format",
+                                                          "json")).splitlines())}
     base, own = 200_000, {"a": 50_000, "b": 100_000, "c": 150_000}
-    # each layer counted once: the base layer is shared by all three images
-    assert data["Images"]["Size"] == base + sum(own.values())
-    assert data["Images"]["Reclaimable"] == own["a"] + own["c"]  # b (and the base) in use
-    assert data["Images"]["TotalCount"] == 3 and data["Images"]["Active"] == 1
+    # each layer counted once: the base layer is shared by all three images; docker's
+    # json lines have its strings
+    assert data["Images"]["Size"] == "500kB"  # base + a + b + c
+    assert data["Images"]["Reclaimable"] == "200kB (40%)"  # a + c: b (and the base) in use
+    assert data["Images"]["TotalCount"] == "3" and data["Images"]["Active"] == "1"
     assert rows["Images"][2] == "500kB" and rows["Images"][3] == "200kB (40%)"
     verbose = ok(run(root, "system", "df", "-v"))
     assert "Images space usage:" in verbose and "SHARED SIZE" in verbose
@@ -754,7 +767,7 @@ def test_gc_lock_concurrent_loads_and_prunes(tmp_path):
     threads = [threading.Thread(target=loop, args=([["load", "-i", str(a)]], "load", (0,)))
                for a in archives]
     threads.append(threading.Thread(target=loop, args=(
-        [["rmi", "-f", f"conc{i}"] for i in range(4)], "gc", (0, 125))))
+        [["rmi", "-f", f"conc{i}"] for i in range(4)], "gc", (0, 1))))
     threads.append(threading.Thread(target=loop, args=(
         [["image", "prune", "-a", "-f"], ["system", "prune", "-f"]], "gc", (0,))))
     for t in threads:

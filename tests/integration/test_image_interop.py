@@ -494,6 +494,8 @@ def docker():
     def dk(*args, check=True, timeout=120) -> str:
         return tool(DOCKER, *args, check=check, env=env, timeout=timeout)
 
+    dk.env = env  # for tests that need docker's exit code (test_cli_docker)
+
     def up() -> bool:
         if proc.poll() is not None:
             return True

@@ -102,9 +102,9 @@ def test_save_to_a_fifo_feeds_its_reader_a_loadable_archive(cli, tmp_path):
 def test_failed_save_leaves_the_existing_file(cli, tmp_path):
     out = tmp_path / "keep.tar"
     out.write_text("precious")
-    cli.fails(125, "save", "-o", str(out), "no-such-image")
+    cli.fails(1, "save", "-o", str(out), "no-such-image")  # docker's code for it
     assert out.read_text() == "precious"
-    cli.fails(125, "save", "-o", str(tmp_path / "new.tar"), "no-such-image")
+    cli.fails(1, "save", "-o", str(tmp_path / "new.tar"), "no-such-image")
     assert sorted(os.listdir(tmp_path)) == ["keep.tar"]
 
 

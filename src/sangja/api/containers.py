@@ -37,9 +37,8 @@ def _api_entry(eng, row, entry: dict) -> dict:
 
 def list_containers(req: Request):
     from ..engine.listing import list_containers as listing
-    from ..engine.listing import parse_filters
 
-    filters = parse_filters([(k, v) for k, vals in req.filters().items() for v in vals])
+    filters = req.filters()
     limit = req.int_arg("limit")
     eng = req.engine
     rows = listing(eng, all_states=req.flag("all"), filters=filters,

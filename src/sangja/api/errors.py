@@ -38,7 +38,8 @@ def from_exception(e: BaseException) -> ApiError:
     if isinstance(e, NameInUse | VolumeInUse | AmbiguousImage):
         return ApiError(409, msg)
     cls = type(e).__name__
-    if cls in ("InvalidOption", "InvalidReference", "UsageError", "JSONError"):
+    if cls in ("InvalidOption", "InvalidReference", "UsageError", "JSONError", "FilterError",
+               "FilterSyntaxError"):
         return ApiError(400, msg)
     if cls in ("ImageInUse",):
         return ApiError(409, msg)

@@ -841,8 +841,10 @@ FUNCS = {
 class Template:
     """A parsed template; `render(data)` executes it."""
 
-    def __init__(self, src: str, funcs: dict | None = None):
+    def __init__(self, src: str, funcs: dict | None = None, *, missing_key_error: bool = False):
         self.src = src
+        # Go's Option("missingkey=error"), as `docker inspect -f` runs its templates
+        self.missing_key_error = missing_key_error
         self.funcs = dict(FUNCS, **(funcs or {}))
         parser = _Parser(src, self.funcs)
         self.root = parser.parse()
@@ -1011,6 +1013,8 @@ class _Exec:
                 raise self.error(p, text, f"nil pointer evaluating interface {{}}.{name}")
             if isinstance(recv, dict):
                 v = recv.get(name, MISSING)
+                if v is MISSING and self.t.missing_key_error:
+                    raise self.error(p, text, f'map has no entry for key "{name}"')
             else:
                 v = getattr(recv, name, MISSING)
                 if v is MISSING:

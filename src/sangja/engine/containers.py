@@ -18,8 +18,7 @@ from ..errors import SangjaError
 from ..linux import process as lp
 from ..linux import signals
 from .options import ContainerOptions
-from .paths import Paths
-from .records import NoSuchContainer, open_db
+from .records import NoSuchContainer
 from .status import (
     CREATED,
     EXITED,
@@ -30,6 +29,7 @@ from .status import (
     live_state,
     monitor_alive,
 )
+from .view import EngineView
 
 DEFAULT_STOP_TIMEOUT = 10
 _RESTARTING = 2  # stopped_by_user during `restart`: stopped by a user, but --rm must not apply
@@ -48,38 +48,12 @@ def validate_name(name: str) -> None:
                           "are allowed")
 
 
-class Engine:
-    def __init__(self, root: str, runroot: str):
-        self.paths = Paths(root, runroot)
-        self._db = None
-        self._images = None
-
-    # -- plumbing -------------------------------------------------------------------------
-    @property
-    def db(self):
-        if self._db is None:
-            self._db = open_db(self.paths.root)
-        return self._db
-
-    @property
-    def images(self):
-        if self._images is None:
-            from ..image.store import ImageStore
-
-            self._images = ImageStore(self.paths.root)
-        return self._images
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-        if self._images is not None:
-            self._images.close()
+class Engine(EngineView):
+    """The whole engine: EngineView's reading plus every change (the commands that only
+    look use an EngineView: fewer imports)."""
 
     def __enter__(self) -> Engine:
         return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def snapshots(self):
         from ..image.snapshots import Snapshotter
@@ -92,15 +66,6 @@ class Engine:
         name = (row_or_opts.runtime if isinstance(row_or_opts, ContainerOptions)
                 else self.options(row_or_opts).runtime)
         return runtime_for(name, self.paths)
-
-    @staticmethod
-    def options(row) -> ContainerOptions:
-        from ..jsonio import loads
-
-        return ContainerOptions.from_dict(loads(row["options"]))
-
-    def get(self, ref: str):
-        return self.db.get(ref)
 
     @contextmanager
     def locked(self, ref: str) -> Iterator:
@@ -467,6 +432,8 @@ class Engine:
                 source = data
             else:
                 source = m.source
+                if m.create_source and m.type == "bind" and not os.path.lexists(source):
+                    os.makedirs(source, mode=0o755, exist_ok=True)  # Docker's -v does
             options = [o for o in m.options if o != "nocopy"]
             if m.readonly:
                 options.append("ro")
@@ -555,6 +522,9 @@ class Engine:
         self._release_rootfs(cid)
         self._network_down(cid, net_down)
         _touch(self.paths.cleaned_file(cid))
+        decision = self._after_exit(row, opts, code) if apply_policy else None
+        if decision == "restart":  # "restarting" from the moment the row says exited
+            self._mark_restarting(cid)
         self.db.update(cid, state=EXITED, exit_code=code, finished_at=finished,
                        oom_killed=int(oom), pid=0,
                        error="" if ex else "exit status unknown: the container's monitor "
@@ -564,8 +534,11 @@ class Engine:
         if oom:
             container_event(self, row, "oom", opts=opts)
         container_event(self, row, "die", {"exitCode": str(code)}, opts=opts)
-        if not apply_policy:
-            return None
+        return decision
+
+    @staticmethod
+    def _after_exit(row, opts: ContainerOptions, code: int) -> str | None:
+        """What --rm or the restart policy does after an exit: "remove", "restart", None."""
         if opts.rm:  # also after a user's stop (Docker's), but not within `restart`
             return None if row["stopped_by_user"] == _RESTARTING else "remove"
         policy = opts.restart
@@ -577,15 +550,34 @@ class Engine:
                 return None
         return "restart"
 
+    def _mark_restarting(self, cid: str) -> None:
+        """This process will start the container again after the back-off: leave its pid
+        and start time where status.is_restarting finds them (a process that dies
+        meanwhile leaves the container shown as exited, not restarting for ever)."""
+        from ..fs import write_atomic
+        from .status import restarting_file
+
+        try:
+            write_atomic(restarting_file(self.paths, cid),
+                         f"{os.getpid()} {lp.start_time(os.getpid())}\n", durable=False)
+        except OSError:
+            pass  # shown as exited meanwhile: no harm
+
     def _restart_after_exit(self, cid: str) -> None:
-        """Docker's back-off: 100 ms doubling per restart, at most a minute."""
+        """Docker's back-off: 100 ms doubling per restart, at most a minute. Meanwhile the
+        container shows as "restarting" (status.is_restarting)."""
+        from .status import restarting_file
+
         row = self.db.get(cid)
-        time.sleep(min(0.1 * (2 ** min(row["restart_count"], 10)), 60.0))
-        with self.locked(cid) as row:
-            if row["state"] != EXITED or row["stopped_by_user"]:
-                return
-            self.db.update(cid, restart_count=row["restart_count"] + 1)
-            self._start_locked(self.db.get(cid), attach=False)
+        try:
+            time.sleep(min(0.1 * (2 ** min(row["restart_count"], 10)), 60.0))
+            with self.locked(cid) as row:
+                if row["state"] != EXITED or row["stopped_by_user"]:
+                    return
+                self.db.update(cid, restart_count=row["restart_count"] + 1)
+                self._start_locked(self.db.get(cid), attach=False)
+        finally:
+            _ignore(os.unlink, restarting_file(self.paths, cid))
 
     # -- stop, kill -----------------------------------------------------------------------
     def stop(self, ref: str, timeout: int | None = None, *, restarting: bool = False,
@@ -672,8 +664,8 @@ class Engine:
             return row["id"]
 
     def rename(self, ref: str, new: str) -> None:
+        row = self.db.get(ref)  # docker looks the container up first
         validate_name(new)
-        row = self.db.get(ref)
         if row["name"] == new:
             raise EngineError(f"Renaming a container with the same name as its current "
                               f"name: {new}", 1)
@@ -687,9 +679,8 @@ class Engine:
         """Block until the container has exited and its exit is recorded; its exit code."""
         row = self.db.get(ref)
         cid = row["id"]
-        if row["state"] == CREATED:  # Docker waits for it to run and stop
-            while (row := self.db.get(cid))["state"] == CREATED:
-                time.sleep(0.1)
+        if row["state"] == CREATED:  # docker 20.10's wait (not-running): at once, 0
+            return 0
         told = None  # the code the monitor told us, for a record that goes with --rm
         if row["pid"]:
             told = self._told_exit(row)
@@ -843,7 +834,7 @@ def mounted_source(engine, row, rootfs: str, path: str, *, writing: bool = False
             if best is None or len(target) > len(best[0]):
                 best = (target, m)
     if best is None:
-        return rootfs, path
+        return _etc_file_source(engine, row, norm) or (rootfs, path)
     target, m = best
     if writing and m.readonly:
         raise EngineError(f"mounted volume is marked read-only: {target}", 1)
@@ -854,6 +845,20 @@ def mounted_source(engine, row, rootfs: str, path: str, *, writing: bool = False
     elif path.endswith("/") and not inner.endswith("/"):
         inner += "/"
     return source, inner
+
+
+def _etc_file_source(engine, row, norm: str) -> tuple[str, str] | None:
+    """/etc/hosts, /etc/hostname and /etc/resolv.conf are bind mounts of the engine's files
+    in the container's directory (once it started): `cp` reads and writes those, as the
+    container sees them, not the image's copies under them."""
+    from .etc_files import MOUNTS
+
+    for ctr, name in MOUNTS:
+        if norm == ctr:
+            cdir = engine.paths.container_dir(row["id"])
+            if os.path.isfile(os.path.join(cdir, name)):
+                return cdir, "/" + name
+    return None
 
 
 def _wait_pid_gone(pid: int, started: int | None) -> None:

@@ -68,10 +68,11 @@ def exec_in_container(eng, ref: str, opts: ExecOptions, stdio: tuple[int, int, i
 
     row = eng.get(ref)
     state = live_state(row)
-    if state == PAUSED:
-        raise ExecError(f"container {ref} is paused, unpause the container before exec")
+    if state == PAUSED:  # docker's words and exit code (a daemon error: 1)
+        raise ExecError(f"Container {row['id']} is paused, unpause the container before "
+                        "exec", 1)
     if state != RUNNING:
-        raise ExecError(f"container {ref} is not running")
+        raise ExecError(f"Container {row['id']} is not running", 1)
     if not opts.args:
         raise ExecError("exec needs a command")
     cid = row["id"]
@@ -197,6 +198,8 @@ def exec_process_spec(eng, row, opts: ExecOptions,
         name = e.partition("=")[0]
         env = [x for x in env if x.partition("=")[0] != name]
         env.append(e)
+    if opts.tty and not any(x.startswith("TERM=") for x in env):
+        env.append("TERM=xterm")  # Docker's exec -t
     proc["env"] = env
     if opts.workdir:
         proc["cwd"] = opts.workdir
@@ -274,7 +277,15 @@ def _start(name: str, argv: list[str], d: _ExecDir, stdio: tuple[int, int, int])
         from .runtimes import exit_code_for, last_log_error
 
         msg = last_log_error(d.log) or f"exit status {r.returncode}"
-        raise ExecError(f"{name} exec: {msg}", exit_code_for(msg))
+        import re
+
+        started = re.search(r"""exec: ['"](.*?)['"]: (.+?)\s*$""", msg)
+        if started and exit_code_for(msg) != 125:
+            # the program did not start (sangja-runtime's or runc's words): Docker's words
+            # and code (126, for any reason)
+            raise ExecError("OCI runtime exec failed: exec failed: unable to start container "
+                            f'process: exec: "{started[1]}": {started[2]}: unknown', 126)
+        raise ExecError(f"{name} exec: {msg}", 126)
     try:
         with open(d.pid_file) as f:
             return int(f.read().strip())

@@ -16,13 +16,15 @@ class MountRequest:
 
     source: an absolute host path (bind), a volume name ("" for an anonymous volume), or
     None (tmpfs). options: mount(8) options beyond ro ("nosuid", "size=64m", "rprivate",
-    "noexec", ...)."""
+    "noexec", ...). create_source: a -v bind whose missing host directory is made when
+    the container starts (Docker's -v; --mount refuses a missing source)."""
 
     type: str
     target: str
     source: str | None = None
     readonly: bool = False
     options: list[str] = field(default_factory=list)
+    create_source: bool = False
 
 
 @dataclass

@@ -57,6 +57,8 @@ _SCHEMA_V2 = "ALTER TABLE volumes ADD COLUMN copied_up INTEGER NOT NULL DEFAULT 
 
 
 class NoSuchContainer(SangjaError, LookupError):
+    engine_exit_code = 1  # Docker: a daemon error (but in run/create)
+
     def __init__(self, ref: str):
         super().__init__(f"No such container: {ref}")
 

@@ -9,6 +9,7 @@ import time
 from ..linux import process as lp
 
 CREATED, RUNNING, PAUSED, EXITED, REMOVING = "created", "running", "paused", "exited", "removing"
+RESTARTING = "restarting"  # shown, never recorded: an exited row waiting out its back-off
 
 
 def live_state(row) -> str:
@@ -51,6 +52,32 @@ def finished(paths, row) -> tuple[int, float | None]:
     return row["exit_code"], row["finished_at"]
 
 
+def restarting_file(paths, cid: str) -> str:
+    return os.path.join(paths.run_dir(cid), "restarting")
+
+
+def is_restarting(paths, row) -> bool:
+    """An exited container that its restart policy is about to start again: the process
+    waiting out the back-off left its pid and start time in RUN/<id>/restarting (so a
+    killed one does not leave the container "restarting" for ever)."""
+    if row["state"] != EXITED:
+        return False
+    try:
+        with open(restarting_file(paths, row["id"])) as f:
+            pid, start = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return False
+    return lp.is_alive(pid, start)
+
+
+def view_state(paths, row) -> str:
+    """live_state, and "restarting" between restart tries (Docker's State.Status)."""
+    state = live_state(row)
+    if state == EXITED and row["state"] == EXITED and is_restarting(paths, row):
+        return RESTARTING
+    return state
+
+
 def docker_status(paths, row, now: float | None = None) -> str:
     """The STATUS column of `ps`: "Up 3 seconds", "Exited (0) 2 minutes ago", ..."""
     from ..humanize import human_duration
@@ -69,6 +96,8 @@ def docker_status(paths, row, now: float | None = None) -> str:
     if state == REMOVING:
         return "Removal In Progress"
     code, when = finished(paths, row)
+    if state == EXITED and is_restarting(paths, row):
+        return f"Restarting ({code}) {human_duration(max(0.0, now - (when or now)))} ago"
     if when is None:
         return f"Exited ({code})"
     return f"Exited ({code}) {human_duration(max(0.0, now - when))} ago"

@@ -178,9 +178,11 @@ def remove_image(store, name: str, *, force: bool = False) -> list[str]:
         return store.remove(name, force=force, in_use=image_users(store.root))
 
 
-def prune_unused_images(store, *, all_images: bool = False):
-    """`image prune [-a]` under the same protocol as remove_image; the GC report."""
+def prune_unused_images(store, *, all_images: bool = False, select=None):
+    """`image prune [-a] [--filter]` under the same protocol as remove_image (``select``:
+    which images the filters keep in play); the GC report."""
     from ..image.gc import prune_images
 
-    with store.lock.exclusive():
-        return prune_images(store, all_images=all_images, in_use=images_in_use(store.root))
+    with store.lock.exclusive():  # "in use" is read with no writer mid-way
+        return prune_images(store, all_images=all_images, in_use=images_in_use(store.root),
+                            select=select)

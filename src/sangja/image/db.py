@@ -97,6 +97,8 @@ __all__ = ["AmbiguousImage", "Database", "DatabaseError", "Image", "ImageNotFoun
 
 
 class ImageNotFound(DatabaseError, LookupError):
+    engine_exit_code = 1  # Docker: a daemon error (but in run/create)
+
     def __init__(self, ref: str):
         super().__init__(f"image {ref!r} not found")
         self.ref = ref

@@ -136,9 +136,10 @@ def untag_lines(tags: Iterable[str], manifest_digest: str | None) -> list[str]:
 
 
 def prune_images(store: ImageStore, *, all_images: bool = False,
-                 in_use: Iterable[str] = ()) -> GCReport:
+                 in_use: Iterable[str] = (), select=None) -> GCReport:
     """Remove dangling images (every image with ``all_images``) that no container uses,
-    then collect garbage. Returns the report (untagged, deleted images/layers/blobs...)."""
+    then collect garbage. Returns the report (untagged, deleted images/layers/blobs...).
+    ``select(image)``: only images it accepts (`image prune --filter`)."""
     in_use = set(in_use)
     report = GCReport()
     with store.lock.exclusive():
@@ -148,6 +149,8 @@ def prune_images(store: ImageStore, *, all_images: bool = False,
                 continue
             if not img.tags and img.id in cached:
                 continue  # build cache, not a dangling image: builder prune's
+            if select is not None and not select(img):
+                continue
             store.db.remove_image(img.id)  # cascades to its tags and layer links
             untagged = untag_lines(img.tags, img.manifest_digest)
             report.untagged.extend(untagged)

@@ -67,7 +67,7 @@ class StoreError(SangjaError):
 
 
 class ImageInUse(StoreError):
-    pass
+    engine_exit_code = 1  # Docker: a daemon error
 
 
 def default_root() -> str:
@@ -629,9 +629,9 @@ class ImageStore:
         if img.id in in_use:
             if not force:
                 raise ImageInUse(
-                    f"conflict: unable to remove repository reference {name_or_id!r} (must "
-                    f"force) - container {in_use[img.id][:12]} is using its referenced image "
-                    f"{img.id[7:19]}")
+                    "conflict: unable to remove repository reference "
+                    f'"{by_tag or name_or_id}" (must force) - container '
+                    f"{in_use[img.id][:12]} is using its referenced image {img.id[7:19]}")
             out = []
             for t in img.tags:
                 self.db.untag(t)

@@ -111,18 +111,27 @@ def error(message: str) -> None:
 
 
 class TemplateFailed(SangjaError):
-    """A --format template that does not parse or cannot run on the data (Docker: exit 1)."""
+    """A --format template that cannot run on the data (Docker: exit 1)."""
 
     engine_exit_code = 1
 
 
-def render_template(template: str, value) -> str:
+class TemplateUnparsable(TemplateFailed):
+    """A --format template that does not parse (Docker's CLI: exit 64)."""
+
+    engine_exit_code = 64
+
+
+_parsed: dict[tuple[str, bool], object] = {}
+
+
+def render_template(template: str, value, *, missing_key_error: bool = False) -> str:
     """Go's text/template with Docker's functions (sangja.cli.gotemplate), as every
     `--format` runs it; `\\t` and `\\n` written in the template are a tab and a newline, as
-    in Docker."""
+    in Docker. Errors read as Docker's ("template parsing error: ...")."""
     template = template.replace("\\t", "\t").replace("\\n", "\n")
     parts = _plain_fields(template)
-    if parts is not None and isinstance(value, dict):
+    if parts is not None and isinstance(value, dict) and not missing_key_error:
         # only {{.Field}}s of strings (the default tables): no need for the template engine
         out = []
         for text, name in parts:
@@ -135,10 +144,17 @@ def render_template(template: str, value) -> str:
             return "".join(out)
     from ..gotemplate import Template, TemplateError
 
+    parsed = _parsed.get((template, missing_key_error))
+    if parsed is None:
+        try:
+            parsed = _parsed[(template, missing_key_error)] = Template(
+                template, missing_key_error=missing_key_error)
+        except TemplateError as e:
+            raise TemplateUnparsable(f"template parsing error: {e}") from None
     try:
-        return Template(template).render(value)
+        return parsed.render(value)  # type: ignore[attr-defined]
     except TemplateError as e:
-        raise TemplateFailed(str(e)) from None
+        raise TemplateFailed(f"template parsing error: {e}") from None
 
 
 def _plain_fields(template: str) -> list[tuple[str, str]] | None:
@@ -178,3 +194,19 @@ INSPECT_FORMAT_HELP = """Format output using a custom template:
 Refer to https://docs.docker.com/go/formatting/ for more information about formatting \
 output with templates"""
 DETACH_KEYS_HELP = "Override the key sequence for detaching a container"
+
+
+def print_listing(fmt: str | None, rows: list[dict], default: str,
+                  headers: dict[str, str]) -> None:
+    """Every listing's --format as Docker's: none or "table" = the default table,
+    `table TEMPLATE` = a header row and aligned columns, "json" = one object per line, a
+    template = one rendered line per row (the one template module for all of them)."""
+    if fmt == "json":
+        from ...jsonio import dumps
+
+        for r in rows:
+            print(dumps({k: v for k, v in r.items() if not callable(v)}))
+        return
+    if not fmt or fmt == "table":
+        fmt = default
+    sys.stdout.write(format_rows(fmt, rows, headers))

@@ -19,7 +19,6 @@ from .common import (
     UsageError,
     error,
     print_json,
-    table,
 )
 
 
@@ -27,6 +26,13 @@ def _engine(opts: Globals):
     from ...engine.containers import Engine
 
     return Engine(opts.storage_root, opts.run_root)
+
+
+def _view(opts: Globals):
+    """For the commands that only look: the engine's read side, records opened read-only."""
+    from ...engine.view import EngineView
+
+    return EngineView(opts.storage_root, opts.run_root, readonly=True)
 
 
 def _each(opts: Globals, refs: list[str], action) -> int:
@@ -47,6 +53,46 @@ def _each(opts: Globals, refs: list[str], action) -> int:
     return rc
 
 
+def _each_parallel(opts: Globals, refs: list[str], action) -> int:
+    """_each, with every container at once (Docker's `stop a b`: one slow container does
+    not hold up the others); each thread has its own engine (its own database
+    connection); the results print in the order given."""
+    if len(refs) < 2:
+        return _each(opts, refs, action)
+    import threading
+
+    from ...errors import SangjaError
+
+    results: list = [None] * len(refs)
+
+    def one(i: int, ref: str) -> None:
+        try:
+            with _engine(opts) as eng:
+                results[i] = (True, action(eng, ref))
+        except SangjaError as e:
+            results[i] = (False, str(e))
+        except BaseException as e:  # noqa: BLE001 - reported in the main thread
+            results[i] = (None, e)
+
+    threads = [threading.Thread(target=one, args=(i, ref), daemon=True)
+               for i, ref in enumerate(refs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rc = 0
+    for ok, value in results:
+        if ok is None:
+            raise value
+        if ok:
+            if value is not None:
+                print(value)
+        else:
+            error(value)
+            rc = 1
+    return rc
+
+
 # ---------------------------------------------------------------------------- run, create
 
 
@@ -64,11 +110,26 @@ class _PullProgress:
         self.view(event)
 
 
+class _RunExitCodes:
+    """`docker run` and `create` exit 125 for what other commands exit 1 for (a missing
+    image, a name in use...); the container's own 126/127 stay."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, e, tb) -> bool:
+        from ...errors import SangjaError
+
+        if isinstance(e, SangjaError) and getattr(e, "engine_exit_code", 125) == 1:
+            e.engine_exit_code = 125
+        return False
+
+
 def cmd_create(opts: Globals, args: list[str]) -> int:
     from .run_flags import parse_run_args
 
     copts = parse_run_args(args, command="create")
-    with _engine(opts) as eng:
+    with _engine(opts) as eng, _RunExitCodes():
         print(eng.create(copts, progress=_PullProgress()))
     return 0
 
@@ -80,9 +141,11 @@ def cmd_run(opts: Globals, args: list[str]) -> int:
     copts = parse_run_args(args, command="run", foreground=fg)
     keys = detach_keys(fg["detach_keys"])
     if copts.tty and copts.interactive and not copts.detach and not os.isatty(0):
-        raise UsageError("the input device is not a TTY (drop -t to pipe input)")
+        error("the input device is not a TTY")  # Docker's words and exit code
+        return 1
     with _engine(opts) as eng:
-        cid = eng.create(copts, progress=_PullProgress())
+        with _RunExitCodes():
+            cid = eng.create(copts, progress=_PullProgress())
         if copts.detach:
             try:
                 eng.start(cid)
@@ -258,7 +321,8 @@ def cmd_stop(opts: Globals, args: list[str]) -> int:
         raise UsageError(f"usage: {PROG} stop [-t SECONDS] CONTAINER...")
     timeout = _seconds(flags["time"])
     sig = _signal(flags["signal"]) if flags["signal"] else None
-    return _each(opts, refs, lambda eng, ref: (eng.stop(ref, timeout, signal=sig), ref)[1])
+    return _each_parallel(opts, refs,
+                          lambda eng, ref: (eng.stop(ref, timeout, signal=sig), ref)[1])
 
 
 def _signal(text: str) -> int:
@@ -320,8 +384,18 @@ def cmd_rm(opts: Globals, args: list[str]) -> int:
         raise UsageError(f"usage: {PROG} rm [-f] [-v] CONTAINER...")
     if flags["link"]:
         raise UsageError("rm --link: container links are not supported")
-    return _each(opts, refs, lambda eng, ref: (
-        eng.remove(ref, force=flags["force"], volumes=flags["volumes"]), ref)[1])
+    from ...engine.records import NoSuchContainer
+
+    def remove(eng, ref: str) -> str | None:
+        try:
+            eng.remove(ref, force=flags["force"], volumes=flags["volumes"])
+        except NoSuchContainer:
+            if flags["force"]:  # Docker: rm -f of what is not there is no error
+                return None
+            raise
+        return ref
+
+    return _each(opts, refs, remove)
 
 
 PAUSE = Command("CONTAINER [CONTAINER...]",
@@ -409,18 +483,6 @@ def cmd_container_prune(opts: Globals, args: list[str]) -> int:
 # ---------------------------------------------------------------------------- ps, inspect
 
 
-def _ps_filters(values: list[str]) -> dict[str, list[str]]:
-    from ...engine.listing import parse_filters
-
-    pairs = []
-    for v in values:
-        key, eq, val = v.partition("=")
-        if not eq:
-            raise UsageError(f"invalid filter {v!r} (KEY=VALUE)")
-        pairs.append((key, val))
-    return parse_filters(pairs)
-
-
 PS = Command("[OPTIONS]", "List containers", [
     Flag("-a,--all", help="Show all containers (default shows just running)"),
     Flag("-f,--filter", "multi", "Filter output based on conditions provided", meta="filter"),
@@ -438,18 +500,22 @@ def cmd_ps(opts: Globals, args: list[str]) -> int:
     flags, rest = PS.parse(args)
     if rest:
         raise UsageError(f"usage: {PROG} ps [-a] [-q] [--filter K=V] [--format json]")
-    filters = _ps_filters(flags["filter"])
     from ...engine.listing import list_containers
 
+    wanted = None
+    if flags["filter"]:
+        from ...engine import filters as flt
+
+        wanted = flt.parse(flags["filter"], flt.PS_KEYS)
     try:
         n = int(flags["last"])
     except ValueError:
         raise UsageError(f'invalid argument "{flags["last"]}" for "-n, --last" flag: '
                          "not an integer") from None
     last = 1 if flags["latest"] else (None if n == -1 else n)  # -n 0: every state, no limit
-    with _engine(opts) as eng:
+    with _view(opts) as eng:
         entries = [e for _, e in list_containers(eng, all_states=flags["all"],
-                                                 filters=filters, last=last)]
+                                                 filters=wanted, last=last)]
     trunc = not flags["no_trunc"]
     if flags["quiet"]:
         for e in entries:
@@ -495,16 +561,24 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "Networks": "NETWORKS"}
 
 
+def _go_quote(s: str) -> str:
+    """strconv.Quote; plain text without the template module (ps is a hot path)."""
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return f'"{s}"'
+    from ..gotemplate import go_quote
+
+    return go_quote(s)
+
+
 def _ps_context(entry: dict, trunc: bool) -> dict:
     """What a `ps --format` template sees, as Docker's container context shows it: the
     id short, the command quoted (and cut at 20 characters), "… ago", `.Label "k"`."""
-    from ..gotemplate import go_quote
     from .image_tools import ellipsis
 
     labels = entry["_labels"]
     c = {k: v for k, v in entry.items() if k not in ("_labels", "ImageID", "ExitCode")}
     c["ID"] = entry["ID"][:12] if trunc else entry["ID"]
-    c["Command"] = go_quote(ellipsis(entry["Command"], 20) if trunc else entry["Command"])
+    c["Command"] = _go_quote(ellipsis(entry["Command"], 20) if trunc else entry["Command"])
     c["RunningFor"] = entry["RunningFor"] + " ago"
     c["Size"] = c.get("Size", "0B")
     c["LocalVolumes"] = str(len([m for m in entry["Mounts"].split(",") if m]))
@@ -527,13 +601,12 @@ def cmd_inspect(opts: Globals, args: list[str]) -> int:
     kind = flags["type"]
     if kind not in (None, "container", "image"):
         raise UsageError(f"unsupported --type {kind!r} (container or image)")
-    from ...engine.inspect import container_document
+    from ...engine.inspect import container_document, image_document
     from ...engine.records import NoSuchContainer
-    from ...image.db import ImageNotFound
 
     docs = []
     rc = 0
-    with _engine(opts) as eng:
+    with _view(opts) as eng:
         for ref in refs:
             try:
                 if kind == "image":
@@ -550,19 +623,33 @@ def cmd_inspect(opts: Globals, args: list[str]) -> int:
                     error(f"No such container: {ref}")
                     rc = 1
                     continue
+            from ...image.db import ImageNotFound  # only now: the image store costs imports
+
             try:
-                docs.append(eng.images.inspect(ref))
+                docs.append(image_document(eng.images, ref))
             except ImageNotFound:
-                error(f"No such object: {ref}")
+                error(f"No such image: {ref}" if kind == "image" else f"No such object: {ref}")
                 rc = 1
-    if flags["format"]:
-        from .common import render_template
+    return print_inspect(docs, flags["format"]) or rc
+
+
+def print_inspect(docs: list[dict], fmt: str | None) -> int:
+    """`docker inspect`'s output: a JSON array, or each document through the template (a
+    key the document lacks is an error there, as in Docker)."""
+    if not fmt:
+        print_json(docs)
+        return 0
+    if fmt == "json":
+        from ...jsonio import dumps
 
         for d in docs:
-            print(render_template(flags["format"], d))
-    else:
-        print_json(docs)
-    return rc
+            print(dumps(d))
+        return 0
+    from .common import render_template
+
+    for d in docs:
+        print(render_template(fmt, d, missing_key_error=True))
+    return 0
 
 
 PORT = Command("CONTAINER [PRIVATE_PORT[/PROTO]]",
@@ -609,7 +696,8 @@ def cmd_top(opts: Globals, args: list[str]) -> int:
     with _engine(opts) as eng:
         row = eng.get(rest[0])
         if live_state(row) != RUNNING:
-            raise UsageError(f"container {rest[0]} is not running")
+            error(f"Container {row['id']} is not running")  # docker's words and code
+            return 1
         pids = eng.runtime(row).pids(row["id"])
     ps_args = rest[1:] or ["-f"]
     import subprocess
@@ -643,9 +731,17 @@ STATS = Command("[OPTIONS] [CONTAINER...]",
 ])
 
 
+STATS_TABLE = ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t"
+               "{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}")
+STATS_HEADERS = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME",
+                 "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
+                 "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
+
+
 def cmd_stats(opts: Globals, args: list[str]) -> int:
     flags, refs = STATS.parse(args)
     from ...engine.stats import sample_all
+    from .common import print_listing
 
     with _engine(opts) as eng:
         while True:
@@ -653,18 +749,9 @@ def cmd_stats(opts: Globals, args: list[str]) -> int:
             if not flags["no_trunc"]:
                 for r in rows:
                     r["ID"] = r["ID"][:12]
-            if flags["format"] == "json":
-                from ...jsonio import dumps
-
-                for r in rows:
-                    print(dumps(r))
-            else:
-                if not flags["no_stream"]:
-                    sys.stdout.write("\x1b[2J\x1b[H")
-                table(["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %",
-                       "NET I/O", "BLOCK I/O", "PIDS"],
-                      [[r["ID"], r["Name"], r["CPUPerc"], r["MemUsage"], r["MemPerc"],
-                        r["NetIO"], r["BlockIO"], r["PIDs"]] for r in rows])
+            if not flags["no_stream"] and flags["format"] != "json":
+                sys.stdout.write("\x1b[2J\x1b[H")
+            print_listing(flags["format"], rows, STATS_TABLE, STATS_HEADERS)
             sys.stdout.flush()
             if flags["no_stream"]:
                 return 0
@@ -692,7 +779,8 @@ def cmd_attach(opts: Globals, args: list[str]) -> int:
     with _engine(opts) as eng:
         row = eng.get(rest[0])
         if live_state(row) != RUNNING:
-            raise UsageError("You cannot attach to a stopped container, start it first")
+            error("You cannot attach to a stopped container, start it first")
+            return 1
         copts = eng.options(row)
         client = AttachClient(eng.paths.attach_socket(row["id"]))
         try:
@@ -724,7 +812,8 @@ def cmd_exec(opts: Globals, args: list[str]) -> int:
     if len(rest) < 2:
         raise UsageError(f"usage: {PROG} exec [OPTIONS] CONTAINER COMMAND [ARG...]")
     if flags["tty"] and flags["interactive"] and not flags["detach"] and not os.isatty(0):
-        raise UsageError("the input device is not a TTY (drop -t to pipe input)")
+        error("the input device is not a TTY")  # Docker's words and exit code
+        return 1
     from ...engine.exec import ExecOptions, exec_in_container
 
     if flags["privileged"]:
@@ -780,11 +869,12 @@ def cmd_logs(opts: Globals, args: list[str]) -> int:
             tail_n = int(tail)
         except ValueError:
             raise UsageError(f"invalid --tail {tail!r}: a number or all") from None
-    with _engine(opts) as eng:
+    with _view(opts) as eng:
         row = eng.get(rest[0])
         copts = eng.options(row)
         if copts.log_driver == "none":
-            raise UsageError('configured logging driver does not support reading: "none"')
+            error("configured logging driver does not support reading")  # docker's, exit 1
+            return 1
         cid = row["id"]
 
         def running() -> bool:

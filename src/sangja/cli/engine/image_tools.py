@@ -84,14 +84,18 @@ HISTORY = Command("[OPTIONS] IMAGE", "Show the history of an image", [
 ])
 
 
+HISTORY_TABLE = ("table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t"
+                 "{{.Comment}}")
+HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                   "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
+
+
 def cmd_history(opts: Globals, args: list[str]) -> int:
     flags, rest = HISTORY.parse(args)
     if len(rest) != 1:
         raise UsageError("usage: sangja history [--no-trunc] [-q] [-H=false] [--format json] "
                          "IMAGE")
     fmt = flags["format"]
-    if fmt not in (None, "json", "table") and "{{" not in fmt:
-        raise UsageError(f"unsupported --format {fmt!r} (json, table or a template)")
     with open_store(opts) as store:
         rows = store.history(rest[0])
     trunc = not flags["no_trunc"]
@@ -109,18 +113,6 @@ def cmd_history(opts: Globals, args: list[str]) -> int:
         for r in rows:
             print(image_id(r))
         return 0
-    if fmt == "json":
-        from ...jsonio import dumps
-
-        print(dumps([{
-            "ID": r["id"],
-            "Created": r["created"],
-            "CreatedSince": since(r["created"]),
-            "CreatedBy": r["created_by"],
-            "Size": r["size"],
-            "Comment": r["comment"],
-        } for r in rows], indent=4))
-        return 0
     out = []
     for r in rows:
         created_by = r["created_by"].replace("\t", " ")
@@ -132,11 +124,10 @@ def cmd_history(opts: Globals, args: list[str]) -> int:
             "Size": size(r),
             "Comment": r["comment"],
         })
-    if fmt and "{{" in fmt:
-        from .common import render_template
+    if fmt:
+        from .common import print_listing
 
-        for v in out:
-            print(render_template(fmt, v))
+        print_listing(fmt, out, HISTORY_TABLE, HISTORY_HEADERS)
         return 0
     table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
           [[v["ID"], v["CreatedSince"], v["CreatedBy"], v["Size"], v["Comment"]] for v in out])
@@ -148,6 +139,8 @@ def cmd_history(opts: Globals, args: list[str]) -> int:
 
 IMAGE_PRUNE = Command("[OPTIONS]", "Remove unused images", [
     Flag("-a,--all", help="Remove all unused images, not just dangling ones"),
+    Flag("--filter", "multi", 'Provide filter values (e.g. "until=<timestamp>")',
+         meta="filter"),
     Flag("-f,--force", help="Do not prompt for confirmation"),
 ])
 
@@ -155,7 +148,12 @@ IMAGE_PRUNE = Command("[OPTIONS]", "Remove unused images", [
 def cmd_image_prune(opts: Globals, args: list[str]) -> int:
     flags, rest = IMAGE_PRUNE.parse(args)
     if rest:
-        raise UsageError("usage: sangja image prune [-a] [-f]")
+        raise UsageError("usage: sangja image prune [-a] [-f] [--filter until=T|label=K[=V]]")
+    from ...engine import filters as flt
+
+    wanted = flt.parse(flags["filter"], flt.IMAGE_PRUNE_KEYS)
+    if "dangling" in wanted:  # Docker: dangling=false is -a
+        flags["all"] = flags["all"] or not flt.parse_bool("dangling", wanted.pop("dangling"))
     if not flags["force"]:
         what = ("all images without at least one container associated to them"
                 if flags["all"] else "all dangling images")
@@ -164,7 +162,8 @@ def cmd_image_prune(opts: Globals, args: list[str]) -> int:
     from ...engine.usage import prune_unused_images
 
     with open_store(opts) as store:
-        report = prune_unused_images(store, all_images=flags["all"])
+        select = flt.ImageFilter(store, wanted).matches_image if wanted else None
+        report = prune_unused_images(store, all_images=flags["all"], select=select)
     print_deleted("Deleted Images:", report.events)
     print(f"Total reclaimed space: {human_size4(report.reclaimed)}")
     return 0

@@ -6,6 +6,7 @@ import sys
 
 from .common import (
     FORMAT_HELP,
+    INSPECT_FORMAT_HELP,
     PROG,
     Command,
     Flag,
@@ -55,6 +56,8 @@ def cmd_bootstrap(opts: dict, args: list[str]) -> int:
 IMAGES = Command("[OPTIONS] [REPOSITORY[:TAG]]", "List images", [
     Flag("-a,--all", help="Show all images (default hides intermediate images)"),
     Flag("--digests", help="Show digests"),
+    Flag("-f,--filter", "multi", "Filter output based on conditions provided",
+         meta="filter"),
     Flag("--format", "value", FORMAT_HELP),
     Flag("--no-trunc", help="Don't truncate output"),
     Flag("-q,--quiet", help="Only show image IDs"),
@@ -63,10 +66,25 @@ IMAGES = Command("[OPTIONS] [REPOSITORY[:TAG]]", "List images", [
 
 def cmd_images(opts: dict, args: list[str]) -> int:
     flags, rest = IMAGES.parse(args)
-    if rest:
-        raise UsageError("usage: sangja images [-q] [--digests] [--no-trunc] [--format FORMAT]")
-    with open_store(opts) as store:
-        rows = store.images(all_images=flags["all"])
+    if len(rest) > 1:
+        raise UsageError("usage: sangja images [-q] [-a] [--digests] [--no-trunc] "
+                         "[--filter K=V] [--format FORMAT] [REPOSITORY[:TAG]]")
+    wanted: dict = {}
+    if flags["filter"] or rest:
+        from ...engine import filters as flt
+
+        wanted = flt.parse(flags["filter"], flt.IMAGES_KEYS)
+        if rest:  # Docker: the argument is one more reference filter
+            wanted.setdefault("reference", []).append(rest[0])
+    from ...image.readonly import list_images
+
+    rows = None if wanted else list_images(opts.storage_root, all_images=flags["all"])
+    if rows is None:
+        with open_store(opts) as store:
+            rows = store.images(all_images=flags["all"])
+            if wanted:
+                keep = flt.ImageFilter(store, wanted)
+                rows = [r for r in rows if keep(r)]
     trunc = not flags["no_trunc"]
     if flags["quiet"]:
         seen: set[str] = set()
@@ -118,19 +136,29 @@ def _image_context(r, trunc: bool) -> dict:
             "VirtualSize": size}
 
 
-INSPECT = Command("IMAGE [IMAGE...]", "Display detailed information on one or more images")
+INSPECT = Command("[OPTIONS] IMAGE [IMAGE...]",
+                  "Display detailed information on one or more images", [
+    Flag("-f,--format", "value", INSPECT_FORMAT_HELP),
+])
 
 
 def cmd_inspect(opts: dict, args: list[str]) -> int:
-    _, rest = INSPECT.parse(args)
+    flags, rest = INSPECT.parse(args)
     if not rest:
-        raise UsageError("usage: sangja image inspect NAME...")
-    from ...jsonio import dumps
+        raise UsageError("usage: sangja image inspect [-f FORMAT] NAME...")
+    from ...engine.inspect import image_document
+    from ...image.db import ImageNotFound
+    from .containers import print_inspect
 
+    docs, rc = [], 0
     with open_store(opts) as store:
-        out = [store.inspect(name) for name in rest]
-    print(dumps(out, indent=4))
-    return 0
+        for name in rest:
+            try:
+                docs.append(image_document(store, name))
+            except ImageNotFound:
+                print(f"{PROG}: No such image: {name}", file=sys.stderr)
+                rc = 1
+    return print_inspect(docs, flags["format"]) or rc
 
 
 TAG = Command("SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
@@ -174,7 +202,7 @@ def cmd_rmi(opts: dict, args: list[str]) -> int:
                     _removal_event(opts, image_id, line)
             except SangjaError as e:
                 print(f"{PROG}: {e}", file=sys.stderr)
-                rc = 125
+                rc = 1  # Docker: whatever the daemon refuses
     return rc
 
 

@@ -12,7 +12,6 @@ from .common import (
     UsageError,
     error,
     print_json,
-    table,
 )
 
 
@@ -139,16 +138,20 @@ def cmd_network_ls(opts: Globals, args: list[str]) -> int:
     if flags["quiet"]:
         for i in ids:
             print(i)
-    elif flags["format"] == "json":
-        from ...jsonio import dumps
+        return 0
+    from .common import print_listing
 
-        for n, i in zip(nets, ids, strict=True):
-            print(dumps({"ID": i, "Name": n["name"], "Driver": n["driver"],
-                         "Scope": "local", "Internal": str(bool(n["internal"])).lower(),
-                         "IPv6": str(bool(n["ipv6"])).lower(), "Labels": n["labels"]}))
-    else:
-        table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
-              [[i, n["name"], n["driver"], "local"] for n, i in zip(nets, ids, strict=True)])
+    rows = []
+    for n, i in zip(nets, ids, strict=True):
+        labels = n["labels"] or {}
+        rows.append({"CreatedAt": "", "Driver": n["driver"], "ID": i,
+                     "IPv4": "true", "IPv6": str(bool(n["ipv6"])).lower(),
+                     "Internal": str(bool(n["internal"])).lower(),
+                     "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
+                     "Name": n["name"], "Scope": "local",
+                     "Label": lambda key, labels=labels: labels.get(key, "")})
+    print_listing(flags["format"], rows,
+                  "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}", NETWORK_HEADERS)
     return 0
 
 
@@ -156,6 +159,11 @@ NETWORK_INSPECT = Command("[OPTIONS] NETWORK [NETWORK...]",
                           "Display detailed information on one or more networks", [
     Flag("-f,--format", "value", INSPECT_FORMAT_HELP),
 ])
+
+
+NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+                   "IPv4": "IPV4", "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS",
+                   "CreatedAt": "CREATED AT"}
 
 
 def cmd_network_inspect(opts: Globals, args: list[str]) -> int:

@@ -413,9 +413,9 @@ def _volume(spec: str) -> MountRequest:
     if "copy" in seen:
         raise _bad("volume", spec, f"invalid mode: {mode} (nocopy applies to volumes only)")
     source = os.path.abspath(src)
-    if not os.path.exists(source):
-        raise _bad("volume", spec, f"bind source path does not exist: {source}")
-    return MountRequest("bind", target, source, readonly, ["rbind", propagation or "rprivate"])
+    # Docker makes a missing host directory when the container starts
+    return MountRequest("bind", target, source, readonly, ["rbind", propagation or "rprivate"],
+                        create_source=not os.path.lexists(source))
 
 
 def _split_csv(text: str) -> list[str]:

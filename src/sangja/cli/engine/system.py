@@ -2,38 +2,135 @@
 
 from __future__ import annotations
 
-from .common import FORMAT_HELP, PROG, Command, Flag, Globals, UsageError
+import sys
 
-VERSION = Command("", "Show the sangja version information")
+from .common import FORMAT_HELP, INSPECT_FORMAT_HELP, PROG, Command, Flag, Globals, UsageError
+
+VERSION = Command("[OPTIONS]", "Show the sangja version information", [
+    Flag("-f,--format", "value", INSPECT_FORMAT_HELP),
+])
+
+
+def _format_flag(command: Command, args: list[str], usage: str) -> str | None:
+    flags, rest = command.parse(args)
+    if rest:
+        raise UsageError(usage)
+    return flags["format"]
+
+
+def _print_formatted(fmt: str, doc) -> None:
+    """`--format json` (one line) or a template, through the one template module."""
+    if fmt == "json":
+        from ...jsonio import dumps
+
+        print(dumps(doc))
+        return
+    from .common import render_template
+
+    print(render_template(fmt, doc))
 
 
 def cmd_version(opts: Globals, args: list[str]) -> int:
-    from ... import __version__
+    fmt = _format_flag(VERSION, args, f"usage: {PROG} version [--format TEMPLATE|json]")
+    from ...engine.sysinfo import version_document
 
-    VERSION.parse(args)
-    print(f"{PROG} version {__version__}")
+    doc = version_document()
+    if fmt:
+        _print_formatted(fmt, doc)
+        return 0
+    c, s = doc["Client"], doc["Server"]
+    lines = ["Client:", f" Version:           {c['Version']}",
+             f" OS/Arch:           {c['Os']}/{c['Arch']}", f" Context:           {c['Context']}",
+             "", f"Server: {s['Platform']['Name']}"]
+    for comp in s["Components"]:
+        lines.append(f" {comp['Name']}:")
+        lines.append(f"  {'Version:':<18}{comp['Version']}")
+        details = comp["Details"]
+        if comp["Name"] == "Engine":
+            lines.append(f"  {'OS/Arch:':<18}{details['Os']}/{details['Arch']}")
+            lines.append(f"  {'Kernel version:':<18}{details['KernelVersion']}")
+        for k, v in details.items():
+            if comp["Name"] != "Engine" and v:
+                lines.append(f"  {k + ':':<18}{v}")
+    print("\n".join(lines))
     return 0
 
 
-INFO = Command("", "Display system-wide information")
+INFO = Command("[OPTIONS]", "Display system-wide information", [
+    Flag("-f,--format", "value", INSPECT_FORMAT_HELP),
+])
 
 
 def cmd_info(opts: Globals, args: list[str]) -> int:
-    import os
+    fmt = _format_flag(INFO, args, f"usage: {PROG} info [--format TEMPLATE|json]")
+    from ...engine.sysinfo import info_document
 
-    from ... import OCI_VERSION, __version__
-    from ...linux import namespaces
-    from ...linux.cgroups import mode
+    doc = info_document(opts.storage_root, opts.run_root)
+    if fmt:
+        from ...engine.sysinfo import version_document
 
-    INFO.parse(args)
-    print(f"Version:        {__version__}")
-    print(f"OCI runtime:    sangja-runtime (runtime-spec {OCI_VERSION})")
-    print(f"Kernel:         {os.uname().release}")
-    print(f"Cgroups:        {mode()}")
-    print(f"Namespaces:     {', '.join(namespaces.available())}")
-    print(f"Storage root:   {opts.storage_root}")
-    print(f"Run root:       {opts.run_root}")
+        client = version_document()["Client"]
+        doc["ClientInfo"] = {"Debug": opts.debug, "Version": client["Version"],
+                             "Context": "default", "Plugins": [], "Warnings": None}
+        _print_formatted(fmt, doc)
+        return 0
+    mem = _bytes_size(doc["MemTotal"])
+    lines = [
+        "Client:",
+        f" Version:    {doc['ServerVersion']}",
+        " Context:    default",
+        f" Debug Mode: {str(opts.debug).lower()}",
+        "",
+        "Server:",
+        f" Containers: {doc['Containers']}",
+        f"  Running: {doc['ContainersRunning']}",
+        f"  Paused: {doc['ContainersPaused']}",
+        f"  Stopped: {doc['ContainersStopped']}",
+        f" Images: {doc['Images']}",
+        f" Server Version: {doc['ServerVersion']}",
+        f" Storage Driver: {doc['Driver']}",
+        f" Logging Driver: {doc['LoggingDriver']}",
+        f" Cgroup Driver: {doc['CgroupDriver']}",
+        f" Cgroup Version: {doc['CgroupVersion']}",
+        " Plugins:",
+        *(f"  {k}: {' '.join(v)}" for k, v in doc["Plugins"].items() if v),
+        " Swarm: inactive",
+        f" Runtimes: {' '.join(doc['Runtimes'])}",
+        f" Default Runtime: {doc['DefaultRuntime']}",
+        " Security Options:",
+        *(f"  {o.removeprefix('name=').partition(',')[0]}"
+          + (f"\n   Profile: {o.partition('profile=')[2]}" if "profile=" in o else "")
+          for o in doc["SecurityOptions"]),
+        f" Kernel Version: {doc['KernelVersion']}",
+        f" Operating System: {doc['OperatingSystem']}",
+        f" OSType: {doc['OSType']}",
+        f" Architecture: {doc['Architecture']}",
+        f" CPUs: {doc['NCPU']}",
+        f" Total Memory: {mem}",
+        f" Name: {doc['Name']}",
+        f" Docker Root Dir: {doc['DockerRootDir']}",
+        f" Run Root Dir: {doc['RunRootDir']}",
+        f" Debug Mode: {str(opts.debug).lower()}",
+        " Experimental: false",
+        " Insecure Registries:",
+        *(f"  {r}" for r in doc["RegistryConfig"]["InsecureRegistryCIDRs"]),
+        f" Live Restore Enabled: {str(doc['LiveRestoreEnabled']).lower()}",
+    ]
+    print("\n".join(lines))
+    print()
+    for w in doc["Warnings"] or []:
+        print(w, file=sys.stderr)
     return 0
+
+
+def _bytes_size(size: float) -> str:
+    """Docker's units.BytesSize: binary units, 4 significant digits ("23.54GiB")."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    i = 0
+    while size >= 1024 and i < len(units) - 1:
+        size /= 1024.0
+        i += 1
+    return f"{size:.4g}{units[i]}"
 
 
 # ---------------------------------------------------------------------------- system df
@@ -53,13 +150,16 @@ DF = Command("[OPTIONS]", "Show sangja disk usage", [
 ])
 
 
+DF_TABLE = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
+DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+              "Reclaimable": "RECLAIMABLE"}
+
+
 def cmd_df(opts: Globals, args: list[str]) -> int:
     flags, rest = DF.parse(args)
     if rest:
-        raise UsageError("usage: sangja system df [-v] [--format json]")
+        raise UsageError("usage: sangja system df [-v] [--format json|TEMPLATE]")
     fmt = flags["format"]
-    if fmt not in (None, "json", "table"):
-        raise UsageError(f"unsupported --format {fmt!r} (json or table)")
     from ...engine.usage import containers_usage, images_in_use, volumes_usage
     from ...image.gc import disk_usage
     from .common import human_size, since, table
@@ -91,21 +191,25 @@ def cmd_df(opts: Globals, args: list[str]) -> int:
          v_size, v_reclaim),
         ("Build Cache", cache["total"], cache["active"], cache["size"], cache["reclaimable"]),
     ]
-    if fmt == "json":
-        from ...jsonio import dumps
-
-        if flags["verbose"]:
-            print(dumps({"Images": images["images"], "Containers": containers,
-                         "Volumes": volumes, "BuildCache": cache["entries"]}, indent=4))
-        else:
-            print(dumps([{"Type": t, "TotalCount": n, "Active": a, "Size": sz,
-                          "Reclaimable": r} for t, n, a, sz, r in summary], indent=4))
-        return 0
     if not flags["verbose"]:
-        rows = [[t, str(n), str(a), human_size4(sz),
-                 human_size4(r) if t == "Build Cache" else _reclaimable(r, sz)]
+        from .common import print_listing
+
+        rows = [{"Type": t, "TotalCount": str(n), "Active": str(a), "Size": human_size4(sz),
+                 "Reclaimable": human_size4(r) if t == "Build Cache" else _reclaimable(r, sz)}
                 for t, n, a, sz, r in summary]
-        table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows)
+        print_listing(fmt, rows, DF_TABLE, DF_HEADERS)
+        return 0
+    if fmt:
+        doc = {"Images": images["images"], "Containers": containers, "Volumes": volumes,
+               "BuildCache": cache["entries"]}
+        if fmt == "json":
+            from ...jsonio import dumps
+
+            print(dumps(doc))
+        else:
+            from .common import render_template
+
+            print(render_template(fmt, doc))
         return 0
     from ...image.reference import parse
 

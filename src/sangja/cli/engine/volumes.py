@@ -12,7 +12,6 @@ from .common import (
     UsageError,
     error,
     print_json,
-    table,
 )
 
 
@@ -73,7 +72,7 @@ VOLUME_LS = Command("[OPTIONS]", "List volumes", [
 def cmd_volume_ls(opts: Globals, args: list[str]) -> int:
     flags, rest = VOLUME_LS.parse(args)
     if rest:
-        raise UsageError(f"usage: {PROG} volume ls [-q] [--format json]")
+        raise UsageError(f"usage: {PROG} volume ls [-q] [--filter K=V] [--format FORMAT]")
     from ...engine.volumes import volume_info
 
     db, paths = _db(opts)
@@ -96,13 +95,11 @@ def cmd_volume_ls(opts: Globals, args: list[str]) -> int:
     if flags["quiet"]:
         for i in infos:
             print(i["Name"])
-    elif flags["format"] == "json":
-        from ...jsonio import dumps
+        return 0
+    from .common import print_listing
 
-        for i in infos:
-            print(dumps(i))
-    else:
-        table(["DRIVER", "VOLUME NAME"], [["local", i["Name"]] for i in infos])
+    print_listing(flags["format"], [_volume_context(i) for i in infos],
+                  "table {{.Driver}}\t{{.Name}}", VOLUME_HEADERS)
     return 0
 
 
@@ -110,6 +107,23 @@ VOLUME_INSPECT = Command("[OPTIONS] VOLUME [VOLUME...]",
                          "Display detailed information on one or more volumes", [
     Flag("-f,--format", "value", INSPECT_FORMAT_HELP),
 ])
+
+
+VOLUME_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+                  "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Links": "LINKS",
+                  "Size": "SIZE", "Availability": "AVAILABILITY", "Group": "GROUP",
+                  "Status": "STATUS"}
+
+
+def _volume_context(info: dict) -> dict:
+    """Docker's volume context: what `volume ls --format` sees (Labels as "k=v,...")."""
+    labels = info.get("Labels") or {}
+    ctx = {"Availability": "N/A", "Driver": info.get("Driver", "local"), "Group": "N/A",
+           "Labels": ",".join(f"{k}={v}" for k, v in labels.items()), "Links": "N/A",
+           "Mountpoint": info.get("Mountpoint", ""), "Name": info["Name"],
+           "Scope": info.get("Scope", "local"), "Size": "N/A", "Status": "N/A"}
+    ctx["Label"] = lambda key: labels.get(key, "")
+    return ctx
 
 
 def cmd_volume_inspect(opts: Globals, args: list[str]) -> int:
