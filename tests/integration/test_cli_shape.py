@@ -90,7 +90,8 @@ def test_images_filters_and_reference(cli, tmp_path):
         assert rows("--filter", "since=example.com/flt/a:1") == [
             "example.com/flt/b:2", "example.com/flt/b:latest"]
         assert "example.com/flt/a:1" in rows("--filter", "before=example.com/flt/b:2")
-        assert rows("--filter", "dangling=true") == []
+        # the worker's engine may hold other tests' dangling images: none of these
+        assert not [r for r in rows("--filter", "dangling=true") if "flt" in r]
         assert cli.ok("images", "--no-trunc", "-q", "example.com/flt/a") == f"{first}\n"
         # image prune --filter: only what the filter selects, dangling ones by default
         cli.ok("tag", "example.com/flt/a:1", "example.com/flt/keep:1")

@@ -55,11 +55,6 @@ class Engine(EngineView):
     def __enter__(self) -> Engine:
         return self
 
-    def snapshots(self):
-        from ..image.snapshots import Snapshotter
-
-        return Snapshotter(self.paths.snapshots)
-
     def runtime(self, row_or_opts):
         from .runtimes import runtime_for
 
@@ -577,7 +572,7 @@ class Engine(EngineView):
                 self.db.update(cid, restart_count=row["restart_count"] + 1)
                 self._start_locked(self.db.get(cid), attach=False)
         finally:
-            _ignore(os.unlink, restarting_file(self.paths, cid))
+            _drop_own_mark(restarting_file(self.paths, cid))
 
     # -- stop, kill -----------------------------------------------------------------------
     def stop(self, ref: str, timeout: int | None = None, *, restarting: bool = False,
@@ -907,6 +902,18 @@ def _init_binary() -> str:
         if os.access(p, os.X_OK):
             return p
     raise EngineError("--init needs a static init: install Debian's tini (tini-static)")
+
+
+def _drop_own_mark(path: str) -> None:
+    """Remove the restarting mark if this process wrote it: the container started again
+    may have exited meanwhile, and its clean-up's mark (another process's) must stay."""
+    try:
+        with open(path) as f:
+            owner = f.read().split()
+    except OSError:
+        return
+    if owner[:1] == [str(os.getpid())]:
+        _ignore(os.unlink, path)
 
 
 def _ignore(fn, *args) -> None:

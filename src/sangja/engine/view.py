@@ -47,6 +47,12 @@ class EngineView:
         config = image_config(self.paths.root, image_id)
         return config if config is not None else self.images.config(image_id)
 
+    def snapshots(self):
+        """The containers' root filesystems (sizes for `ps -s`, `inspect -s`)."""
+        from ..image.snapshots import Snapshotter
+
+        return Snapshotter(self.paths.snapshots)
+
     @staticmethod
     def options(row) -> ContainerOptions:
         from ..jsonio import loads

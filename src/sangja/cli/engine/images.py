@@ -202,7 +202,9 @@ def cmd_rmi(opts: dict, args: list[str]) -> int:
                     _removal_event(opts, image_id, line)
             except SangjaError as e:
                 print(f"{PROG}: {e}", file=sys.stderr)
-                rc = 1  # Docker: whatever the daemon refuses
+                # Docker's 1 for what its daemon refuses (no such image, in use); 125 for
+                # what only sangja refuses (a lost containers.db)
+                rc = max(rc, getattr(e, "engine_exit_code", 125))
     return rc
 
 
