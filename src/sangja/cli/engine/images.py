@@ -202,9 +202,11 @@ def cmd_rmi(opts: dict, args: list[str]) -> int:
                     _removal_event(opts, image_id, line)
             except SangjaError as e:
                 print(f"{PROG}: {e}", file=sys.stderr)
-                # Docker's 1 for what its daemon refuses (no such image, in use); 125 for
-                # what only sangja refuses (a lost containers.db)
-                rc = max(rc, getattr(e, "engine_exit_code", 125))
+                # Docker's 1 for whatever its daemon refuses (no such image, in use, a bad
+                # name); 125 for what only sangja refuses (a lost containers.db)
+                from ...sqlite import DatabaseLost
+
+                rc = max(rc, 125 if isinstance(e, DatabaseLost) else 1)
     return rc
 
 
