@@ -80,22 +80,28 @@ def tag(req: Request, name: str):
     if not repo:
         raise bad_request("repo is required")
     target = f"{repo}:{req.arg('tag')}" if req.arg("tag") else repo
+    from ..engine.events import image_event
+
     store = req.engine.images
-    store.tag(target, store.resolve(name).id)
-    req.service.events.publish("image", "tag", store.resolve(name).id, {"name": target})
+    image_id = store.resolve(name).id
+    image_event(req.service.runroot, "tag", image_id, store.tag(target, image_id))
     req.send_empty(201)
 
 
 def remove(req: Request, name: str):
+    from ..engine.events import image_event
     from ..engine.usage import remove_image
 
-    lines = remove_image(req.engine.images, name, force=req.flag("force"))
+    store = req.engine.images
+    image_id = store.resolve(name).id
     out = []
-    for line in lines:
+    for line in remove_image(store, name, force=req.flag("force")):
         kind, _, what = line.partition(": ")
         out.append({kind: what})
-        req.service.events.publish("image", "untag" if kind == "Untagged" else "delete", what,
-                                   {})
+        if kind == "Untagged":  # the events `sangja rmi` logs
+            image_event(req.service.runroot, "untag", image_id, what)
+        elif kind == "Deleted" and what == image_id:
+            image_event(req.service.runroot, "delete", image_id, what)
     return out
 
 
