@@ -60,6 +60,9 @@ def create(req: Request):
             body["HostConfig"].get("Links"):
         body["HostConfig"] = _links_as_hosts(eng, body["HostConfig"])
     opts = container_options(body, name)
+    from .names import lookup_name
+
+    opts.image = lookup_name(eng.images, opts.image)
     try:
         eng.images.resolve(opts.image)
     except ImageNotFound:
@@ -604,6 +607,10 @@ def commit(req: Request):
         raise bad_request("commit needs container=")
     repo, tag = req.arg("repo"), req.arg("tag")
     name = f"{repo}:{tag}" if repo and tag else repo
+    if name:
+        from .names import local_name
+
+        name = local_name(req.engine.images, name)
     body = req.json({}) or {}
     changes = req.query.get("changes", [])
     changes = [c for ch in changes for c in ch.split("\n") if c]
