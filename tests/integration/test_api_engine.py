@@ -92,6 +92,10 @@ def test_events_query_bounds_and_bad_filters(api):
     assert not [e for e in _events_until(api, since, since) if "ev-q" in e]
     assert Counter(_events(api, since, "container=ev-q", "event=die")) == {
         "container die ev-q": 1}
+    # Docker's other keys: scope=local is every event, a swarm object's key none
+    assert Counter(_events(api, since, "container=ev-q", "event=die", "scope=local")) == {
+        "container die ev-q": 1}
+    assert not _events(api, since, "container=ev-q", "service=x")
     status, _, body = api.request("GET", '/events?filters={"bogus":["x"]}')
     assert status == 400 and b"bogus" in body
     status, _, body = api.request("GET", "/events?since=yesterday-ish")

@@ -162,6 +162,9 @@ def auth(req: Request):
     return {"Status": "Login Succeeded", "IdentityToken": ""}
 
 
+_NOT_HERE = ("config", "daemon", "node", "plugin", "secret", "service")
+
+
 def events(req: Request):
     """The engine's event log (sangja.engine.events: what the CLI and this service did),
     Docker's query: from `since` (default: now) until `until` (default: until the client
@@ -174,6 +177,12 @@ def events(req: Request):
     from .streams import peer_gone
 
     filters = req.filters()
+    if "local" not in filters.pop("scope", ["local"]):
+        filters["type"] = []  # every event is local (no swarm): scope=swarm matches none
+    for key in [k for k in filters if k in _NOT_HERE]:
+        # Docker's keys for objects sangja has not (swarm, plugins): nothing matches
+        del filters[key]
+        filters["type"] = []
     for key in filters:
         if key not in FILTER_KEYS:
             raise bad_request(f"invalid filter '{key}'")
