@@ -68,8 +68,11 @@ class Service:
     def children(self) -> list[str]:
         out = []
         for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
-            with open(f"/proc/{self.proc.pid}/task/{tid}/children") as f:
-                out += f.read().split()
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{tid}/children") as f:
+                    out += f.read().split()
+            except FileNotFoundError:  # the thread ended since the listing
+                continue
         return out
 
 

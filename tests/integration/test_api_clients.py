@@ -7,6 +7,7 @@ reaches it by its service name on the project's network, a named volume, depends
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -82,22 +83,32 @@ def test_docker_py_exec_logs_images_volumes(client, cli):
 
 
 COMPOSE = textwrap.dedent("""\
-    version: "3.7"
+    version: "2.4"
     services:
       web:
         image: busybox
-        command: ["sh", "-c", "echo from-web > /www/index.html && exec httpd -f -p 80 -h /www"]
-        volumes:
-          - site:/www
-      client:
-        image: busybox
-        depends_on:
-          - web
+        # the page comes two seconds late: only its healthcheck tells when web is ready
         command:
           - sh
           - -c
-          - for i in $$(seq 30); do wget -qO- http://web/ && break; sleep 0.3; done;
-            echo client-done; sleep 300
+          - sleep 2; echo from-web > /www/index.html; exec httpd -f -p 80 -h /www
+        volumes:
+          - site:/www
+        healthcheck:
+          test: ["CMD", "wget", "-qO-", "http://127.0.0.1/"]
+          interval: 1s
+          timeout: 2s
+          retries: 60
+      client:
+        image: busybox
+        depends_on:
+          web:
+            condition: service_healthy
+        # one try, no retries: it works only if compose waited for web to be healthy
+        command:
+          - sh
+          - -c
+          - wget -qO- http://web/ && echo client-done; sleep 300
     volumes:
       site:
     """)
@@ -117,7 +128,13 @@ def test_compose_up_logs_exec_down(service, cli, tmp_path):
         return r.stdout
 
     try:
-        compose("up", "-d")
+        compose("up", "-d", timeout=180)
+        # compose waited for web's healthcheck (it reads State.Health through the service)
+        health = json.loads(subprocess.run(
+            ["docker", "-H", f"unix://{service.sock}", "inspect", "--format",
+             "{{json .State.Health}}", "apiproj_web_1"], capture_output=True, text=True,
+            check=True).stdout)
+        assert health["Status"] == "healthy" and health["Log"][-1]["ExitCode"] == 0, health
         # the sangja CLI sees the project: its containers, network and volume
         names = cli.ok("ps", "--format", "{{.Names}}").split()
         assert {"apiproj_web_1", "apiproj_client_1"} <= set(names)

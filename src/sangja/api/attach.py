@@ -117,7 +117,7 @@ def attach(req: Request, id: str):  # noqa: A002 - Docker's parameter name
             client.close()
             client = None
             eng.cleanup(cid)
-            req.service.publish_exit(cid, code)
+            req.service.changes.notify()
     finally:
         if client is not None:
             client.close()

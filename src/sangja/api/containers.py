@@ -59,6 +59,9 @@ def create(req: Request):
             body["HostConfig"].get("Links"):
         body["HostConfig"] = _links_as_hosts(eng, body["HostConfig"])
     opts = container_options(body, name)
+    from .names import lookup_name
+
+    opts.image = lookup_name(eng.images, opts.image)
     try:
         eng.images.resolve(opts.image)
     except ImageNotFound:
@@ -68,8 +71,6 @@ def create(req: Request):
     size = (body.get("HostConfig") or {}).get("ConsoleSize")
     if opts.tty and isinstance(size, list) and len(size) == 2 and all(size):
         req.service.console_sizes[cid] = (int(size[0]), int(size[1]))
-    req.service.events.publish("container", "create", cid,
-                               {"name": eng.get(cid)["name"], "image": opts.image})
     req.send_json({"Id": cid, "Warnings": []}, 201)
 
 
@@ -134,8 +135,7 @@ def start(req: Request, id: str):  # noqa: A002 - Docker's name
         pending.hand_over(cid, client)
     else:
         eng.start(cid)
-    req.service.events.publish("container", "start", cid, {"name": row["name"],
-                                                           "image": row["image_name"]})
+    req.service.changes.notify()
     req.send_empty(204)
 
 
@@ -158,15 +158,14 @@ def stop(req: Request, id: str):  # noqa: A002
         req.send_empty(304)
         return
     eng.stop(row["id"], _timeout(req))
-    req.service.publish_exit(row["id"], None)
-    req.service.events.publish("container", "stop", row["id"], {"name": row["name"]})
+    req.service.changes.notify()
     req.send_empty(204)
 
 
 def restart(req: Request, id: str):  # noqa: A002
     eng = req.engine
-    cid = eng.restart(id, _timeout(req))
-    req.service.events.publish("container", "restart", cid, {})
+    eng.restart(id, _timeout(req))
+    req.service.changes.notify()
     req.send_empty(204)
 
 
@@ -178,18 +177,20 @@ def kill(req: Request, id: str):  # noqa: A002
     except ValueError as e:
         raise bad_request(str(e)) from None
     eng = req.engine
-    cid = eng.kill(id, sig)
-    req.service.events.publish("container", "kill", cid, {"signal": str(sig)})
+    eng.kill(id, sig)
+    req.service.changes.notify()
     req.send_empty(204)
 
 
 def pause(req: Request, id: str):  # noqa: A002
-    req.service.events.publish("container", "pause", req.engine.pause(id), {})
+    req.engine.pause(id)
+    req.service.changes.notify()
     req.send_empty(204)
 
 
 def unpause(req: Request, id: str):  # noqa: A002
-    req.service.events.publish("container", "unpause", req.engine.unpause(id), {})
+    req.engine.unpause(id)
+    req.service.changes.notify()
     req.send_empty(204)
 
 
@@ -211,23 +212,88 @@ def resize(req: Request, id: str):  # noqa: A002
 
 
 def update(req: Request, id: str):  # noqa: A002
-    req.engine.get(id)
-    raise ApiError(501, "container update is not supported by sangja")
+    """`docker update`: the body's resources and restart policy through the engine's
+    update (sangja.engine.update, as `sangja update`). Docker's clients send every field,
+    unset ones as 0: 0 (or absent) keeps the current value."""
+    from ..engine.update import UpdateError, update_container
+
+    body = req.json({}) or {}
+    if not isinstance(body, dict):
+        raise bad_request("the update body must be a JSON object")
+    try:
+        ch = update_changes(body)
+    except (TypeError, ValueError) as e:
+        raise bad_request(f"invalid update: {e}") from None
+    try:
+        update_container(req.engine, id, ch)
+    except UpdateError as e:
+        raise ApiError(500 if str(e).startswith("Cannot update") else 400, str(e)) from None
+    req.service.changes.notify()
+    return {"Warnings": []}
+
+
+def update_changes(body: dict):
+    """Docker's UpdateConfig as the engine's Changes (None: keep)."""
+    from ..engine.options import RestartPolicy
+    from ..engine.update import Changes
+
+    def num(key: str) -> int | None:
+        v = body.get(key)
+        if v is None or isinstance(v, bool) or not isinstance(v, int):
+            if v is None:
+                return None
+            raise ValueError(f"{key} must be an integer")
+        return v
+
+    ch = Changes()
+    if num("Memory"):
+        ch.memory = num("Memory")
+    if num("MemorySwap"):
+        ch.memory_swap = num("MemorySwap")
+    if num("MemoryReservation"):
+        ch.memory_reservation = num("MemoryReservation")
+    if num("NanoCpus"):
+        ch.cpus = num("NanoCpus") / 1e9
+    elif num("CpuQuota"):
+        ch.cpus = num("CpuQuota") / (num("CpuPeriod") or 100000)
+    if num("CpuShares"):
+        ch.cpu_shares = num("CpuShares")
+    if body.get("CpusetCpus"):
+        ch.cpuset_cpus = str(body["CpusetCpus"])
+    if num("PidsLimit") is not None:  # sent only when given (0 and -1: unlimited)
+        ch.pids_limit = num("PidsLimit")
+    if num("BlkioWeight"):
+        ch.blkio_weight = num("BlkioWeight")
+    policy = body.get("RestartPolicy")
+    if isinstance(policy, dict) and policy.get("Name"):
+        name = str(policy["Name"])
+        if name not in ("no", "on-failure", "always", "unless-stopped"):
+            raise ValueError(f"invalid restart policy {name!r}")
+        ch.restart = RestartPolicy(name, int(policy.get("MaximumRetryCount") or 0))
+    return ch
+
+
+def changes(req: Request, id: str):  # noqa: A002
+    """`docker diff`: the engine's diff (as `sangja diff`) in Docker's form, Kind 0
+    modified, 1 added, 2 deleted."""
+    from ..engine.diff import container_diff
+
+    kinds = {"C": 0, "A": 1, "D": 2}
+    return [{"Path": path, "Kind": kinds[kind]}
+            for kind, path in container_diff(req.engine, id)]
 
 
 def remove(req: Request, id: str):  # noqa: A002
     eng = req.engine
-    row = eng.get(id)
-    cid = eng.remove(id, force=req.flag("force"), volumes=req.flag("v"))
-    req.service.events.publish("container", "destroy", cid, {"name": row["name"]})
+    eng.remove(id, force=req.flag("force"), volumes=req.flag("v"))
+    req.service.changes.notify()
     req.send_empty(204)
 
 
 def prune(req: Request):
     eng = req.engine
     gone = eng.prune()
-    for cid in gone:
-        req.service.events.publish("container", "destroy", cid, {})
+    req.service.changes.notify()
     return {"ContainersDeleted": gone, "SpaceReclaimed": 0}
 
 
@@ -264,7 +330,7 @@ def _wait_for(req: Request, row, cond: str) -> int | None:
     )
     from .streams import peer_gone
 
-    eng, bus, service = req.engine, req.service.events, req.service
+    eng, bus, service = req.engine, req.service.changes, req.service
     sock = req.handler.connection
     cid = row["id"]
     started = row["started_at"]
@@ -540,6 +606,10 @@ def commit(req: Request):
         raise bad_request("commit needs container=")
     repo, tag = req.arg("repo"), req.arg("tag")
     name = f"{repo}:{tag}" if repo and tag else repo
+    if name:
+        from .names import local_name
+
+        name = local_name(req.engine.images, name)
     body = req.json({}) or {}
     changes = req.query.get("changes", [])
     changes = [c for ch in changes for c in ch.split("\n") if c]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .errors import bad_request
 from .http import Request
+from .names import familiar, local_name, lookup_name
 
 
 def _summary(img_rows: list[dict]) -> list[dict]:
@@ -54,7 +55,7 @@ def list_images(req: Request):
 
 def inspect(req: Request, name: str):
     store = req.engine.images
-    doc = store.inspect(name)
+    doc = store.inspect(lookup_name(store, name))
     doc.setdefault("Parent", "")
     doc.setdefault("Comment", "")
     doc.setdefault("Author", "")
@@ -66,7 +67,7 @@ def inspect(req: Request, name: str):
 
 
 def history(req: Request, name: str):
-    rows = req.engine.images.history(name)
+    rows = req.engine.images.history(lookup_name(req.engine.images, name))
     out = []
     for r in rows:
         out.append({"Id": r.get("id", "<missing>"), "Created": _epoch(r.get("created")),
@@ -80,22 +81,30 @@ def tag(req: Request, name: str):
     if not repo:
         raise bad_request("repo is required")
     target = f"{repo}:{req.arg('tag')}" if req.arg("tag") else repo
+    from ..engine.events import image_event
+
     store = req.engine.images
-    store.tag(target, store.resolve(name).id)
-    req.service.events.publish("image", "tag", store.resolve(name).id, {"name": target})
+    image_id = store.resolve(lookup_name(store, name)).id
+    image_event(req.service.runroot, "tag", image_id, store.tag(local_name(store, target),
+                                                                 image_id))
     req.send_empty(201)
 
 
 def remove(req: Request, name: str):
+    from ..engine.events import image_event
     from ..engine.usage import remove_image
 
-    lines = remove_image(req.engine.images, name, force=req.flag("force"))
+    store = req.engine.images
+    name = lookup_name(store, name)
+    image_id = store.resolve(name).id
     out = []
-    for line in lines:
+    for line in remove_image(store, name, force=req.flag("force")):
         kind, _, what = line.partition(": ")
         out.append({kind: what})
-        req.service.events.publish("image", "untag" if kind == "Untagged" else "delete", what,
-                                   {})
+        if kind == "Untagged":  # the events `sangja rmi` logs
+            image_event(req.service.runroot, "untag", image_id, what)
+        elif kind == "Deleted" and what == image_id:
+            image_event(req.service.runroot, "delete", image_id, what)
     return out
 
 
@@ -202,6 +211,7 @@ def _save(req: Request, names: list[str]):
     from .streams import ChunkSink
 
     store = req.engine.images
+    names = [lookup_name(store, n) for n in names]
     for n in names:
         store.resolve(n)
     out = req.stream("application/x-tar")
@@ -273,7 +283,8 @@ def build(req: Request):
     network = req.arg("networkmode") or None
     if network in ("default", ""):
         network = None
-    bopts = BuildOptions(tags=req.query.get("t", []), build_args=json_arg("buildargs"),
+    tags = [familiar(t) for t in req.query.get("t", [])]  # as `sangja build -t` names them
+    bopts = BuildOptions(tags=tags, build_args=json_arg("buildargs"),
                          target=req.arg("target") or None, no_cache=req.flag("nocache"),
                          pull="always" if req.flag("pull") else "missing",
                          labels=json_arg("labels"), network=network,

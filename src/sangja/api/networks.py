@@ -3,6 +3,7 @@ network per project). The network store and the engine's connect are the CLI's."
 
 from __future__ import annotations
 
+from ..engine.events import emit
 from .errors import ApiError, bad_request, conflict, not_found
 from .http import Request
 
@@ -87,7 +88,8 @@ def create(req: Request):
                subnets=subnets, internal=bool(body.get("Internal")),
                ipv6=bool(body.get("EnableIPv6")), labels=body.get("Labels") or {},
                options=options)
-    req.service.events.publish("network", "create", net["id"], {"name": name})
+    emit(req.service.runroot, "network", "create", net["id"],
+         {"name": name, "type": net.get("driver", "bridge")})
     req.send_json({"Id": net["id"], "Warning": ""}, 201)
 
 
@@ -98,7 +100,8 @@ def remove(req: Request, id: str):  # noqa: A002
 
     net = _one(get, req.service.root, id)
     _one(rm, req.service.root, req.service.runroot, id, network_users(req.engine, net))
-    req.service.events.publish("network", "destroy", net["id"], {"name": net["name"]})
+    emit(req.service.runroot, "network", "destroy", net["id"],
+         {"name": net["name"], "type": net.get("driver", "bridge")})
     req.send_empty(204)
 
 

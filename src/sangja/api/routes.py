@@ -35,6 +35,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("DELETE", "/containers/{id}", "containers:remove"),
     ("GET", "/containers/{id}/logs", "containers:logs"),
     ("GET", "/containers/{id}/top", "containers:top"),
+    ("GET", "/containers/{id}/changes", "containers:changes"),
     ("GET", "/containers/{id}/stats", "containers:stats"),
     ("GET", "/containers/{id}/export", "containers:export"),
     ("GET", "/containers/{id}/archive", "containers:archive_get"),

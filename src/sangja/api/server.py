@@ -47,9 +47,9 @@ class Service:
         self._lock = threading.Lock()
         self._active = 0
         self._last = time.monotonic()
-        from .events import EventBus
+        from .events import Changes
 
-        self.events = EventBus()
+        self.changes = Changes()
         from .attach import PendingAttaches
 
         self.pending = PendingAttaches()
@@ -79,9 +79,6 @@ class Service:
             if clear:
                 self._detached.discard(key)
             return was
-
-    def publish_exit(self, cid: str, code: int | None) -> None:
-        self.events.publish("container", "die", cid, {"exitCode": str(code)})
 
     def busy(self, delta: int) -> None:
         with self._lock:
@@ -266,7 +263,7 @@ def serve(root: str, runroot: str, uri: str | None, *, idle: float = 0,
         pass
     finally:
         stop.set()
-        service.events.close()
+        service.changes.close()
         server.server_close()
         if path is not None:
             import stat

@@ -102,9 +102,10 @@ def _decode(line: bytes) -> dict | None:
 
 def read_events(runroot: str, *, since_ns: int | None = None, until_ns: int | None = None,
                 filters: dict[str, list[str]] | None = None, follow: bool = False,
-                poll: float = 0.1):
+                poll: float = 0.1, stop=None):
     """Events in time order with since <= timeNano <= until that match `filters`; with
-    `follow`, then the new ones as they come (until `until_ns`, if given, has passed)."""
+    `follow`, then the new ones as they come (until `until_ns`, if given, has passed, or
+    `stop()`, asked at every poll, is true: the API's client went away)."""
     filters = filters or {}
     path = log_path(runroot)
 
@@ -131,6 +132,8 @@ def read_events(runroot: str, *, since_ns: int | None = None, until_ns: int | No
             yield msg
     while follow:
         if until_ns is not None and time.time_ns() > until_ns:
+            return
+        if stop is not None and stop():
             return
         time.sleep(poll)
         try:
