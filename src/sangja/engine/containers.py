@@ -29,10 +29,10 @@ from .status import (
     live_state,
     monitor_alive,
 )
+from .status import STOPPED_FOR_RESTART as _RESTARTING
 from .view import EngineView
 
 DEFAULT_STOP_TIMEOUT = 10
-_RESTARTING = 2  # stopped_by_user during `restart`: stopped by a user, but --rm must not apply
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -534,16 +534,9 @@ class Engine(EngineView):
     @staticmethod
     def _after_exit(row, opts: ContainerOptions, code: int) -> str | None:
         """What --rm or the restart policy does after an exit: "remove", "restart", None."""
-        if opts.rm:  # also after a user's stop (Docker's), but not within `restart`
-            return None if row["stopped_by_user"] == _RESTARTING else "remove"
-        policy = opts.restart
-        if row["stopped_by_user"] or policy.name == "no":
-            return None
-        if policy.name == "on-failure":
-            if code == 0 or (policy.maximum_retry_count and
-                             row["restart_count"] >= policy.maximum_retry_count):
-                return None
-        return "restart"
+        from .status import after_exit
+
+        return after_exit(row, opts, code)
 
     def _mark_restarting(self, cid: str) -> None:
         """This process will start the container again after the back-off: leave its pid

@@ -12,6 +12,24 @@ CREATED, RUNNING, PAUSED, EXITED, REMOVING = "created", "running", "paused", "ex
 RESTARTING = "restarting"  # shown, never recorded: an exited row waiting out its back-off
 
 
+STOPPED_FOR_RESTART = 2  # stopped_by_user during `restart`: a user's stop, but --rm must not apply
+
+
+def after_exit(row, opts, code: int) -> str | None:
+    """What --rm or the restart policy does after an exit with ``code``: "remove",
+    "restart" or None (Docker's rules; `opts`: the container's options)."""
+    if opts.rm:  # also after a user's stop (Docker's), but not within `restart`
+        return None if row["stopped_by_user"] == STOPPED_FOR_RESTART else "remove"
+    policy = opts.restart
+    if row["stopped_by_user"] or policy.name == "no":
+        return None
+    if policy.name == "on-failure":
+        if code == 0 or (policy.maximum_retry_count and
+                         row["restart_count"] >= policy.maximum_retry_count):
+            return None
+    return "restart"
+
+
 def live_state(row) -> str:
     """Docker's State.Status: created, running, paused, exited or removing."""
     state = row["state"]
@@ -59,7 +77,10 @@ def restarting_file(paths, cid: str) -> str:
 def is_restarting(paths, row) -> bool:
     """An exited container that its restart policy is about to start again: the process
     waiting out the back-off left its pid and start time in RUN/<id>/restarting (so a
-    killed one does not leave the container "restarting" for ever)."""
+    killed one does not leave the container "restarting" for ever). Also one whose init
+    has just exited, before its clean-up ran, when the policy will start it again."""
+    if row["state"] in (RUNNING, PAUSED):
+        return live_state(row) == EXITED and _policy_restarts(paths, row)
     if row["state"] != EXITED:
         return False
     try:
@@ -70,10 +91,21 @@ def is_restarting(paths, row) -> bool:
     return lp.is_alive(pid, start)
 
 
+def _policy_restarts(paths, row) -> bool:
+    from ..jsonio import loads
+    from .options import ContainerOptions
+
+    ex = read_exit(paths, row["id"])
+    if ex is None:
+        return False  # no status yet: the clean-up will decide
+    opts = ContainerOptions.from_dict(loads(row["options"]))
+    return after_exit(row, opts, int(ex.get("exit_code", UNKNOWN_EXIT))) == "restart"
+
+
 def view_state(paths, row) -> str:
     """live_state, and "restarting" between restart tries (Docker's State.Status)."""
     state = live_state(row)
-    if state == EXITED and row["state"] == EXITED and is_restarting(paths, row):
+    if state == EXITED and is_restarting(paths, row):
         return RESTARTING
     return state
 
