@@ -20,7 +20,7 @@ import errno
 import os
 import stat
 
-from ..image.commit import StoredLayer, base_layers, store_upper_layer, write_image
+from ..image.commit import StoredLayer, record_commit, store_upper_layer
 
 __all__ = ["MountStubs", "commit_container", "container_layer", "mount_stubs",
            "remove_mount_stubs"]
@@ -56,8 +56,6 @@ def commit_container(engine, ref: str, *, reference: str | None = None,
     """`sangja commit`: a new image from the container's image and its changes, with the
     container's effective config (Env, Cmd, Entrypoint, WorkingDir, User, Labels,
     StopSignal) and `changes` applied; tagged `reference`. Returns the image id."""
-    import copy
-
     from ..image.changes import apply_changes
     from ..image.commit import _now_rfc3339, merge_config
     from ..jsonio import loads
@@ -73,27 +71,9 @@ def commit_container(engine, ref: str, *, reference: str | None = None,
         created = _now_rfc3339()
         with store.lock.shared():  # files first, record last: no gc in between
             stored = container_layer(engine, row, pause=pause)
-            config = {k: copy.deepcopy(v) for k, v in base_config.items()
-                      if k not in ("container", "container_config", "docker_version")}
-            config["created"] = created
-            if author:
-                config["author"] = author
-            config["config"] = inner
-            entry: dict = {"created": created,
-                           "created_by": " ".join([row["path"], *loads(row["args"])])}
-            if author:
-                entry["author"] = author
-            if message:
-                entry["comment"] = message
-            if stored is None:
-                entry["empty_layer"] = True
-            config["history"] = [*(base_config.get("history") or []), entry]
-            layers, descs = base_layers(store, base, base_config)
-            if stored is not None:
-                layers.append(stored.layer)
-                descs.append(stored.descriptor)
-            size = base.size + ((stored.layer.content_size or 0) if stored else 0)
-            return write_image(store, config, layers, descs, tag=tag, size=size)
+            return record_commit(store, base, base_config, inner, stored, created=created,
+                                 created_by=" ".join([row["path"], *loads(row["args"])]),
+                                 author=author, message=message, tag=tag)
 
 
 def _effective_config(engine, row) -> dict:

@@ -40,8 +40,8 @@ from sangja.image.store import (
 )
 from sangja.records import dataclass
 
-__all__ = ["CommitError", "LayerResult", "commit", "merge_config", "store_upper_layer",
-           "write_image", "write_upper_layer"]
+__all__ = ["CommitError", "LayerResult", "commit", "merge_config", "record_commit",
+           "store_upper_layer", "write_image", "write_upper_layer"]
 
 MEDIA_TYPE_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 _COPY_BUF = 1 << 20
@@ -302,8 +302,6 @@ def commit(
         raise CommitError(f"container layer {upper_dir} does not exist")
     tag = store.canonical(reference) if reference else None
     base = store.resolve(base_image_id)
-    import copy
-
     base_config = jsonio.loads(store.blobs.read_bytes(base.id))
     inner = merge_config(base_config.get("config") or {}, config_overrides)
     if changes:
@@ -313,28 +311,41 @@ def commit(
     created = created or _now_rfc3339()
     with store.lock.shared():  # files first, record last: no gc in between (see gclock)
         stored = store_upper_layer(store, upper_dir, pause=pause)
-        config = {k: copy.deepcopy(v) for k, v in base_config.items()
-                  if k not in ("container", "container_config", "docker_version")}
-        config["created"] = created
-        if author:
-            config["author"] = author
-        config["config"] = inner
-        history_entry: dict[str, object] = {"created": created}
-        if created_by:
-            history_entry["created_by"] = created_by
-        if author:
-            history_entry["author"] = author
-        if message:
-            history_entry["comment"] = message
-        if stored is None:
-            history_entry["empty_layer"] = True
-        config["history"] = [*(base_config.get("history") or []), history_entry]
-        layers, descs = base_layers(store, base, base_config)
-        if stored is not None:
-            layers.append(stored.layer)
-            descs.append(stored.descriptor)
-        size = base.size + ((stored.layer.content_size or 0) if stored else 0)
-        return write_image(store, config, layers, descs, tag=tag, size=size)
+        return record_commit(store, base, base_config, inner, stored, created=created,
+                             created_by=created_by, author=author, message=message, tag=tag)
+
+
+def record_commit(store: ImageStore, base, base_config: dict, inner: dict,
+                  stored: StoredLayer | None, *, created: str, created_by: str = "",
+                  author: str = "", message: str = "", tag: str | None = None) -> str:
+    """The image a commit makes: the base's config with `inner` as its run config, one
+    history entry (`stored` None: an empty layer), the base's layers plus `stored`;
+    written and tagged. The caller holds the store's gc lock shared since `stored` was
+    made. Shared by :func:`commit` (an upper directory) and the engine's `sangja commit`."""
+    import copy
+
+    config = {k: copy.deepcopy(v) for k, v in base_config.items()
+              if k not in ("container", "container_config", "docker_version")}
+    config["created"] = created
+    if author:
+        config["author"] = author
+    config["config"] = inner
+    entry: dict[str, object] = {"created": created}
+    if created_by:
+        entry["created_by"] = created_by
+    if author:
+        entry["author"] = author
+    if message:
+        entry["comment"] = message
+    if stored is None:
+        entry["empty_layer"] = True
+    config["history"] = [*(base_config.get("history") or []), entry]
+    layers, descs = base_layers(store, base, base_config)
+    if stored is not None:
+        layers.append(stored.layer)
+        descs.append(stored.descriptor)
+    size = base.size + ((stored.layer.content_size or 0) if stored else 0)
+    return write_image(store, config, layers, descs, tag=tag, size=size)
 
 
 def base_layers(store: ImageStore, base, base_config: dict) -> tuple[list[Layer], list[dict]]:
