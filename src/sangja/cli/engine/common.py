@@ -210,3 +210,20 @@ def print_listing(fmt: str | None, rows: list[dict], default: str,
     if not fmt or fmt == "table":
         fmt = default
     sys.stdout.write(format_rows(fmt, rows, headers))
+
+
+def print_inspect(docs: list[dict], fmt: str | None) -> int:
+    """`docker inspect`'s output: a JSON array, or each document through the template (a
+    key the document lacks is an error there, as in Docker)."""
+    if not fmt:
+        print_json(docs)
+        return 0
+    if fmt == "json":
+        from ...jsonio import dumps
+
+        for d in docs:
+            print(dumps(d))
+        return 0
+    for d in docs:
+        print(render_template(fmt, d, missing_key_error=True))
+    return 0

@@ -18,7 +18,7 @@ from .common import (
     Globals,
     UsageError,
     error,
-    print_json,
+    print_inspect,
 )
 
 
@@ -631,25 +631,6 @@ def cmd_inspect(opts: Globals, args: list[str]) -> int:
                 error(f"No such image: {ref}" if kind == "image" else f"No such object: {ref}")
                 rc = 1
     return print_inspect(docs, flags["format"]) or rc
-
-
-def print_inspect(docs: list[dict], fmt: str | None) -> int:
-    """`docker inspect`'s output: a JSON array, or each document through the template (a
-    key the document lacks is an error there, as in Docker)."""
-    if not fmt:
-        print_json(docs)
-        return 0
-    if fmt == "json":
-        from ...jsonio import dumps
-
-        for d in docs:
-            print(dumps(d))
-        return 0
-    from .common import render_template
-
-    for d in docs:
-        print(render_template(fmt, d, missing_key_error=True))
-    return 0
 
 
 PORT = Command("CONTAINER [PRIVATE_PORT[/PROTO]]",

@@ -148,7 +148,7 @@ def cmd_inspect(opts: dict, args: list[str]) -> int:
         raise UsageError("usage: sangja image inspect [-f FORMAT] NAME...")
     from ...engine.inspect import image_document
     from ...image.db import ImageNotFound
-    from .containers import print_inspect
+    from .common import print_inspect
 
     docs, rc = [], 0
     with open_store(opts) as store:

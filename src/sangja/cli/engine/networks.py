@@ -11,7 +11,6 @@ from .common import (
     Globals,
     UsageError,
     error,
-    print_json,
 )
 
 
@@ -181,14 +180,9 @@ def cmd_network_inspect(opts: Globals, args: list[str]) -> int:
             error(str(e))
             rc = 1
     docs = _documents(opts, nets)
-    if flags["format"]:
-        from .common import render_template
+    from .common import print_inspect
 
-        for d in docs:
-            print(render_template(flags["format"], d))
-    else:
-        print_json(docs)
-    return rc
+    return print_inspect(docs, flags["format"]) or rc
 
 
 NETWORK_RM = Command("NETWORK [NETWORK...]", "Remove one or more networks", [

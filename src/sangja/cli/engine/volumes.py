@@ -11,7 +11,6 @@ from .common import (
     Globals,
     UsageError,
     error,
-    print_json,
 )
 
 
@@ -142,14 +141,9 @@ def cmd_volume_inspect(opts: Globals, args: list[str]) -> int:
             except NoSuchVolume as e:
                 error(str(e))
                 rc = 1
-    if flags["format"]:
-        from .common import render_template
+    from .common import print_inspect
 
-        for d in out:
-            print(render_template(flags["format"], d))
-    else:
-        print_json(out)
-    return rc
+    return print_inspect(out, flags["format"]) or rc
 
 
 VOLUME_RM = Command("[OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes", [
