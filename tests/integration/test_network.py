@@ -535,3 +535,23 @@ def test_bad_network_input_is_one_line(cli, net):
     cli.ok("rm", "-f", "user")
     assert nothing_left(host_state(cli, {}), before)
     assert cli("system", "check").returncode == 0
+
+
+def test_check_repairs_a_killed_writers_temp_state(cli):
+    """A command killed while it wrote a network state file leaves `ID.json.tmpPID`:
+    `system check` names it, --repair removes it (a live writer's copy is left alone)."""
+    netns = cli.runroot / "netns"
+    netns.mkdir(exist_ok=True)
+    dead = netns / f"{'c' * 64}.json.tmp{2**22 + 7}"  # above pid_max: no such process
+    live = netns / f"{'d' * 64}.json.tmp{os.getpid()}"
+    dead.write_text("{")
+    live.write_text("{")
+    try:
+        r = cli("system", "check")
+        assert r.returncode == 1 and f"network left: {dead.name}" in r.stdout, r.stdout
+        assert live.name not in r.stdout
+        cli.ok("system", "check", "--repair")
+        assert not dead.exists() and live.exists()
+    finally:
+        for p in (dead, live):
+            p.unlink(missing_ok=True)

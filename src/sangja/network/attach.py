@@ -38,6 +38,24 @@ def read_state(runroot: str, cid: str) -> dict | None:
         return {"damaged": True}
 
 
+def stale_temp_states(runroot: str, cid: str | None = None) -> list[str]:
+    """Temp copies of state files (fs.write_atomic's `NAME.json.tmpPID`) whose writer is
+    gone, a command killed while it wrote; those of `cid` only, if given."""
+    d = netns_mod.directory(runroot)
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return []
+    out = []
+    for n in names:
+        base, sep, pid = n.rpartition(".json.tmp")
+        if not sep or not pid.isdigit() or (cid is not None and base != cid):
+            continue
+        if not os.path.exists(f"/proc/{pid}"):
+            out.append(os.path.join(d, n))
+    return out
+
+
 def write_state(runroot: str, cid: str, state: dict) -> None:
     from ..fs import write_atomic
     from ..jsonio import dumps
@@ -184,6 +202,11 @@ def teardown(root: str, runroot: str, cid: str, *, locked: bool = False,
     backend teardown, namespace, leases, state. Safe to repeat, and after any crash."""
     from .store import open_networks
 
+    for temp in stale_temp_states(runroot, cid):  # a killed writer's
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
     state = read_state(runroot, cid)
     if only is not None and (not state or state.get("damaged")):
         if os.path.exists(os.path.join(root, "networks.db")):

@@ -43,6 +43,17 @@ def candidates(root: str, runroot: str) -> dict[str, list[str]]:
     return out
 
 
+def check_temp_files(runroot: str, checker) -> None:
+    """A state file's temp copy whose writer is gone (attach.stale_temp_states), of an id
+    no teardown will come for. Removed by --repair."""
+    from .attach import stale_temp_states
+
+    for path in stale_temp_states(runroot):
+        checker.add("network left", os.path.basename(path), "a network state file's temp "
+                    "copy of a killed command", "remove it",
+                    lambda path=path: os.path.exists(path) and os.unlink(path))
+
+
 def check_networks(engine, checker) -> None:
     """Add a finding (with its repair) per container whose networking is left over."""
     from ..engine.check import _try_lock
@@ -50,6 +61,7 @@ def check_networks(engine, checker) -> None:
     from ..engine.status import PAUSED, RUNNING, live_state
 
     paths = engine.paths
+    check_temp_files(paths.runroot, checker)
     for cid, parts in sorted(candidates(paths.root, paths.runroot).items()):
         try:
             row = engine.db.get(cid)
