@@ -110,10 +110,11 @@ ATTACKER_C = r"""
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int logfd, bad_lines;
-static struct stat self_st, bb_st;
+static struct stat self_st, bb_st, memfd_st;
 static char seen[1 << 16];
 
 static void note(const char *fmt, ...) {
@@ -244,6 +245,12 @@ static void attack(int pid) {
     int stat_errno = errno;
     if (r == 0 && ours(&st)) return; /* the container's own program: not a target */
     if (r != 0 && stat_errno == ENOENT) return; /* gone or a zombie */
+    if (r == 0 && st.st_dev == memfd_st.st_dev) {
+        /* a memfd: the sealed helper, exec'd since is_helper looked (it may be running the
+         * container's program by now, so its link no longer tells) */
+        if (is_helper(pid)) attack_helper(pid);
+        return;
+    }
     cmdline(pid, cmd, sizeof cmd);
     if (r == 0)
         note("BAD exe-stat pid=%d ino=%lu cmd=%s", pid, (unsigned long)st.st_ino, cmd);
@@ -298,6 +305,9 @@ int main(int argc, char **argv) {
     logfd = open(argv[1], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (logfd < 0 || stat("/proc/self/exe", &self_st) || stat("/bin/busybox", &bb_st))
         return 2;
+    int probe = (int)syscall(SYS_memfd_create, "probe", 1u /* MFD_CLOEXEC */);
+    if (probe < 0 || fstat(probe, &memfd_st)) return 2; /* the memfds' file system */
+    close(probe);
     int me = getpid();
     note("READY pid=%d", me);
     for (unsigned long scan = 1;; scan++) {

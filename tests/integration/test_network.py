@@ -14,6 +14,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -62,14 +63,19 @@ def host_state(cli, known: dict) -> dict:
         known["words"].update(c["Subnet"] for c in net["IPAM"]["Config"])
         known["words"].update(net["Containers"])
     known.setdefault("words", set()).update(links)
+    words = known["words"] - _subnets_of_other_stores(prefix)
     rules = []
     for cmd in (["iptables-save"], ["ip6tables-save"]):
         out = subprocess.run(cmd, capture_output=True, text=True).stdout
         for line in out.splitlines():
             if line.startswith(":"):  # a chain: its name (not its counters)
                 line = line.split()[0]
-            if not line.startswith("#") and any(w in line for w in known["words"]):
-                rules.append(line)
+            if line.startswith("#") or not any(w in line for w in words):
+                continue
+            chains = set(_NETWORK_CHAIN.findall(line))
+            if chains and not chains & known["words"]:
+                continue  # another store's network chain that names a subnet like ours
+            rules.append(line)
     veths = sorted(v for v, i in known.get("veths", ()) if _ifindex(v) == i)
     aardvark = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -89,6 +95,18 @@ def host_state(cli, known: dict) -> dict:
         conn.close()
     return {"bridges": links, "veths": veths, "rules": sorted(rules), "netns": netns,
             "aardvark": aardvark, "leases": leases}
+
+
+_NETWORK_CHAIN = re.compile(r"NETAVARK-(?:DN-)?([0-9A-F]{13})\b")
+
+
+def _subnets_of_other_stores(prefix: str) -> set[str]:
+    """Subnets the host routes through an interface that is not one of this store's
+    bridges right now: a store in another test (run in parallel) may hold the subnet that
+    one of ours keeps while it is down (a floating subnet), and its rules name it too."""
+    from sangja.network.config import host_routes
+
+    return {str(dest) for dest, iface in host_routes() if not iface.startswith(prefix)}
 
 
 def nothing_left(after: dict, before: dict) -> bool:

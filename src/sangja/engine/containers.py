@@ -557,15 +557,21 @@ class Engine(EngineView):
         from .status import restarting_file
 
         row = self.db.get(cid)
+        mark = restarting_file(self.paths, cid)
+        time.sleep(min(0.1 * (2 ** min(row["restart_count"], 10)), 60.0))
+        # The mark goes while the lock is held: the started container may exit at once,
+        # and its clean-up (another process, next to take the lock) writes its own mark.
         try:
-            time.sleep(min(0.1 * (2 ** min(row["restart_count"], 10)), 60.0))
             with self.locked(cid) as row:
-                if row["state"] != EXITED or row["stopped_by_user"]:
-                    return
-                self.db.update(cid, restart_count=row["restart_count"] + 1)
-                self._start_locked(self.db.get(cid), attach=False)
-        finally:
-            _drop_own_mark(restarting_file(self.paths, cid))
+                try:
+                    if row["state"] != EXITED or row["stopped_by_user"]:
+                        return
+                    self.db.update(cid, restart_count=row["restart_count"] + 1)
+                    self._start_locked(self.db.get(cid), attach=False)
+                finally:
+                    _drop_own_mark(mark)
+        except NoSuchContainer:
+            _drop_own_mark(mark)
 
     # -- stop, kill -----------------------------------------------------------------------
     def stop(self, ref: str, timeout: int | None = None, *, restarting: bool = False,

@@ -81,8 +81,8 @@ def is_restarting(paths, row) -> bool:
     has just exited, before its clean-up ran, when the policy will start it again."""
     if row["state"] in (RUNNING, PAUSED):
         return live_state(row) == EXITED and _policy_restarts(paths, row)
-    if row["state"] != EXITED:
-        return False
+    if row["state"] != EXITED or row["stopped_by_user"]:
+        return False  # a stop during the back-off: the waiting process will give up
     try:
         with open(restarting_file(paths, row["id"])) as f:
             pid, start = (int(x) for x in f.read().split())
