@@ -11,6 +11,13 @@ first. Annotations are only read as names (`from __future__ import annotations` 
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import dataclass_transform
+else:
+    def dataclass_transform(**_kw):
+        return lambda f: f
+
 _MISSING = object()
 
 
@@ -41,6 +48,7 @@ def _own_fields(cls) -> list[Field]:
     return out
 
 
+@dataclass_transform(field_specifiers=(field,))
 def dataclass(cls=None, /, *, frozen: bool = False, slots: bool = False, eq: bool = True,
               order: bool = False):
     def wrap(c):
