@@ -5,7 +5,7 @@
 #   make demo      scripts/demo.sh: host view vs container view, then the lifecycle
 #   make bench     bench/runtime_start: container start-up time, sangja vs runc
 #   make bench-build  bench/build: build and commit speed, sangja vs podman vs docker
-#   make lint      ruff (installed into .venv on first use)
+#   make lint      ruff and mypy (the test extras install both; tests run them too)
 #   make install-systemd  contrib/systemd's sangja.socket/.service into SYSTEMD_DIR
 #                  (not enabled: `systemctl enable --now sangja.socket` does that)
 #   make man       man pages of sangja and sangja-runtime into docs/man/ (from the flag tables)
@@ -137,8 +137,8 @@ bench-build: install
 	$(VENV)/bin/python bench/build $(BUILD_BENCH_ARGS)
 
 lint: install
-	@test -x $(VENV)/bin/ruff || $(VENV)/bin/pip install -q ruff
 	$(VENV)/bin/ruff check src tests bench/runtime_start
+	$(VENV)/bin/mypy
 
 man: install
 	$(VENV)/bin/python -m sangja.cli.help_man docs/man
