@@ -126,12 +126,12 @@ def _own_procs_file() -> str:
             if os.path.exists(candidate):
                 return candidate
     for h in hierarchies():
-        path = own.get(",".join(h.controllers) if h.version == 1 else "")
-        if path is None:
+        rel = own.get(",".join(h.controllers) if h.version == 1 else "")
+        if rel is None:
             continue
-        if h.root != "/" and path.startswith(h.root):
-            path = path[len(h.root):]
-        return os.path.join(h.mountpoint + path, "cgroup.procs")
+        if h.root != "/" and rel.startswith(h.root):
+            rel = rel[len(h.root):]
+        return os.path.join(h.mountpoint + rel, "cgroup.procs")
     raise ValueError("no cgroup hierarchy")
 
 
