@@ -24,6 +24,10 @@ from contextlib import ExitStack
 from .errors import BuildError, StepFailed
 from .lexer import expand
 
+TYPE_CHECKING = False  # annotations only: the engine's options load when a step runs
+if TYPE_CHECKING:
+    from ..engine.options import MountRequest
+
 __all__ = ["run_step"]
 
 _FLAGS = {"mount", "network", "security"}
@@ -57,17 +61,19 @@ def _mount_specs(ins, env, escape) -> list[dict[str, str]]:
             fields[key] = expand(value, env, escape) if eq else "true"
         fields.setdefault("type", "bind")
         if "dst" in fields or "destination" in fields:
-            fields["target"] = fields.pop("dst", None) or fields.pop("destination")
+            fields["target"] = fields.pop("dst", "") or fields.pop("destination", "")
         if "src" in fields:
             fields["source"] = fields.pop("src")
         out.append(fields)
     return out
 
 
-def _mounts(run, state, ins, stack: ExitStack, env) -> tuple[list, list[str]]:
+def _mounts(run, state, ins, stack: ExitStack, env
+            ) -> tuple[list[MountRequest], list[str]]:
     """(MountRequests, a description of them for the cache key)."""
     b = run.b
-    requests, described = [], []
+    requests: list[MountRequest] = []
+    described: list[str] = []
     specs = _mount_specs(ins, env, b.file.escape)
     if not specs:
         return requests, described
