@@ -25,6 +25,13 @@ from contextlib import contextmanager
 from .errors import BuildError
 from .lexer import expand, split_words
 
+TYPE_CHECKING = False  # annotations only (typing is not imported at run time)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import BinaryIO
+
+    from .parser import Heredoc
+
 __all__ = ["copy_step"]
 
 _FLAGS = {"COPY": {"from", "chown", "chmod", "link", "parents"},
@@ -128,7 +135,7 @@ def copy_step(run, state, ins, *, add: bool):
 
     raw = ins.json if ins.json is not None else split_words(ins.rest, esc)
     docs = {d.name: d for d in ins.heredocs}
-    words: list[tuple[str, object]] = []  # (expanded word, heredoc or None)
+    words: list[tuple[str, Heredoc | None]] = []  # (expanded word, heredoc or None)
     for w in raw:
         doc = None
         if w.startswith("<<"):
@@ -189,7 +196,7 @@ def copy_step(run, state, ins, *, add: bool):
 
     with _SourceRoot(run, src_state) as root:
         # what the step reads, resolved now: its content is part of the cache key
-        plan: list[tuple[str, object]] = []
+        plan: list[tuple[str, Heredoc | None]] = []
         for src, doc in sources:
             if doc is not None or (add and _is_url(src)):
                 plan.append((src, doc))
@@ -275,10 +282,11 @@ def _is_git(src: str) -> bool:
 class _SourceRoot:
     """Where sources are read: the context directory, or a mounted stage/image."""
 
-    def __init__(self, run, state):
+    def __init__(self, run, state) -> None:
         self.run, self.state = run, state
         self.fd: int | None = None
-        self.skip = self.descend = None
+        self.skip: Callable[[str], bool] | None = None
+        self.descend: Callable[[str], bool] | None = None
         self.where = "in the build context"
         self._mount = None
 
@@ -371,7 +379,7 @@ def _extract(copier, pfd: int, dest_path: str) -> bool:
             target = os.readlink(f"/proc/self/fd/{parent}")
             head = f.read(6)
             f.seek(0)
-            src = f
+            src: BinaryIO = f
             if head[:3] == b"BZh" or head == b"\xfd7zXZ\x00":
                 import bz2
                 import lzma
