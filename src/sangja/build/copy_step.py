@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import BinaryIO
 
-    from .parser import Heredoc
+    from .executor import State, _StageRun
+    from .parser import Heredoc, Instruction
 
 __all__ = ["copy_step"]
 
@@ -121,7 +122,7 @@ def _source_state(run, ref: str):
     return state_of_image(run.store, image_id, image_id), f"image:{image_id}"
 
 
-def copy_step(run, state, ins, *, add: bool):
+def copy_step(run: _StageRun, state: State, ins: Instruction, *, add: bool) -> State:
     b = run.b
     cmd = ins.cmd
     for name, _ in ins.flags:
@@ -148,18 +149,18 @@ def copy_step(run, state, ins, *, add: bool):
     workdir = state.inner.get("WorkingDir") or "/"
     dest_path = dest if dest.startswith("/") else posixpath.join(workdir, dest)
     dir_syntax = dest.endswith("/") or dest.endswith("/.") or dest in (".", "..")
-    from_ref = x(ins.flag("from")) if ins.flag("from") else None
-    chown = x(ins.flag("chown")) if ins.flag("chown") else None
-    chmod = _mode(x(ins.flag("chmod"))) if ins.flag("chmod") else None
-    checksum = x(ins.flag("checksum")) if ins.flag("checksum") else None
+    from_ref = x(v) if (v := ins.flag("from")) else None
+    chown = x(v) if (v := ins.flag("chown")) else None
+    chmod = _mode(x(v)) if (v := ins.flag("chmod")) else None
+    checksum = x(v) if (v := ins.flag("checksum")) else None
     link = _bool_flag(ins, "link")
     parents = _bool_flag(ins, "parents")
     if link and chown:
         _numeric_owner(chown)  # refused now, before any work
     run._note_args(state, ins.rest)
     for flag in ("from", "chown", "chmod"):
-        if ins.flag(flag):
-            run._note_args(state, ins.flag(flag))
+        if v := ins.flag(flag):
+            run._note_args(state, v)
     if len(sources) > 1 and not dir_syntax:
         raise BuildError(f"When using {cmd} with more than one source file, the destination "
                          "must be a directory and end with a /")
@@ -253,6 +254,7 @@ def copy_step(run, state, ins, *, add: bool):
                 copier.close()
 
         if link:
+            assert layer_key is not None  # _keys gives a --link step its layer's key
             stored = run.linked_layer(
                 layer_key, lambda: run.workspace(None, work, epoch=b.opts.epoch or 0), ins)
             return run.add_layer(state, stored, ins, key)

@@ -48,8 +48,10 @@ from .stages import Plan, Stage, plan
 
 TYPE_CHECKING = False  # annotations only: threading, the watchdog... load when used
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from threading import Event
 
+    from ..image.commit import StoredLayer
     from .digest_cache import DigestCache
     from .ignore import Ignore
     from .watchdog import Watchdog
@@ -544,7 +546,7 @@ class _StageRun:
             raise _Miss(key)
         return None
 
-    def add_layer(self, state: State, stored, ins: Instruction, key: str,
+    def add_layer(self, state: State, stored: StoredLayer | None, ins: Instruction, key: str,
                   text: str | None = None) -> State:
         """The state after a step that made `stored` (None: no change), as an image,
         recorded in the build cache under `key`."""
@@ -658,11 +660,11 @@ class _StageRun:
         return new
 
     # -- file steps ----------------------------------------------------------------------
-    def workspace(self, state: State | None, work, epoch: int | None = None) -> object:
+    def workspace(self, state: State | None, work: Callable[[int], None],
+                  epoch: int | None = None) -> StoredLayer | None:
         """Run work(root_fd) on a fresh snapshot of the state's layers mounted on the host
         (state None: an empty directory, for COPY --link); the files it changed as a stored
         layer (None: no change), times clamped to `epoch` (default: the build's)."""
-        from ..engine.commit import StoredLayer  # noqa: F401 - the return type
         from ..image.commit import store_upper_layer
 
         snaps = self.engine.snapshots()
@@ -684,7 +686,8 @@ class _StageRun:
         finally:
             snaps.remove(sid)
 
-    def linked_layer(self, layer_key: str, make, ins: Instruction) -> object:
+    def linked_layer(self, layer_key: str, make: Callable[[], StoredLayer | None],
+                     ins: Instruction) -> StoredLayer | None:
         """The layer of a COPY/ADD --link: made apart from any image (`make()`, which
         returns a stored layer or None) and kept in the build cache under `layer_key` as an
         image of that one layer, so that a rebuild on another parent reuses it as is."""

@@ -27,6 +27,8 @@ from .lexer import expand
 TYPE_CHECKING = False  # annotations only: the engine's options load when a step runs
 if TYPE_CHECKING:
     from ..engine.options import MountRequest
+    from .executor import State, _StageRun
+    from .parser import Instruction
 
 __all__ = ["run_step"]
 
@@ -160,7 +162,7 @@ def _network(run, ins) -> str | None:
     return value
 
 
-def run_step(run, state, ins):
+def run_step(run: _StageRun, state: State, ins: Instruction) -> State:
     from .executor import PROXY_ARGS, _key, key_json, materialize
 
     b = run.b
