@@ -27,7 +27,8 @@ from .lexer import expand, split_words
 
 TYPE_CHECKING = False  # annotations only (typing is not imported at run time)
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
     from typing import BinaryIO
 
     from .executor import State, _StageRun
@@ -89,7 +90,7 @@ def _mode(text: str) -> int:
 
 
 @contextmanager
-def _mounted(run, state):
+def _mounted(run, state) -> Iterator[int]:
     """A stage's or image's root filesystem mounted on the host for reading (a snapshot
     removed afterwards)."""
     from .executor import materialize
@@ -290,7 +291,7 @@ class _SourceRoot:
         self.skip: Callable[[str], bool] | None = None
         self.descend: Callable[[str], bool] | None = None
         self.where = "in the build context"
-        self._mount = None
+        self._mount: AbstractContextManager[int] | None = None
 
     def __enter__(self):
         b = self.run.b

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from threading import Event
 
+    from ..engine.containers import Engine
     from ..image.commit import StoredLayer
     from .digest_cache import DigestCache
     from .ignore import Ignore
@@ -426,13 +427,13 @@ class _StageRun:
         self.probe = probe
         self.held = HeldProgress() if probe else None  # a probe's progress, held back
         self.progress: Progress = builder.progress if self.held is None else self.held
-        self._engine = None
+        self._engine: Engine | None = None
         n_stages = len(builder.plan.needed)
         pos = builder.plan.needed.index(stage.index) + 1
         self.label = f"[{pos}/{n_stages}] " if n_stages > 1 else ""
 
     @property
-    def engine(self):
+    def engine(self) -> Engine:
         if self._engine is None:
             from ..engine.containers import Engine
 
