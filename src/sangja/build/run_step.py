@@ -35,7 +35,7 @@ __all__ = ["run_step"]
 _FLAGS = {"mount", "network", "security"}
 
 
-def _command(state, ins) -> list[str]:
+def _command(state: State, ins: Instruction) -> list[str]:
     from .executor import DEFAULT_SHELL
 
     if ins.json is not None:
@@ -53,7 +53,7 @@ def _command(state, ins) -> list[str]:
     return [*shell, text]
 
 
-def _mount_specs(ins, env, escape) -> list[dict[str, str]]:
+def _mount_specs(ins: Instruction, env: dict[str, str], escape: str) -> list[dict[str, str]]:
     out = []
     for spec in ins.flag_values("mount"):
         fields: dict[str, str] = {}
@@ -70,7 +70,8 @@ def _mount_specs(ins, env, escape) -> list[dict[str, str]]:
     return out
 
 
-def _mounts(run, state, ins, stack: ExitStack, env
+def _mounts(run: _StageRun, state: State, ins: Instruction, stack: ExitStack,
+            env: dict[str, str]
             ) -> tuple[list[MountRequest], list[str]]:
     """(MountRequests, a description of them for the cache key)."""
     b = run.b
@@ -153,7 +154,7 @@ def _mounts(run, state, ins, stack: ExitStack, env
     return requests, described
 
 
-def _network(run, ins) -> str | None:
+def _network(run: _StageRun, ins: Instruction) -> str | None:
     value = ins.flag("network")
     if value in (None, "default"):
         return run.b.opts.network
