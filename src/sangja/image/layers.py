@@ -37,6 +37,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import BinaryIO
 
 from sangja.errors import SangjaError
@@ -944,7 +945,7 @@ class _Writer:
                 continue  # a whiteout and a re-creation of the same name: the entry wins
             self.parents(w)
             full = f"{self.dest}/{w}"
-            self.create(w, full, lambda full=full: os.mknod(full, stat.S_IFCHR, 0))
+            self.create(w, full, partial(os.mknod, full, stat.S_IFCHR, 0))
             stats.whiteouts += 1
         name = "trusted.overlay.opaque" if self.root else "user.overlay.opaque"
         for d in sorted(plan.opaque):
@@ -996,7 +997,7 @@ def _check_dest(dest_dir) -> str:
     return dest
 
 
-def _content_bound(limits: UnpackLimits, given: int, max_bytes: int | None):
+def _content_bound(limits: UnpackLimits, given: int | None, max_bytes: int | None):
     """(max_bytes, too_large) for _validate: the files of a layer whose input was `given`
     bytes add up to at most limits.allowed(given) (a sparse entry costs the tar nothing),
     or to max_bytes when the caller asked for less (then UnsafeLayer names the entry)."""
@@ -1270,6 +1271,7 @@ def _tarinfo(full: str, arcname: str, st: os.stat_result) -> tarfile.TarInfo:
         names = os.listxattr(full, follow_symlinks=False)
     except OSError:
         names = []
+    pax: dict[str, str] = {}
     for name in names:
         if name.startswith(_OVERLAY_XATTRS):
             continue  # overlayfs's own bookkeeping (opaque, redirect...), never content
@@ -1277,7 +1279,8 @@ def _tarinfo(full: str, arcname: str, st: os.stat_result) -> tarfile.TarInfo:
             value = os.getxattr(full, name, follow_symlinks=False)
         except OSError:
             continue
-        ti.pax_headers[_XATTR_PREFIX + name] = value.decode("utf-8", "surrogateescape")
+        pax[_XATTR_PREFIX + name] = value.decode("utf-8", "surrogateescape")
+    ti.pax_headers = pax
     return ti
 
 

@@ -334,12 +334,11 @@ class ImageStore:
         descs = manifest.get("layers") if isinstance(manifest, dict) else None
         if not isinstance(descs, list) or len(descs) != len(image.layers):
             return None
-        out = []
+        out: list[tuple[str, int]] = []
         for d in descs:
-            digest = d.get("digest") if isinstance(d, dict) else None
             size = d.get("size") if isinstance(d, dict) else None
             try:
-                validate_digest(digest)
+                digest = validate_digest(d.get("digest") if isinstance(d, dict) else None)
             except SangjaError:
                 return None
             if not isinstance(size, int) or isinstance(size, bool):
