@@ -61,6 +61,12 @@ from sangja.image.reference import parse
 from sangja.image.store import ImageStore
 from sangja.records import dataclass
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from _typeshed import SupportsRead
+
 __all__ = ["ArchiveError", "FORMATS", "load", "load_layout", "load_path", "load_transport",
            "save", "split_transport"]
 
@@ -108,7 +114,7 @@ def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
     tf.addfile(ti, io.BytesIO(data))
 
 
-def _add_file(tf: tarfile.TarFile, name: str, f: BinaryIO, size: int) -> None:
+def _add_file(tf: tarfile.TarFile, name: str, f: SupportsRead[bytes], size: int) -> None:
     ti = tarfile.TarInfo(name)
     ti.size = size
     ti.mode = 0o644
@@ -129,10 +135,11 @@ def _spool_decompressed(kind: str, src, out, what: str, limits: UnpackLimits | N
     them) is an ArchiveError naming `what`."""
     sha = hashlib.sha256()
 
-    def write(chunk: bytes) -> None:
+    def hash_and_write(chunk: bytes) -> None:
         sha.update(chunk)
         out.write(chunk)
 
+    write: Callable[[bytes], object] = hash_and_write
     if limits is not None:
         given = _size_of(src)
         write = bounded(write, limits.allowed(given), lambda: limits.too_large(given))
@@ -159,8 +166,8 @@ def save(
     if not names:
         raise ArchiveError("no images to save")
     selected = _select(store, names)
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
-        tf.copybufsize = _CHUNK
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        tf.copybufsize = _CHUNK  # type: ignore[attr-defined]  # set by TarFile(); not in typeshed
         if format == "docker-archive":
             _save_docker(store, selected, tf)
         else:
@@ -231,14 +238,14 @@ def _add_layer_tar(store: ImageStore, tf: tarfile.TarFile, name: str, blob: str,
         src.seek(0)
         if kind == "none":
             reader = _HashingReader(src)
-            _add_file(tf, name, reader, store.blobs.size(blob))  # type: ignore[arg-type]
+            _add_file(tf, name, reader, store.blobs.size(blob))
             sha = reader.sha
         else:
             with tempfile.TemporaryFile(dir=store.blobs.tmp_dir) as tmp:
                 sha = _spool_decompressed(kind, src, tmp, f"stored layer {blob}")
                 size = tmp.tell()
                 tmp.seek(0)
-                _add_file(tf, name, tmp, size)  # type: ignore[arg-type]
+                _add_file(tf, name, tmp, size)
     if f"sha256:{sha.hexdigest()}" != diff_id:
         raise ArchiveError(f"stored layer {blob} does not match its diff_id {diff_id}")
 
@@ -593,7 +600,7 @@ def _spool(store: ImageStore, src: BinaryIO, kind: str) -> BinaryIO:
     at most as far as the unpack limits allow)."""
     spool = tempfile.TemporaryFile(prefix=".load-", dir=store.root)
     try:
-        write = spool.write
+        write: Callable[[bytes], object] = spool.write
         if kind != "none":
             limits, given = UnpackLimits.from_env(), _size_of(src)
 
@@ -614,7 +621,7 @@ def _spool(store: ImageStore, src: BinaryIO, kind: str) -> BinaryIO:
         else:
             shutil.copyfileobj(src, spool, _CHUNK)
         spool.seek(0)
-        return spool  # type: ignore[return-value]
+        return spool
     except (LayerError, OSError, EOFError, lzma.LZMAError) as e:
         spool.close()
         if isinstance(e, OSError) and not isinstance(e, EOFError) and e.errno:
