@@ -40,6 +40,12 @@ from sangja.image.store import (
 )
 from sangja.records import dataclass
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    _T = TypeVar("_T")
+
 __all__ = ["CommitError", "LayerResult", "commit", "merge_config", "record_commit",
            "store_upper_layer", "write_image", "write_upper_layer"]
 
@@ -218,10 +224,11 @@ def merge_config(inner: dict[str, object], overrides: dict[str, object] | None
 
     out = copy.deepcopy(inner)
     for key, value in (overrides or {}).items():
+        current = out.get(key)
         if value is None:
             out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = {**out[key], **copy.deepcopy(value)}
+        elif isinstance(value, dict) and isinstance(current, dict):
+            out[key] = {**current, **copy.deepcopy(value)}
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -243,7 +250,9 @@ def _base_layer_descriptors(store: ImageStore, image, layers: list[Layer]) -> li
             out = []
             for d in descs:
                 d = dict(d)
-                d["mediaType"] = _DOCKER_TO_OCI.get(d.get("mediaType"), d.get("mediaType"))
+                media = d.get("mediaType")
+                d["mediaType"] = (_DOCKER_TO_OCI.get(media, media) if isinstance(media, str)
+                                  else media)
                 out.append(d)
             return out
     out = []
@@ -261,7 +270,7 @@ def _base_layer_descriptors(store: ImageStore, image, layers: list[Layer]) -> li
     return out
 
 
-def _paused(pause: Callable | None, fn: Callable[[], object]) -> object:
+def _paused(pause: Callable | None, fn: Callable[[], _T]) -> _T:
     """Run fn while paused: `pause()` may return None, a resume callable or a context
     manager."""
     if pause is None:
