@@ -326,7 +326,9 @@ class _TarArchive:
 
     def read(self, name: str, limit: int) -> bytes:
         """The file's first limit + 1 bytes at most."""
-        with self.tf.extractfile(self.member(name)) as f:  # type: ignore[union-attr]
+        f = self.tf.extractfile(self.member(name))
+        assert f is not None  # member() returns a regular file's member
+        with f:
             return f.read(limit + 1)
 
     def source(self, name: str) -> FileSource:
@@ -447,12 +449,13 @@ class _Loader:
                     raise
                 layers.append(ingest.layer(source, diff_id, f"layer {name}"))
             config_desc = ingest.put(config_bytes)
+            descs = []
+            for la in layers:
+                assert la.blob_digest is not None  # ingest.layer stored its blob
+                descs.append(mf.Descriptor(mf.layer_media_type(self._stored_compression(la)),
+                                           la.blob_digest, la.size or 0))
             manifest_bytes = mf.oci_manifest_bytes(
-                mf.Descriptor(mf.OCI_CONFIG, config_desc.digest, config_desc.size),
-                [mf.Descriptor(mf.layer_media_type(self._stored_compression(la)),
-                               la.blob_digest, la.size or 0)  # type: ignore[arg-type]
-                 for la in layers],
-            )
+                mf.Descriptor(mf.OCI_CONFIG, config_desc.digest, config_desc.size), descs)
             manifest_desc = ingest.put(manifest_bytes)
             tags = entry.get("RepoTags") or []
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
@@ -464,7 +467,8 @@ class _Loader:
     def _stored_compression(self, layer: Layer) -> str:
         if layer.blob_digest == layer.diff_id:
             return "none"
-        with self.store.blobs.open(layer.blob_digest) as f:  # type: ignore[arg-type]
+        assert layer.blob_digest is not None  # an ingested layer's blob is stored
+        with self.store.blobs.open(layer.blob_digest) as f:
             return detect_compression(f.read(4))
 
     # -- oci-archive and OCI layouts -----------------------------------------------------

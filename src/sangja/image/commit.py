@@ -131,7 +131,8 @@ def write_upper_layer(upper_dir: str, out: io.BufferedIOBase, *, epoch: int | No
     emptied: list[str] = []  # directories a socket was removed from (tidy)
     dfd = os.open(upper_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with tarfile.open(fileobj=sink, mode="w|", bufsize=_COPY_BUF,  # type: ignore[call-overload]
+        # a "w|" tar only writes to its fileobj; typeshed wants read, seek and close too
+        with tarfile.open(fileobj=sink, mode="w|", bufsize=_COPY_BUF,  # type: ignore[call-overload]  # see above
                           format=tarfile.PAX_FORMAT) as tf:
             tf.copybufsize = _COPY_BUF
             for full, rel, st in walk_tree(dfd):

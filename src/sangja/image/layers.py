@@ -323,6 +323,7 @@ def _command_stream(argv: list[str], failed: str, read: Callable[[int], bytes]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    stdin, stderr = proc.stdin, proc.stderr  # narrowed, for the threads' functions
     _big_pipe(proc.stdin)
     _big_pipe(proc.stdout)
     errors: list[bytes] = []
@@ -331,7 +332,7 @@ def _command_stream(argv: list[str], failed: str, read: Callable[[int], bytes]
     def feed() -> None:
         try:
             while chunk := read(_CHUNK):
-                proc.stdin.write(chunk)  # type: ignore[union-attr]
+                stdin.write(chunk)
         except (BrokenPipeError, ValueError):
             pass
         except BaseException as e:  # the source failed (a download): that is the error
@@ -339,13 +340,12 @@ def _command_stream(argv: list[str], failed: str, read: Callable[[int], bytes]
             proc.kill()
         finally:
             try:
-                proc.stdin.close()  # type: ignore[union-attr]
+                stdin.close()
             except BrokenPipeError:
                 pass
 
     feeder = threading.Thread(target=feed, daemon=True)
-    drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()),  # type: ignore[union-attr]
-                             daemon=True)
+    drain = threading.Thread(target=lambda: errors.append(stderr.read()), daemon=True)
     feeder.start()
     drain.start()
     out_fd = proc.stdout.fileno()
@@ -515,7 +515,7 @@ def _read_members(win: _Window, max_entries: int | None = None,
     """Every member header (data skipped by seeking); LayerError on a broken archive,
     LayerTooLarge past `max_entries`."""
     try:
-        tf = tarfile.open(fileobj=win, mode="r:")  # type: ignore[call-overload]
+        tf = tarfile.open(fileobj=win, mode="r:")  # type: ignore[call-overload]  # reads only
         if max_entries is None:
             return tf, tf.getmembers()
         while tf.next() is not None:
@@ -1183,7 +1183,7 @@ def unpack_stream(
     checker = _Checker(plan, bound, True, too_large)
     stats = LayerStats()
     try:
-        tf = tarfile.open(fileobj=stream, mode="r:")  # type: ignore[call-overload]
+        tf = tarfile.open(fileobj=stream, mode="r:")  # type: ignore[call-overload]  # reads only
 
         def copy(m: tarfile.TarInfo, out: int) -> None:
             if m.sparse is None:

@@ -183,7 +183,9 @@ def _write_rootfs_tar(rootfs: str, out) -> _TarResult:
     links: dict[tuple[int, int], str] = {}
     content = 0
     newest = 0.0
-    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
+    # a "w|" tar only writes to its fileobj; typeshed wants read, seek and close too
+    with tarfile.open(fileobj=sink, mode="w|",  # type: ignore[call-overload]  # see above
+                      format=tarfile.PAX_FORMAT) as tf:
 
         def walk(rel: str) -> None:
             nonlocal content, newest
