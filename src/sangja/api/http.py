@@ -10,6 +10,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import ApiError, bad_request, from_exception
 
+TYPE_CHECKING = False  # annotations only: nothing more is imported at run time
+if TYPE_CHECKING:
+    from .server import _Server
+
 API_MAX = "1.45"  # Docker 26's: what a newer client negotiates down to
 API_MIN = "1.24"  # the oldest the docker CLI and docker-py still speak
 
@@ -291,6 +295,7 @@ class _ChunkedReader:
 
 
 class Handler(BaseHTTPRequestHandler):
+    server: _Server  # the base class's BaseServer: the service's, with its Service
     protocol_version = "HTTP/1.1"
     server_version = "sangja"
     sys_version = ""
