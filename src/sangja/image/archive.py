@@ -67,6 +67,8 @@ if TYPE_CHECKING:
 
     from _typeshed import SupportsRead
 
+    from sangja.output import ByteSink
+
 __all__ = ["ArchiveError", "FORMATS", "load", "load_layout", "load_path", "load_transport",
            "save", "split_transport"]
 
@@ -158,7 +160,7 @@ def _size_of(f) -> int | None:
         return None
 
 def save(
-    store: ImageStore, names: list[str], out: BinaryIO, format: str = "docker-archive"
+    store: ImageStore, names: list[str], out: ByteSink, format: str = "docker-archive"
 ) -> None:
     """Write the named images to ``out`` (any writable binary stream, seekable or not)."""
     if format not in FORMATS:
@@ -166,8 +168,9 @@ def save(
     if not names:
         raise ArchiveError("no images to save")
     selected = _select(store, names)
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-        tf.copybufsize = _CHUNK  # type: ignore[attr-defined]  # set by TarFile(); not in typeshed
+    # "w|" only writes; typeshed wants a readable, seekable file for every mode
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
+        tf.copybufsize = _CHUNK  # set by TarFile(); not in typeshed (tf is untyped here)
         if format == "docker-archive":
             _save_docker(store, selected, tf)
         else:

@@ -125,7 +125,7 @@ class _RunExitCodes:
         from ...errors import SangjaError
 
         if isinstance(e, SangjaError) and getattr(e, "engine_exit_code", 125) == 1:
-            e.engine_exit_code = 125  # type: ignore[attr-defined]  # a subclass's, dynamic
+            e.engine_exit_code = 125
 
 
 def cmd_create(opts: Globals, args: list[str]) -> int:
