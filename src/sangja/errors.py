@@ -5,6 +5,10 @@ class SangjaError(Exception):
     """Base of every error sangja reports to a user (no traceback unless --debug)."""
 
     exit_code = 1
+    # Docker's exit code for this error in `sangja` (engine) commands, where a subclass or
+    # the code that raised it knows one; not set otherwise, so it is read with
+    # getattr(e, "engine_exit_code", default). Declared for the type checker only.
+    engine_exit_code: int
 
 
 class ConfigError(SangjaError):

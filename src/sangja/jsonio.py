@@ -13,7 +13,7 @@ from __future__ import annotations
 try:
     import _json
 except ImportError:  # pragma: no cover - CPython always has it
-    _json = None
+    _json = None  # type: ignore[assignment]  # optional module: None when it is absent
 
 # Deeper than any real OCI or Docker document (config.json nests 6 levels), and shallow
 # enough that every recursive walk over what was read stays far from Python's stack limit.
@@ -55,10 +55,12 @@ class _ScanContext:
     parse_float = float
     parse_int = int
     parse_constant = staticmethod(_constant)
-    memo: dict = {}
+    memo: dict[str, str] = {}
 
 
-_scan = _json.make_scanner(_ScanContext()) if _json else None
+# typeshed asks for a make_scanner as context; the C code only reads these attributes
+# (json.decoder passes a JSONDecoder), as typeshed's own TODO says.
+_scan = _json.make_scanner(_ScanContext()) if _json else None  # type: ignore[arg-type]
 _WS = " \t\n\r"
 
 
@@ -96,6 +98,7 @@ def loads(text: str | bytes, *, source: str | None = None, max_depth: int = MAX_
 def _describe(text: str, start: int, source: str | None) -> JSONError:
     import json.decoder  # noqa: F401 - the C scanner reports through json.decoder's class
 
+    assert _scan is not None  # only loads calls this, after it used _scan
     try:
         _scan(text, start)
     except StopIteration as e:

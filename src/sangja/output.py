@@ -13,7 +13,14 @@ from .errors import SangjaError
 
 TYPE_CHECKING = False  # typing costs ~1.5 ms at start-up; annotations only
 if TYPE_CHECKING:
-    from typing import BinaryIO
+    from typing import BinaryIO, Protocol
+
+    class ByteSink(Protocol):
+        """What a writer of a byte stream (a tar stream, logs) uses of its output: a file,
+        sys.stdout.buffer, or the API's framed and chunked writers."""
+
+        def write(self, data: bytes, /) -> object: ...
+        def flush(self) -> object: ...
 
 
 class OutputPathError(SangjaError):

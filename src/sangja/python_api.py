@@ -35,7 +35,7 @@ class Container:
     finished_at: float | None
     exit_code: int
     pid: int
-    labels: dict = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,20 @@ class Field:
         self.default_factory = default_factory
 
 
-def field(*, default=_MISSING, default_factory=_MISSING) -> Field:
-    return Field(default, default_factory)
+if TYPE_CHECKING:  # to the checker, field(...) is a value of the field's own type
+    from collections.abc import Callable
+    from typing import Any, TypeVar, overload
+
+    _T = TypeVar("_T")
+
+    @overload
+    def field(*, default: _T) -> _T: ...
+    @overload
+    def field(*, default_factory: Callable[[], _T]) -> _T: ...
+    def field(*, default: Any = _MISSING, default_factory: Any = _MISSING) -> Any: ...
+else:
+    def field(*, default=_MISSING, default_factory=_MISSING):
+        return Field(default, default_factory)
 
 
 def _own_fields(cls) -> list[Field]:

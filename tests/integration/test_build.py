@@ -316,6 +316,8 @@ def test_cache_in_system_df_and_builder_prune(cli, tmp_path):
     ("FROM busybox\nCOPY --bogus a /\n", "Containerfile:2", "unknown flag --bogus"),
     ("FROM busybox\nENV A=${\n", "Containerfile:2", "missing '}'"),
     ("FROM busybox\nRUN <<EOF\necho\n", "Containerfile:2", "unterminated heredoc"),
+    ("FROM busybox\nRUN --mount=type=tmpfs,dst= true\n", "Containerfile:2",
+         "target is required"),  # an empty dst= with no destination= was a KeyError
 ])
 def test_errors_name_the_file_and_line(cli, tmp_path, containerfile, where, message):
     ctx = context(tmp_path, containerfile)

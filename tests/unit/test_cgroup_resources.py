@@ -916,3 +916,24 @@ def test_oom_watch_v2_counts_oom_kills(v2):
         assert w.poll() == 0
     finally:
         w.close()
+
+
+def test_paths_only_lists_pids_from_the_pids_hierarchy_without_the_mount_table(
+        tmp_path, monkeypatch):
+    """kill/delete rebuild a cgroup from its recorded directories only: no mount table
+    read, and pids() still reads the pids hierarchy (it holds every process) first."""
+    import sangja.linux.cgroups as cg
+
+    def no_mount_table(*_a):
+        raise AssertionError("the mount table was read")
+
+    monkeypatch.setattr(cg, "hierarchies", no_mount_table)
+    dirs = []
+    for ctrl, procs in (("memory", "1\n"), ("pids", "1\n2\n3\n")):
+        d = tmp_path / ctrl / "sangja" / "c1"
+        d.mkdir(parents=True)
+        (d / "cgroup.procs").write_text(procs)
+        dirs.append(str(d))
+    cgroup = Cgroup.paths_only("/sangja/c1", dirs)
+    assert cgroup.paths == dirs
+    assert sorted(cgroup.pids()) == [1, 2, 3]  # not the memory directory's [1]

@@ -41,6 +41,8 @@ SAME_AS_GO = [
     "{{eq 1 2 1}} {{eq .Name \"default\"}} {{ne 1 2}} {{lt 1 2}} {{le 2 2}} {{gt 1 2}} "
     "{{ge 2 1}} {{lt \"a\" \"b\"}}",
     '{{and 1 0 2}} {{and 1 2}} {{or 0 "" "x"}} {{or 0 ""}} {{not 0}} {{not "x"}}',
+    '{{0 | and 1}} {{1 | and 0}} {{1 | and 2 3}} {{"" | or 0}} {{0 | or "x"}} {{1 | or 2}} '
+    '{{.Name | and 1}} {{and 1 0 | or 5}}',  # the piped value is the last argument
     '{{range $i, $e := split "a,b,c" ","}}{{$i}}={{$e}};{{end}}',
     '{{range split "a,b,c" ","}}[{{.}}]{{else}}none{{end}} {{range split "" "x"}}<{{.}}>{{end}}',
     '{{range $e := split "a,b,c,d" ","}}{{if eq $e "b"}}{{continue}}{{end}}'

@@ -30,7 +30,7 @@ class _Waiting:
 class PendingAttaches:
     """Attach sessions waiting for their container's start, by container id."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_id: dict[str, list[_Waiting]] = {}
 

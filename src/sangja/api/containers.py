@@ -205,7 +205,7 @@ def rename(req: Request, id: str):  # noqa: A002
 def resize(req: Request, id: str):  # noqa: A002
     from .attach import resize as do_resize
 
-    h, w = req.int_arg("h", 0), req.int_arg("w", 0)
+    h, w = req.int_arg("h") or 0, req.int_arg("w") or 0
     row = req.engine.get(id)
     do_resize(req.engine, row["id"], h, w)
     req.send_empty(200)
@@ -252,10 +252,10 @@ def update_changes(body: dict):
         ch.memory_swap = num("MemorySwap")
     if num("MemoryReservation"):
         ch.memory_reservation = num("MemoryReservation")
-    if num("NanoCpus"):
-        ch.cpus = num("NanoCpus") / 1e9
-    elif num("CpuQuota"):
-        ch.cpus = num("CpuQuota") / (num("CpuPeriod") or 100000)
+    if nano := num("NanoCpus"):
+        ch.cpus = nano / 1e9
+    elif quota := num("CpuQuota"):
+        ch.cpus = quota / (num("CpuPeriod") or 100000)
     if num("CpuShares"):
         ch.cpu_shares = num("CpuShares")
     if body.get("CpusetCpus"):

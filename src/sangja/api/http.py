@@ -10,6 +10,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import ApiError, bad_request, from_exception
 
+TYPE_CHECKING = False  # annotations only: nothing more is imported at run time
+if TYPE_CHECKING:
+    from ..engine.containers import Engine
+    from .server import _Server
+
 API_MAX = "1.45"  # Docker 26's: what a newer client negotiates down to
 API_MIN = "1.24"  # the oldest the docker CLI and docker-py still speak
 
@@ -31,9 +36,9 @@ class Request:
         self.version = version
         self.service = handler.server.service
         self.responded = False
-        self._engine = None
+        self._engine: Engine | None = None
         self._body: bytes | None = None
-        self._reader = None
+        self._reader: _ChunkedReader | _LimitedReader | None = None
 
     # -- arguments ------------------------------------------------------------------------
     def arg(self, name: str, default: str | None = None) -> str | None:
@@ -120,7 +125,7 @@ class Request:
 
     # -- the engine -----------------------------------------------------------------------
     @property
-    def engine(self):
+    def engine(self) -> Engine:
         if self._engine is None:
             from ..engine.containers import Engine
 
@@ -291,6 +296,7 @@ class _ChunkedReader:
 
 
 class Handler(BaseHTTPRequestHandler):
+    server: _Server  # the base class's BaseServer: the service's, with its Service
     protocol_version = "HTTP/1.1"
     server_version = "sangja"
     sys_version = ""

@@ -96,18 +96,20 @@ class Copier:
     def dest_dir(self, path: str) -> int:
         """An O_PATH fd of the directory `path` of the image, made if missing (owned by
         --chown's owner when given, as BuildKit does)."""
-        missing = self._missing(path) if self.spec.owner is not None else []
+        owner = self.spec.owner
+        missing = self._missing(path) if owner is not None else []
         try:
             fd = mkdir_all_in_root(self.dst_root, path)
         except NotADirectoryError as e:
             raise BuildError(f"destination {path}: {e.strerror or 'not a directory'}"
                              ) from None
-        for made in missing:  # resolved inside the root again, never by a host path
-            dfd = open_in_root(self.dst_root, made, O_PATH | os.O_DIRECTORY)
-            try:
-                os.chown(f"/proc/self/fd/{dfd}", *self.spec.owner)
-            finally:
-                os.close(dfd)
+        if owner is not None:
+            for made in missing:  # resolved inside the root again, never by a host path
+                dfd = open_in_root(self.dst_root, made, O_PATH | os.O_DIRECTORY)
+                try:
+                    os.chown(f"/proc/self/fd/{dfd}", *owner)
+                finally:
+                    os.close(dfd)
         return fd
 
     def _missing(self, path: str) -> list[str]:
@@ -215,6 +217,7 @@ class Copier:
             finally:
                 os.close(fd)
             return
+        assert name is not None  # None (merge into dst_dir itself) is for a directory
         # the object itself, by its /proc/self/fd name: entries of a directory fd work
         # the same way, and O_NOFOLLOW opens of "." are not needed
         parent = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

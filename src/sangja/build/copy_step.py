@@ -25,6 +25,17 @@ from contextlib import contextmanager
 from .errors import BuildError
 from .lexer import expand, split_words
 
+TYPE_CHECKING = False  # annotations only (typing is not imported at run time)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
+    from types import TracebackType
+    from typing import BinaryIO
+
+    from .copy import Copier
+    from .executor import State, _StageRun
+    from .parser import Heredoc, Instruction
+
 __all__ = ["copy_step"]
 
 _FLAGS = {"COPY": {"from", "chown", "chmod", "link", "parents"},
@@ -35,7 +46,7 @@ def _is_url(src: str) -> bool:
     return src.startswith(("http://", "https://"))
 
 
-def _bool_flag(ins, name: str) -> bool:
+def _bool_flag(ins: Instruction, name: str) -> bool:
     value = ins.flag(name)
     if value is None:
         return False
@@ -81,7 +92,7 @@ def _mode(text: str) -> int:
 
 
 @contextmanager
-def _mounted(run, state):
+def _mounted(run: _StageRun, state: State) -> Iterator[int]:
     """A stage's or image's root filesystem mounted on the host for reading (a snapshot
     removed afterwards)."""
     from .executor import materialize
@@ -100,7 +111,7 @@ def _mounted(run, state):
         snaps.remove(sid)
 
 
-def _source_state(run, ref: str):
+def _source_state(run: _StageRun, ref: str) -> tuple[State, str]:
     """(state, cache part) of --from: an earlier stage, else an image."""
     from .executor import state_of_image
     from .stages import _stage_ref
@@ -114,7 +125,7 @@ def _source_state(run, ref: str):
     return state_of_image(run.store, image_id, image_id), f"image:{image_id}"
 
 
-def copy_step(run, state, ins, *, add: bool):
+def copy_step(run: _StageRun, state: State, ins: Instruction, *, add: bool) -> State:
     b = run.b
     cmd = ins.cmd
     for name, _ in ins.flags:
@@ -128,7 +139,7 @@ def copy_step(run, state, ins, *, add: bool):
 
     raw = ins.json if ins.json is not None else split_words(ins.rest, esc)
     docs = {d.name: d for d in ins.heredocs}
-    words: list[tuple[str, object]] = []  # (expanded word, heredoc or None)
+    words: list[tuple[str, Heredoc | None]] = []  # (expanded word, heredoc or None)
     for w in raw:
         doc = None
         if w.startswith("<<"):
@@ -141,18 +152,18 @@ def copy_step(run, state, ins, *, add: bool):
     workdir = state.inner.get("WorkingDir") or "/"
     dest_path = dest if dest.startswith("/") else posixpath.join(workdir, dest)
     dir_syntax = dest.endswith("/") or dest.endswith("/.") or dest in (".", "..")
-    from_ref = x(ins.flag("from")) if ins.flag("from") else None
-    chown = x(ins.flag("chown")) if ins.flag("chown") else None
-    chmod = _mode(x(ins.flag("chmod"))) if ins.flag("chmod") else None
-    checksum = x(ins.flag("checksum")) if ins.flag("checksum") else None
+    from_ref = x(v) if (v := ins.flag("from")) else None
+    chown = x(v) if (v := ins.flag("chown")) else None
+    chmod = _mode(x(v)) if (v := ins.flag("chmod")) else None
+    checksum = x(v) if (v := ins.flag("checksum")) else None
     link = _bool_flag(ins, "link")
     parents = _bool_flag(ins, "parents")
     if link and chown:
         _numeric_owner(chown)  # refused now, before any work
     run._note_args(state, ins.rest)
     for flag in ("from", "chown", "chmod"):
-        if ins.flag(flag):
-            run._note_args(state, ins.flag(flag))
+        if v := ins.flag(flag):
+            run._note_args(state, v)
     if len(sources) > 1 and not dir_syntax:
         raise BuildError(f"When using {cmd} with more than one source file, the destination "
                          "must be a directory and end with a /")
@@ -189,7 +200,7 @@ def copy_step(run, state, ins, *, add: bool):
 
     with _SourceRoot(run, src_state) as root:
         # what the step reads, resolved now: its content is part of the cache key
-        plan: list[tuple[str, object]] = []
+        plan: list[tuple[str, Heredoc | None]] = []
         for src, doc in sources:
             if doc is not None or (add and _is_url(src)):
                 plan.append((src, doc))
@@ -198,7 +209,7 @@ def copy_step(run, state, ins, *, add: bool):
             if any(ch in rel for ch in "*?["):
                 from .copy import glob_sources
 
-                hits = glob_sources(root.fd, rel, root.skip)
+                hits = glob_sources(root.dir_fd, rel, root.skip)
                 if not hits:
                     raise BuildError(f"{cmd}: no source files match {src!r} {root.where}")
                 if len(hits) > 1 and not dir_syntax:
@@ -213,7 +224,7 @@ def copy_step(run, state, ins, *, add: bool):
             from ..linux.paths import O_PATH, open_in_root
 
             try:
-                os.close(open_in_root(root.fd, rel, O_PATH))
+                os.close(open_in_root(root.dir_fd, rel, O_PATH))
             except (FileNotFoundError, NotADirectoryError):
                 raise BuildError(f"{cmd}: source {src!r} not found {root.where}") from None
             plan.append((rel, None))
@@ -222,7 +233,7 @@ def copy_step(run, state, ins, *, add: bool):
 
             rels = [s for s, doc in plan if doc is None and not (add and _is_url(s))]
             try:
-                parts.append(digest_sources(root.fd, rels, root.skip, root.descend,
+                parts.append(digest_sources(root.dir_fd, rels, root.skip, root.descend,
                                             b.digests))
             except BuildError as e:
                 raise BuildError(f"{cmd}: source {e} {root.where}") from None
@@ -246,13 +257,14 @@ def copy_step(run, state, ins, *, add: bool):
                 copier.close()
 
         if link:
+            assert layer_key is not None  # _keys gives a --link step its layer's key
             stored = run.linked_layer(
                 layer_key, lambda: run.workspace(None, work, epoch=b.opts.epoch or 0), ins)
             return run.add_layer(state, stored, ins, key)
         return run.add_layer(state, run.workspace(state, work), ins, key)
 
 
-def _keys(parts: list[str], state, link: bool) -> tuple[str, str | None]:
+def _keys(parts: list[str], state: State, link: bool) -> tuple[str, str | None]:
     """(the step's cache key, the --link layer's own key or None)."""
     from .executor import _key
 
@@ -275,14 +287,15 @@ def _is_git(src: str) -> bool:
 class _SourceRoot:
     """Where sources are read: the context directory, or a mounted stage/image."""
 
-    def __init__(self, run, state):
+    def __init__(self, run: _StageRun, state: State | None) -> None:
         self.run, self.state = run, state
         self.fd: int | None = None
-        self.skip = self.descend = None
+        self.skip: Callable[[str], bool] | None = None
+        self.descend: Callable[[str], bool] | None = None
         self.where = "in the build context"
-        self._mount = None
+        self._mount: AbstractContextManager[int] | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> _SourceRoot:
         b = self.run.b
         if self.state is not None:
             self._mount = _mounted(self.run, self.state)
@@ -294,14 +307,23 @@ class _SourceRoot:
                 self.skip, self.descend = b.ignore.excluded, b.ignore.descend
         return self
 
-    def __exit__(self, *exc):
+    @property
+    def dir_fd(self) -> int:
+        """The root's directory fd, for reading a file source: there is one then (a step
+        with file sources and neither a context nor --from is refused before)."""
+        assert self.fd is not None
+        return self.fd
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if self._mount is not None:
-            self._mount.__exit__(*exc)
+            self._mount.__exit__(kind, exc, tb)
         elif self.fd is not None:
             os.close(self.fd)
 
 
-def _copy_one(copier, root, src: str, doc, dest_path: str, dir_syntax: bool, add: bool, x,
+def _copy_one(copier: Copier, root: _SourceRoot, src: str, doc: Heredoc | None,
+              dest_path: str, dir_syntax: bool, add: bool, x: Callable[[str], str],
               checksum: str | None, many: bool, parents: bool = False) -> None:
     parents = parents and doc is None and not (add and _is_url(src)) and src != "."
     if parents:  # --parents: the source's directories below its root come along
@@ -325,7 +347,7 @@ def _copy_one(copier, root, src: str, doc, dest_path: str, dir_syntax: bool, add
         return
     from ..linux.paths import O_PATH, open_in_root
 
-    pfd = open_in_root(root.fd, src, O_PATH)
+    pfd = open_in_root(root.dir_fd, src, O_PATH)
     try:
         st = os.fstat(pfd)
         if stat.S_ISDIR(st.st_mode):
@@ -352,7 +374,7 @@ def _copy_one(copier, root, src: str, doc, dest_path: str, dir_syntax: bool, add
         os.close(pfd)
 
 
-def _extract(copier, pfd: int, dest_path: str) -> bool:
+def _extract(copier: Copier, pfd: int, dest_path: str) -> bool:
     """ADD of a local tar archive: its entries into DEST (checked as an image layer's
     are: no absolute names, no '..', no link leading out). False: not an archive."""
     from ..image.layers import LayerError, apply_layer
@@ -371,7 +393,7 @@ def _extract(copier, pfd: int, dest_path: str) -> bool:
             target = os.readlink(f"/proc/self/fd/{parent}")
             head = f.read(6)
             f.seek(0)
-            src = f
+            src: BinaryIO = f
             if head[:3] == b"BZh" or head == b"\xfd7zXZ\x00":
                 import bz2
                 import lzma
@@ -390,7 +412,8 @@ def _extract(copier, pfd: int, dest_path: str) -> bool:
     return True
 
 
-def _add_url(copier, url: str, dest_path: str, into_dir: bool, checksum: str | None) -> None:
+def _add_url(copier: Copier, url: str, dest_path: str, into_dir: bool, checksum: str | None
+             ) -> None:
     import hashlib
     import tempfile
     import urllib.parse

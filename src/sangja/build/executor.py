@@ -46,6 +46,17 @@ from .parser import Containerfile, Instruction, parse, parse_line
 from .progress import HeldProgress, Progress
 from .stages import Plan, Stage, plan
 
+TYPE_CHECKING = False  # annotations only: threading, the watchdog... load when used
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from threading import Event
+
+    from ..engine.containers import Engine
+    from ..image.commit import StoredLayer
+    from .digest_cache import DigestCache
+    from .ignore import Ignore
+    from .watchdog import Watchdog
+
 __all__ = ["BuildOptions", "Builder", "build"]
 
 PROXY_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
@@ -159,14 +170,14 @@ class Builder:
         self.opts = opts
         self.progress = progress
         self.containerfile_path = containerfile_path
-        self.failed = None  # a threading.Event once stages run in threads
+        self.failed: Event | None = None  # set once stages run in threads
         self.finals: dict[int, State] = {}
-        self.done: dict = {}  # stage -> threading.Event, for stages built in threads
+        self.done: dict[int, Event] = {}  # for stages built in threads
         self.used_args: set[str] = set()
-        self.ignore = None
+        self.ignore: Ignore | None = None
         self.hits: set[str] = set()  # cache keys used: their last use recorded at the end
-        self.digests = None  # the context files' digests by stat (build.digest_cache)
-        self.watchdog = None  # build.watchdog.Watchdog, from the first RUN step on
+        self.digests: DigestCache | None = None  # the context files' digests by stat
+        self.watchdog: Watchdog | None = None  # from the first RUN step on
         self._watchdog_lock = allocate_lock()
 
     # -- entry ---------------------------------------------------------------------------
@@ -230,6 +241,7 @@ class Builder:
                 if self.hits:  # a lost last-use time costs nothing: no fsync for it, and
                     store.db.conn.execute("PRAGMA synchronous = NORMAL")  # to the minute
                     store.db.cache_touch(sorted(self.hits), granularity=60)
+        assert self.digests is not None  # made by build() before this
         self.digests.save()
         return image_id
 
@@ -301,7 +313,7 @@ class Builder:
     def _threads(self, pending: list[int]) -> None:
         import threading
 
-        self.failed = threading.Event()
+        failed = self.failed = threading.Event()
         for n in pending:
             self.done[n] = threading.Event()
         errors: list[BaseException] = []
@@ -314,7 +326,7 @@ class Builder:
             for t in threads:
                 t.join()
         except BaseException:  # an interrupt: the threads' RUN containers are stopped and
-            self.failed.set()  # removed now, their steps end, and so do they
+            failed.set()  # removed now, their steps end, and so do they
             if self.watchdog is not None:
                 self.watchdog.close(normal=False)
             for t in threads:
@@ -324,21 +336,23 @@ class Builder:
             raise errors[0]
 
     def _stage_thread(self, n: int, errors: list[BaseException]) -> None:
+        failed = self.failed
+        assert failed is not None  # set by _threads before any thread starts
         try:
             for dep in self.plan.stages[n].deps:
                 if dep not in self.done:
                     continue  # built before the threads started
                 while not self.done[dep].wait(0.1):
-                    if self.failed.is_set():
+                    if failed.is_set():
                         return
                 if dep not in self.finals:
                     return
-            if not self.failed.is_set():
+            if not failed.is_set():
                 self._stage(n)
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
-            if not self.failed.is_set():
+            if not failed.is_set():
                 errors.append(e)
-            self.failed.set()
+            failed.set()
         finally:
             self.done[n].set()
 
@@ -411,14 +425,15 @@ class _StageRun:
         self.store = store
         self.stage = stage
         self.probe = probe
-        self.progress = HeldProgress() if probe else builder.progress
-        self._engine = None
+        self.held = HeldProgress() if probe else None  # a probe's progress, held back
+        self.progress: Progress = builder.progress if self.held is None else self.held
+        self._engine: Engine | None = None
         n_stages = len(builder.plan.needed)
         pos = builder.plan.needed.index(stage.index) + 1
         self.label = f"[{pos}/{n_stages}] " if n_stages > 1 else ""
 
     @property
-    def engine(self):
+    def engine(self) -> Engine:
         if self._engine is None:
             from ..engine.containers import Engine
 
@@ -453,8 +468,8 @@ class _StageRun:
 
     def run(self) -> State:
         state = self._run()
-        if self.probe:  # done: what it would have shown, shown now
-            self.progress.release(self.b.progress)
+        if self.held is not None:  # a probe, done: what it would have shown, shown now
+            self.held.release(self.b.progress)
         return state
 
     def _run(self) -> State:
@@ -498,7 +513,7 @@ class _StageRun:
 
     def history(self, state: State, ins: Instruction, *, empty: bool,
                 text: str | None = None) -> None:
-        entry = {"created": _rfc3339(self.b.epoch),
+        entry: dict[str, object] = {"created": _rfc3339(self.b.epoch),
                  "created_by": text if text is not None else ins.original,
                  "comment": HISTORY_COMMENT}
         if empty:
@@ -518,21 +533,21 @@ class _StageRun:
         with the ARGs in scope of `state`; None on a miss or with --no-cache (a probe
         stops there: _Miss)."""
         image_id = None if self.b.opts.no_cache else self.store.db.cache_get(key)
-        current = state
-        try:
-            state = state_of_image(self.store, image_id, key) if image_id else None
-        except (SangjaError, OSError, ValueError):  # its image is gone or damaged
-            state = None
-        if state is None:
-            if self.probe:
-                raise _Miss(key)
-            return None
-        state.args, state.cmd_set = dict(current.args), current.cmd_set
-        self.b.hits.add(key)
-        self.progress.cached(image_id)
-        return state
+        if image_id:
+            try:
+                hit: State | None = state_of_image(self.store, image_id, key)
+            except (SangjaError, OSError, ValueError):  # its image is gone or damaged
+                hit = None
+            if hit is not None:
+                hit.args, hit.cmd_set = dict(state.args), state.cmd_set
+                self.b.hits.add(key)
+                self.progress.cached(image_id)
+                return hit
+        if self.probe:
+            raise _Miss(key)
+        return None
 
-    def add_layer(self, state: State, stored, ins: Instruction, key: str,
+    def add_layer(self, state: State, stored: StoredLayer | None, ins: Instruction, key: str,
                   text: str | None = None) -> State:
         """The state after a step that made `stored` (None: no change), as an image,
         recorded in the build cache under `key`."""
@@ -646,11 +661,11 @@ class _StageRun:
         return new
 
     # -- file steps ----------------------------------------------------------------------
-    def workspace(self, state: State | None, work, epoch: int | None = None) -> object:
+    def workspace(self, state: State | None, work: Callable[[int], None],
+                  epoch: int | None = None) -> StoredLayer | None:
         """Run work(root_fd) on a fresh snapshot of the state's layers mounted on the host
         (state None: an empty directory, for COPY --link); the files it changed as a stored
         layer (None: no change), times clamped to `epoch` (default: the build's)."""
-        from ..engine.commit import StoredLayer  # noqa: F401 - the return type
         from ..image.commit import store_upper_layer
 
         snaps = self.engine.snapshots()
@@ -672,7 +687,8 @@ class _StageRun:
         finally:
             snaps.remove(sid)
 
-    def linked_layer(self, layer_key: str, make, ins: Instruction) -> object:
+    def linked_layer(self, layer_key: str, make: Callable[[], StoredLayer | None],
+                     ins: Instruction) -> StoredLayer | None:
         """The layer of a COPY/ADD --link: made apart from any image (`make()`, which
         returns a stored layer or None) and kept in the build cache under `layer_key` as an
         image of that one layer, so that a rebuild on another parent reuses it as is."""

@@ -81,7 +81,7 @@ class _Word:
 
     def single(self) -> str:
         self.s.next()
-        out = []
+        out: list[str] = []
         while True:
             ch = self.s.next()
             if ch == "":
@@ -93,7 +93,7 @@ class _Word:
 
     def double(self) -> str:
         self.s.next()
-        out = []
+        out: list[str] = []
         while True:
             ch = self.s.peek()
             if ch == "":
@@ -115,7 +115,7 @@ class _Word:
             out.append(ch)
 
     def name(self) -> str:
-        out = []
+        out: list[str] = []
         while (ch := self.s.peek()) != "":
             if not out and ch.isdigit():
                 while self.s.peek().isdigit():

@@ -16,7 +16,7 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    def __init__(self, out=None, quiet: bool = False):
+    def __init__(self, out=None, quiet: bool = False) -> None:
         self.out = out  # a binary stream (stdout's buffer)
         self.quiet = quiet or out is None
         self.lock = allocate_lock()
@@ -49,7 +49,7 @@ class HeldProgress(Progress):
     """What a stage probed for cache hits would show, kept until it is done (`release`);
     dropped when the probe stops at a step that must do work (the stage runs again)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(None)
         self.held: list[str] = []
 

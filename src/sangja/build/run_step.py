@@ -24,12 +24,18 @@ from contextlib import ExitStack
 from .errors import BuildError, StepFailed
 from .lexer import expand
 
+TYPE_CHECKING = False  # annotations only: the engine's options load when a step runs
+if TYPE_CHECKING:
+    from ..engine.options import MountRequest
+    from .executor import State, _StageRun
+    from .parser import Instruction
+
 __all__ = ["run_step"]
 
 _FLAGS = {"mount", "network", "security"}
 
 
-def _command(state, ins) -> list[str]:
+def _command(state: State, ins: Instruction) -> list[str]:
     from .executor import DEFAULT_SHELL
 
     if ins.json is not None:
@@ -47,7 +53,7 @@ def _command(state, ins) -> list[str]:
     return [*shell, text]
 
 
-def _mount_specs(ins, env, escape) -> list[dict[str, str]]:
+def _mount_specs(ins: Instruction, env: dict[str, str], escape: str) -> list[dict[str, str]]:
     out = []
     for spec in ins.flag_values("mount"):
         fields: dict[str, str] = {}
@@ -57,17 +63,20 @@ def _mount_specs(ins, env, escape) -> list[dict[str, str]]:
             fields[key] = expand(value, env, escape) if eq else "true"
         fields.setdefault("type", "bind")
         if "dst" in fields or "destination" in fields:
-            fields["target"] = fields.pop("dst", None) or fields.pop("destination")
+            fields["target"] = fields.pop("dst", "") or fields.pop("destination", "")
         if "src" in fields:
             fields["source"] = fields.pop("src")
         out.append(fields)
     return out
 
 
-def _mounts(run, state, ins, stack: ExitStack, env) -> tuple[list, list[str]]:
+def _mounts(run: _StageRun, state: State, ins: Instruction, stack: ExitStack,
+            env: dict[str, str]
+            ) -> tuple[list[MountRequest], list[str]]:
     """(MountRequests, a description of them for the cache key)."""
     b = run.b
-    requests, described = [], []
+    requests: list[MountRequest] = []
+    described: list[str] = []
     specs = _mount_specs(ins, env, b.file.escape)
     if not specs:
         return requests, described
@@ -145,7 +154,7 @@ def _mounts(run, state, ins, stack: ExitStack, env) -> tuple[list, list[str]]:
     return requests, described
 
 
-def _network(run, ins) -> str | None:
+def _network(run: _StageRun, ins: Instruction) -> str | None:
     value = ins.flag("network")
     if value in (None, "default"):
         return run.b.opts.network
@@ -154,7 +163,7 @@ def _network(run, ins) -> str | None:
     return value
 
 
-def run_step(run, state, ins):
+def run_step(run: _StageRun, state: State, ins: Instruction) -> State:
     from .executor import PROXY_ARGS, _key, key_json, materialize
 
     b = run.b

@@ -128,9 +128,9 @@ def plan(file: Containerfile, build_args: dict[str, str], target: str | None,
             st.base_stage = ref
             st.deps.add(ref)
         for ins in st.instructions:
-            refs = []
-            if ins.cmd in ("COPY", "ADD") and ins.flag("from"):
-                refs.append(ins.flag("from"))
+            refs: list[str] = []
+            if ins.cmd in ("COPY", "ADD") and (from_ref := ins.flag("from")):
+                refs.append(from_ref)
             if ins.cmd == "RUN":
                 refs += _mount_froms(ins)
             for r in refs:

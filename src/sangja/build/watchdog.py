@@ -18,6 +18,10 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False  # subprocess is imported only when a watchdog starts (start-up cost)
+if TYPE_CHECKING:
+    from subprocess import Popen
+
 __all__ = ["LABEL", "Watchdog", "main"]
 
 LABEL = "io.sangja.build.run"
@@ -32,17 +36,18 @@ class Watchdog:
 
         self.root, self.runroot = root, runroot
         self._lock = allocate_lock()
-        self._proc = None
+        self._proc: Popen[bytes] | None = None
         self._pipe: int | None = None
         self._token: str | None = None
 
     def token(self) -> str:
         with self._lock:
-            if self._token is None:
-                self._start()
-            return self._token
+            token = self._token
+            if token is None:
+                token = self._start()
+            return token
 
-    def _start(self) -> None:
+    def _start(self) -> str:
         import subprocess
 
         token = os.urandom(16).hex()
@@ -60,6 +65,7 @@ class Watchdog:
         finally:
             os.close(rfd)
         self._pipe, self._token = wfd, token
+        return token
 
     def close(self, normal: bool = True) -> None:
         """The build ended normally (its steps removed their containers): the watchdog
@@ -75,8 +81,10 @@ class Watchdog:
                 pass
             os.close(self._pipe)
             self._pipe = None
+            proc = self._proc
+            assert proc is not None  # started before the pipe was kept
             try:
-                self._proc.wait(120)
+                proc.wait(120)
             except Exception:  # noqa: BLE001 - it goes on alone; the build must end
                 pass
 

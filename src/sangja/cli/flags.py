@@ -123,9 +123,9 @@ def parse_flags(args: list[str], flags: list[Flag], *, interspersed: bool = True
     the table has it, raise ``HelpRequested`` once the whole line parsed. Return
     (options by key, operands)."""
     table: dict[str, Flag] = {}
-    for f in flags:
-        for n in f.names:
-            table[n] = f
+    for flag in flags:
+        for n in flag.names:
+            table[n] = flag
     opts = {f.dest: f.initial() for f in flags}
     rest: list[str] = []
     help_asked = False
@@ -217,9 +217,9 @@ def parse_go_flags(args: list[str], flags: list[Flag], *, interspersed: bool = F
     Without ``interspersed`` the first operand ends the flags (runc exec's command).
     `-h`/`--help` where the table has no such flag raise ``HelpRequested``."""
     table: dict[str, Flag] = {}
-    for f in flags:
-        for n in f.names:
-            table[n.lstrip("-")] = f
+    for flag in flags:
+        for n in flag.names:
+            table[n.lstrip("-")] = flag
     opts = {f.dest: f.initial() for f in flags}
     pos: list[str] = []
     i = 0

@@ -156,6 +156,7 @@ def _tokens(body: str, offset: int, src: str) -> list[_Tok]:
             raise TemplateError(f"template: :{_line(src, offset + i)}: unexpected "
                                 f"{body[i]!r} in command")
         kind = m.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
         if kind == "space":
             spaced = True
         else:
@@ -1042,9 +1043,8 @@ class _Exec:
                 raise self.error(p, name, f"wrong number of args for {name}: want at least "
                                           "1 got 0")
             v = None
-            for i, a in enumerate(args):
-                v = final if (final is not _NONE and i == len(args) - 1) else \
-                    self.arg(a, dot, scopes)
+            for a in args:
+                v = final if a is None else self.arg(a, dot, scopes)  # None: the piped value
                 if _truth(v) == (name == "or"):
                     return v
             return v

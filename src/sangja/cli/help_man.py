@@ -30,7 +30,7 @@ def _head(name: str, title: str) -> list[str]:
 def _options(flags: list[Flag], type_word) -> list[str]:
     from .help import _default_text
 
-    out = []
+    out: list[str] = []
     shown = [f for f in flags if not f.hidden]
     if not shown:
         return out

@@ -169,16 +169,19 @@ class Engine(EngineView):
         self._add_image_volumes(opts, image_config)
         cid = os.urandom(32).hex()
         anonymous = []
+        volumes: list[tuple[str, bool]] = []  # (name, anonymous)
         for m in opts.mounts:
-            if m.type == "volume" and not m.source:
+            if m.type != "volume":
+                continue
+            if not m.source:
                 m.source = os.urandom(32).hex()
                 anonymous.append(m.source)
+            volumes.append((m.source, m.source in anonymous))
         row = {"id": cid, "name": opts.name or self._random_name(), "image_id": image.id,
                "image_name": opts.image, "created": time.time(), "options": dumps(opts.to_dict()),
                "path": argv[0], "args": dumps(argv[1:]), "state": CREATED}
         from .volumes import ensure_volume, validate_volume_name
 
-        volumes = [(m.source, m.source in anonymous) for m in opts.mounts if m.type == "volume"]
         for name, _ in volumes:
             validate_volume_name(name)
         # The record (with its volumes) first, in one transaction, then the directories: a
@@ -419,7 +422,9 @@ class Engine(EngineView):
 
         out = []
         for m in opts.mounts:
+            source: str | None
             if m.type == "volume":
+                assert m.source is not None  # create named every volume
                 data = self.paths.volume_data(m.source)
                 os.makedirs(data, mode=0o755, exist_ok=True)
                 if "nocopy" not in m.options:
@@ -427,7 +432,8 @@ class Engine(EngineView):
                 source = data
             else:
                 source = m.source
-                if m.create_source and m.type == "bind" and not os.path.lexists(source):
+                if (m.create_source and m.type == "bind" and source is not None
+                        and not os.path.lexists(source)):
                     os.makedirs(source, mode=0o755, exist_ok=True)  # Docker's -v does
             options = [o for o in m.options if o != "nocopy"]
             if m.readonly:

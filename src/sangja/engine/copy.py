@@ -37,7 +37,6 @@ import sys
 import tarfile
 import threading
 from collections.abc import Callable
-from typing import BinaryIO
 
 from sangja.engine.export import RootView, open_root
 from sangja.errors import SangjaError
@@ -50,6 +49,12 @@ from sangja.linux.paths import (
     RESOLVE_NO_SYMLINKS,
     openat2,
 )
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+    from sangja.output import ByteSink
 
 __all__ = ["CopyError", "copy_in", "copy_out"]
 
@@ -175,8 +180,10 @@ class _Source:
     def is_dir(self) -> bool:
         return stat.S_ISDIR(self.st.st_mode)
 
-    def write_tar(self, out: BinaryIO, tar_name: str) -> None:
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+    def write_tar(self, out: ByteSink, tar_name: str) -> None:
+        # A stream ("w|") only writes to `out`; typeshed asks for a seekable file for all modes.
+        with tarfile.open(fileobj=out, mode="w|",  # type: ignore[call-overload]  # see above
+                          format=tarfile.PAX_FORMAT) as tf:
             _add_tree(tf, self.parent_fd, self.name, tar_name, self.descend)
 
     def close(self) -> None:
@@ -465,16 +472,10 @@ def _wrap(what: str, fn: Callable[[], None]) -> None:
         raise CopyError(f"{what}:{where} {e.strerror or e}")
 
 
-def _stream(obj, name: str) -> BinaryIO:
-    if isinstance(obj, str) and obj == "-":
-        return getattr(sys, name).buffer
-    return obj
-
-
 # ---------------------------------------------------------------------------- copy out
 
 
-def copy_out(rootfs: str, src: str, dest_host: str | BinaryIO, *, archive: bool = False,
+def copy_out(rootfs: str, src: str, dest_host: str | ByteSink, *, archive: bool = False,
              follow_link: bool = False, container: str = "") -> None:
     """Copy `src` (a path in the container whose root is `rootfs`) to `dest_host` (a host
     path, or a binary stream / ``"-"`` for a tar stream of it)."""
@@ -484,7 +485,7 @@ def copy_out(rootfs: str, src: str, dest_host: str | BinaryIO, *, archive: bool 
         source = _container_source(root, src, follow_link, suffix)
         try:
             if not isinstance(dest_host, str) or dest_host == "-":
-                out = _stream(dest_host, "stdout")
+                out = sys.stdout.buffer if isinstance(dest_host, str) else dest_host  # "-"
                 _wrap(f"copying {src} from container{suffix}",
                       lambda: source.write_tar(out, source.base_name))
                 out.flush()
@@ -544,7 +545,7 @@ def copy_in(rootfs: str, src_host: str | BinaryIO, dest: str, *, archive: bool =
     with open_root(rootfs) as view:
         root = _Root(view)
         if not isinstance(src_host, str) or src_host == "-":
-            stream = _stream(src_host, "stdin")
+            stream = sys.stdin.buffer if isinstance(src_host, str) else src_host  # "-"
             try:
                 canon = root.resolve_path(dcomps, follow_final=True)
                 st = root.lstat(canon)

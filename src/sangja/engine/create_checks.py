@@ -83,6 +83,7 @@ class CidFile:
             return
         os.close(self.fd)
         if exc_type is not None:
+            assert self.path is not None  # self.fd was opened from it
             try:
                 os.unlink(self.path)
             except OSError:

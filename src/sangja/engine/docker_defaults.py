@@ -7,6 +7,10 @@ taken from Docker. `sangja.engine.spec` assembles them into config.json.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
+
 # The capabilities a non-privileged container keeps (docs.docker.com, "Runtime privilege
 # and Linux capabilities": the table of capabilities granted by default). As a mask:
 # 0x00000000a80425fb, what `grep CapBnd /proc/self/status` shows in `docker run busybox`.
@@ -45,7 +49,7 @@ DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 # The kernel filesystems every container gets, in mount order (runtime-spec "Linux
 # default filesystems" plus what `docker inspect` / `mount` show inside a Docker
 # container). /dev/shm gets its size from --shm-size at build time.
-DEFAULT_MOUNTS = (
+DEFAULT_MOUNTS: tuple[dict[str, Any], ...] = (  # OCI config.json mounts
     {"destination": "/proc", "type": "proc", "source": "proc",
      "options": ["nosuid", "noexec", "nodev"]},
     {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",

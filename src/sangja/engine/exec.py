@@ -33,6 +33,11 @@ from sangja.records import dataclass, field
 
 from ..errors import SangjaError
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from signal import _HANDLER  # typeshed's name for what signal.signal returns
+
 _CHUNK = 65536
 _PTY_DRAIN_MAX = 1 << 20  # bytes read from the pty after the exit, at most
 FORWARDED_SIGNALS = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2",
@@ -194,10 +199,10 @@ def exec_process_spec(eng, row, opts: ExecOptions,
     if opts.tty and console_size:
         proc["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
     env = list(proc.get("env") or [])
-    for e in opts.env:
-        name = e.partition("=")[0]
+    for var in opts.env:
+        name = var.partition("=")[0]
         env = [x for x in env if x.partition("=")[0] != name]
-        env.append(e)
+        env.append(var)
     if opts.tty and not any(x.startswith("TERM=") for x in env):
         env.append("TERM=xterm")  # Docker's exec -t
     proc["env"] = env
@@ -507,7 +512,7 @@ class _WindowSize:
 
     def __init__(self, master: int, stdio: tuple[int, int, int]):
         self.master, self.stdio = master, stdio
-        self.old = None
+        self.old: _HANDLER = None
 
     def resize(self, *_) -> None:
         from ..linux.pty import set_winsize
@@ -549,12 +554,12 @@ class _Relay:
         self.held = held
         self.src: int | None = None
         self.dst = -1
-        self.on_eof = None
+        self.on_eof: Callable[[], object] | None = None
         self.pending = b""
         for fd in outputs:
             os.set_blocking(fd, False)
 
-    def feed(self, src: int, dst: int, on_eof) -> None:
+    def feed(self, src: int, dst: int, on_eof: Callable[[], object]) -> None:
         """Copy the caller's `src` to our `dst`; `on_eof()` when `src` ends."""
         self.src, self.dst, self.on_eof = src, dst, on_eof
         os.set_blocking(dst, False)
@@ -582,7 +587,7 @@ class _Relay:
                     if not self._copy_some(fd):
                         self.open.discard(fd)
             if self.src is not None and not self.pending and self.src in ready:
-                self._read_stdin()
+                self._read_stdin(self.src)
             if self.pending and ready.get(self.dst, 0) & (select.POLLOUT | select.POLLERR):
                 self._write_stdin()
             if self.pidfd in ready:
@@ -590,9 +595,9 @@ class _Relay:
                     self._drain(fd, self.held(fd))
                 return
 
-    def _read_stdin(self) -> None:
+    def _read_stdin(self, src: int) -> None:
         try:
-            data = os.read(self.src, _CHUNK)
+            data = os.read(src, _CHUNK)
         except BlockingIOError:
             return
         except OSError:  # EIO: the terminal hung up
@@ -601,6 +606,7 @@ class _Relay:
             self.pending = data
         else:
             self.src = None
+            assert self.on_eof is not None  # feed() set it with src
             self.on_eof()
 
     def _write_stdin(self) -> None:

@@ -24,13 +24,16 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
 
 from sangja.image.layers import add_entry
 from sangja.linux.fdtree import walk_tree
 from sangja.linux.mounts import OPEN_TREE_CLONE
 from sangja.linux.syscall import syscall
 from sangja.records import dataclass, field
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from sangja.output import ByteSink
 
 __all__ = ["RootView", "export_rootfs", "open_root"]
 
@@ -85,7 +88,7 @@ def open_root(rootfs: str, *, detach: bool = True) -> Iterator[RootView]:
         os.close(fd)
 
 
-def export_rootfs(rootfs: str, out: BinaryIO) -> int:
+def export_rootfs(rootfs: str, out: ByteSink) -> int:
     """Write the tree at `rootfs` as an uncompressed tar to `out` (like ``docker export``):
     numeric owners, modes, mtimes, xattrs, symlinks, hardlinks and device nodes as they
     are; sockets are left out (tar cannot hold them). Returns the number of entries."""
@@ -93,8 +96,10 @@ def export_rootfs(rootfs: str, out: BinaryIO) -> int:
         raise FileNotFoundError(f"container root {rootfs} does not exist")
     count = 0
     links: dict[tuple[int, int], str] = {}
+    # A stream ("w|") only writes to `out`; typeshed asks for a seekable file for all modes.
     with open_root(rootfs) as view, \
-            tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+            tarfile.open(fileobj=out, mode="w|",  # type: ignore[call-overload]  # see above
+                         format=tarfile.PAX_FORMAT) as tf:
         for full, rel, st in walk_tree(view.fd, descend=view.descend):
             if stat.S_ISSOCK(st.st_mode):
                 continue

@@ -144,17 +144,16 @@ class ContainerFilter:
             health = (container_state(engine.paths, row).get("Health") or {}).get("Status")
             if (health or "none") not in f["health"]:
                 return False
-        opts = None
         if "volume" in f or "network" in f:
             opts = engine.options(row)
-        if "volume" in f and not any(
-                v in (m.source, m.target) for m in opts.mounts if m.type in ("bind", "volume")
-                for v in f["volume"]):
-            return False
-        if "network" in f:
-            nets = {opts.network, *(n.name for n in opts.extra_networks)}
-            if not nets & set(f["network"]):
+            if "volume" in f and not any(
+                    v in (m.source, m.target) for m in opts.mounts
+                    if m.type in ("bind", "volume") for v in f["volume"]):
                 return False
+            if "network" in f:
+                nets = {opts.network, *(n.name for n in opts.extra_networks)}
+                if not nets & set(f["network"]):
+                    return False
         if self.publish or self.expose:
             published, exposed = _port_sets(engine, row, entry)
             if not (self.publish & published or self.expose & exposed):

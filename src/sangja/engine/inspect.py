@@ -292,9 +292,10 @@ def image_document(store, name: str) -> dict:
     image_config = dict(raw.get("Config") or {})
     layers = raw["RootFS"]["Layers"]
     dirs = [store.layer_path(d) for d in reversed(layers)]
-    graph = {"Data": {"UpperDir": dirs[0]} if dirs else {}, "Name": "overlay"}
+    graph_data: dict[str, str] = {"UpperDir": dirs[0]} if dirs else {}
     if len(dirs) > 1:
-        graph["Data"]["LowerDir"] = ":".join(dirs[1:])
+        graph_data["LowerDir"] = ":".join(dirs[1:])
+    graph = {"Data": graph_data, "Name": "overlay"}
     return {
         "Id": raw["Id"],
         "RepoTags": raw["RepoTags"],

@@ -138,8 +138,10 @@ def _child(runtime, plan: LaunchPlan, monitor: str, w: int, attach_path: str) ->
         try:
             init_pid, master = runtime.create(plan.cid, plan.bundle, console=plan.tty)
         except SangjaError as e:
-            code = getattr(e, "engine_exit_code", None)
-            if code is None:
+            known = getattr(e, "engine_exit_code", None)
+            if known is not None:
+                code = known
+            else:
                 from .runtimes import exit_code_for
 
                 code = exit_code_for(str(e))

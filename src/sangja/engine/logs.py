@@ -26,7 +26,7 @@ from sangja import jsonio
 
 TYPE_CHECKING = False  # typing itself costs 5 ms of start-up: only for the type checker
 if TYPE_CHECKING:
-    from typing import BinaryIO
+    from sangja.output import ByteSink
 
 __all__ = ["format_timestamp", "parse_timestamp", "read_logs", "rotated_files"]
 
@@ -341,7 +341,7 @@ def _fixed(t: str) -> bool:
 
 
 class _Emitter:
-    def __init__(self, out: BinaryIO, err: BinaryIO, since_ns: int | None,
+    def __init__(self, out: ByteSink, err: ByteSink, since_ns: int | None,
                  until_ns: int | None, timestamps: bool):
         self.streams = {"stdout": out, "stderr": err}
         self.since_ns, self.until_ns = since_ns, until_ns
@@ -522,8 +522,8 @@ def _successors(log_path: str, old: tuple[int, int], live: int | None) -> list[i
 
 def read_logs(
     log_path: str,
-    out_stdout: BinaryIO,
-    out_stderr: BinaryIO,
+    out_stdout: ByteSink,
+    out_stderr: ByteSink,
     *,
     since: float | None = None,
     until: float | None = None,

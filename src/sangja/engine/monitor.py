@@ -162,7 +162,9 @@ class AttachClient:
             while True:
                 # Stdin is read only when the last chunk went out: bounded memory, and the
                 # back-pressure of a container that does not read reaches our stdin.
-                if stdin_open and not pending and not stdin_registered:
+                if stdin_fd is None:  # no stdin to relay
+                    pass
+                elif stdin_open and not pending and not stdin_registered:
                     sel.register(stdin_fd, selectors.EVENT_READ, "stdin")
                     stdin_registered = True
                 elif stdin_registered and (pending or not stdin_open):
@@ -182,7 +184,7 @@ class AttachClient:
                             pending.append(bytes([RESIZE]) + b"%d %d" % size)
                     elif key.data == "stdin" and not pending:
                         try:
-                            data = os.read(stdin_fd, _CHUNK)
+                            data = os.read(key.fd, _CHUNK)  # stdin_fd
                         except OSError:  # EIO: the terminal hung up
                             data = b""
                         if escape is not None and data:

@@ -14,11 +14,20 @@ import os
 from ..network import kind
 from .containers import EngineError
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    import sqlite3
+    from typing import Any
+
+    from ..network.attach import NetworkHook
+    from .containers import Engine
+    from .options import ContainerOptions
+
 
 class NetworkStart:
-    def __init__(self, engine, row, opts):
-        self.hook = None
-        self.spec_net: dict = {}
+    def __init__(self, engine: Engine, row: sqlite3.Row, opts: ContainerOptions) -> None:
+        self.hook: NetworkHook | None = None
+        self.spec_net: dict[str, Any] = {}
         mode = kind(opts.network)
         cid = row["id"]
         paths = engine.paths

@@ -13,6 +13,10 @@ import time
 from ..errors import SangjaError
 from ..sqlite import SQLiteDB
 
+TYPE_CHECKING = False  # not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 _SCHEMA_V1 = """
 CREATE TABLE containers (
     id            TEXT PRIMARY KEY,
@@ -92,7 +96,7 @@ class ContainerDB(SQLiteDB):
     REBUILD = "start an empty one"
 
     # -- containers ------------------------------------------------------------------------
-    def insert(self, row: dict, volumes: list[tuple[str, bool]] = ()) -> None:
+    def insert(self, row: dict, volumes: Iterable[tuple[str, bool]] = ()) -> None:
         """Record a container, and its `volumes` ((name, anonymous): recorded if new, and
         marked in use by it), in one transaction: a killed CLI leaves all or nothing."""
         cols = ", ".join(row)

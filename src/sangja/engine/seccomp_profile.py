@@ -24,6 +24,10 @@ import os
 
 from ..errors import SangjaError
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
+
 # platform.machine() -> (Go's GOARCH, which profiles use in `arches`; libseccomp's name)
 _ARCHES = {
     "x86_64": ("amd64", "SCMP_ARCH_X86_64"),
@@ -207,7 +211,7 @@ def to_oci(profile: dict, caps, *, arch: str | None = None,
     arch_names = _ARCH_ALIASES.get(arch, (arch,))
     caps = frozenset(caps)
 
-    out: dict = {}
+    out: dict[str, Any] = {}
     for k in _TOP_KEYS:
         if profile.get(k) not in (None, "", [], {}):
             out[k] = profile[k]
@@ -226,7 +230,7 @@ def to_oci(profile: dict, caps, *, arch: str | None = None,
             out["architectures"] = [native, *(entry.get("subArchitectures") or [])]
             break
 
-    rules = []
+    rules: list[dict[str, Any]] = []
     for i, call in enumerate(profile.get("syscalls") or []):
         if not isinstance(call, dict):
             raise ProfileError(f"seccomp profile: syscalls[{i}] must be an object")
@@ -238,7 +242,7 @@ def to_oci(profile: dict, caps, *, arch: str | None = None,
             names = [call["name"]]
         if not _applies(call, i, caps, arch_names, kernel):
             continue
-        rule = {"names": list(names or [])}
+        rule: dict[str, Any] = {"names": list(names or [])}  # one JSON syscall rule
         for k in _SYSCALL_KEYS[1:]:
             v = call.get(k)
             if v not in (None, [], {}):

@@ -47,6 +47,10 @@ from ..errors import SangjaError
 from . import docker_defaults as dd
 from .options import ContainerOptions
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
+
 CGROUP_PARENT = "/sangja"
 # The spec version the bundles are written against: nothing of 1.2 is used, and older
 # runtimes refuse a newer version (crun 1.8: "unknown version specified").
@@ -278,7 +282,7 @@ def build_mounts(opts: ContainerOptions, user_mounts: list[ResolvedMount],
     taken = {m["destination"] for m in users}
     dev_taken = "/dev" in taken
 
-    defaults = []
+    defaults: list[dict[str, Any]] = []  # OCI mounts, as extra below
     for m in dd.DEFAULT_MOUNTS:
         d = m["destination"]
         if d in taken or (dev_taken and d.startswith("/dev/")):
@@ -298,7 +302,7 @@ def build_mounts(opts: ContainerOptions, user_mounts: list[ResolvedMount],
             m["options"] = [o for o in m["options"] if o != "ro"]
         defaults.append(m)
 
-    extra = []
+    extra: list[dict[str, Any]] = []
     for ctr, host in etc_files.items():
         if ctr not in taken:
             extra.append({"destination": ctr, "type": "bind", "source": host,

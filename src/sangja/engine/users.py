@@ -172,7 +172,7 @@ def resolve(rootfs: str, spec: str | None, group_add: list[str] | tuple[str, ...
                     home=match.home if match else "/",
                     name=match.name if match else None)
 
-    groups: list[_Entry] | None = None
+    groups: list[_Entry] = []  # read only when a group is asked for
     sgids: list[int] = []
     if group_arg or user.name is not None or group_add:
         groups = parse_group(read_root_file(rootfs, "/etc/group"))
@@ -193,7 +193,7 @@ def resolve(rootfs: str, spec: str | None, group_add: list[str] | tuple[str, ...
     added: list[int] = []
     for name in group_add:
         num = _numeric(name, "group")
-        g = next((g for g in groups or () if g.name == name or
+        g = next((g for g in groups if g.name == name or
                   (num is not None and g.uid == num)), None)
         if g is not None:
             added.append(g.uid)

@@ -61,6 +61,14 @@ from sangja.image.reference import parse
 from sangja.image.store import ImageStore
 from sangja.records import dataclass
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from _typeshed import SupportsRead
+
+    from sangja.output import ByteSink
+
 __all__ = ["ArchiveError", "FORMATS", "load", "load_layout", "load_path", "load_transport",
            "save", "split_transport"]
 
@@ -108,7 +116,7 @@ def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
     tf.addfile(ti, io.BytesIO(data))
 
 
-def _add_file(tf: tarfile.TarFile, name: str, f: BinaryIO, size: int) -> None:
+def _add_file(tf: tarfile.TarFile, name: str, f: SupportsRead[bytes], size: int) -> None:
     ti = tarfile.TarInfo(name)
     ti.size = size
     ti.mode = 0o644
@@ -129,10 +137,11 @@ def _spool_decompressed(kind: str, src, out, what: str, limits: UnpackLimits | N
     them) is an ArchiveError naming `what`."""
     sha = hashlib.sha256()
 
-    def write(chunk: bytes) -> None:
+    def hash_and_write(chunk: bytes) -> None:
         sha.update(chunk)
         out.write(chunk)
 
+    write: Callable[[bytes], object] = hash_and_write
     if limits is not None:
         given = _size_of(src)
         write = bounded(write, limits.allowed(given), lambda: limits.too_large(given))
@@ -151,7 +160,7 @@ def _size_of(f) -> int | None:
         return None
 
 def save(
-    store: ImageStore, names: list[str], out: BinaryIO, format: str = "docker-archive"
+    store: ImageStore, names: list[str], out: ByteSink, format: str = "docker-archive"
 ) -> None:
     """Write the named images to ``out`` (any writable binary stream, seekable or not)."""
     if format not in FORMATS:
@@ -159,8 +168,9 @@ def save(
     if not names:
         raise ArchiveError("no images to save")
     selected = _select(store, names)
+    # "w|" only writes; typeshed wants a readable, seekable file for every mode
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
-        tf.copybufsize = _CHUNK
+        tf.copybufsize = _CHUNK  # set by TarFile(); not in typeshed (tf is untyped here)
         if format == "docker-archive":
             _save_docker(store, selected, tf)
         else:
@@ -231,14 +241,14 @@ def _add_layer_tar(store: ImageStore, tf: tarfile.TarFile, name: str, blob: str,
         src.seek(0)
         if kind == "none":
             reader = _HashingReader(src)
-            _add_file(tf, name, reader, store.blobs.size(blob))  # type: ignore[arg-type]
+            _add_file(tf, name, reader, store.blobs.size(blob))
             sha = reader.sha
         else:
             with tempfile.TemporaryFile(dir=store.blobs.tmp_dir) as tmp:
                 sha = _spool_decompressed(kind, src, tmp, f"stored layer {blob}")
                 size = tmp.tell()
                 tmp.seek(0)
-                _add_file(tf, name, tmp, size)  # type: ignore[arg-type]
+                _add_file(tf, name, tmp, size)
     if f"sha256:{sha.hexdigest()}" != diff_id:
         raise ArchiveError(f"stored layer {blob} does not match its diff_id {diff_id}")
 
@@ -319,7 +329,9 @@ class _TarArchive:
 
     def read(self, name: str, limit: int) -> bytes:
         """The file's first limit + 1 bytes at most."""
-        with self.tf.extractfile(self.member(name)) as f:  # type: ignore[union-attr]
+        f = self.tf.extractfile(self.member(name))
+        assert f is not None  # member() returns a regular file's member
+        with f:
             return f.read(limit + 1)
 
     def source(self, name: str) -> FileSource:
@@ -440,12 +452,13 @@ class _Loader:
                     raise
                 layers.append(ingest.layer(source, diff_id, f"layer {name}"))
             config_desc = ingest.put(config_bytes)
+            descs = []
+            for la in layers:
+                assert la.blob_digest is not None  # ingest.layer stored its blob
+                descs.append(mf.Descriptor(mf.layer_media_type(self._stored_compression(la)),
+                                           la.blob_digest, la.size or 0))
             manifest_bytes = mf.oci_manifest_bytes(
-                mf.Descriptor(mf.OCI_CONFIG, config_desc.digest, config_desc.size),
-                [mf.Descriptor(mf.layer_media_type(self._stored_compression(la)),
-                               la.blob_digest, la.size or 0)  # type: ignore[arg-type]
-                 for la in layers],
-            )
+                mf.Descriptor(mf.OCI_CONFIG, config_desc.digest, config_desc.size), descs)
             manifest_desc = ingest.put(manifest_bytes)
             tags = entry.get("RepoTags") or []
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
@@ -457,7 +470,8 @@ class _Loader:
     def _stored_compression(self, layer: Layer) -> str:
         if layer.blob_digest == layer.diff_id:
             return "none"
-        with self.store.blobs.open(layer.blob_digest) as f:  # type: ignore[arg-type]
+        assert layer.blob_digest is not None  # an ingested layer's blob is stored
+        with self.store.blobs.open(layer.blob_digest) as f:
             return detect_compression(f.read(4))
 
     # -- oci-archive and OCI layouts -----------------------------------------------------
@@ -593,7 +607,7 @@ def _spool(store: ImageStore, src: BinaryIO, kind: str) -> BinaryIO:
     at most as far as the unpack limits allow)."""
     spool = tempfile.TemporaryFile(prefix=".load-", dir=store.root)
     try:
-        write = spool.write
+        write: Callable[[bytes], object] = spool.write
         if kind != "none":
             limits, given = UnpackLimits.from_env(), _size_of(src)
 
@@ -614,7 +628,7 @@ def _spool(store: ImageStore, src: BinaryIO, kind: str) -> BinaryIO:
         else:
             shutil.copyfileobj(src, spool, _CHUNK)
         spool.seek(0)
-        return spool  # type: ignore[return-value]
+        return spool
     except (LayerError, OSError, EOFError, lzma.LZMAError) as e:
         spool.close()
         if isinstance(e, OSError) and not isinstance(e, EOFError) and e.errno:

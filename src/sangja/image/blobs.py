@@ -73,7 +73,8 @@ def parse_digest(digest: object) -> tuple[str, str]:
 
 def validate_digest(digest: object) -> str:
     parse_digest(digest)
-    return digest  # type: ignore[return-value]
+    assert isinstance(digest, str)  # parse_digest raised InvalidDigest otherwise
+    return digest
 
 
 def _fsync_dir(path: str) -> None:

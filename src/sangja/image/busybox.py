@@ -12,6 +12,10 @@ import os
 import shutil
 import subprocess
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Literal
+
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
 PASSWD = """root:x:0:0:root:/root:/bin/sh
@@ -46,7 +50,7 @@ def _is_static(path: str) -> bool:
         head = f.read(64)
         if head[:4] != b"\x7fELF" or head[4] != 2:  # 64-bit only
             return False
-        order = "little" if head[5] == 1 else "big"
+        order: Literal["little", "big"] = "little" if head[5] == 1 else "big"
         phoff = int.from_bytes(head[32:40], order)
         phentsize = int.from_bytes(head[54:56], order)
         phnum = int.from_bytes(head[56:58], order)

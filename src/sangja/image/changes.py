@@ -25,6 +25,10 @@ from __future__ import annotations
 
 from sangja.errors import SangjaError
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any  # a config object is JSON; image.config.check checks its shapes
+
 __all__ = ["ALLOWED", "ChangeError", "apply_changes", "apply_instruction"]
 
 ALLOWED = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL", "USER",
@@ -64,7 +68,7 @@ def _split_words(text: str, escape: str = "\\") -> list[str]:
     return split_words(text, escape)
 
 
-def _env_map(config: dict[str, object]) -> dict[str, str]:
+def _env_map(config: dict[str, Any]) -> dict[str, str]:
     env: dict[str, str] = {}
     for item in config.get("Env") or []:
         k, _, v = str(item).partition("=")
@@ -137,7 +141,7 @@ def _signal_ok(text: str) -> bool:
 def _ports(words: list[str], instr: str) -> list[str]:
     import re
 
-    out = []
+    out: list[str] = []
     for w in words:
         m = re.fullmatch(_PORT_RE, w)
         if m is None:
@@ -180,12 +184,12 @@ def _logical_lines(change: str) -> list[str]:
     return lines
 
 
-def apply_changes(config: dict, changes: list[str]) -> dict:
+def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
     """Apply Dockerfile instructions to an image config's ``config`` object; return the
     updated copy (``config`` itself is left unchanged). Raises ChangeError."""
     import copy
 
-    out: dict[str, object] = copy.deepcopy(config) if config else {}
+    out: dict[str, Any] = copy.deepcopy(config) if config else {}
     cmd_set = False
     for change in changes:
         if not isinstance(change, str):
@@ -203,7 +207,7 @@ def apply_changes(config: dict, changes: list[str]) -> dict:
     return out
 
 
-def apply_instruction(out: dict[str, object], instr: str, rest: str, env: dict[str, str], *,
+def apply_instruction(out: dict[str, Any], instr: str, rest: str, env: dict[str, str], *,
                       escape: str = "\\", cmd_set: bool = False,
                       exec_form: list[str] | None = None) -> bool:
     """Apply one config instruction (one of ALLOWED) to the ``config`` object `out` in

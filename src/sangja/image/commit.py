@@ -40,6 +40,12 @@ from sangja.image.store import (
 )
 from sangja.records import dataclass
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    _T = TypeVar("_T")
+
 __all__ = ["CommitError", "LayerResult", "commit", "merge_config", "record_commit",
            "store_upper_layer", "write_image", "write_upper_layer"]
 
@@ -125,7 +131,8 @@ def write_upper_layer(upper_dir: str, out: io.BufferedIOBase, *, epoch: int | No
     emptied: list[str] = []  # directories a socket was removed from (tidy)
     dfd = os.open(upper_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with tarfile.open(fileobj=sink, mode="w|", bufsize=_COPY_BUF,  # type: ignore[call-overload]
+        # a "w|" tar only writes to its fileobj; typeshed wants read, seek and close too
+        with tarfile.open(fileobj=sink, mode="w|", bufsize=_COPY_BUF,  # type: ignore[call-overload]  # see above
                           format=tarfile.PAX_FORMAT) as tf:
             tf.copybufsize = _COPY_BUF
             for full, rel, st in walk_tree(dfd):
@@ -218,10 +225,11 @@ def merge_config(inner: dict[str, object], overrides: dict[str, object] | None
 
     out = copy.deepcopy(inner)
     for key, value in (overrides or {}).items():
+        current = out.get(key)
         if value is None:
             out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = {**out[key], **copy.deepcopy(value)}
+        elif isinstance(value, dict) and isinstance(current, dict):
+            out[key] = {**current, **copy.deepcopy(value)}
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -243,7 +251,9 @@ def _base_layer_descriptors(store: ImageStore, image, layers: list[Layer]) -> li
             out = []
             for d in descs:
                 d = dict(d)
-                d["mediaType"] = _DOCKER_TO_OCI.get(d.get("mediaType"), d.get("mediaType"))
+                media = d.get("mediaType")
+                d["mediaType"] = (_DOCKER_TO_OCI.get(media, media) if isinstance(media, str)
+                                  else media)
                 out.append(d)
             return out
     out = []
@@ -261,7 +271,7 @@ def _base_layer_descriptors(store: ImageStore, image, layers: list[Layer]) -> li
     return out
 
 
-def _paused(pause: Callable | None, fn: Callable[[], object]) -> object:
+def _paused(pause: Callable | None, fn: Callable[[], _T]) -> _T:
     """Run fn while paused: `pause()` may return None, a resume callable or a context
     manager."""
     if pause is None:

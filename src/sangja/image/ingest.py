@@ -58,6 +58,16 @@ from sangja.image.layers import (
 from sangja.image.reference import InvalidReference, parse
 from sangja.image.store import ImageStore, StoreError, _rmtree
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Protocol
+
+    class _Stream(Protocol):
+        """What a StreamSource reads from (a registry's BlobReader)."""
+
+        def read(self, n: int = -1, /) -> bytes: ...
+
 __all__ = ["FileSource", "Ingest", "IngestError", "StreamSource", "canonical_tag",
            "parse_config"]
 
@@ -135,9 +145,10 @@ class StreamSource:
     recheck = False
     parallel = False
 
-    def __init__(self, open_stream, size: int | None, origin: str = "from the registry"):
+    def __init__(self, open_stream: Callable[[], _Stream], size: int | None,
+                 origin: str = "from the registry"):
         self._open, self.size, self.origin = open_stream, size, origin
-        self._reader = None
+        self._reader: _Stream | None = None
         self._head = b""
 
     def head(self) -> bytes:
@@ -235,7 +246,7 @@ class _Job(threading.Thread):
         except BaseException as e:  # re-raised by join()
             self.error = e
 
-    def join(self, timeout: float | None = None) -> Any:  # type: ignore[override]
+    def join(self, timeout: float | None = None) -> Any:
         super().join(timeout)
         if self.error is not None:
             raise self.error
@@ -299,9 +310,9 @@ class Ingest:
                               f"says {desc.size}")
         known = self.known.get(diff_id)
         unpacked = diff_id in self.pending or os.path.isdir(store.layer_path(diff_id))
-        have = (known is not None and known.blob_digest is not None
-                and store.blobs.exists(known.blob_digest))
-        if have and (desc is None or desc.digest == known.blob_digest):
+        known_blob = known.blob_digest if known is not None else None
+        have = known_blob is not None and store.blobs.exists(known_blob)
+        if have and (desc is None or desc.digest == known_blob):
             # the store has this layer (its blob verified when it was stored)
             assert known is not None and known.blob_digest is not None
             if source.recheck:

@@ -37,6 +37,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import BinaryIO
 
 from sangja.errors import SangjaError
@@ -322,6 +323,7 @@ def _command_stream(argv: list[str], failed: str, read: Callable[[int], bytes]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    stdin, stderr = proc.stdin, proc.stderr  # narrowed, for the threads' functions
     _big_pipe(proc.stdin)
     _big_pipe(proc.stdout)
     errors: list[bytes] = []
@@ -330,7 +332,7 @@ def _command_stream(argv: list[str], failed: str, read: Callable[[int], bytes]
     def feed() -> None:
         try:
             while chunk := read(_CHUNK):
-                proc.stdin.write(chunk)  # type: ignore[union-attr]
+                stdin.write(chunk)
         except (BrokenPipeError, ValueError):
             pass
         except BaseException as e:  # the source failed (a download): that is the error
@@ -338,13 +340,12 @@ def _command_stream(argv: list[str], failed: str, read: Callable[[int], bytes]
             proc.kill()
         finally:
             try:
-                proc.stdin.close()  # type: ignore[union-attr]
+                stdin.close()
             except BrokenPipeError:
                 pass
 
     feeder = threading.Thread(target=feed, daemon=True)
-    drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()),  # type: ignore[union-attr]
-                             daemon=True)
+    drain = threading.Thread(target=lambda: errors.append(stderr.read()), daemon=True)
     feeder.start()
     drain.start()
     out_fd = proc.stdout.fileno()
@@ -514,7 +515,7 @@ def _read_members(win: _Window, max_entries: int | None = None,
     """Every member header (data skipped by seeking); LayerError on a broken archive,
     LayerTooLarge past `max_entries`."""
     try:
-        tf = tarfile.open(fileobj=win, mode="r:")  # type: ignore[call-overload]
+        tf = tarfile.open(fileobj=win, mode="r:")  # type: ignore[call-overload]  # reads only
         if max_entries is None:
             return tf, tf.getmembers()
         while tf.next() is not None:
@@ -944,7 +945,7 @@ class _Writer:
                 continue  # a whiteout and a re-creation of the same name: the entry wins
             self.parents(w)
             full = f"{self.dest}/{w}"
-            self.create(w, full, lambda full=full: os.mknod(full, stat.S_IFCHR, 0))
+            self.create(w, full, partial(os.mknod, full, stat.S_IFCHR, 0))
             stats.whiteouts += 1
         name = "trusted.overlay.opaque" if self.root else "user.overlay.opaque"
         for d in sorted(plan.opaque):
@@ -996,7 +997,7 @@ def _check_dest(dest_dir) -> str:
     return dest
 
 
-def _content_bound(limits: UnpackLimits, given: int, max_bytes: int | None):
+def _content_bound(limits: UnpackLimits, given: int | None, max_bytes: int | None):
     """(max_bytes, too_large) for _validate: the files of a layer whose input was `given`
     bytes add up to at most limits.allowed(given) (a sparse entry costs the tar nothing),
     or to max_bytes when the caller asked for less (then UnsafeLayer names the entry)."""
@@ -1182,7 +1183,7 @@ def unpack_stream(
     checker = _Checker(plan, bound, True, too_large)
     stats = LayerStats()
     try:
-        tf = tarfile.open(fileobj=stream, mode="r:")  # type: ignore[call-overload]
+        tf = tarfile.open(fileobj=stream, mode="r:")  # type: ignore[call-overload]  # reads only
 
         def copy(m: tarfile.TarInfo, out: int) -> None:
             if m.sparse is None:
@@ -1270,6 +1271,7 @@ def _tarinfo(full: str, arcname: str, st: os.stat_result) -> tarfile.TarInfo:
         names = os.listxattr(full, follow_symlinks=False)
     except OSError:
         names = []
+    pax: dict[str, str] = {}
     for name in names:
         if name.startswith(_OVERLAY_XATTRS):
             continue  # overlayfs's own bookkeeping (opaque, redirect...), never content
@@ -1277,7 +1279,8 @@ def _tarinfo(full: str, arcname: str, st: os.stat_result) -> tarfile.TarInfo:
             value = os.getxattr(full, name, follow_symlinks=False)
         except OSError:
             continue
-        ti.pax_headers[_XATTR_PREFIX + name] = value.decode("utf-8", "surrogateescape")
+        pax[_XATTR_PREFIX + name] = value.decode("utf-8", "surrogateescape")
+    ti.pax_headers = pax
     return ti
 
 

@@ -224,6 +224,12 @@ def _str(obj: Mapping, key: str, where: str, *, required: bool = True) -> str | 
     return value
 
 
+def _required_str(obj: Mapping, key: str, where: str) -> str:
+    value = _str(obj, key, where)
+    assert value is not None  # required: _str raised ManifestError
+    return value
+
+
 def _str_list(obj: Mapping, key: str, where: str) -> tuple[str, ...]:
     value = obj.get(key)
     if value is None:
@@ -248,8 +254,8 @@ def parse_platform(obj: Any, where: str) -> Platform:
     if not isinstance(obj, dict):
         raise ManifestError(f"{where}: expected an object, got {type(obj).__name__}")
     return Platform(
-        os=_str(obj, "os", where),  # type: ignore[arg-type]
-        architecture=_str(obj, "architecture", where),  # type: ignore[arg-type]
+        os=_required_str(obj, "os", where),
+        architecture=_required_str(obj, "architecture", where),
         variant=_str(obj, "variant", where, required=False),
         os_version=_str(obj, "os.version", where, required=False),
         os_features=_str_list(obj, "os.features", where),

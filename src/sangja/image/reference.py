@@ -170,15 +170,15 @@ def parse(text: str) -> Reference:
     if text != text.strip() or any(c.isspace() for c in text):
         raise InvalidReference(text, "whitespace is not allowed")
 
-    rest, at, digest = text.partition("@")
+    rest, at, digest_text = text.partition("@")
+    digest: str | None = None
     if at:
-        if "@" in digest:
+        if "@" in digest_text:
             raise InvalidReference(text, "more than one '@'")
-        if not digest:
+        if not digest_text:
             raise InvalidReference(text, "empty digest after '@'")
-        _check_digest(text, digest)
-    else:
-        digest = None
+        _check_digest(text, digest_text)
+        digest = digest_text
 
     tag: str | None = None
     colon = rest.rfind(":")

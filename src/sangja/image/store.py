@@ -183,7 +183,9 @@ def _write_rootfs_tar(rootfs: str, out) -> _TarResult:
     links: dict[tuple[int, int], str] = {}
     content = 0
     newest = 0.0
-    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
+    # a "w|" tar only writes to its fileobj; typeshed wants read, seek and close too
+    with tarfile.open(fileobj=sink, mode="w|",  # type: ignore[call-overload]  # see above
+                      format=tarfile.PAX_FORMAT) as tf:
 
         def walk(rel: str) -> None:
             nonlocal content, newest
@@ -334,12 +336,11 @@ class ImageStore:
         descs = manifest.get("layers") if isinstance(manifest, dict) else None
         if not isinstance(descs, list) or len(descs) != len(image.layers):
             return None
-        out = []
+        out: list[tuple[str, int]] = []
         for d in descs:
-            digest = d.get("digest") if isinstance(d, dict) else None
             size = d.get("size") if isinstance(d, dict) else None
             try:
-                validate_digest(digest)
+                digest = validate_digest(d.get("digest") if isinstance(d, dict) else None)
             except SangjaError:
                 return None
             if not isinstance(size, int) or isinstance(size, bool):

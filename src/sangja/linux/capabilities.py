@@ -107,6 +107,11 @@ class CapabilitySets:
     """The five sets as bit masks; `None` for a set the config leaves out."""
 
     __slots__ = SETS
+    bounding: int | None
+    effective: int | None
+    inheritable: int | None
+    permitted: int | None
+    ambient: int | None
 
     def __init__(self, spec: dict | None):
         spec = spec or {}

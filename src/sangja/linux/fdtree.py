@@ -19,6 +19,24 @@ from collections.abc import Callable, Iterator
 
 from .paths import O_PATH, fd_path, open_beneath, open_regular
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class StatMeta(Protocol):
+        """The stat fields _set_meta reads (an os.stat_result, or build.copy's _Meta)."""
+
+        @property
+        def st_uid(self) -> int: ...
+        @property
+        def st_gid(self) -> int: ...
+        @property
+        def st_mode(self) -> int: ...
+        @property
+        def st_atime_ns(self) -> int: ...
+        @property
+        def st_mtime_ns(self) -> int: ...
+
 __all__ = ["copy_tree", "walk_tree"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -137,7 +155,7 @@ def _xattrs(obj: str | int) -> list[tuple[str, bytes]]:
     return out
 
 
-def _set_meta(target: int | str, st: os.stat_result, xattrs: list[tuple[str, bytes]],
+def _set_meta(target: int | str, st: StatMeta, xattrs: list[tuple[str, bytes]],
               *, chmod: bool = True) -> None:
     """Owner, mode, xattrs and times of `target` (an fd, or the /proc/self/fd path of an
     O_PATH fd: the object itself, even a symlink). Order matters: chown clears set-id bits

@@ -249,7 +249,7 @@ class Filter:
 
     def __init__(self, ctx: int, lib, *, notify: bool, listener_path: str | None,
                  listener_metadata: str):
-        self._ctx = ctx
+        self._ctx: int | None = ctx  # None once released
         self._lib = lib
         self.notify = notify  # some rule is SCMP_ACT_NOTIFY: load() returns the notify fd
         self.listener_path = listener_path
@@ -388,14 +388,15 @@ def prepare(seccomp, cache_dir: str | None):
     if not enabled(seccomp):
         return None
     cacheable = (
-        cache_dir is not None and isinstance(seccomp, dict)
+        isinstance(seccomp, dict)
         and isinstance(seccomp.get("flags") or [], list)
         and all(isinstance(f, str) and f in _CONFIG_FLAGS for f in seccomp.get("flags") or [])
         and isinstance(seccomp.get("syscalls") or [], list)
         and not any(sc.get("action") == "SCMP_ACT_NOTIFY"
                     for sc in (seccomp.get("syscalls") or []) if isinstance(sc, dict)))
-    if cacheable:
-        path = os.path.join(cache_dir, _cache_key(seccomp) + ".bpf")
+    path = os.path.join(cache_dir, _cache_key(seccomp) + ".bpf") \
+        if cache_dir is not None and cacheable else None
+    if path is not None:
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -403,8 +404,8 @@ def prepare(seccomp, cache_dir: str | None):
             return CompiledFilter(data[4:], flags)
         except (OSError, ValueError):
             pass
-    f = compile(seccomp)
-    if cacheable:
+    filt = compile(seccomp)
+    if cache_dir is not None and path is not None:
         try:
             flags = 0
             for name in seccomp.get("flags") or []:
@@ -412,10 +413,10 @@ def prepare(seccomp, cache_dir: str | None):
             from ..fs import write_atomic
 
             os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-            write_atomic(path, flags.to_bytes(4, "little") + f.export_bpf(), durable=False)
+            write_atomic(path, flags.to_bytes(4, "little") + filt.export_bpf(), durable=False)
         except OSError:
             pass  # a cache that cannot be written only costs time
-    return f
+    return filt
 
 
 def compile(seccomp) -> Filter:

@@ -58,6 +58,8 @@ def apply(sysctl: dict) -> None:
     """Write each key under /proc/sys of the container (its /proc must be mounted)."""
     for key, val in sysctl.items():
         path = proc_path(key)
+        if path is None:  # check() refused it already; never open an arbitrary path
+            raise ConfigError(f"linux.sysctl: invalid key {key!r}")
         try:
             with open(path, "w") as f:
                 f.write(val)

@@ -21,6 +21,12 @@ from . import kind
 from . import netns as netns_mod
 from .store import NetworkError
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    import subprocess
+
+    from .netavark import HostLock
+
 
 def state_path(runroot: str, cid: str) -> str:
     return netns_mod.path_for(runroot, cid) + ".json"
@@ -104,8 +110,8 @@ def attachments(opts) -> list[dict]:
 class NetworkHook:
     def __init__(self, root: str, runroot: str):
         self.root, self.runroot = root, runroot
-        self._lock = None
-        self._proc = None
+        self._lock: HostLock | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._cid = ""
         self.state: dict | None = None
 
@@ -162,7 +168,8 @@ class NetworkHook:
         try:
             from .netavark import Netavark
 
-            status = Netavark.finish(self._proc)  # type: ignore[arg-type]
+            assert self._proc is not None, "wait() without prepare()"
+            status = Netavark.finish(self._proc)
         except BaseException:
             self.abort()
             raise
@@ -226,7 +233,7 @@ def teardown(root: str, runroot: str, cid: str, *, locked: bool = False,
         if state and not state.get("damaged"):
             _wait_backend(state.get("backend_pid"))
             backend = backend_for(state, runroot)
-            keep = []
+            keep: list[dict] = []
             for req in reversed(state.get("requests", [])):
                 ids = {i["id"] for i in req["network_info"].values()}
                 if only is not None and only not in ids:

@@ -49,9 +49,12 @@ def check_temp_files(runroot: str, checker) -> None:
     from .attach import stale_temp_states
 
     for path in stale_temp_states(runroot):
+        def remove(path: str = path) -> None:
+            if os.path.exists(path):
+                os.unlink(path)
+
         checker.add("network left", os.path.basename(path), "a network state file's temp "
-                    "copy of a killed command", "remove it",
-                    lambda path=path: os.path.exists(path) and os.unlink(path))
+                    "copy of a killed command", "remove it", remove)
 
 
 def check_networks(engine, checker) -> None:

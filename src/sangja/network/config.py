@@ -43,16 +43,16 @@ def host_routes() -> list[tuple[Subnet, str]]:
     except OSError:
         lines = []
     for line in lines:
-        f = line.split()
-        if len(f) < 8:
+        fields = line.split()
+        if len(fields) < 8:
             continue
-        dest = int.from_bytes(bytes.fromhex(f[1]), "little")
-        mask = int.from_bytes(bytes.fromhex(f[7]), "little")
+        dest = int.from_bytes(bytes.fromhex(fields[1]), "little")
+        mask = int.from_bytes(bytes.fromhex(fields[7]), "little")
         if mask == 0:
             continue
         prefix = bin(mask).count("1")
         try:
-            out.append((Subnet(f"{to_text(4, dest & mask)}/{prefix}"), f[0]))
+            out.append((Subnet(f"{to_text(4, dest & mask)}/{prefix}"), fields[0]))
         except ValueError:
             continue
     try:
@@ -61,13 +61,13 @@ def host_routes() -> list[tuple[Subnet, str]]:
     except OSError:
         lines = []
     for line in lines:
-        f = line.split()
-        if len(f) < 10 or f[1] == "00":
+        fields = line.split()
+        if len(fields) < 10 or fields[1] == "00":
             continue
-        dest, prefix = int(f[0], 16), int(f[1], 16)
-        if f[9] == "lo" or (dest >> 118) == 0x3FA or prefix == 128:  # fe80::/10, hosts
+        dest, prefix = int(fields[0], 16), int(fields[1], 16)
+        if fields[9] == "lo" or (dest >> 118) == 0x3FA or prefix == 128:  # fe80::/10, hosts
             continue
-        out.append((Subnet(f"{to_text(6, dest)}/{prefix}"), f[9]))
+        out.append((Subnet(f"{to_text(6, dest)}/{prefix}"), fields[9]))
     return out
 
 

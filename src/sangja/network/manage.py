@@ -100,13 +100,13 @@ def document(net: dict, runroot: str, containers: dict[str, str], lease_rows: li
     from ..engine.inspect import rfc3339
     from .attach import read_state
 
-    ends = {}
+    ends: dict[str, dict[str, str]] = {}
     for lease in (r for r in lease_rows if r["network"] == net["id"]):
         cid = lease["container_id"]
         if cid not in containers:
             continue
         st = read_state(runroot, cid) or {}
-        mine = next((n for n in st.get("networks", []) if n["id"] == net["id"]), {})
+        mine: dict = next((n for n in st.get("networks", []) if n["id"] == net["id"]), {})
         prefix = {":" in s["subnet"]: s["subnet"].partition("/")[2] for s in net["subnets"]}
         e = ends.setdefault(cid, {"Name": containers[cid], "EndpointID": "",
                                   "MacAddress": mine.get("mac", ""), "IPv4Address": "",

@@ -56,10 +56,11 @@ def network_settings(runroot: str, cid: str, name: str, opts, running: bool,
         if not name:
             continue
         n = live.get(name)
-        ep = {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
-              "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
-              "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-              "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None}
+        ep: dict[str, object] = {
+            "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
+            "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None}
         if n:
             ep.update(NetworkID=n["id"], EndpointID=cid, MacAddress=n.get("mac", ""),
                       Aliases=n.get("aliases") or None,
@@ -116,8 +117,8 @@ def net_io(pid: int) -> tuple[int, int]:
         name, _, data = line.partition(":")
         if name.strip() == "lo":
             continue
-        f = data.split()
-        if len(f) >= 9:
-            rx += int(f[0])
-            tx += int(f[8])
+        fields = data.split()
+        if len(fields) >= 9:
+            rx += int(fields[0])
+            tx += int(fields[8])
     return rx, tx

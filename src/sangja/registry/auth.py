@@ -41,7 +41,9 @@ def _redacted(self: Credentials) -> str:
     return f"Credentials(username={self.username!r})"
 
 
-Credentials.__repr__ = _redacted  # type: ignore[method-assign]  # never show a secret
+# Never show a secret. Set after the class: records.dataclass writes __repr__ over one in
+# the class body.
+Credentials.__repr__ = _redacted  # type: ignore[method-assign,assignment]  # mypy: self is object
 
 
 # ---------------------------------------------------------------------------- files
@@ -87,6 +89,12 @@ def _load(path: str) -> dict:
     return doc
 
 
+def _section(doc: dict, key: str) -> dict:
+    """``doc[key]`` when it is an object (the same dict, to change in place), else {}."""
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _keys(host: str, repo: str | None) -> list[str]:
     """Keys to look a registry up by, most specific first."""
     keys = []
@@ -130,8 +138,8 @@ def lookup(host: str, repo: str | None = None, path: str | None = None) -> Crede
         doc = _load(file)
         if not doc:
             continue
-        helpers = doc.get("credHelpers") if isinstance(doc.get("credHelpers"), dict) else {}
-        auths = doc.get("auths") if isinstance(doc.get("auths"), dict) else {}
+        helpers = _section(doc, "credHelpers")
+        auths = _section(doc, "auths")
         normalized = {_normalize(k): v for k, v in auths.items() if isinstance(v, dict)}
         for key in _keys(host, repo):
             helper = helpers.get(key)
@@ -164,7 +172,7 @@ def store(host: str, creds: Credentials, path: str | None = None) -> str:
     return where."""
     file = auth_file(path)
     doc = _load(file)
-    helpers = doc.get("credHelpers") if isinstance(doc.get("credHelpers"), dict) else {}
+    helpers = _section(doc, "credHelpers")
     helper = helpers.get(host) or doc.get("credsStore")
     if isinstance(helper, str) and helper:
         _helper(helper, "store", jsonio.dumps({"ServerURL": host, "Username": creds.username,
@@ -190,9 +198,9 @@ def remove(host: str | None, path: str | None = None) -> bool:
         doc["auths"] = {}
         _write(file, doc)
         return had
-    helpers = doc.get("credHelpers") if isinstance(doc.get("credHelpers"), dict) else {}
+    helpers = _section(doc, "credHelpers")
     helper = helpers.get(host) or doc.get("credsStore")
-    auths = doc.get("auths") if isinstance(doc.get("auths"), dict) else {}
+    auths = _section(doc, "auths")
     gone = [k for k in auths if k == host or _normalize(k) == host]
     for k in gone:
         del auths[k]

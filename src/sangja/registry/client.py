@@ -298,11 +298,11 @@ class BlobReader:
     def __init__(self, repo: Repository, digest: str, size: int | None, on_bytes=None):
         self.repo, self.digest, self.size, self.on_bytes = repo, digest, size, on_bytes
         self.pos = 0
-        self.resp = None
+        self.resp: http.urllib3.BaseHTTPResponse | None = None
         self.failures = 0
         self.eof = False
 
-    def _open(self) -> None:
+    def _open(self) -> http.urllib3.BaseHTTPResponse:
         headers = {"Range": f"bytes={self.pos}-"} if self.pos else {}
         r = self.repo.session.request("GET", f"/v2/{self.repo.path}/blobs/{self.digest}",
                                       scope=self.repo.pull_scope, headers=headers, stream=True)
@@ -322,6 +322,7 @@ class BlobReader:
         else:
             raise self.repo._fail(r, f"blob {self.digest}")
         self.resp = r
+        return r
 
     def read(self, n: int = -1) -> bytes:
         """Up to n bytes (fewer only at the end, or where the connection broke: the next
@@ -349,10 +350,9 @@ class BlobReader:
         u3 = http.urllib3
         while True:
             try:
-                if self.resp is None:
-                    self._open()
+                resp = self.resp if self.resp is not None else self._open()
                 # read1: what has arrived (a cut connection loses nothing already read)
-                data = self.resp.read1(n)  # type: ignore[union-attr]
+                data = resp.read1(n)
                 if not data and self.size is not None and self.pos < self.size:
                     raise _Dropped(f"the connection ended at byte {self.pos} of {self.size}")
             except (u3.exceptions.HTTPError, OSError, _Dropped) as e:

@@ -49,7 +49,11 @@ def _urllib3():
     return urllib3
 
 
-urllib3 = None  # set by Session (the module, once imported)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import urllib3  # for the type checker: what Session sets
+else:
+    urllib3 = None  # set by Session (the module, once imported)
 
 
 def describe(e: BaseException) -> str:
@@ -181,7 +185,8 @@ class Session:
         r.release_conn()
 
     # -- sending -------------------------------------------------------------------------
-    def _send(self, method: str, url: str, headers: dict, body, stream: bool):
+    def _send(self, method: str, url: str, headers: dict, body, stream: bool
+              ) -> urllib3.BaseHTTPResponse:
         """One request with retries on dropped connections, timeouts, 429 and 5xx."""
         u3 = urllib3
         last: BaseException | None = None
@@ -212,7 +217,7 @@ class Session:
         raise RegistryError(f"{self.api_host}: {describe(last)}{hint}") from last
 
     def request(self, method: str, path: str, *, scope: str = "", headers: dict | None = None,
-                body=None, stream: bool = False):
+                body=None, stream: bool = False) -> urllib3.BaseHTTPResponse:
         """Send a request to the registry (``path`` under its base, or a full URL it gave),
         authenticating for ``scope`` (space-separated ``repository:NAME:ACTIONS``). Returns
         the response, whatever its status (the caller judges it); body may be bytes or a

@@ -31,6 +31,7 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
     if not isinstance(bundle, Bundle):
         bundle = Bundle(bundle, seccomp_cache=store.seccomp_cache)
     spec = bundle.spec
+    assert spec.process is not None  # Bundle refuses a config without one
     if spec.process.terminal and console_socket is None and console_fd is None:
         raise ConfigError("process.terminal is true: a --console-socket is needed to hand "
                           "over the terminal (or use `run` in the foreground)")
@@ -38,12 +39,12 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
         raise ConfigError("--console-socket given but process.terminal is false")
     if preserve_fds < 0:
         raise SangjaError("--preserve-fds must not be negative")
-    record = {"id": cid, "pid": 0, "bundle": bundle.path, "rootfs": bundle.rootfs,
-              "created": now_rfc3339(), "owner": _owner(),
-              "annotations": spec.annotations, "hooks": _hooks_for_later(spec),
-              "process": spec.process.raw,
-              "namespaces": [n.type for n in spec.linux.namespaces],  # what exec joins
-              "seccomp": (spec.raw.get("linux") or {}).get("seccomp")}
+    record: dict = {"id": cid, "pid": 0, "bundle": bundle.path, "rootfs": bundle.rootfs,
+                    "created": now_rfc3339(), "owner": _owner(),
+                    "annotations": spec.annotations, "hooks": _hooks_for_later(spec),
+                    "process": spec.process.raw,
+                    "namespaces": [n.type for n in spec.linux.namespaces],  # what exec joins
+                    "seccomp": (spec.raw.get("linux") or {}).get("seccomp")}
     from .store import validate_id
 
     validate_id(cid)
@@ -101,6 +102,7 @@ def create(store: Store, cid: str, bundle: Bundle | str, *, pid_file: str | None
         if child_fd_sock is not None:
             child_fd_sock.close()
         if console_socket is not None:
+            assert console_fd is not None  # connected above
             os.close(console_fd)
         if cgroup is not None:  # made while the child prepares; joined once its init exists
             cgroup.create()

@@ -36,7 +36,7 @@ def destroy(c: Container, warn=None) -> None:
     if dirs:
         from ..linux.cgroups import Cgroup
 
-        Cgroup(c.record.get("cgroup", ""), [(None, d) for d in dirs]).destroy()  # paths only
+        Cgroup.paths_only(c.record.get("cgroup", ""), dirs).destroy()
     hooks = c.record.get("hooks", {}).get("poststop")
     c.remove()
     if hooks:

@@ -225,6 +225,7 @@ def _child(chan: Channel, record: dict, init_pid: int, proc: Process, console_fd
                 try:
                     ns.setns(fds[t], ns.TYPES[t][0])
                 except OSError as e:
+                    assert e.errno is not None  # syscall.check raises with the errno
                     raise SangjaError(f"cannot join the container's {t} namespace: "
                                       f"{os.strerror(e.errno)}") from None
                 os.close(fds[t])

@@ -193,7 +193,7 @@ def container_init(job: InitJob) -> None:
     os.chdir(job.bundle)
     rootfs.prepare_root(job.rootfs, spec.linux.rootfs_propagation)
     new_cgroupns = "cgroup" in types and not types["cgroup"].path
-    entered = []
+    entered: list[bool] = []
 
     def enter_cgroup() -> None:
         """The runtime moves us into the container's cgroup while we mount (a cgroup move

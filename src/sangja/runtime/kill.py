@@ -34,4 +34,4 @@ def container_pids(record: dict) -> list[int]:
     from ..linux.cgroups import Cgroup
 
     dirs = record.get("cgroup_dirs") or []
-    return Cgroup(record.get("cgroup", ""), [(None, d) for d in dirs]).pids()
+    return Cgroup.paths_only(record.get("cgroup", ""), dirs).pids()

@@ -210,7 +210,11 @@ def _with_target(ctx: MountContext, dest: str, fn) -> None:
 
 def _after(ctx: MountContext, dest: str, opts: m.MountOptions) -> None:
     if opts.propagation:
-        _with_target(ctx, dest, lambda t: [m.mount(None, t, None, p) for p in opts.propagation])
+        def propagate(target: str) -> None:
+            for p in opts.propagation:
+                m.mount(None, target, None, p)
+
+        _with_target(ctx, dest, propagate)
     if opts.attr_set or opts.attr_clr:
         _with_target(ctx, dest, lambda t: m.mount_setattr(t, opts.attr_set, opts.attr_clr))
 

@@ -22,6 +22,7 @@ def run(store: Store, cid: str, bundle_path: str, *, detach: bool = False,
         preserve_fds: int = 0, keep: bool = False, systemd_cgroup: bool = False,
         warn=None) -> int:
     bundle = Bundle(bundle_path, seccomp_cache=store.seccomp_cache)
+    assert bundle.spec.process is not None  # Bundle refuses a config without one
     terminal = bundle.spec.process.terminal
     local_console = terminal and console_socket is None
     if local_console and detach:
@@ -38,7 +39,7 @@ def run(store: Store, cid: str, bundle_path: str, *, detach: bool = False,
                preserve_fds=preserve_fds, systemd_cgroup=systemd_cgroup, warn=warn)
     master = None
     try:
-        if theirs is not None:
+        if ours is not None and theirs is not None:
             theirs.close()
             from ..linux.pty import recv_fd
 

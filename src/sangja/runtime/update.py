@@ -60,6 +60,7 @@ def resources_from_flags(values: dict[str, str | None]) -> dict:
         text = values.get(flag)
         if text is None or text == "":
             continue
+        v: int | str
         try:
             if kind == "size":
                 v = parse_size(text)

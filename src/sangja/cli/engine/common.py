@@ -137,7 +137,7 @@ def render_template(template: str, value, *, missing_key_error: bool = False) ->
         for text, name in parts:
             out.append(text)
             v = value.get(name) if name else ""
-            if name and not isinstance(v, str):
+            if not isinstance(v, str):
                 break
             out.append(v)
         else:

@@ -21,6 +21,10 @@ from .common import (
     print_inspect,
 )
 
+TYPE_CHECKING = False  # annotations only: progress is imported when a pull needs it
+if TYPE_CHECKING:
+    from .progress import Progress
+
 
 def _engine(opts: Globals):
     from ...engine.containers import Engine
@@ -100,7 +104,7 @@ class _PullProgress:
     """Progress of a pull that run/create needs, on stderr (imported only then)."""
 
     def __init__(self) -> None:
-        self.view = None
+        self.view: Progress | None = None
 
     def __call__(self, event: dict) -> None:
         if self.view is None:
@@ -117,12 +121,11 @@ class _RunExitCodes:
     def __enter__(self):
         return self
 
-    def __exit__(self, kind, e, tb) -> bool:
+    def __exit__(self, kind, e, tb) -> None:
         from ...errors import SangjaError
 
         if isinstance(e, SangjaError) and getattr(e, "engine_exit_code", 125) == 1:
             e.engine_exit_code = 125
-        return False
 
 
 def cmd_create(opts: Globals, args: list[str]) -> int:
@@ -901,6 +904,7 @@ def cmd_cp(opts: Globals, args: list[str]) -> int:
                 cp.copy_out(root, path, target, archive=flags["archive"],
                             follow_link=flags["follow_link"])
         else:
+            assert dst_c is not None  # exactly one side is a container (checked above)
             with eng.rootfs(dst_c[0]) as (row, root):
                 root, path = mounted_source(eng, row, root, dst_c[1], writing=True)
                 source = sys.stdin.buffer if src == "-" else src

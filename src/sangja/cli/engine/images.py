@@ -10,6 +10,7 @@ from .common import (
     PROG,
     Command,
     Flag,
+    Globals,
     UsageError,
     human_size,
     since,
@@ -26,7 +27,7 @@ BOOTSTRAP = Command("busybox [NAME] | debian [OPTIONS] [NAME]", "Build an image 
 _BOOTSTRAP_BUSYBOX = Command(BOOTSTRAP.usage, BOOTSTRAP.help)
 
 
-def cmd_bootstrap(opts: dict, args: list[str]) -> int:
+def cmd_bootstrap(opts: Globals, args: list[str]) -> int:
     usage = ("usage: sangja bootstrap busybox [NAME] | sangja bootstrap debian [--suite SUITE] "
              "[--variant VARIANT] [--include PKG,...] [--mirror URL] [NAME]")
     kind = args[0] if args else None
@@ -64,7 +65,7 @@ IMAGES = Command("[OPTIONS] [REPOSITORY[:TAG]]", "List images", [
 ])
 
 
-def cmd_images(opts: dict, args: list[str]) -> int:
+def cmd_images(opts: Globals, args: list[str]) -> int:
     flags, rest = IMAGES.parse(args)
     if len(rest) > 1:
         raise UsageError("usage: sangja images [-q] [-a] [--digests] [--no-trunc] "
@@ -142,7 +143,7 @@ INSPECT = Command("[OPTIONS] IMAGE [IMAGE...]",
 ])
 
 
-def cmd_inspect(opts: dict, args: list[str]) -> int:
+def cmd_inspect(opts: Globals, args: list[str]) -> int:
     flags, rest = INSPECT.parse(args)
     if not rest:
         raise UsageError("usage: sangja image inspect [-f FORMAT] NAME...")
@@ -165,7 +166,7 @@ TAG = Command("SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
               "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE")
 
 
-def cmd_tag(opts: dict, args: list[str]) -> int:
+def cmd_tag(opts: Globals, args: list[str]) -> int:
     _, rest = TAG.parse(args)
     if len(rest) != 2:
         raise UsageError("usage: sangja tag SOURCE TARGET")
@@ -183,7 +184,7 @@ RMI = Command("[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images", [
 ])
 
 
-def cmd_rmi(opts: dict, args: list[str]) -> int:
+def cmd_rmi(opts: Globals, args: list[str]) -> int:
     flags, rest = RMI.parse(args)
     if not rest:
         raise UsageError("usage: sangja rmi [-f] NAME...")
@@ -229,7 +230,7 @@ SAVE = Command("[OPTIONS] IMAGE [IMAGE...]", "Save one or more images to a tar a
 ])
 
 
-def cmd_save(opts: dict, args: list[str]) -> int:
+def cmd_save(opts: Globals, args: list[str]) -> int:
     flags, rest = SAVE.parse(args)
     usage = "usage: sangja save [-o FILE] [--format docker-archive|oci-archive] NAME..."
     if not rest:
@@ -265,7 +266,7 @@ LOAD = Command("[OPTIONS]", "Load an image from a tar archive or STDIN", [
 ])
 
 
-def cmd_load(opts: dict, args: list[str]) -> int:
+def cmd_load(opts: Globals, args: list[str]) -> int:
     flags, rest = LOAD.parse(args)
     if rest:
         raise UsageError("usage: sangja load [-i FILE|DIR|oci:DIR[:NAME]|docker-archive:FILE]")

@@ -93,8 +93,8 @@ def cmd_pull(opts: Globals, args: list[str]) -> int:
     for r in results:
         image_event(opts.run_root, "pull", r.name, r.name.rsplit(":", 1)[0])
     if progress.mode != "json":
-        for r in dict.fromkeys(r.image_id for r in results):
-            print(r)
+        for image_id in dict.fromkeys(r.image_id for r in results):
+            print(image_id)
     return 0
 
 

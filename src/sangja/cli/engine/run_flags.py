@@ -696,11 +696,11 @@ def _resources(o: ContainerOptions, f: dict) -> None:
     if f["memory_swap"] is not None:
         value = f["memory_swap"]
         swap = -1 if value.strip() == "-1" else _size("memory_swap", value)
-        if swap:
-            if swap > 0 and o.memory is None:
+        if swap > 0:  # a limit (-1: unlimited; sizes are never negative)
+            if o.memory is None:
                 raise _bad("memory_swap", value, "you should always set the memory limit "
                            "(-m, --memory) when using the memoryswap limit")
-            if swap != -1 and swap < o.memory:
+            if swap < o.memory:
                 raise _bad("memory_swap", value, "minimum memoryswap limit should be larger "
                            f"than memory limit ({o.memory} bytes)")
         o.memory_swap = swap or None

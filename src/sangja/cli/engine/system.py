@@ -214,7 +214,7 @@ def cmd_df(opts: Globals, args: list[str]) -> int:
     from ...image.reference import parse
 
     print("Images space usage:\n")
-    rows = []
+    image_rows: list[list[str]] = []
     for img in images["images"]:
         names = img["tags"] or ["<none>"]
         for name in names:
@@ -222,11 +222,11 @@ def cmd_df(opts: Globals, args: list[str]) -> int:
             if name != "<none>":
                 ref = parse(name)
                 repo, tag = ref.name, ref.tag or "<none>"
-            rows.append([repo, tag, img["id"].partition(":")[2][:12], since(img["created"]),
+            image_rows.append([repo, tag, img["id"].partition(":")[2][:12], since(img["created"]),
                          human_size(img["size"]), human_size(img["shared_size"]),
                          human_size(img["unique_size"]), str(img["containers"])])
     table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE",
-           "CONTAINERS"], rows)
+           "CONTAINERS"], image_rows)
     print("\nContainers space usage:\n")
     table(["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS",
            "NAMES"],

@@ -126,12 +126,12 @@ def _own_procs_file() -> str:
             if os.path.exists(candidate):
                 return candidate
     for h in hierarchies():
-        path = own.get(",".join(h.controllers) if h.version == 1 else "")
-        if path is None:
+        rel = own.get(",".join(h.controllers) if h.version == 1 else "")
+        if rel is None:
             continue
-        if h.root != "/" and path.startswith(h.root):
-            path = path[len(h.root):]
-        return os.path.join(h.mountpoint + path, "cgroup.procs")
+        if h.root != "/" and rel.startswith(h.root):
+            rel = rel[len(h.root):]
+        return os.path.join(h.mountpoint + rel, "cgroup.procs")
     raise ValueError("no cgroup hierarchy")
 
 
@@ -193,6 +193,14 @@ class Cgroup:
             pairs.append((h or Hierarchy(os.path.dirname(d), "/", (), 1), d))
         return cls(rel, pairs)
 
+    @classmethod
+    def paths_only(cls, rel: str, dirs: list[str]) -> Cgroup:
+        """The cgroup from its recorded directories without reading the mount table, for
+        pids() and destroy(), which need only the directories. Each gets a placeholder
+        hierarchy with no controllers (as from_dirs gives a directory under no mount);
+        join(), controllers and resources need from_dirs."""
+        return cls(rel, [(Hierarchy(os.path.dirname(d), "/", (), 1), d) for d in dirs])
+
     @property
     def paths(self) -> list[str]:
         return [d for _, d in self.dirs]
@@ -237,9 +245,9 @@ class Cgroup:
 
     def _listing_dirs(self) -> list[str]:
         """pids or freezer hierarchies first: they always hold every process."""
-        def rank(hd) -> int:
+        def rank(hd: tuple[Hierarchy, str]) -> int:
             h, d = hd
-            named = h is not None and {"pids", "freezer"} & set(h.controllers)
+            named = {"pids", "freezer"} & set(h.controllers)
             return 0 if named or "/pids/" in d or "/freezer/" in d else 1
 
         return [d for _, d in sorted(self.dirs, key=rank)]

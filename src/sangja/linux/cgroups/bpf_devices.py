@@ -71,10 +71,6 @@ def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> 
     return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
 
 
-def _any(v) -> bool:
-    return v is None or v < 0
-
-
 def rule_list(rules: list) -> list[tuple[bool, str, int | None, int | None, str]]:
     """(allow, type, major, minor, access) in evaluation order, as apply_v1 composes them."""
     seq = []
@@ -132,9 +128,9 @@ def compile_rules(rules: list) -> bytes:
             checks = []
             if kind != "a":
                 checks.append((2, _TYPES[kind]))
-            if not _any(major):
+            if major is not None and major >= 0:  # None or negative (runc's -1): any
                 checks.append((4, major))
-            if not _any(minor):
+            if minor is not None and minor >= 0:
                 checks.append((5, minor))
             for reg, val in checks:
                 emit(_JNE32K, reg, off=skip, imm=val)

@@ -23,6 +23,10 @@ import os
 from ...errors import ConfigError, Unsupported
 from . import read_file
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from . import Cgroup, Hierarchy
+
 P = "linux.resources"
 INT64_MAX = (1 << 63) - 1
 UINT64_MAX = (1 << 64) - 1
@@ -126,7 +130,7 @@ def _v2num(v: int) -> str:
 class Host:
     """Which controllers this host offers: v1 {controller: mountpoint} and the v2 tree."""
 
-    def __init__(self, hs=None):
+    def __init__(self, hs: list[Hierarchy] | None = None) -> None:
         if hs is None:
             from . import hierarchies
 
@@ -161,7 +165,7 @@ class Host:
 
 def hugepage_sizes(base: str = "/sys/kernel/mm/hugepages") -> list[str]:
     """The huge page sizes of this host as runtime-spec names them ("2MB", "1GB")."""
-    out = []
+    out: list[str] = []
     try:
         names = os.listdir(base)
     except OSError:
@@ -363,10 +367,10 @@ def check(resources: dict | None, mode: str | None = None, *, update: bool = Fal
     _unknown(b, _KNOWN["blockIO"], w)
     asks_io = False
     for k in ("weight", "leafWeight"):
-        v = _int(b, k, w, 0, 1000)
-        if v:
-            if v < 10:
-                raise ConfigError(f"{w}.{k} must be between 10 and 1000 (got {v})")
+        weight = _int(b, k, w, 0, 1000)
+        if weight:
+            if weight < 10:
+                raise ConfigError(f"{w}.{k} must be between 10 and 1000 (got {weight})")
             asks_io = True
     if b.get("leafWeight"):
         v2_refuses(f"{w}.leafWeight", "is a CFQ setting")
@@ -377,9 +381,9 @@ def check(resources: dict | None, mode: str | None = None, *, update: bool = Fal
         _int(d, "major", where, 0, INT64_MAX, required=True)
         _int(d, "minor", where, 0, INT64_MAX, required=True)
         for k in ("weight", "leafWeight"):
-            v = _int(d, k, where, 0, 1000)
-            if v and v < 10:
-                raise ConfigError(f"{where}.{k} must be between 10 and 1000 (got {v})")
+            weight = _int(d, k, where, 0, 1000)
+            if weight and weight < 10:
+                raise ConfigError(f"{where}.{k} must be between 10 and 1000 (got {weight})")
         if d.get("leafWeight"):
             v2_refuses(f"{where}.leafWeight", "is a CFQ setting")
         asks_io = True
@@ -484,7 +488,7 @@ def check(resources: dict | None, mode: str | None = None, *, update: bool = Fal
 class _Target:
     """A container cgroup's directories by controller."""
 
-    def __init__(self, cgroup):
+    def __init__(self, cgroup: Cgroup) -> None:
         self.v1: dict[str, str] = {}
         self.v2: str | None = None
         self.v2_mount: str | None = None
@@ -526,6 +530,7 @@ class _Target:
         rest is best effort (for stats)."""
         if self.mode != "v2" or not self.v2:
             return
+        assert self.v2_mount is not None  # set with self.v2
         mount = self.v2_mount.rstrip("/") or "/"
         rel = os.path.relpath(self.v2, mount)
         levels = [mount]

@@ -13,6 +13,10 @@ import os
 
 from . import read_file
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from . import Cgroup
+
 UINT64_MAX = (1 << 64) - 1
 
 
@@ -35,7 +39,7 @@ def data(cgroup) -> dict:
 
 
 class _Locator:
-    def __init__(self, cgroup):
+    def __init__(self, cgroup: Cgroup) -> None:
         self.v1: dict[str, str] = {}
         self.v2: str | None = None
         for h, d in cgroup.dirs:
@@ -294,12 +298,12 @@ def _blkio(loc: _Locator) -> dict:
         mj, _, mn = parts[0].partition(":")
         for kv in parts[1:]:
             k, _, v = kv.partition("=")
-            key, op = {"rbytes": ("ioServiceBytesRecursive", "Read"),
-                       "wbytes": ("ioServiceBytesRecursive", "Write"),
-                       "rios": ("ioServicedRecursive", "Read"),
-                       "wios": ("ioServicedRecursive", "Write")}.get(k, (None, None))
-            if key:
-                out.setdefault(key, []).append(_nonzero(
+            group, op = {"rbytes": ("ioServiceBytesRecursive", "Read"),
+                         "wbytes": ("ioServiceBytesRecursive", "Write"),
+                         "rios": ("ioServicedRecursive", "Read"),
+                         "wios": ("ioServicedRecursive", "Write")}.get(k, (None, None))
+            if group:
+                out.setdefault(group, []).append(_nonzero(
                     {"major": _uint(mj), "minor": _uint(mn), "op": op, "value": _uint(v)}))
     return out
 
