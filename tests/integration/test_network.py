@@ -559,7 +559,7 @@ def test_check_repairs_a_killed_writers_temp_state(cli):
     """A command killed while it wrote a network state file leaves `ID.json.tmpPID`:
     `system check` names it, --repair removes it (a live writer's copy is left alone)."""
     netns = cli.runroot / "netns"
-    netns.mkdir(exist_ok=True)
+    netns.mkdir(mode=0o700, parents=True, exist_ok=True)
     dead = netns / f"{'c' * 64}.json.tmp{2**22 + 7}"  # above pid_max: no such process
     live = netns / f"{'d' * 64}.json.tmp{os.getpid()}"
     dead.write_text("{")
@@ -573,3 +573,18 @@ def test_check_repairs_a_killed_writers_temp_state(cli):
     finally:
         for p in (dead, live):
             p.unlink(missing_ok=True)
+
+
+def test_rm_of_a_never_started_container_removes_a_killed_writers_temp_state(cli):
+    """A CLI killed while it wrote the first network state of a container (before it ever
+    ran) leaves only `ID.json.tmpPID`: removing the container removes it too."""
+    cid = cli.ok("create", "--network", "bridge", IMG, "true").strip()
+    netns = cli.runroot / "netns"
+    netns.mkdir(mode=0o700, parents=True, exist_ok=True)
+    dead = netns / f"{cid}.json.tmp{2**22 + 9}"  # above pid_max: its writer is gone
+    dead.write_text("{")
+    try:
+        cli.ok("rm", cid)
+        assert not dead.exists()
+    finally:
+        dead.unlink(missing_ok=True)

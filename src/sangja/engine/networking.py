@@ -149,8 +149,9 @@ def start_network_down(paths, cid: str):
     wait for it and finish (the clean-up releases the root filesystem meanwhile)."""
     from ..network.netns import path_for
 
-    if not os.path.exists(path_for(paths.runroot, cid) + ".json") and not os.path.exists(
-            path_for(paths.runroot, cid)):
+    base = path_for(paths.runroot, cid)
+    if not os.path.exists(base + ".json") and not os.path.exists(base) and \
+            not _temp_state_copies(base):
         return _nothing
     from ..network.attach import start_teardown
 
@@ -159,6 +160,16 @@ def start_network_down(paths, cid: str):
 
 def _nothing() -> None:
     pass
+
+
+def _temp_state_copies(base: str) -> bool:
+    """A temp copy of the state file (`ID.json.tmpPID`) only: a command killed while it
+    wrote the first state of a container that never started; the teardown removes it."""
+    d, name = os.path.split(base)
+    try:
+        return any(n.startswith(name + ".json.tmp") for n in os.listdir(d))
+    except OSError:
+        return False
 
 
 def check_network_mode(engine, opts) -> None:
