@@ -260,13 +260,55 @@ def engine_top_help(prog: str) -> str:
 # --------------------------------------------------------------------------- the runtime
 
 
+# runc's order of its commands (urfave/cli lists them as registered); ours that runc lacks
+# follow in the table's order.
+_RUNC_ORDER = ("checkpoint", "create", "delete", "events", "exec", "kill", "list", "pause",
+               "ps", "restore", "resume", "run", "spec", "start", "state", "update",
+               "features")
+
+_RUNTIME_ABOUT = """{prog} is a command line client for running applications packaged according to
+the Open Container Initiative (OCI) format and is a compliant implementation of the
+Open Container Initiative specification.
+
+{prog} integrates well with existing process supervisors to provide a production
+container runtime environment for applications. It can be used with your
+existing process monitoring tools and the container will be spawned as a
+direct child of the process supervisor.
+
+Containers are configured using bundles. A bundle for a container is a directory
+that includes a specification file named "config.json" and a root filesystem.
+The root filesystem contains the contents of the container.
+
+To start a new instance of a container:
+
+    # {prog} run [ -b bundle ] <container-id>
+
+Where "<container-id>" is your name for the instance of the container that you
+are starting. The name you provide for the container instance must be unique on
+your host. Providing the bundle directory using "-b" is optional. The default
+value for "bundle" is the current directory."""
+
+
+def runtime_version() -> str:
+    """What follows "VERSION:" in the help and "sangja-runtime version " in --version."""
+    from .. import OCI_VERSION, __version__
+
+    return f"{__version__}\nspec: {OCI_VERSION}"
+
+
 def runtime_help(prog: str, commands: dict, global_flags: list[Flag]) -> str:
-    """`sangja-runtime --help`, laid out as urfave/cli prints runc's."""
-    lines = ["NAME:", f"   {prog} - Open Container Initiative runtime", "", "USAGE:",
+    """`sangja-runtime --help`, laid out as urfave/cli prints runc's: NAME, what it is,
+    USAGE, VERSION, COMMANDS (in runc's order, `help` last), GLOBAL OPTIONS."""
+    rank = {name: i for i, name in enumerate(_RUNC_ORDER)}
+    names = sorted(commands, key=lambda n: rank.get(n, len(rank)))
+    rows = [(name, commands[name][1].help) for name in names]
+    rows.append(("help, h", "Shows a list of commands or help for one command"))
+    width = max(len(n) for n, _ in rows) + 2
+    lines = ["NAME:", f"   {prog} - Open Container Initiative runtime", "",
+             _RUNTIME_ABOUT.format(prog=prog), "", "USAGE:",
              f"   {prog} [global options] command [command options] [arguments...]", "",
-             "COMMANDS:"]
-    width = max(len(n) for n in commands) + 2
-    lines += [f"   {name:<{width}}{spec.help}" for name, (_, spec) in commands.items()]
+             "VERSION:", f"   {runtime_version()}", "", "COMMANDS:"]
+    lines += [f"   {name:<{width}}{text}" for name, text in rows]
     lines += ["", "GLOBAL OPTIONS:", _urfave_flags(global_flags)]
     return "\n".join(lines).rstrip()
 
