@@ -536,3 +536,30 @@ def test_man_pages(tmp_path):
         assert r.returncode == 0 and not r.stderr, (p, r.stderr)
     text = run("groff", "-man", "-Tascii", str(tmp_path / "sangja-run.1")).stdout
     assert "--detach-keys" in re.sub(r".\x08", "", text)
+
+
+def test_build_commit_reads_a_worktree_and_packed_refs(tmp_path, monkeypatch):
+    """The build of `--version`: a worktree's HEAD through its commondir's packed-refs, a
+    detached HEAD, and nothing for an installed copy (no src/ and pyproject.toml above)."""
+    from sangja.engine import sysinfo
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    top = tmp_path / "checkout"
+    (top / "src" / "sangja" / "engine").mkdir(parents=True)
+    (top / "pyproject.toml").write_text("")
+    common = tmp_path / "repo.git"
+    gitdir = common / "worktrees" / "wt"
+    gitdir.mkdir(parents=True)
+    (top / ".git").write_text(f"gitdir: {gitdir}\n")
+    (gitdir / "commondir").write_text("../..\n")
+    (gitdir / "HEAD").write_text("ref: refs/heads/wt\n")
+    (common / "packed-refs").write_text(f"# pack-refs\n{'f' * 40} refs/heads/other\n"
+                                        f"{sha} refs/heads/wt\n")
+    monkeypatch.setattr(sysinfo, "__file__", str(top / "src/sangja/engine/sysinfo.py"))
+    assert sysinfo.build_commit() == "0123456"
+    (gitdir / "HEAD").write_text("f" * 40 + "\n")  # detached
+    assert sysinfo.build_commit() == "fffffff"
+    (gitdir / "HEAD").write_text("ref: refs/heads/gone\n")
+    assert sysinfo.build_commit() == ""
+    (top / "pyproject.toml").unlink()
+    assert sysinfo.build_commit() == ""
