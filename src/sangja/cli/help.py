@@ -109,11 +109,17 @@ def docker_help(prog: str, path: str, cmd: Command, aliases: list[str] | None = 
     return "\n".join(parts)
 
 
+def command_rows(rows: list[tuple[str, str]], longest: int = 0) -> list[str]:
+    """cobra's command lines: the name padded to the longest of the parent's commands (at
+    least 11), a space, the summary."""
+    width = max([len(name) for name, _ in rows] + [longest, 11])
+    return [f"  {name:<{width}} {text}".rstrip() for name, text in rows]
+
+
 def group_help(prog: str, group: str, description: str, verbs: list[tuple[str, str]]) -> str:
     """`sangja volume --help`: the group's commands, one line each."""
-    width = max([len(v) for v, _ in verbs] + [10]) + 2
     lines = [f"Usage:  {prog} {group} COMMAND", "", description, "", "Commands:"]
-    lines += [f"  {v:<{width}}{text}".rstrip() for v, text in verbs]
+    lines += command_rows(verbs)
     lines += ["", f"Run '{prog} {group} COMMAND --help' for more information on a command."]
     return "\n".join(lines)
 
@@ -127,14 +133,42 @@ _SPEC_AT = {
     "containers:cmd_create": "run_flags:CREATE",
 }
 
+# The management commands (the groups of ``engine.SUBCOMMANDS``): Docker's summaries.
 GROUPS = {
     "builder": "Manage builds",
     "container": "Manage containers",
+    "healthcheck": "Run containers' healthchecks",
     "image": "Manage images",
     "network": "Manage networks",
     "system": "Manage sangja",
     "volume": "Manage volumes",
 }
+
+# Docker's "Common Commands", in its order (cobra's category-top annotation and its rank).
+COMMON = ("run", "exec", "ps", "build", "pull", "push", "images", "login", "logout", "search",
+          "version", "info")
+
+DESCRIPTION = "A daemonless container engine"
+
+
+def global_flags() -> list[Flag]:
+    """The options before the command (the dispatcher's `_globals` reads them; a unit test
+    holds the two together), their defaults as this environment makes them."""
+    return [
+        Flag("--debug", help="Enable debug mode: show the traceback of an engine error"),
+        Flag("--root", "value", "Root directory of images, containers and volumes "
+             "($SANGJA_ROOT)", default=os.environ.get("SANGJA_ROOT") or "/var/lib/sangja"),
+        Flag("--runroot", "value", "Directory of run-time state ($SANGJA_RUNROOT)",
+             default=os.environ.get("SANGJA_RUNROOT") or "/run/sangja"),
+        Flag("-v,--version", help="Print version information and quit"),
+        Flag("-h,--help", help="Print usage", hidden=True),
+    ]
+
+
+def summary(spec: Command) -> str:
+    """A command's line in a list: its description as cobra's Short (no closing period:
+    `login`'s "Authenticate to a registry." is listed as "Authenticate to a registry")."""
+    return spec.help.removesuffix(".")
 
 
 def engine_spec(target: str) -> Command | None:
@@ -185,20 +219,96 @@ def engine_group_help(prog: str, group: str) -> str:
     for target, verb in sorted(first.items(), key=lambda tv: tv[1]):
         spec = engine_spec(target)
         if spec is None or not spec.hidden:
-            rows.append((verb, spec.help if spec else ""))
+            rows.append((verb, summary(spec) if spec else ""))
     return group_help(prog, group, GROUPS.get(group, ""), rows)
+
+
+def top_sections() -> list[tuple[str, list[tuple[str, str]]]]:
+    """`sangja --help`'s lists, as Docker sorts its commands: the common ones in Docker's
+    order, the groups (management commands), then every other command by name. Made from
+    the dispatcher's tables and the commands' own, as completion and the man pages are."""
+    from .engine import COMMANDS, SUBCOMMANDS
+
+    def row(name: str) -> tuple[str, str] | None:
+        spec = engine_spec(COMMANDS[name])
+        if spec is not None and spec.hidden:
+            return None
+        return name, summary(spec) if spec is not None else ""
+
+    common = [row(n) for n in COMMON if n in COMMANDS]
+    groups = [(g, GROUPS.get(g, "")) for g in sorted(SUBCOMMANDS)]
+    others = [row(n) for n in sorted(COMMANDS) if n not in COMMON]
+    return [("Common Commands", [r for r in common if r]),
+            ("Management Commands", groups),
+            ("Commands", [r for r in others if r])]
+
+
+def engine_top_help(prog: str) -> str:
+    """`sangja --help`, laid out as `docker --help` (Docker 28; no swarm commands)."""
+    sections = top_sections()
+    longest = max(len(name) for _, rows in sections for name, _ in rows)
+    lines = [f"Usage:  {prog} [OPTIONS] COMMAND", "", DESCRIPTION]
+    for heading, rows in sections:
+        lines += ["", f"{heading}:", *command_rows(rows, longest)]
+    lines += ["", "Global Options:", flag_usages(global_flags(), columns()).rstrip(), "",
+              f"Run '{prog} COMMAND --help' for more information on a command.", "",
+              f"For more help on how to use {prog}, read docs/engine.md and the man pages "
+              "(make man)."]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- the runtime
 
 
+# runc's order of its commands (urfave/cli lists them as registered); ours that runc lacks
+# follow in the table's order.
+_RUNC_ORDER = ("checkpoint", "create", "delete", "events", "exec", "kill", "list", "pause",
+               "ps", "restore", "resume", "run", "spec", "start", "state", "update",
+               "features")
+
+_RUNTIME_ABOUT = """{prog} is a command line client for running applications packaged according to
+the Open Container Initiative (OCI) format and is a compliant implementation of the
+Open Container Initiative specification.
+
+{prog} integrates well with existing process supervisors to provide a production
+container runtime environment for applications. It can be used with your
+existing process monitoring tools and the container will be spawned as a
+direct child of the process supervisor.
+
+Containers are configured using bundles. A bundle for a container is a directory
+that includes a specification file named "config.json" and a root filesystem.
+The root filesystem contains the contents of the container.
+
+To start a new instance of a container:
+
+    # {prog} run [ -b bundle ] <container-id>
+
+Where "<container-id>" is your name for the instance of the container that you
+are starting. The name you provide for the container instance must be unique on
+your host. Providing the bundle directory using "-b" is optional. The default
+value for "bundle" is the current directory."""
+
+
+def runtime_version() -> str:
+    """What follows "VERSION:" in the help and "sangja-runtime version " in --version."""
+    from .. import OCI_VERSION, __version__
+
+    return f"{__version__}\nspec: {OCI_VERSION}"
+
+
 def runtime_help(prog: str, commands: dict, global_flags: list[Flag]) -> str:
-    """`sangja-runtime --help`, laid out as urfave/cli prints runc's."""
-    lines = ["NAME:", f"   {prog} - Open Container Initiative runtime", "", "USAGE:",
+    """`sangja-runtime --help`, laid out as urfave/cli prints runc's: NAME, what it is,
+    USAGE, VERSION, COMMANDS (in runc's order, `help` last), GLOBAL OPTIONS."""
+    rank = {name: i for i, name in enumerate(_RUNC_ORDER)}
+    names = sorted(commands, key=lambda n: rank.get(n, len(rank)))
+    rows = [(name, commands[name][1].help) for name in names]
+    rows.append(("help, h", "Shows a list of commands or help for one command"))
+    width = max(len(n) for n, _ in rows) + 2
+    lines = ["NAME:", f"   {prog} - Open Container Initiative runtime", "",
+             _RUNTIME_ABOUT.format(prog=prog), "", "USAGE:",
              f"   {prog} [global options] command [command options] [arguments...]", "",
-             "COMMANDS:"]
-    width = max(len(n) for n in commands) + 2
-    lines += [f"   {name:<{width}}{spec.help}" for name, (_, spec) in commands.items()]
+             "VERSION:", f"   {runtime_version()}", "", "COMMANDS:"]
+    lines += [f"   {name:<{width}}{text}" for name, text in rows]
     lines += ["", "GLOBAL OPTIONS:", _urfave_flags(global_flags)]
     return "\n".join(lines).rstrip()
 

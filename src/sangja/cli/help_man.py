@@ -27,14 +27,14 @@ def _head(name: str, title: str) -> list[str]:
             ".SH NAME", f"{_esc(name)} \\- {_esc(title)}"]
 
 
-def _options(flags: list[Flag], type_word) -> list[str]:
+def _options(flags: list[Flag], type_word, heading: str = "OPTIONS") -> list[str]:
     from .help import _default_text
 
     out: list[str] = []
     shown = [f for f in flags if not f.hidden]
     if not shown:
         return out
-    out.append(".SH OPTIONS")
+    out.append(f".SH {heading}")
     for f in sorted(shown, key=lambda f: f.long.lstrip("-")):
         names = ", ".join(f"\\fB{_esc(n)}\\fR" for n in ([f.short] if f.short else []) +
                           [f.long])
@@ -60,24 +60,36 @@ def command_page(prog: str, name: str, spec: Command, aliases: list[str]) -> str
 
 
 def engine_pages(prog: str = "sangja") -> dict[str, str]:
-    """File name -> page, for every command of `sangja` and the overview."""
-    from .help import GROUPS, aliases, engine_names, engine_spec
+    """File name -> page, for every command of `sangja` and the overview (sangja(1): the
+    sections of `sangja --help`)."""
+    from .help import (
+        DESCRIPTION,
+        aliases,
+        engine_names,
+        engine_spec,
+        global_flags,
+        top_sections,
+        type_word,
+    )
 
     pages: dict[str, str] = {}
-    overview = _head(prog, "a daemonless container engine with Docker's command line")
-    overview += [".SH SYNOPSIS",
-                 f"\\fB{prog}\\fR [\\fB\\-\\-root\\fR \\fIDIR\\fR] [\\fB\\-\\-runroot\\fR "
-                 "\\fIDIR\\fR] [\\fB\\-\\-debug\\fR] \\fICOMMAND\\fR [\\fIARG\\fR...]",
-                 ".SH COMMANDS"]
     for name, target in engine_names():
         spec = engine_spec(target)
         if spec is None or spec.hidden:
             continue
         page = f"{prog}-{name.replace(' ', '-')}"
         pages[f"{page}.1"] = command_page(prog, name, spec, aliases(target))
-        overview += [".TP", f"\\fB{_esc(page)}\\fR(1)", _esc(spec.help)]
-    for group, text in GROUPS.items():
-        overview += [".TP", f"\\fB{prog} {group}\\fR", _esc(text)]
+    overview = _head(prog, "a daemonless container engine with Docker's command line")
+    overview += [".SH SYNOPSIS", f"\\fB{prog}\\fR [\\fIOPTIONS\\fR] \\fICOMMAND\\fR "
+                 "[\\fIARG\\fR...]", ".SH DESCRIPTION", _esc(DESCRIPTION)]
+    for heading, rows in top_sections():
+        overview.append(f".SH {heading.upper()}")
+        for name, text in rows:
+            page = f"{prog}-{name}"
+            ref = (f"\\fB{_esc(page)}\\fR(1)" if f"{page}.1" in pages
+                   else f"\\fB{_esc(prog)} {_esc(name)}\\fR")
+            overview += [".TP", ref, _esc(text)]
+    overview += _options(global_flags(), type_word, "GLOBAL OPTIONS")
     overview += [".SH SEE ALSO", "\\fBsangja\\-runtime\\fR(1)"]
     pages[f"{prog}.1"] = "\n".join(overview) + "\n"
     return pages

@@ -463,11 +463,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"{PROG} version {__version__}\nspec: {OCI_VERSION}")
             return 0
-        if gopts["help"] or not rest:
-            from .help import runtime_help
-
-            print(runtime_help(PROG, COMMANDS, GLOBAL))
-            return 0 if gopts["help"] else 1
+        if gopts["help"] or not rest or rest[0] in ("help", "h"):
+            return _help(rest[1:] if rest and rest[0] in ("help", "h") else [])
         if gopts["rootless"] not in ("auto", "false") and os.geteuid() == 0:
             raise UsageError(f"--rootless={gopts['rootless']} is not supported yet")
         if gopts["log_format"] not in ("text", "json"):
@@ -505,6 +502,21 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BaseException as e:  # noqa: BLE001 - the one place errors become a line
         return _report(e, ctx, debug)
+
+
+def _help(topic: list[str]) -> int:
+    """`sangja-runtime --help`, `help`, `h` or nothing: the overview (exit 0, as runc);
+    `help COMMAND`: that command's."""
+    from .help import runtime_command_help, runtime_help
+
+    if not topic:
+        print(runtime_help(PROG, COMMANDS, GLOBAL))
+        return 0
+    name = ALIASES.get(topic[0], topic[0])
+    if name not in COMMANDS:
+        raise UsageError(f"No help topic for {topic[0]!r}")
+    print(runtime_command_help(PROG, name, COMMANDS[name][1]))
+    return 0
 
 
 def _report(e: BaseException, ctx: Context | None, debug: bool) -> int:

@@ -8,23 +8,63 @@ import os
 import time
 
 
+def build_commit() -> str:
+    """The commit this sangja runs from, as Docker's "build": the first 7 hex digits of the
+    HEAD of the git checkout it is installed from (editable, src layout), read from git's
+    files (no `git` process); "" for an installed copy or a checkout that cannot be read."""
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../src/sangja
+    top = os.path.dirname(os.path.dirname(pkg))
+    if os.path.basename(os.path.dirname(pkg)) != "src" or not os.path.isfile(
+            os.path.join(top, "pyproject.toml")):
+        return ""
+    try:
+        gitdir = os.path.join(top, ".git")
+        if os.path.isfile(gitdir):  # a worktree: "gitdir: PATH"
+            with open(gitdir) as f:
+                gitdir = os.path.join(top, f.read().strip().removeprefix("gitdir: "))
+        common = gitdir
+        if os.path.isfile(os.path.join(gitdir, "commondir")):
+            with open(os.path.join(gitdir, "commondir")) as f:
+                common = os.path.join(gitdir, f.read().strip())
+        with open(os.path.join(gitdir, "HEAD")) as f:
+            head = f.read().strip()
+        if head.startswith("ref: "):
+            ref = head[5:]
+            head = ""
+            for d in (gitdir, common):
+                if os.path.isfile(os.path.join(d, ref)):
+                    with open(os.path.join(d, ref)) as f:
+                        head = f.read().strip()
+                    break
+            else:
+                with open(os.path.join(common, "packed-refs")) as f:
+                    for line in f:
+                        sha, _, name = line.strip().partition(" ")
+                        if name == ref:
+                            head = sha
+    except OSError:
+        return ""
+    return head[:7] if len(head) >= 40 and all(c in "0123456789abcdef" for c in head) else ""
+
+
 def version_document() -> dict:
     """`docker version`'s {Client, Server}: both are this sangja."""
     from .. import OCI_VERSION, __version__
 
     u = os.uname()
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(u.machine, u.machine)
+    commit = build_commit()
     client = {"Version": __version__, "ApiVersion": "", "DefaultAPIVersion": "",
-              "GitCommit": "", "GoVersion": "", "Os": "linux", "Arch": arch, "BuildTime": "",
+              "GitCommit": commit, "GoVersion": "", "Os": "linux", "Arch": arch, "BuildTime": "",
               "Context": "default"}
     engine = {"Name": "Engine", "Version": __version__,
               "Details": {"ApiVersion": "", "Arch": arch, "BuildTime": "",
-                          "Experimental": "false", "GitCommit": "", "GoVersion": "",
+                          "Experimental": "false", "GitCommit": commit, "GoVersion": "",
                           "KernelVersion": u.release, "MinAPIVersion": "", "Os": "linux"}}
     runtime = {"Name": "sangja-runtime", "Version": __version__,
                "Details": {"GitCommit": "", "RuntimeSpec": OCI_VERSION}}
     server = {"Platform": {"Name": "sangja"}, "Components": [engine, runtime],
-              "Version": __version__, "ApiVersion": "", "MinAPIVersion": "", "GitCommit": "",
+              "Version": __version__, "ApiVersion": "", "MinAPIVersion": "", "GitCommit": commit,
               "GoVersion": "", "Os": "linux", "Arch": arch, "KernelVersion": u.release,
               "BuildTime": ""}
     return {"Client": client, "Server": server}

@@ -11,130 +11,6 @@ import sys
 
 from .common import PROG, Globals, UsageError
 
-HELP = f"""usage: {PROG} [--root DIR] [--runroot DIR] [--debug] COMMAND [ARG...]
-
-Global options:
-  --root DIR      storage root (default: $SANGJA_ROOT or /var/lib/sangja)
-  --runroot DIR   run-time state (default: $SANGJA_RUNROOT or /run/sangja)
-  --debug         show tracebacks of engine errors
-
-Containers:
-  run [OPTIONS] IMAGE [COMMAND [ARG...]]
-                             create and start a container (-d detached, -it a
-                             terminal, --rm, --name, -e, -v, --memory, --cap-drop, ...)
-  create [OPTIONS] IMAGE [COMMAND [ARG...]]
-                             create a container without starting it
-  start [-a] [-i] C...       start containers (-a: attach and wait)
-  stop [-t SECONDS] C...     stop: the stop signal, then SIGKILL after the timeout
-  restart [-t SECONDS] C...  stop, then start
-  kill [-s SIGNAL] C...      send a signal (default SIGKILL)
-  rm [-f] [-v] C...          remove containers (-f: even running; -v: their
-                             anonymous volumes)
-  ps [-a] [-q] [-n N] [-l] [--no-trunc] [--filter K=V] [--format json|TEMPLATE]
-                             list containers
-  logs [-f] [--since T] [--until T] [-n N] [-t] C
-                             show a container's output
-  exec [-i] [-t] [-d] [-e K=V] [-u USER] [-w DIR] C COMMAND [ARG...]
-                             run a command in a running container
-  attach C                   connect to a running container's stdio
-  inspect [-f TEMPLATE] [--type container|image] NAME...
-                             low-level details as JSON (or a Go-style template)
-  wait C...                  wait for containers to stop; print their exit codes
-  top C [ps OPTIONS]         the container's processes
-  stats [--no-stream] [C...] CPU, memory, block I/O and pids per container
-  cp [-a] [-L] C:SRC DEST | SRC C:DEST
-                             copy files out of / into a container ('-': a tar stream)
-  commit [-a A] [-m MSG] [-c INSTR] C [NAME[:TAG]]
-                             make an image from a container's changes
-  export [-o FILE] C         a container's filesystem as a tar archive
-  rename C NEW_NAME          give a container another name
-  pause C... | unpause C...  freeze / thaw every process of containers
-  port C [PORT[/PROTO]]      the container's published ports
-  container prune [-f]       remove every stopped container
-  update [--cpus N] [-m SIZE] [--memory-swap SIZE] [--memory-reservation SIZE]
-         [-c SHARES] [--cpuset-cpus LIST] [--pids-limit N] [--blkio-weight N]
-         [--restart POLICY] C...
-                             change the limits of containers (running ones at once)
-  diff C                     what the container changed: A added, C changed, D deleted
-  healthcheck run C          run the container's healthcheck once (exit 1: unhealthy)
-
-Volumes:
-  volume create [--label K=V] [NAME]
-  volume ls [-q] [--filter dangling=true|name=N|label=K] [--format json]
-  volume inspect NAME...     volume rm [-f] NAME...     volume prune [-a] [-f]
-
-Networks:
-  network create [--subnet CIDR [--gateway IP] [--ip-range CIDR]] [--internal] [--ipv6]
-                 [-d bridge|macvlan] [-o K=V] [--label K=V] NAME
-  network ls [-q] [--filter K=V]    network inspect NETWORK...   network rm NETWORK...
-  network prune [-f]         network connect [--alias A] [--ip IP] NETWORK C
-  network disconnect NETWORK C
-  (run/create: --network bridge|NAME|none|host|container:C|ns:PATH, -p [IP:][HOST:]PORT[/PROTO],
-   -P, --ip, --mac-address, --network-alias, --dns, --dns-search, --dns-option, --add-host)
-
-Images:
-  bootstrap busybox [NAME]   build an image from the host's static busybox
-                             (default name localhost/busybox:latest)
-  bootstrap debian [--suite S] [--variant V] [--include P,..] [--mirror URL] [NAME]
-                             build a Debian image with mmdebstrap/debootstrap
-                             (default localhost/debian:bookworm)
-  images [-q] [--digests] [--format json]
-                             list images
-  image inspect NAME...      show images as a JSON array
-  image ls|rm|tag            same as images, rmi, tag
-  tag SOURCE TARGET          give an image another name
-  rmi [-f] NAME...           remove images (untag; delete when the last tag goes)
-  save [-o FILE] [--format docker-archive|oci-archive] NAME...
-                             write images to a tar archive (stdout without -o)
-  load [-i FILE|DIR]         load images from a tar archive (stdin without -i) or an
-                             OCI layout directory (also oci:DIR[:NAME], docker-archive:FILE)
-  import [-c INSTRUCTION]... [-m MESSAGE] [--platform OS/ARCH] FILE|URL|- [NAME[:TAG]]
-                             make a one-layer image from a tarball (plain, gzip, zstd,
-                             xz, bzip2); -c: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE,
-                             LABEL, VOLUME, STOPSIGNAL, ONBUILD
-  build [-t NAME]... [-f FILE] [--build-arg K=V]... [--target STAGE] [--no-cache]
-        [--pull[=WHEN]] [--label K=V] [--network none|host] [-q] [--iidfile FILE]
-        [--secret id=ID,src=FILE] CONTEXT|-
-                             build an image from a Containerfile (multi-stage, cached,
-                             reproducible with SOURCE_DATE_EPOCH)
-  builder prune [-a] [-f]    remove unused build cache (-a: all of it)
-  pull [--platform OS/ARCH] [-a] [-q] [--tls-verify=false] [--format json] NAME
-                             fetch an image from a registry (or oci:DIR[:NAME],
-                             docker-archive:FILE); prints its id
-  push [--digestfile FILE] [-q] [--tls-verify=false] IMAGE [DESTINATION]
-                             send an image to a registry
-  login [-u USER] [-p PASS | --password-stdin] [REGISTRY]
-                             check and keep credentials (podman's auth.json)
-  logout [-a | REGISTRY]     forget them
-  search [--limit N] [--format json] [REGISTRY/]TERM
-                             find repositories in a registry (or the search
-                             registries of the registries config)
-  history [--no-trunc] [-q] [--format json] NAME
-                             show the layers of an image and what made them
-  image prune [-a] [-f]      remove dangling images (-a: every image no container
-                             uses) and whatever no image references any more
-
-System:
-  info                       show host and engine facts
-  version                    print the version
-  system df [-v] [--format json]
-                             show the space images, containers and volumes use
-  system prune [-a] [-f] [--volumes]
-                             remove stopped containers, dangling (-a: unused) images,
-                             unreferenced blobs and layers, temp files
-  events [--filter type=|event=|container=|image=...] [--since T] [--until T]
-         [--format TEMPLATE]  what happened (without --until: and what happens next)
-  completion bash|zsh|fish   a shell completion script (bash: source <(sangja completion bash))
-  system check [--repair [-f]] [--rebuild]
-                             find damaged or leftover store and container parts (exit 1
-                             if any); --repair fixes them, -f also removes broken images;
-                             --rebuild recreates a lost images.db/containers.db
-  system service [--time N] [unix:///PATH]
-                             serve the Docker Engine API on a unix socket (default
-                             /run/sangja/docker.sock, root only; docs/api.md)
-
-Run '{PROG} COMMAND --help' for more on a command."""
-
 # name -> "module:function" inside this package
 COMMANDS: dict[str, str] = {
     # images
@@ -282,32 +158,65 @@ def _globals(argv: list[str]) -> tuple[Globals, list[str]]:
     return opts, argv
 
 
+class UnknownCommand(UsageError):
+    """A command or a group's verb sangja does not have: Docker's words, and its exit 1."""
+
+    exit_code = 1
+
+
+def _not_a_flag(arg: str, where: str) -> UsageError:
+    """An option sangja does not have before the command (or a group's verb): pflag's
+    words, Docker's pointer to the help, on one line."""
+    what = (f"unknown flag: {arg.partition('=')[0]}" if arg.startswith("--")
+            else f"unknown shorthand flag: {arg[1:2]!r} in {arg}")
+    return UsageError(f"{what} (see '{where} --help')")
+
+
+def _print_version() -> int:
+    """`sangja --version`: Docker's one line ("Docker version 28.2.2, build e6534b4")."""
+    from ... import __version__
+    from ...engine.sysinfo import build_commit
+
+    print(f"{PROG} version {__version__}, build {build_commit() or 'unknown'}")
+    return 0
+
+
 def _dispatch(argv: list[str]) -> int:
     opts, argv = _globals(argv)
     if argv[:1] in (["--version"], ["-v"]):
-        argv = ["version"]
+        return _print_version()
     if argv[:1] in ([], ["--help"], ["-h"], ["help"]):
         if argv[1:2] and argv[0] == "help":  # `sangja help ps`: `sangja ps --help`
+            if argv[1] not in COMMANDS and argv[1] not in SUBCOMMANDS:
+                raise UnknownCommand(f"unknown help topic: {argv[1]}")
             return _dispatch([*argv[1:], "--help"])
-        print(HELP)
-        return 0 if argv else 1
+        from ..help import engine_top_help
+
+        # as Docker: asked for, on stdout; `sangja` alone, on stderr (both exit 0)
+        print(engine_top_help(PROG), file=sys.stdout if argv else sys.stderr)
+        return 0
     cmd, args = argv[0], argv[1:]
+    if cmd.startswith("-"):
+        raise _not_a_flag(cmd, PROG)
     name = cmd
     if cmd in SUBCOMMANDS:
         verbs = SUBCOMMANDS[cmd]
         if not args or args[0] in ("--help", "-h"):
             from ..help import engine_group_help
 
-            print(engine_group_help(PROG, cmd))
+            # as Docker: `sangja network --help` on stdout, `sangja network` on stderr
+            print(engine_group_help(PROG, cmd), file=sys.stdout if args else sys.stderr)
             return 0
+        if args[0].startswith("-"):
+            raise _not_a_flag(args[0], f"{PROG} {cmd}")
         if args[0] not in verbs:
-            raise UsageError(f"unknown command: {PROG} {cmd} {args[0]} "
-                             f"(see '{PROG} {cmd} --help')")
+            raise UnknownCommand(f"unknown command: {PROG} {cmd} {args[0]} "
+                                 f"(see '{PROG} {cmd} --help')")
         target, name, args = verbs[args[0]], f"{cmd} {args[0]}", args[1:]
     elif cmd in COMMANDS:
         target = COMMANDS[cmd]
     else:
-        raise UsageError(f"unknown command {cmd!r} (see {PROG} --help)")
+        raise UnknownCommand(f"unknown command: {PROG} {cmd} (see '{PROG} --help')")
     from ..flags import FlagError, HelpRequested
 
     try:
@@ -347,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(argv)
     except UsageError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
-        return 125
+        return getattr(e, "exit_code", 125)
     except BrokenPipeError:
         from .. import stdout_gone
 

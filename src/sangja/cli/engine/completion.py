@@ -20,9 +20,15 @@ _IMAGE_CMDS = {"run", "create", "rmi", "tag", "save", "history", "push", "image 
                "image rm", "image tag", "image save", "image history", "image push"}
 _VOLUME_CMDS = {"volume inspect", "volume rm"}
 _NETWORK_CMDS = {"network inspect", "network rm", "network connect", "network disconnect"}
-_GLOBAL_FLAGS = [("--root", True, "storage root"), ("--runroot", True, "run-time state"),
-                 ("--debug", False, "show tracebacks of engine errors"),
-                 ("--help", False, "print usage"), ("--version", False, "print the version")]
+
+
+def _global_flags() -> list[tuple[str, bool, str]]:
+    """(long name, takes a value, help) of the options before the command: the table
+    `sangja --help` shows (sangja.cli.help.global_flags)."""
+    from ..help import global_flags
+
+    return [(n, f.takes_value, f.help) for f in global_flags() for n in f.names
+            if n.startswith("--")]
 
 
 def commands() -> list[tuple[str, Command]]:
@@ -110,7 +116,7 @@ def bash() -> str:
         '    local flags="" valued="" operands=files',
         '    case $cmd in',
         f"        '') COMPREPLY=($(compgen -W \"{' '.join(top)} "
-        f"{' '.join(n for n, _, _ in _GLOBAL_FLAGS)}\" -- \"$cur\"))",
+        f"{' '.join(n for n, _, _ in _global_flags())}\" -- \"$cur\"))",
         '            return ;;',
         "        completion) COMPREPLY=($(compgen -W 'bash zsh fish' -- \"$cur\")); return ;;",
     ]
@@ -245,9 +251,9 @@ def fish() -> str:
              "    end",
              "end",
              f"complete -c {PROG} -f"]
-    for n, valued, desc in _GLOBAL_FLAGS:
+    for n, valued, desc in _global_flags():
         lines.append(f"complete -c {PROG} -n __fish_use_subcommand -l {n[2:]}"
-                     f"{' -r' if valued else ''} -d '{desc}'")
+                     f"{' -r' if valued else ''} -d {_fish_quote(desc)}")
     for name, spec in cmds:
         if " " not in name:
             lines.append(f"complete -c {PROG} -n __fish_use_subcommand -a {name} "
