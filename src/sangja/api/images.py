@@ -218,26 +218,38 @@ def _import(req: Request):
     from ..image.layers import LayerError
 
     src = req.arg("fromSrc") or ""
-    if src != "-" and src.partition("://")[0].lower() not in ("http", "https"):
-        raise bad_request(f"invalid fromSrc {src!r}: want - (the request body) or an http(s) "
-                          "URL")
-    repo, tag = req.arg("repo") or "", req.arg("tag") or ""
-    if tag and not repo:
-        raise bad_request("tag given without repo")
-    if tag.startswith("sha256:") or "@" in tag:
-        raise bad_request(f"invalid tag {tag!r}: cannot import by digest")
-    store = req.engine.images
-    reference = local_name(store, f"{repo}:{tag}" if tag else repo) if repo else None
     try:
+        if src != "-" and src.partition("://")[0].lower() not in ("http", "https"):
+            raise bad_request(f"invalid fromSrc {src!r}: want - (the request body) or an "
+                              "http(s) URL")
+        repo, tag = req.arg("repo") or "", req.arg("tag") or ""
+        if tag and not repo:
+            raise bad_request("tag given without repo")
+        if tag.startswith("sha256:") or "@" in tag:
+            raise bad_request(f"invalid tag {tag!r}: cannot import by digest")
+        store = req.engine.images
+        reference = local_name(store, f"{repo}:{tag}" if tag else repo) if repo else None
         image_id = import_tarball(store, req.body_stream() if src == "-" else src,
                                   reference=reference, changes=req.query.get("changes", []),
                                   message=req.arg("message") or None,
                                   platform=req.arg("platform") or None)
-    except (ImportError_, ChangeError, LayerError) as e:
-        raise bad_request(str(e)) from None
+    except Exception as e:
+        _drain(req)  # refused before the body was read: the client is still sending it
+        if isinstance(e, ImportError_ | ChangeError | LayerError):
+            raise bad_request(str(e)) from None
+        raise
     out = req.stream("application/json")
     out.write_json({"status": image_id})
     out.close()
+
+
+def _drain(req: Request) -> None:
+    """Read the rest of the body, so that the client, still sending it, gets the error
+    reply rather than a reset connection."""
+    try:
+        req.drain()
+    except Exception:  # noqa: BLE001 - a broken body: the error reply is all there is
+        pass
 
 
 # ---------------------------------------------------------------------------- search
