@@ -317,6 +317,33 @@ def test_import_bad_input_leaves_nothing(api, cli, tmp_path):
     assert _store_state(cli) == before
 
 
+def test_import_client_gone_mid_body_leaves_nothing(api, cli):
+    """A client that promised more bytes than it sent (it died mid-upload, at a tar block
+    boundary, where the tar alone would look whole) imports nothing."""
+    import socket
+    import time
+
+    before = _store_state(cli)
+    tar = _rootfs_tar("cut\n")
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        cut = t.getmembers()[-1].offset  # where /hello starts: a tar complete so far
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(api.sock))
+        s.sendall(b"POST /images/create?fromSrc=-&repo=cut HTTP/1.1\r\nHost: x\r\n"
+                  + f"Content-Length: {len(tar)}\r\n\r\n".encode() + tar[:cut])
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(60)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert reply.split(b"\r\n", 1)[0].split()[1] == b"400", reply
+    deadline = time.monotonic() + 10
+    while _store_state(cli) != before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _store_state(cli) == before
+    assert "cut" not in cli.ok("images", "--format", "{{.Repository}}")
+
+
 # ---------------------------------------------------------------------------- distribution
 
 
