@@ -131,6 +131,29 @@ def test_search_v1_api_fields_and_filters(api, client, fake_registry):
     assert status == 500 and "offers no search" in message, message
 
 
+def test_search_unqualified_term_uses_the_configured_registries(cli, registry, tmp_path,
+                                                                monkeypatch):
+    """A term naming no registry searches the service's unqualified-search-registries;
+    with none configured it is a 400 naming the fix."""
+    from api_service import start_service, stop_service
+
+    _push_repos(cli, registry, "team/busybox")
+    conf = tmp_path / "registries.conf"
+    conf.write_text(f'unqualified-search-registries = ["{registry.host}"]\n')
+    monkeypatch.setenv("SANGJA_REGISTRIES_CONF", str(conf))
+    svc = start_service(cli, sock=tmp_path / "search.sock")
+    try:
+        rows = svc.ok("search", "team").splitlines()
+        assert [r.split()[0] for r in rows[1:]] == [f"{registry.host}/team/busybox"]
+        conf.write_text("")
+        r = svc.docker("search", "team")
+        assert r.returncode != 0 and "unqualified-search-registries" in r.stderr, r.stderr
+        status, message = _error(svc.request("GET", "/images/search?term=team"))
+        assert status == 400 and "names no registry" in message, message
+    finally:
+        stop_service(svc)
+
+
 def test_search_bad_input(api):
     """A missing term, a limit that is no number or out of Docker's range, unknown or
     malformed filters, a term naming no repository: 400 and Docker's {"message"}."""

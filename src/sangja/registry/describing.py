@@ -39,8 +39,8 @@ def describe(name: str, *, options: Options | None = None) -> RemoteImage:
         errors: list[RegistryError] = []
         for ref in refs:
             for ep in config.endpoints(ref):
-                repo = Repository(options.session_for(ep), ep.path)
                 try:
+                    repo = Repository(options.session_for(ep), ep.path)
                     return _describe(repo, ref.digest or ref.tag or "latest",
                                      f"{ref.name}@{ref.digest}" if ref.digest else str(ref))
                 except (NotFound, Unauthorized) as e:
