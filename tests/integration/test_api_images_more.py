@@ -264,6 +264,11 @@ def test_import_with_docker_cli(api, cli, tmp_path):
     assert info["RootFS"]["Layers"] == [f"sha256:{hashlib.sha256(tar).hexdigest()}"]
     assert cli.ok("run", "--rm", "imported:1") == "from a file\nhi\n"
     assert "from docker import" in api.ok("history", "--no-trunc", "imported:1")
+    r = api.docker("import", "-", "fromstdin:1", input=_rootfs_tar("from stdin\n"),
+                   text=False)
+    assert r.returncode == 0, r.stderr
+    assert cli.ok("run", "--rm", "fromstdin:1", "/bin/busybox", "cat", "/hello") == \
+        "from stdin\n"
     server = _TarServer(_rootfs_tar("from a URL\n"))
     try:
         out = api.ok("import", f"{server.url}/rootfs.tar", "fromurl:1")
@@ -275,7 +280,7 @@ def test_import_with_docker_cli(api, cli, tmp_path):
         assert _store_state(cli) == before
     finally:
         server.close()
-        api.docker("rmi", "imported:1", "fromurl:1")
+        api.docker("rmi", "imported:1", "fromurl:1", "fromstdin:1")
 
 
 def test_import_with_docker_py(api, cli, client):
