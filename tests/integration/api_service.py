@@ -107,3 +107,16 @@ def wait_gone(pred, timeout: float = 10, message: str = "") -> None:
             return
         time.sleep(0.1)
     raise AssertionError(message)
+
+
+def _service(engine):
+    """The module's service on the worker's engine, stopped (and its socket gone) after
+    the module."""
+    svc = start_service(engine)
+    yield svc
+    stop_service(svc)
+
+
+# A test module takes it with `from api_service import service_fixture` (its fixture name
+# is `service`).
+service_fixture = pytest.fixture(scope="module", name="service")(_service)

@@ -231,6 +231,9 @@ class ChunkedWriter:
 
 
 class _LimitedReader:
+    """A `Content-Length` body as a file object; one cut short (the client went away) is a
+    400, not a shorter body (an upload cut at a tar block boundary would look whole)."""
+
     def __init__(self, rfile, length: int):
         self.rfile = rfile
         self.left = length
@@ -241,8 +244,10 @@ class _LimitedReader:
         n = self.left if n is None or n < 0 else min(n, self.left)
         data = self.rfile.read(n)
         self.left -= len(data)
-        if len(data) < n:
+        if len(data) < n:  # the connection ended: what came is not the body announced
             self.left = 0
+            raise bad_request("the request body ended early (shorter than its "
+                              "Content-Length)")
         return data
 
     def readable(self) -> bool:

@@ -1,9 +1,10 @@
-"""`/images/...` and `/build`: list, inspect, history, tag, remove, pull (create), load,
-get (save), prune, build. The image store and the registry client are the CLI's."""
+"""`/images/...`, `/build` and `/distribution`: list, inspect, history, tag, remove, pull and
+import (create), search, load, get (save), prune, build, a registry's descriptor of a name.
+The image store, the importer and the registry client are the CLI's."""
 
 from __future__ import annotations
 
-from .errors import bad_request
+from .errors import ApiError, bad_request
 from .http import Request
 from .names import familiar, local_name, lookup_name
 
@@ -139,9 +140,9 @@ class _JSONProgress:
 def create(req: Request):
     """Pull (`fromImage`, `tag`), with Docker's JSON progress; an error after the reply
     started is an `errorDetail` line, as dockerd sends it."""
+    if req.arg("fromSrc") is not None:
+        return _import(req)
     image = req.arg("fromImage")
-    if req.arg("fromSrc"):
-        raise bad_request("import (fromSrc) is not supported through the API yet")
     if not image:
         raise bad_request("fromImage is required")
     tag = req.arg("tag")
@@ -201,6 +202,147 @@ def push(req: Request, name: str):
     finally:
         options.close()
     out.close()
+
+
+# ---------------------------------------------------------------------------- import
+
+
+def _import(req: Request):
+    """`docker import`: the rootfs tarball is the body (`fromSrc=-`) or at an http(s)
+    URL; `repo`, `tag`, `message`, `changes` (one Dockerfile instruction each), `platform`.
+    Done before the reply starts, so a refused tarball is a 4xx `{"message": ...}` and the
+    importer has left the store as it was; then `{"status": "sha256:..."}`, as dockerd
+    ends its import stream."""
+    from ..image.changes import ChangeError
+    from ..image.importer import ImportError_, import_tarball
+    from ..image.layers import LayerError
+
+    src = req.arg("fromSrc") or ""
+    try:
+        if src != "-" and src.partition("://")[0].lower() not in ("http", "https"):
+            raise bad_request(f"invalid fromSrc {src!r}: want - (the request body) or an "
+                              "http(s) URL")
+        repo, tag = req.arg("repo") or "", req.arg("tag") or ""
+        if tag and not repo:
+            raise bad_request("tag given without repo")
+        if tag.startswith("sha256:") or "@" in tag:
+            raise bad_request(f"invalid tag {tag!r}: cannot import by digest")
+        store = req.engine.images
+        reference = local_name(store, f"{repo}:{tag}" if tag else repo) if repo else None
+        image_id = import_tarball(store, req.body_stream() if src == "-" else src,
+                                  reference=reference, changes=req.query.get("changes", []),
+                                  message=req.arg("message") or None,
+                                  platform=req.arg("platform") or None)
+    except Exception as e:
+        _drain(req)  # refused before the body was read: the client is still sending it
+        if isinstance(e, ImportError_ | ChangeError | LayerError):
+            raise bad_request(str(e)) from None
+        raise
+    out = req.stream("application/json")
+    out.write_json({"status": image_id})
+    out.close()
+
+
+def _drain(req: Request) -> None:
+    """Read the rest of the body, so that the client, still sending it, gets the error
+    reply rather than a reset connection."""
+    try:
+        req.drain()
+    except Exception:  # noqa: BLE001 - a broken body: the error reply is all there is
+        pass
+
+
+# ---------------------------------------------------------------------------- search
+
+
+def search(req: Request):
+    """`docker search`: `term`, `limit` (1-100, 25), `filters` (is-official, is-automated,
+    stars), through sangja.registry.searching (Docker's v1 search API, else the registry's
+    catalog). Docker's result fields."""
+    term = req.arg("term")
+    if not term:
+        raise bad_request("term is required")
+    limit = req.int_arg("limit", 25)
+    assert limit is not None
+    if not 1 <= limit <= 100:
+        raise bad_request(f"limit {limit} is outside the range of [1, 100]")
+    official, automated, stars = _search_filters(req.filters())
+    from ..registry.errors import RegistryError
+    from ..registry.searching import search as do_search
+
+    options = _registry_options(req)
+    try:
+        results = do_search(term, limit=limit, options=options)[:limit]
+    except RegistryError as e:
+        raise _registry_error(e) from None
+    finally:
+        options.close()
+    return [{"name": r.name, "description": r.description, "star_count": r.stars,
+             "is_official": r.official, "is_automated": r.automated}
+            for r in results
+            if (official is None or r.official == official)
+            and (automated is None or r.automated == automated) and r.stars >= stars]
+
+
+def _search_filters(filters: dict[str, list[str]]) -> tuple[bool | None, bool | None, int]:
+    """(is-official, is-automated: None for either; stars: the least wanted), checked as
+    dockerd checks them."""
+    for key in filters:
+        if key not in ("is-official", "is-automated", "stars"):
+            raise bad_request(f"invalid filter '{key}'")
+
+    def boolean(key: str) -> bool | None:
+        values = {v.lower() for v in filters.get(key, [])}
+        if not values:
+            return None
+        if not values <= {"true", "false", "1", "0"}:
+            raise bad_request(f"invalid filter '{key}={filters[key][-1]}'")
+        if len(values) > 1:
+            raise bad_request(f"conflicting filter '{key}'")
+        return values.pop() in ("true", "1")
+    stars = 0
+    for v in filters.get("stars", []):
+        try:
+            stars = max(stars, int(v))
+        except ValueError:
+            raise bad_request(f"invalid filter 'stars={v}'") from None
+    return boolean("is-official"), boolean("is-automated"), stars
+
+
+def _registry_error(e: Exception) -> ApiError:
+    """A registry client error -> the status dockerd gives it: the caller's mistake 400,
+    a refused login 401, what the registry does not have 404, anything else 500."""
+    from ..registry.errors import NotFound, Unauthorized, UnresolvableName
+    from ..registry.searching import InvalidSearch
+
+    if isinstance(e, InvalidSearch | UnresolvableName):
+        return ApiError(400, str(e))
+    if isinstance(e, Unauthorized):
+        return ApiError(401, str(e))
+    if isinstance(e, NotFound):
+        return ApiError(404, str(e))
+    return ApiError(500, str(e))
+
+
+# ---------------------------------------------------------------------------- distribution
+
+
+def distribution(req: Request, name: str):
+    """`GET /distribution/{name}/json`: the registry's descriptor of what `name` points
+    at, and the platforms it offers (sangja.registry.describing)."""
+    from ..registry.describing import describe
+    from ..registry.errors import RegistryError
+
+    options = _registry_options(req)
+    try:
+        found = describe(name, options=options)
+    except RegistryError as e:
+        raise _registry_error(e) from None
+    finally:
+        options.close()
+    return {"Descriptor": {"mediaType": found.media_type, "digest": found.digest,
+                           "size": found.size},
+            "Platforms": [p.to_dict() for p in found.platforms]}
 
 
 # ---------------------------------------------------------------------------- save, load

@@ -52,6 +52,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", "/images/create", "images:create"),
     ("POST", "/images/load", "images:load"),
     ("GET", "/images/get", "images:get_many"),
+    ("GET", "/images/search", "images:search"),
     ("POST", "/images/prune", "images:prune"),
     ("POST", "/build", "images:build"),
     ("POST", "/build/prune", "images:build_prune"),
@@ -61,6 +62,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", "/images/{name*}/tag", "images:tag"),
     ("POST", "/images/{name*}/push", "images:push"),
     ("DELETE", "/images/{name*}", "images:remove"),
+    ("GET", "/distribution/{name*}/json", "images:distribution"),
     # volumes
     ("GET", "/volumes", "volumes:list_volumes"),
     ("POST", "/volumes/create", "volumes:create"),

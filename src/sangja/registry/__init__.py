@@ -7,6 +7,8 @@ The layers (see docs/registry.md):
 
     pulling, pushing,     what the commands do (pull, image_for, push, login, logout: this
     logins                package's public functions)
+    searching, describing `search` (v1 search, else the catalog); a name's descriptor and
+                          platforms without pulling (the API's /distribution)
     client.Repository     the distribution API of one repository (manifests, blobs, uploads)
     http.Session          HTTP to one registry: scheme, TLS, retries, authentication
     auth, tls, config     credentials, certificates, the registries config (names)

@@ -18,11 +18,15 @@ from sangja.registry.config import DOCKER_HUB
 from sangja.registry.errors import RegistryError, UnresolvableName
 from sangja.registry.options import Options
 
-__all__ = ["SearchResult", "search", "split_term"]
+__all__ = ["InvalidSearch", "SearchResult", "search", "split_term"]
 
 DOCKER_HUB_INDEX = "index.docker.io"  # where Docker Hub's v1 search lives
 MAX_PAGES = 100  # catalog pages read (of up to 1000 names each)
 MAX_DOCUMENT = 16 << 20
+
+
+class InvalidSearch(RegistryError):
+    """The search term or limit is unusable (the caller's mistake, not the registry's)."""
 
 
 @dataclass(frozen=True)
@@ -48,13 +52,13 @@ def search(term: str, *, limit: int = 25, options: Options | None = None
            ) -> list[SearchResult]:
     """Up to ``limit`` results from each registry searched."""
     if limit < 1:
-        raise RegistryError(f"invalid limit {limit}: must be at least 1")
+        raise InvalidSearch(f"invalid limit {limit}: must be at least 1")
     own = options is None
     options = options or Options()
     try:
         registry, query = split_term(term.strip())
         if not query or any(c.isspace() for c in query):
-            raise RegistryError(f"invalid search term {term!r}")
+            raise InvalidSearch(f"invalid search term {term!r}")
         if registry is not None:
             registries = [registry]
         else:
