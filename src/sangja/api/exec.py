@@ -65,15 +65,36 @@ def _get(exec_id: str) -> dict:
 
 
 def inspect(req: Request, id: str):  # noqa: A002
+    from ..engine.exec import session_pid
+
     e = _get(id)
-    return {k: v for k, v in e.items() if not k.startswith("_")}
+    doc = {k: v for k, v in e.items() if not k.startswith("_")}
+    if doc["Running"]:
+        doc["Pid"] = session_pid(id)
+    return doc
 
 
 def resize(req: Request, id: str):  # noqa: A002
+    """The pty of a running exec gets h rows and w columns (Docker's checks in its order:
+    the numbers, the exec, its state); a no-op without a tty, as Docker's."""
+    from ..engine.exec import ExecError, ExecNotRunning, resize_exec
+
+    size = []
+    for key in ("h", "w"):
+        value = req.arg(key) or ""
+        if not (value.isascii() and value.isdigit()) or int(value) > 0xFFFF:
+            raise bad_request(f"invalid {key} {value!r}: a number of rows/columns "
+                              "(0-65535) is expected")
+        size.append(int(value))
     e = _get(id)
     if not e["Running"]:
         raise conflict(f"exec {id} is not running")
-    # The size is given at start (ConsoleSize); the pty of a running exec is the engine's.
+    try:
+        resize_exec(id, size[0], size[1], expected=lambda: bool(e["Running"]))
+    except ExecNotRunning:
+        raise conflict(f"exec {id} is not running") from None
+    except ExecError as err:
+        raise ApiError(500, str(err)) from None
     req.send_empty(200)
 
 
@@ -92,7 +113,7 @@ def start(req: Request, id: str):  # noqa: A002
     size = body.get("ConsoleSize") or e["_size"]
     xopts = ExecOptions(args=[pc["entrypoint"], *pc["arguments"]], interactive=e["OpenStdin"],
                         tty=tty, detach=detach, env=e["_env"], user=pc["user"] or None,
-                        workdir=e["_workdir"],
+                        workdir=e["_workdir"], exec_id=id,
                         console_size=(int(size[0]), int(size[1])) if size and size[0] else None)
     eng = req.engine
     try:
