@@ -51,7 +51,8 @@ def create(req: Request, id: str):  # noqa: A002 - Docker's name
                               "privileged": bool(body.get("Privileged")),
                               "user": body.get("User") or ""},
             "_env": env, "_workdir": body.get("WorkingDir") or None,
-            "_size": body.get("ConsoleSize"),
+            "_size": body.get("ConsoleSize"), "_detached": False,
+            "_started": False,
         }
     req.send_json({"Id": exec_id}, 201)
 
@@ -71,7 +72,19 @@ def inspect(req: Request, id: str):  # noqa: A002
     doc = {k: v for k, v in e.items() if not k.startswith("_")}
     if doc["Running"]:
         doc["Pid"] = session_pid(id)
+    elif (record := _detached_record(req.engine, e)) is not None:
+        doc["Running"], doc["Pid"] = True, record["Pid"]
     return doc
+
+
+def _detached_record(eng, e: dict) -> dict | None:
+    """The engine's record of a detached exec while its process runs, else None."""
+    if not e["_detached"]:
+        return None
+    from ..engine.exec import running_exec_records
+
+    return next((r for r in running_exec_records(eng.paths, e["ContainerID"])
+                 if r["ID"] == e["ID"]), None)
 
 
 def resize(req: Request, id: str):  # noqa: A002
@@ -88,7 +101,13 @@ def resize(req: Request, id: str):  # noqa: A002
         size.append(int(value))
     e = _get(id)
     if not e["Running"]:
-        raise conflict(f"exec {id} is not running")
+        record = _detached_record(req.engine, e)
+        if record is None:
+            raise conflict(f"exec {id} is not running")
+        if record.get("Tty"):  # its pty is held by a process of its own, not by us
+            raise conflict(f"exec {id} is detached: resizing its terminal is not supported")
+        req.send_empty(200)  # no terminal: nothing to size (Docker's)
+        return
     try:
         resize_exec(id, size[0], size[1], expected=lambda: bool(e["Running"]))
     except ExecNotRunning:
@@ -106,9 +125,9 @@ def start(req: Request, id: str):  # noqa: A002
     detach = bool(body.get("Detach"))
     tty = bool(body.get("Tty", e["ProcessConfig"]["tty"]))
     with _LOCK:
-        if e["Running"] or e["ExitCode"] is not None:
+        if e["_started"]:
             raise conflict(f"exec {id} has already been started")
-        e["Running"] = True
+        e["Running"] = e["_started"] = True
     pc = e["ProcessConfig"]
     size = body.get("ConsoleSize") or e["_size"]
     xopts = ExecOptions(args=[pc["entrypoint"], *pc["arguments"]], interactive=e["OpenStdin"],
@@ -118,7 +137,12 @@ def start(req: Request, id: str):  # noqa: A002
     eng = req.engine
     try:
         if detach:
-            code = exec_in_container(eng, e["ContainerID"], xopts, _null_stdio())
+            e["_detached"] = True
+            null = _null_stdio()
+            try:
+                code = exec_in_container(eng, e["ContainerID"], xopts, null)
+            finally:
+                os.close(null[0])
             req.send_empty(200)
             return
         sock = req.hijack(RAW if tty else MULTIPLEXED)

@@ -362,9 +362,14 @@ def session_pid(exec_id: str) -> int:
 
 
 def running_exec_ids(paths, cid: str) -> list[str]:
-    """The ids of the container's running exec sessions (any process's), oldest first.
-    A record whose process is gone (its caller was killed, a detached exec ended) is
-    removed, never listed."""
+    """The ids of the container's running exec sessions (any process's), oldest first."""
+    return [r["ID"] for r in running_exec_records(paths, cid)]
+
+
+def running_exec_records(paths, cid: str) -> list[dict]:
+    """The records of the container's running exec sessions (ID, ContainerID, Pid, Tty,
+    Cmd, Detached, ...), oldest first. A record whose process is gone (its caller was
+    killed, a detached exec ended) is removed, never returned."""
     from ..jsonio import load_file
 
     where = paths.exec_records_dir(cid)
@@ -381,15 +386,16 @@ def running_exec_ids(paths, cid: str) -> list[str]:
         try:
             record = load_file(path)
         except (OSError, ValueError):
-            continue  # being written (rename is atomic), or unreadable: not shown
-        if isinstance(record, dict) and _process_lives(record):
-            found.append((record.get("Started") or 0, exec_id))
+            continue  # unreadable: not shown (a rename makes it whole, never half)
+        if isinstance(record, dict) and record.get("ID") == exec_id and _process_lives(record):
+            found.append(record)
         else:
             try:
                 os.unlink(path)
             except OSError:
                 pass
-    return [exec_id for _, exec_id in sorted(found)]
+    found.sort(key=lambda r: r.get("Started") or 0)
+    return found
 
 
 def _process_lives(record: dict) -> bool:
