@@ -35,8 +35,8 @@ its size (the API's POST /exec/{id}/resize; the kernel sends the process SIGWINC
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 import time
 
 from sangja.records import dataclass, field
@@ -45,6 +45,7 @@ from ..errors import SangjaError
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable
     from signal import _HANDLER  # typeshed's name for what signal.signal returns
 
@@ -241,7 +242,18 @@ class ExecNotRunning(ExecError):
 
 
 _SESSIONS: dict[str, _Session] = {}  # the running exec sessions of this process, by id
-_COND = threading.Condition()  # guards _SESSIONS and the sessions' terminals
+_COND: threading.Condition | None = None  # guards _SESSIONS and the sessions' terminals
+_COND_MADE = _thread.allocate_lock()  # threading is imported only where sessions run
+
+
+def _cond() -> threading.Condition:
+    global _COND
+    with _COND_MADE:
+        if _COND is None:
+            import threading
+
+            _COND = threading.Condition()
+        return _COND
 
 
 def new_exec_id() -> str:
@@ -276,11 +288,12 @@ class _Session:
         except OSError as e:
             raise ExecError(f"cannot exec: {records}: {e.strerror}") from None
         session = cls(exec_id, records, cid, opts)
-        with _COND:
+        cond = _cond()
+        with cond:
             if exec_id in _SESSIONS:
                 raise ExecError(f"exec {exec_id} is already running")
             _SESSIONS[exec_id] = session
-            _COND.notify_all()
+            cond.notify_all()
         return session
 
     def running(self, pid: int) -> None:
@@ -306,18 +319,20 @@ class _Session:
         self._set(master=master, ready=self.ready or master >= 0)
 
     def _set(self, **fields) -> None:
-        with _COND:
+        cond = _cond()
+        with cond:
             for k, v in fields.items():
                 setattr(self, k, v)
-            _COND.notify_all()
+            cond.notify_all()
 
     def close(self, keep_record: bool) -> None:
         """The exec returns: forgotten here; its record goes unless the process (detached)
         still runs, in which case whoever next reads the records removes it after."""
-        with _COND:
+        cond = _cond()
+        with cond:
             _SESSIONS.pop(self.id, None)
             self.master = -1
-            _COND.notify_all()
+            cond.notify_all()
         if not (keep_record and self.pid):
             try:
                 os.unlink(self.record)
@@ -337,7 +352,8 @@ def resize_exec(exec_id: str, rows: int, cols: int, timeout: float = 10,
     if not (0 <= rows <= 0xFFFF and 0 <= cols <= 0xFFFF):
         raise ExecError(f"invalid terminal size {rows}x{cols}")
     deadline = time.monotonic() + timeout
-    with _COND:
+    cond = _cond()
+    with cond:
         while True:
             session = _SESSIONS.get(exec_id)
             if session is not None and session.ready:
@@ -345,7 +361,7 @@ def resize_exec(exec_id: str, rows: int, cols: int, timeout: float = 10,
             left = deadline - time.monotonic()
             if left <= 0 or (session is None and expected is not None and not expected()):
                 raise ExecNotRunning(f"exec {exec_id} is not running")
-            _COND.wait(min(left, 0.1))
+            cond.wait(min(left, 0.1))
         if session.master < 0:
             return  # no tty, or it ended: nothing to size
         try:
@@ -356,7 +372,8 @@ def resize_exec(exec_id: str, rows: int, cols: int, timeout: float = 10,
 
 def session_pid(exec_id: str) -> int:
     """The pid of this process's running exec session `exec_id`; 0 if none."""
-    with _COND:
+    cond = _cond()
+    with cond:
         session = _SESSIONS.get(exec_id)
         return session.pid if session is not None else 0
 
