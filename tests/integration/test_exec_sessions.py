@@ -242,3 +242,23 @@ def test_cli_exec_follows_its_terminal(cli):
         assert t.wait() == 0
     finally:
         t.close()
+
+
+def test_detached_tty_exec_resize(api, cli):
+    """`Detach` with `Tty`: the pty master is kept by a process of its own; resize reaches
+    it there, and the process sees the size."""
+    cid = cli.detach("busybox", "sleep", "600")
+    exec_id = _create_exec(api, cid, ["sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.1; "
+                                      "done; stty size > /tmp/size"], tty=True)
+    status, _, body = api.request("POST", f"/exec/{exec_id}/start",
+                                  {"Detach": True, "Tty": True})
+    assert status == 200, body
+    assert json.loads(api.request("GET", f"/exec/{exec_id}/json")[2])["Running"]
+    status, _, body = api.request("POST", f"/exec/{exec_id}/resize?h=27&w=88")
+    assert status == 200, body
+    cli.ok("exec", cid, "touch", "/tmp/go")
+    wait_until(lambda: cli("exec", cid, "cat", "/tmp/size").stdout == "27 88\n", 15,
+               message="the detached exec's stty size")
+    wait_until(lambda: _exec_ids(cli, cid) is None, 15, message="the exec to end")
+    status, _, _ = api.request("POST", f"/exec/{exec_id}/resize?h=27&w=88")
+    assert status == 409

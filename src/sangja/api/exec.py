@@ -90,7 +90,7 @@ def _detached_record(eng, e: dict) -> dict | None:
 def resize(req: Request, id: str):  # noqa: A002
     """The pty of a running exec gets h rows and w columns (Docker's checks in its order:
     the numbers, the exec, its state); a no-op without a tty, as Docker's."""
-    from ..engine.exec import ExecError, ExecNotRunning, resize_exec
+    from ..engine.exec import ExecError, ExecNotRunning, resize_detached, resize_exec
 
     size = []
     for key in ("h", "w"):
@@ -104,9 +104,14 @@ def resize(req: Request, id: str):  # noqa: A002
         record = _detached_record(req.engine, e)
         if record is None:
             raise conflict(f"exec {id} is not running")
-        if record.get("Tty"):  # its pty is held by a process of its own, not by us
-            raise conflict(f"exec {id} is detached: resizing its terminal is not supported")
-        req.send_empty(200)  # no terminal: nothing to size (Docker's)
+        try:
+            if record.get("Tty"):  # its pty is held by a process of its own
+                resize_detached(record, size[0], size[1])
+        except ExecNotRunning:
+            raise conflict(f"exec {id} is not running") from None
+        except ExecError as err:
+            raise ApiError(500, str(err)) from None
+        req.send_empty(200)  # without a tty: nothing to size (Docker's)
         return
     try:
         resize_exec(id, size[0], size[1], expected=lambda: bool(e["Running"]))

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import stat
 import time
 
 from sangja.records import dataclass, field
@@ -275,6 +276,7 @@ class _Session:
         self.pid = 0
         self.master = -1  # the pty master while we relay it; -1 before and after
         self.ready = False  # resize can be answered: the process runs (and we hold its pty)
+        self.doc: dict = {}  # the record
 
     @classmethod
     def open(cls, exec_id: str | None, records: str, cid: str, opts: ExecOptions
@@ -298,21 +300,33 @@ class _Session:
 
     def running(self, pid: int) -> None:
         """The process runs as `pid`: record the session."""
-        from ..fs import write_atomic
-        from ..jsonio import dumps
         from ..linux.process import start_time
 
         self.pid = pid
-        record = {"ID": self.id, "ContainerID": self.cid, "Pid": pid,
-                  "PidStart": start_time(pid), "Tty": self.opts.tty,
-                  "Cmd": list(self.opts.args), "Detached": self.opts.detach,
-                  "Started": time.time(), "Caller": os.getpid()}
-        try:
-            write_atomic(self.record, dumps(record), durable=False)
-        except OSError:  # the process runs: it is not stopped for a record's sake
-            pass
+        self.doc = {"ID": self.id, "ContainerID": self.cid, "Pid": pid,
+                    "PidStart": start_time(pid), "Tty": self.opts.tty,
+                    "Cmd": list(self.opts.args), "Detached": self.opts.detach,
+                    "Started": time.time(), "Caller": os.getpid()}
+        self._write()
         if not self.opts.tty:
             self._set(ready=True)
+
+    def kept_by(self, keeper: int) -> None:
+        """A detached exec's pty master is held by `keeper` (its fd _KEEPER_FD)."""
+        from ..linux.process import start_time
+
+        self.doc["Terminal"] = {"Pid": keeper, "PidStart": start_time(keeper),
+                                "Fd": _KEEPER_FD}
+        self._write()
+
+    def _write(self) -> None:
+        from ..fs import write_atomic
+        from ..jsonio import dumps
+
+        try:
+            write_atomic(self.record, dumps(self.doc), durable=False)
+        except OSError:  # the process runs: it is not stopped for a record's sake
+            pass
 
     def hold_terminal(self, master: int) -> None:
         """We relay the pty `master` (-1: no longer)."""
@@ -368,6 +382,45 @@ def resize_exec(exec_id: str, rows: int, cols: int, timeout: float = 10,
             set_winsize(session.master, rows, cols)
         except OSError as e:
             raise ExecError(f"cannot resize exec {exec_id}: {e.strerror}") from None
+
+
+def resize_detached(record: dict, rows: int, cols: int) -> None:
+    """Set the terminal size of a detached exec (`-d -t`) from its record (one of
+    running_exec_records): its pty master, copied out of the process that keeps it
+    (pidfd_getfd; that pid with that start time, and the fd must be a pty master).
+    ExecNotRunning when that process is gone."""
+    from ..linux.process import start_time
+    from ..linux.pty import set_winsize
+    from ..linux.syscall import libc
+
+    if not (0 <= rows <= 0xFFFF and 0 <= cols <= 0xFFFF):
+        raise ExecError(f"invalid terminal size {rows}x{cols}")
+    exec_id = record.get("ID")
+    keeper = record.get("Terminal")
+    if not isinstance(keeper, dict) or not isinstance(keeper.get("Pid"), int):
+        raise ExecError(f"exec {exec_id}: no terminal of it is known")
+    try:
+        pidfd = os.pidfd_open(keeper["Pid"])
+    except OSError:
+        raise ExecNotRunning(f"exec {exec_id} is not running") from None
+    try:
+        if start_time(keeper["Pid"]) != keeper.get("PidStart"):  # checked once pinned
+            raise ExecNotRunning(f"exec {exec_id} is not running")
+        master = libc.pidfd_getfd(pidfd, _KEEPER_FD, 0)
+        if master < 0:
+            raise ExecNotRunning(f"exec {exec_id} is not running")
+    finally:
+        os.close(pidfd)
+    try:
+        st = os.fstat(master)
+        if not (stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == 5
+                and os.minor(st.st_rdev) == 2):  # a ptmx, nothing else is sized
+            raise ExecError(f"exec {exec_id}: its terminal keeper holds no pty master")
+        set_winsize(master, rows, cols)
+    except OSError as e:
+        raise ExecError(f"cannot resize exec {exec_id}: {e.strerror}") from None
+    finally:
+        os.close(master)
 
 
 def session_pid(exec_id: str) -> int:
@@ -525,7 +578,9 @@ def _detached(name: str, argv: list[str], d: _ExecDir, tty: bool) -> int:
     finally:
         os.close(null)
     if listener is not None:
-        _keep_terminal(_receive_master(name, listener))
+        keeper = _keep_terminal(_receive_master(name, listener))
+        if d.session is not None and keeper:
+            d.session.kept_by(keeper)
     return 0
 
 
@@ -544,15 +599,19 @@ def _receive_master(name: str, listener) -> int:
         conn.close()
 
 
-def _keep_terminal(master: int) -> None:
+def _keep_terminal(master: int) -> int:
     """`-d -t`: nobody reads the pty, but its master must stay open or the process's
-    terminal hangs up. A detached grandchild holds it, discarding the output, until the
-    last process on the terminal closes it."""
+    terminal hangs up. A detached grandchild holds it (as its fd 3, where resize_detached
+    finds it), discarding the output, until the last process on the terminal closes it.
+    Its pid (0 if it could not be told)."""
+    r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         try:
+            os.close(r)
             os.setsid()
-            if os.fork() == 0:
+            keeper = os.fork()
+            if keeper == 0:
                 import fcntl
 
                 from ..linux.process import close_range
@@ -561,7 +620,7 @@ def _keep_terminal(master: int) -> None:
                 null = _devnull()
                 for fd in (0, 1, 2):
                     os.dup2(null, fd)
-                keep = os.dup2(high, 3, inheritable=False)
+                keep = os.dup2(high, _KEEPER_FD, inheritable=False)
                 close_range(4)
                 while True:
                     try:
@@ -571,10 +630,21 @@ def _keep_terminal(master: int) -> None:
                         continue
                     except OSError:
                         break
+            else:
+                os.write(w, str(keeper).encode())
         finally:
             os._exit(0)
+    os.close(w)
     os.close(master)
     os.waitpid(pid, 0)
+    try:
+        told = os.read(r, 32)
+    finally:
+        os.close(r)
+    return int(told) if told.isdigit() else 0
+
+
+_KEEPER_FD = 3  # the pty master's fd in the process that keeps a detached exec's terminal
 
 
 # ---------------------------------------------------------------------------- relays
