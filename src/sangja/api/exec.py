@@ -148,6 +148,8 @@ def start(req: Request, id: str):  # noqa: A002
                 code = exec_in_container(eng, e["ContainerID"], xopts, null)
             finally:
                 os.close(null[0])
+            with _LOCK:  # from now on its record says whether it runs
+                e["Running"] = False
             req.send_empty(200)
             return
         sock = req.hijack(RAW if tty else MULTIPLEXED)
