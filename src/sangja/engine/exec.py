@@ -30,7 +30,8 @@ until it ends, so that `inspect` lists the container's `ExecIDs`. A record outli
 killed caller or a detached exec; it counts only while its process (that pid with that
 start time) lives, and a stale one is removed when the records are next read. The pty of
 a running `tty` session is held in this process (`_SESSIONS`), where `resize_exec` sets
-its size (the API's POST /exec/{id}/resize; the kernel sends the process SIGWINCH).
+its size (the API's POST /exec/{id}/resize; the kernel sends the process SIGWINCH); that
+of a detached one by a keeper process the record names (`resize_detached`).
 """
 
 from __future__ import annotations
