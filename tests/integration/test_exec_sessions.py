@@ -169,6 +169,7 @@ def test_exec_resize_through_the_api(api, cli):
         t.expect(r"20 70\r\n")
         # the container lists the API's exec, under the API's id
         (exec_id,) = wait_until(lambda: _exec_ids(cli, cid), 10)
+        assert json.loads(api.ok("inspect", cid))[0]["ExecIDs"] == [exec_id]  # the API's too
         status, _, body = api.request("GET", f"/exec/{exec_id}/json")
         doc = json.loads(body)
         assert status == 200 and doc["Running"] and doc["ProcessConfig"]["tty"]
