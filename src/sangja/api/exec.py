@@ -51,7 +51,8 @@ def create(req: Request, id: str):  # noqa: A002 - Docker's name
                               "privileged": bool(body.get("Privileged")),
                               "user": body.get("User") or ""},
             "_env": env, "_workdir": body.get("WorkingDir") or None,
-            "_size": body.get("ConsoleSize"),
+            "_size": body.get("ConsoleSize"), "_detached": False,
+            "_started": False,
         }
     req.send_json({"Id": exec_id}, 201)
 
@@ -65,15 +66,59 @@ def _get(exec_id: str) -> dict:
 
 
 def inspect(req: Request, id: str):  # noqa: A002
+    from ..engine.exec import session_pid
+
     e = _get(id)
-    return {k: v for k, v in e.items() if not k.startswith("_")}
+    doc = {k: v for k, v in e.items() if not k.startswith("_")}
+    if doc["Running"]:
+        doc["Pid"] = session_pid(id)
+    elif (record := _detached_record(req.engine, e)) is not None:
+        doc["Running"], doc["Pid"] = True, record["Pid"]
+    return doc
+
+
+def _detached_record(eng, e: dict) -> dict | None:
+    """The engine's record of a detached exec while its process runs, else None."""
+    if not e["_detached"]:
+        return None
+    from ..engine.exec import running_exec_records
+
+    return next((r for r in running_exec_records(eng.paths, e["ContainerID"])
+                 if r["ID"] == e["ID"]), None)
 
 
 def resize(req: Request, id: str):  # noqa: A002
+    """The pty of a running exec gets h rows and w columns (Docker's checks in its order:
+    the numbers, the exec, its state); a no-op without a tty, as Docker's."""
+    from ..engine.exec import ExecError, ExecNotRunning, resize_detached, resize_exec
+
+    size = []
+    for key in ("h", "w"):
+        value = req.arg(key) or ""
+        if not (value.isascii() and value.isdigit()) or int(value) > 0xFFFF:
+            raise bad_request(f"invalid {key} {value!r}: a number of rows/columns "
+                              "(0-65535) is expected")
+        size.append(int(value))
     e = _get(id)
     if not e["Running"]:
-        raise conflict(f"exec {id} is not running")
-    # The size is given at start (ConsoleSize); the pty of a running exec is the engine's.
+        record = _detached_record(req.engine, e)
+        if record is None:
+            raise conflict(f"exec {id} is not running")
+        try:
+            if record.get("Tty"):  # its pty is held by a process of its own
+                resize_detached(record, size[0], size[1])
+        except ExecNotRunning:
+            raise conflict(f"exec {id} is not running") from None
+        except ExecError as err:
+            raise ApiError(500, str(err)) from None
+        req.send_empty(200)  # without a tty: nothing to size (Docker's)
+        return
+    try:
+        resize_exec(id, size[0], size[1], expected=lambda: bool(e["Running"]))
+    except ExecNotRunning:
+        raise conflict(f"exec {id} is not running") from None
+    except ExecError as err:
+        raise ApiError(500, str(err)) from None
     req.send_empty(200)
 
 
@@ -85,19 +130,26 @@ def start(req: Request, id: str):  # noqa: A002
     detach = bool(body.get("Detach"))
     tty = bool(body.get("Tty", e["ProcessConfig"]["tty"]))
     with _LOCK:
-        if e["Running"] or e["ExitCode"] is not None:
+        if e["_started"]:
             raise conflict(f"exec {id} has already been started")
-        e["Running"] = True
+        e["Running"] = e["_started"] = True
     pc = e["ProcessConfig"]
     size = body.get("ConsoleSize") or e["_size"]
     xopts = ExecOptions(args=[pc["entrypoint"], *pc["arguments"]], interactive=e["OpenStdin"],
                         tty=tty, detach=detach, env=e["_env"], user=pc["user"] or None,
-                        workdir=e["_workdir"],
+                        workdir=e["_workdir"], exec_id=id,
                         console_size=(int(size[0]), int(size[1])) if size and size[0] else None)
     eng = req.engine
     try:
         if detach:
-            code = exec_in_container(eng, e["ContainerID"], xopts, _null_stdio())
+            e["_detached"] = True
+            null = _null_stdio()
+            try:
+                code = exec_in_container(eng, e["ContainerID"], xopts, null)
+            finally:
+                os.close(null[0])
+            with _LOCK:  # from now on its record says whether it runs
+                e["Running"] = False
             req.send_empty(200)
             return
         sock = req.hijack(RAW if tty else MULTIPLEXED)

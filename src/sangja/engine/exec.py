@@ -22,11 +22,23 @@ subreaper, so the process becomes our child: we wait for it and its exit code is
 (128+N for signal N). Signals we get (INT, TERM, HUP, QUIT, USR1, USR2, ALRM) are
 forwarded to it. A process that cannot start gives Docker's codes: 127 not found, 126
 not runnable, 125 other runtime errors.
+
+Each running exec is a session known to the engine, as Docker's exec instances: a record
+(id of 64 hex digits, container, the process's pid and start time, tty, command) in the
+container's run directory (`Paths.exec_records_dir`) from the moment the process runs
+until it ends, so that `inspect` lists the container's `ExecIDs`. A record outlives a
+killed caller or a detached exec; it counts only while its process (that pid with that
+start time) lives, and a stale one is removed when the records are next read. The pty of
+a running `tty` session is held in this process (`_SESSIONS`), where `resize_exec` sets
+its size (the API's POST /exec/{id}/resize; the kernel sends the process SIGWINCH); that
+of a detached one by a keeper process the record names (`resize_detached`).
 """
 
 from __future__ import annotations
 
+import _thread
 import os
+import stat
 import time
 
 from sangja.records import dataclass, field
@@ -35,6 +47,7 @@ from ..errors import SangjaError
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable
     from signal import _HANDLER  # typeshed's name for what signal.signal returns
 
@@ -62,6 +75,7 @@ class ExecOptions:
     user: str | None = None  # name or uid, [:group or gid], as the container sees them
     workdir: str | None = None
     console_size: tuple[int, int] | None = None  # (rows, columns); None: the caller's terminal's
+    exec_id: str | None = None  # the session's id (64 hex digits); None: a new one
 
 
 def exec_in_container(eng, ref: str, opts: ExecOptions, stdio: tuple[int, int, int] = (0, 1, 2)
@@ -84,18 +98,23 @@ def exec_in_container(eng, ref: str, opts: ExecOptions, stdio: tuple[int, int, i
     size = (opts.console_size or _terminal_size(stdio)) if opts.tty else None
     process = exec_process_spec(eng, row, opts, console_size=size)
     runtime = eng.runtime(row)
-    with _ExecDir(eng.paths.run_dir(cid)) as d:
-        from ..fs import write_atomic
-        from ..jsonio import dumps
+    session = _Session.open(opts.exec_id, eng.paths.exec_records_dir(cid), cid, opts)
+    try:
+        with _ExecDir(eng.paths.run_dir(cid), session) as d:
+            from ..fs import write_atomic
+            from ..jsonio import dumps
 
-        write_atomic(d.process_file, dumps(process), durable=False)
-        argv = runtime.exec_argv(cid, process_file=d.process_file, pid_file=d.pid_file,
-                                 log=d.log, console_socket=d.console_name if opts.tty else None)
-        if opts.detach:
-            return _detached(runtime.name, argv, d, opts.tty)
-        if opts.tty:
-            return _with_terminal(runtime.name, argv, d, opts.interactive, stdio)
-        return _with_pipes(runtime.name, argv, d, opts.interactive, stdio)
+            write_atomic(d.process_file, dumps(process), durable=False)
+            argv = runtime.exec_argv(cid, process_file=d.process_file, pid_file=d.pid_file,
+                                     log=d.log,
+                                     console_socket=d.console_name if opts.tty else None)
+            if opts.detach:
+                return _detached(runtime.name, argv, d, opts.tty)
+            if opts.tty:
+                return _with_terminal(runtime.name, argv, d, opts.interactive, stdio)
+            return _with_pipes(runtime.name, argv, d, opts.interactive, stdio)
+    finally:
+        session.close(keep_record=opts.detach)
 
 
 def exec_captured(eng, row, args: list[str], timeout: float, limit: int
@@ -217,6 +236,252 @@ def exec_process_spec(eng, row, opts: ExecOptions,
     return proc
 
 
+# ---------------------------------------------------------------------------- sessions
+
+
+class ExecNotRunning(ExecError):
+    """No such exec session runs in this process (it ended, or never started here)."""
+
+
+_SESSIONS: dict[str, _Session] = {}  # the running exec sessions of this process, by id
+_COND: threading.Condition | None = None  # guards _SESSIONS and the sessions' terminals
+_COND_MADE = _thread.allocate_lock()  # threading is imported only where sessions run
+
+
+def _cond() -> threading.Condition:
+    global _COND
+    with _COND_MADE:
+        if _COND is None:
+            import threading
+
+            _COND = threading.Condition()
+        return _COND
+
+
+def new_exec_id() -> str:
+    """An exec session's id: 64 hex digits, as Docker's."""
+    return os.urandom(32).hex()
+
+
+def _valid_id(exec_id: str) -> bool:
+    return len(exec_id) == 64 and all(c in "0123456789abcdef" for c in exec_id)
+
+
+class _Session:
+    """One running exec: its record in the container's run directory (written once its
+    process runs) and, with a tty, the pty master we hold for it."""
+
+    def __init__(self, exec_id: str, records: str, cid: str, opts: ExecOptions):
+        self.id, self.records, self.cid, self.opts = exec_id, records, cid, opts
+        self.record = os.path.join(records, exec_id + ".json")
+        self.pid = 0
+        self.master = -1  # the pty master while we relay it; -1 before and after
+        self.ready = False  # resize can be answered: the process runs (and we hold its pty)
+        self.doc: dict = {}  # the record
+
+    @classmethod
+    def open(cls, exec_id: str | None, records: str, cid: str, opts: ExecOptions
+             ) -> _Session:
+        if exec_id is None:
+            exec_id = new_exec_id()
+        elif not _valid_id(exec_id):
+            raise ExecError(f"invalid exec id {exec_id!r}: 64 hex digits are expected")
+        try:
+            os.makedirs(records, 0o700, exist_ok=True)
+        except OSError as e:
+            raise ExecError(f"cannot exec: {records}: {e.strerror}") from None
+        session = cls(exec_id, records, cid, opts)
+        cond = _cond()
+        with cond:
+            if exec_id in _SESSIONS:
+                raise ExecError(f"exec {exec_id} is already running")
+            _SESSIONS[exec_id] = session
+            cond.notify_all()
+        return session
+
+    def running(self, pid: int) -> None:
+        """The process runs as `pid`: record the session."""
+        from ..linux.process import start_time
+
+        self.pid = pid
+        self.doc = {"ID": self.id, "ContainerID": self.cid, "Pid": pid,
+                    "PidStart": start_time(pid), "Tty": self.opts.tty,
+                    "Cmd": list(self.opts.args), "Detached": self.opts.detach,
+                    "Started": time.time(), "Caller": os.getpid()}
+        self._write()
+        if not self.opts.tty:
+            self._set(ready=True)
+
+    def kept_by(self, keeper: int) -> None:
+        """A detached exec's pty master is held by `keeper` (its fd _KEEPER_FD)."""
+        from ..linux.process import start_time
+
+        self.doc["Terminal"] = {"Pid": keeper, "PidStart": start_time(keeper),
+                                "Fd": _KEEPER_FD}
+        self._write()
+
+    def _write(self) -> None:
+        from ..fs import write_atomic
+        from ..jsonio import dumps
+
+        try:
+            write_atomic(self.record, dumps(self.doc), durable=False)
+        except OSError:  # the process runs: it is not stopped for a record's sake
+            pass
+
+    def hold_terminal(self, master: int) -> None:
+        """We relay the pty `master` (-1: no longer)."""
+        self._set(master=master, ready=self.ready or master >= 0)
+
+    def _set(self, **fields) -> None:
+        cond = _cond()
+        with cond:
+            for k, v in fields.items():
+                setattr(self, k, v)
+            cond.notify_all()
+
+    def close(self, keep_record: bool) -> None:
+        """The exec returns: forgotten here; its record goes unless the process (detached)
+        still runs, in which case whoever next reads the records removes it after."""
+        cond = _cond()
+        with cond:
+            _SESSIONS.pop(self.id, None)
+            self.master = -1
+            cond.notify_all()
+        if not (keep_record and self.pid):
+            try:
+                os.unlink(self.record)
+            except OSError:
+                pass
+
+
+def resize_exec(exec_id: str, rows: int, cols: int, timeout: float = 10,
+                expected: Callable[[], bool] | None = None) -> None:
+    """Set the terminal size of the exec session `exec_id` that runs in this process (the
+    kernel sends its process SIGWINCH); nothing for a session without a tty (Docker's).
+    A session that is starting is waited for, up to `timeout` seconds while `expected()`
+    says it is still to come (Docker's wait for the exec to start); ExecNotRunning if
+    none is or comes."""
+    from ..linux.pty import set_winsize
+
+    if not (0 <= rows <= 0xFFFF and 0 <= cols <= 0xFFFF):
+        raise ExecError(f"invalid terminal size {rows}x{cols}")
+    deadline = time.monotonic() + timeout
+    cond = _cond()
+    with cond:
+        while True:
+            session = _SESSIONS.get(exec_id)
+            if session is not None and session.ready:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0 or (session is None and expected is not None and not expected()):
+                raise ExecNotRunning(f"exec {exec_id} is not running")
+            cond.wait(min(left, 0.1))
+        if session.master < 0:
+            return  # no tty, or it ended: nothing to size
+        try:
+            set_winsize(session.master, rows, cols)
+        except OSError as e:
+            raise ExecError(f"cannot resize exec {exec_id}: {e.strerror}") from None
+
+
+def resize_detached(record: dict, rows: int, cols: int) -> None:
+    """Set the terminal size of a detached exec (`-d -t`) from its record (one of
+    running_exec_records): its pty master, copied out of the process that keeps it
+    (pidfd_getfd; that pid with that start time, and the fd must be a pty master).
+    ExecNotRunning when that process is gone."""
+    from ..linux.process import start_time
+    from ..linux.pty import set_winsize
+    from ..linux.syscall import libc
+
+    if not (0 <= rows <= 0xFFFF and 0 <= cols <= 0xFFFF):
+        raise ExecError(f"invalid terminal size {rows}x{cols}")
+    exec_id = record.get("ID")
+    keeper = record.get("Terminal")
+    if not isinstance(keeper, dict) or not isinstance(keeper.get("Pid"), int):
+        raise ExecError(f"exec {exec_id}: no terminal of it is known")
+    try:
+        pidfd = os.pidfd_open(keeper["Pid"])
+    except OSError:
+        raise ExecNotRunning(f"exec {exec_id} is not running") from None
+    try:
+        if start_time(keeper["Pid"]) != keeper.get("PidStart"):  # checked once pinned
+            raise ExecNotRunning(f"exec {exec_id} is not running")
+        master = libc.pidfd_getfd(pidfd, _KEEPER_FD, 0)
+        if master < 0:
+            raise ExecNotRunning(f"exec {exec_id} is not running")
+    finally:
+        os.close(pidfd)
+    try:
+        st = os.fstat(master)
+        if not (stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == 5
+                and os.minor(st.st_rdev) == 2):  # a ptmx, nothing else is sized
+            raise ExecError(f"exec {exec_id}: its terminal keeper holds no pty master")
+        set_winsize(master, rows, cols)
+    except OSError as e:
+        raise ExecError(f"cannot resize exec {exec_id}: {e.strerror}") from None
+    finally:
+        os.close(master)
+
+
+def session_pid(exec_id: str) -> int:
+    """The pid of this process's running exec session `exec_id`; 0 if none."""
+    cond = _cond()
+    with cond:
+        session = _SESSIONS.get(exec_id)
+        return session.pid if session is not None else 0
+
+
+def running_exec_ids(paths, cid: str) -> list[str]:
+    """The ids of the container's running exec sessions (any process's), oldest first."""
+    return [r["ID"] for r in running_exec_records(paths, cid)]
+
+
+def running_exec_records(paths, cid: str) -> list[dict]:
+    """The records of the container's running exec sessions (ID, ContainerID, Pid, Tty,
+    Cmd, Detached, ...), oldest first. A record whose process is gone (its caller was
+    killed, a detached exec ended) is removed, never returned."""
+    from ..jsonio import load_file
+
+    where = paths.exec_records_dir(cid)
+    try:
+        names = os.listdir(where)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        exec_id, _, ext = name.partition(".")
+        if ext != "json" or not _valid_id(exec_id):  # write_atomic's temp files too
+            continue
+        path = os.path.join(where, name)
+        try:
+            record = load_file(path)
+        except (OSError, ValueError):
+            continue  # unreadable: not shown (a rename makes it whole, never half)
+        if isinstance(record, dict) and record.get("ID") == exec_id and _process_lives(record):
+            found.append(record)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    found.sort(key=lambda r: r.get("Started") or 0)
+    return found
+
+
+def _process_lives(record: dict) -> bool:
+    """The record's process still runs: that pid, started then, not a zombie."""
+    from ..linux.process import proc_state, start_time
+
+    pid, started = record.get("Pid"), record.get("PidStart")
+    if not isinstance(pid, int) or pid <= 0 or started is None:
+        return False
+    try:
+        return start_time(pid) == started and proc_state(pid) not in (None, "Z", "X")
+    except (OSError, ValueError):
+        return False
+
+
 # ---------------------------------------------------------------------------- start
 
 
@@ -226,8 +491,9 @@ class _ExecDir:
 
     console_name = "console.sock"  # relative to the runtime's cwd: sun_path is 107 bytes
 
-    def __init__(self, parent: str):
+    def __init__(self, parent: str, session: _Session | None = None):
         self.parent = parent
+        self.session = session  # told the process's pid once it runs
 
     def __enter__(self) -> _ExecDir:
         self.path = os.path.join(self.parent, f"exec-{os.urandom(6).hex()}")
@@ -293,9 +559,12 @@ def _start(name: str, argv: list[str], d: _ExecDir, stdio: tuple[int, int, int])
         raise ExecError(f"{name} exec: {msg}", 126)
     try:
         with open(d.pid_file) as f:
-            return int(f.read().strip())
+            pid = int(f.read().strip())
     except (OSError, ValueError) as e:
         raise ExecError(f"{name} exec: no pid of the process: {e}") from None
+    if d.session is not None:
+        d.session.running(pid)
+    return pid
 
 
 def _devnull() -> int:
@@ -310,7 +579,9 @@ def _detached(name: str, argv: list[str], d: _ExecDir, tty: bool) -> int:
     finally:
         os.close(null)
     if listener is not None:
-        _keep_terminal(_receive_master(name, listener))
+        keeper = _keep_terminal(_receive_master(name, listener))
+        if d.session is not None and keeper:
+            d.session.kept_by(keeper)
     return 0
 
 
@@ -329,15 +600,19 @@ def _receive_master(name: str, listener) -> int:
         conn.close()
 
 
-def _keep_terminal(master: int) -> None:
+def _keep_terminal(master: int) -> int:
     """`-d -t`: nobody reads the pty, but its master must stay open or the process's
-    terminal hangs up. A detached grandchild holds it, discarding the output, until the
-    last process on the terminal closes it."""
+    terminal hangs up. A detached grandchild holds it (as its fd 3, where resize_detached
+    finds it), discarding the output, until the last process on the terminal closes it.
+    Its pid (0 if it could not be told)."""
+    r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         try:
+            os.close(r)
             os.setsid()
-            if os.fork() == 0:
+            keeper = os.fork()
+            if keeper == 0:
                 import fcntl
 
                 from ..linux.process import close_range
@@ -346,7 +621,7 @@ def _keep_terminal(master: int) -> None:
                 null = _devnull()
                 for fd in (0, 1, 2):
                     os.dup2(null, fd)
-                keep = os.dup2(high, 3, inheritable=False)
+                keep = os.dup2(high, _KEEPER_FD, inheritable=False)
                 close_range(4)
                 while True:
                     try:
@@ -356,10 +631,21 @@ def _keep_terminal(master: int) -> None:
                         continue
                     except OSError:
                         break
+            else:
+                os.write(w, str(keeper).encode())
         finally:
             os._exit(0)
+    os.close(w)
     os.close(master)
     os.waitpid(pid, 0)
+    try:
+        told = os.read(r, 32)
+    finally:
+        os.close(r)
+    return int(told) if told.isdigit() else 0
+
+
+_KEEPER_FD = 3  # the pty master's fd in the process that keeps a detached exec's terminal
 
 
 # ---------------------------------------------------------------------------- relays
@@ -480,6 +766,8 @@ def _with_terminal(name: str, argv: list[str], d: _ExecDir, interactive: bool,
         pidfd = child.adopt(pid)
         try:
             master = _receive_master(name, listener)
+            if d.session is not None:
+                d.session.hold_terminal(master)
             child.forward_signals()
             relay = _Relay(pidfd, {master: stdio[1]}, lambda _: _PTY_DRAIN_MAX)
             if interactive:
@@ -493,6 +781,8 @@ def _with_terminal(name: str, argv: list[str], d: _ExecDir, interactive: bool,
         child.close()
         os.close(null)
         if master >= 0:
+            if d.session is not None:
+                d.session.hold_terminal(-1)  # no resize on a closed (or reused) fd number
             os.close(master)
 
 

@@ -132,7 +132,7 @@ def container_document(engine, row) -> dict:
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": None,  # exec sessions are not recorded: Docker's null when there are none
+        "ExecIDs": _exec_ids(paths, row["id"], state["Running"]),
         "HostConfig": host_config(opts),
         "GraphDriver": container_graph_driver(engine, row["id"], image),
         "Mounts": mounts(paths, opts),
@@ -140,6 +140,15 @@ def container_document(engine, row) -> dict:
         "NetworkSettings": network_settings(
             paths.runroot, row["id"], row["name"], opts, state["Running"], exposed),
     }
+
+
+def _exec_ids(paths, cid: str, running: bool) -> list[str] | None:
+    """The running exec sessions' ids; Docker's null when there are none."""
+    if not running:
+        return None
+    from .exec import running_exec_ids
+
+    return running_exec_ids(paths, cid) or None
 
 
 def mounts(paths, opts) -> list[dict]:

@@ -53,6 +53,10 @@ class Paths:
     def attach_socket(self, cid: str) -> str:
         return os.path.join(self.run_dir(cid), "attach")
 
+    def exec_records_dir(self, cid: str) -> str:
+        """One record per running exec session of the container (sangja.engine.exec)."""
+        return os.path.join(self.run_dir(cid), "execs")
+
     def runtime_root(self, runtime_name: str) -> str:
         """State root of an OCI runtime; one per runtime so their ids never collide."""
         if runtime_name == "sangja-runtime":
