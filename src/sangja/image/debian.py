@@ -101,7 +101,10 @@ def find_tool() -> tuple[str, str]:
 def _command(tool: str, exe: str, suite: str, variant: str, include: list[str],
              mirror: str | None, target: str) -> list[str]:
     if tool == "mmdebstrap":
-        cmd = [exe, "--mode=root", "--format=directory", f"--variant={variant}"]
+        # apt retries a fetch that fails (a mirror's hiccup would end the whole bootstrap;
+        # the merged-usr hook's `apt-get update --error-on=any` reads the same options)
+        cmd = [exe, "--mode=root", "--format=directory", f"--variant={variant}",
+               '--aptopt=Acquire::Retries "3"']
         if os.path.isdir(MERGED_USR_HOOK):  # usr-is-merged, not usrmerge (and its perl)
             cmd.append(f"--hook-dir={MERGED_USR_HOOK}")
         if include:
