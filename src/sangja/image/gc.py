@@ -162,10 +162,13 @@ def prune_images(store: ImageStore, *, all_images: bool = False,
 
 
 def prune_build_cache(store: ImageStore, *, all_entries: bool = False,
-                      in_use: Iterable[str] = (), report: GCReport | None = None) -> GCReport:
+                      in_use: Iterable[str] = (), report: GCReport | None = None,
+                      select=None) -> GCReport:
     """`builder prune`: forget the build cache entries whose image nothing else keeps (no
     tag, no container), every entry with ``all_entries`` (then also the RUN --mount
-    cache directories); remove the images only the cache kept, then collect garbage."""
+    cache directories, unless `select` filters); remove the images only the cache kept,
+    then collect garbage. ``select(last_used, labels)``: only the entries it accepts (the
+    prune filters: until= is BuildKit's "unused for")."""
     in_use = set(in_use)
     report = report if report is not None else GCReport()
     with store.lock.exclusive():
@@ -173,6 +176,8 @@ def prune_build_cache(store: ImageStore, *, all_entries: bool = False,
         images = {img.id: img for img in db.images()}
         gone = []
         for entry in db.cache_entries():
+            if select is not None and not select(entry["last_used"] or entry["created"], None):
+                continue
             img = images.get(entry["image_id"])
             if all_entries or img is None or not (img.tags or img.id in in_use):
                 gone.append(entry)
@@ -188,7 +193,7 @@ def prune_build_cache(store: ImageStore, *, all_entries: bool = False,
             except Exception:  # noqa: BLE001 - already gone (two entries, one image)
                 continue
             report.deleted_images.append(img.id)
-        if all_entries:
+        if all_entries and select is None:
             mounts = os.path.join(store.root, CACHE_MOUNTS)
             if os.path.isdir(mounts):
                 for name in sorted(os.listdir(mounts)):
