@@ -337,3 +337,29 @@ def test_api_bad_prune_filters_are_400(client, service, cli):
     assert out == "Total reclaimed space: 0B\n"
     out = service.ok("container", "prune", "-f", "--filter", "until=0s")
     assert out == f"Deleted Containers:\n{a}\n\nTotal reclaimed space: 0B\n"
+
+
+def cache_descriptions(cli) -> str:
+    return cli.ok("system", "df", "-v")
+
+
+def test_builder_prune_keep_storage(cli, tmp_path):
+    """--keep-storage: the least recently used entries go until the cache's own layers
+    fit (each build's big step has 300 kB of random bytes)."""
+    for n in (1, 2):
+        ctx = tmp_path / f"ctx{n}"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nRUN echo z{n}; head -c 300000 "
+                                        f"/dev/urandom > /z\nRUN echo {n} > /n\n")
+        cli.ok("build", "-t", f"localhost/keep-storage:{n}", str(ctx), timeout=120)
+        between()
+    cli.ok("rmi", "localhost/keep-storage:1", "localhost/keep-storage:2")
+    assert "echo z1;" in cache_descriptions(cli) and "echo z2;" in cache_descriptions(cli)
+    assert "Deleted" not in cli.ok("builder", "prune", "-f", "--keep-storage", "10m")
+    out = cli.ok("builder", "prune", "-f", "--keep-storage", "400k")
+    assert out.startswith("Deleted build cache objects:\n")
+    left = cache_descriptions(cli)
+    assert "echo z1;" not in left and "echo z2;" in left
+    assert "invalid size" in cli.fails(125, "builder", "prune", "-f", "--keep-storage", "lots")
+    cli.ok("builder", "prune", "-f", "--filter", "until=0s")
+    assert "echo z2;" not in cache_descriptions(cli)

@@ -327,6 +327,8 @@ def build_prune(req: Request):
 
     store = req.engine.images
     keep = PruneFilter("build", req.filters())
+    keep_bytes = req.int_arg("keep-storage") or None  # Docker: 0 is "no limit"
     report = prune_build_cache(store, all_entries=req.flag("all"),
-                               in_use=images_in_use(store.root), select=keep or None)
+                               in_use=images_in_use(store.root), select=keep or None,
+                               keep_bytes=keep_bytes)
     return {"CachesDeleted": list(report.deleted_cache), "SpaceReclaimed": report.reclaimed}
