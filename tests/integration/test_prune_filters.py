@@ -337,6 +337,15 @@ def test_api_bad_prune_filters_are_400(client, service, cli):
     assert out == "Total reclaimed space: 0B\n"
     out = service.ok("container", "prune", "-f", "--filter", "until=0s")
     assert out == f"Deleted Containers:\n{a}\n\nTotal reclaimed space: 0B\n"
+    # docker system prune calls every prune endpoint with the same filters
+    b = cli.create("--label", "sys=1", "busybox", "true")
+    c = cli.create("busybox", "true")
+    out = service.ok("system", "prune", "-f", "--filter", "label=sys=1")
+    assert f"Deleted Containers:\n{b}\n" in out and c not in out
+    assert containers(cli) == {c}
+    r = service.docker("volume", "prune", "-f", "--filter", "until=1h")
+    assert r.returncode == 1 and "invalid filter 'until'" in r.stderr
+    assert volumes(cli) == {"bad-filter-vol"}
 
 
 def cache_descriptions(cli) -> str:
