@@ -102,8 +102,8 @@ def test_images_filters_and_reference(cli, tmp_path):
         assert out.strip().endswith("Total reclaimed space: 0B")
         cli.ok("image", "prune", "-a", "-f", "--filter", "label=kind=two")
         assert rows("example.com/flt/b") == []
-        assert cli("image", "prune", "-f", "--filter", "reference=x").returncode == 1
-        assert cli("image", "prune", "-f", "--filter", "until=nonsense").returncode == 1
+        assert cli("image", "prune", "-f", "--filter", "reference=x").returncode == 125
+        assert cli("image", "prune", "-f", "--filter", "until=nonsense").returncode == 125
     finally:
         for name in ("example.com/flt/a:1", "example.com/flt/b:2", "example.com/flt/b:latest",
                      "example.com/flt/keep:1"):

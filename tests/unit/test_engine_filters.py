@@ -18,8 +18,45 @@ def test_an_unknown_key_is_dockers_error_and_exit_1():
     with pytest.raises(flt.FilterError, match="^Invalid filter 'foo'$") as e:
         flt.parse(["foo=bar"], flt.PS_KEYS)
     assert e.value.engine_exit_code == 1
-    with pytest.raises(flt.FilterError, match="Invalid filter 'reference'"):
-        flt.parse(["reference=x"], flt.IMAGE_PRUNE_KEYS)
+
+
+def test_prune_filters_refuse_what_the_daemon_refuses_exit_125():
+    with pytest.raises(flt.PruneFilterError, match="^invalid filter 'reference'$") as e:
+        flt.PruneFilter("image", flt.prune_filters(["reference=x"]))
+    assert e.value.engine_exit_code == 125
+    with pytest.raises(flt.PruneFilterError, match="^invalid filter 'until'$"):
+        flt.PruneFilter("volume", {"until": ["1h"]})
+    with pytest.raises(flt.PruneFilterError, match="^invalid filter 'all=maybe'$"):
+        flt.PruneFilter("volume", {"all": ["maybe"]})
+    with pytest.raises(flt.PruneFilterError, match="^more than one until filter"):
+        flt.PruneFilter("container", {"until": ["1h", "2h"]})
+
+
+@pytest.mark.parametrize("filters, created, labels, goes", [
+    ({}, 5.0, {}, True),
+    ({"until": ["10"]}, 9.5, {}, True),
+    ({"until": ["10"]}, 10.0, {}, True),  # Docker keeps only what is created after it
+    ({"until": ["10"]}, 10.5, {}, False),
+    ({"until": ["1970-01-01T00:00:10Z"]}, 10.5, {}, False),
+    ({"until": ["1970-01-01T00:00:10Z"]}, 9.0, {}, True),
+    ({"label": ["a"]}, 0, {"a": ""}, True),
+    ({"label": ["a"]}, 0, {}, False),
+    ({"label": ["a=1", "b"]}, 0, {"a": "1"}, False),  # every label=
+    ({"label": ["a=1"]}, 0, {"a": "2"}, False),
+    ({"label!": ["a"]}, 0, {"a": "x"}, False),
+    ({"label!": ["a=1"]}, 0, {"a": "2"}, True),
+    ({"label!": ["a", "b"]}, 0, {"a": "x"}, True),  # moby: kept only if all label!= match
+    ({"label!": ["a", "b"]}, 0, {"a": "x", "b": "y"}, False),
+])
+def test_prune_filter_decides_as_moby(filters, created, labels, goes):
+    assert flt.PruneFilter("container", filters)(created, labels) is goes
+
+
+def test_prune_until_takes_go_durations():
+    import time
+
+    keep = flt.PruneFilter("network", {"until": ["1h30m"]})
+    assert keep.until is not None and abs(keep.until - (time.time() - 5400)) < 60
 
 
 def test_a_filter_without_a_value_is_refused_like_the_flag_parser():

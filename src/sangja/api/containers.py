@@ -291,10 +291,13 @@ def remove(req: Request, id: str):  # noqa: A002
 
 
 def prune(req: Request):
-    eng = req.engine
-    gone = eng.prune()
+    from ..engine.filters import PruneFilter
+    from ..engine.usage import prune_containers
+
+    keep = PruneFilter("container", req.filters())
+    gone, size = prune_containers(req.engine, keep or None)
     req.service.changes.notify()
-    return {"ContainersDeleted": gone, "SpaceReclaimed": 0}
+    return {"ContainersDeleted": gone, "SpaceReclaimed": size}
 
 
 # ---------------------------------------------------------------------------- wait

@@ -39,7 +39,7 @@ def from_exception(e: BaseException) -> ApiError:
         return ApiError(409, msg)
     cls = type(e).__name__
     if cls in ("InvalidOption", "InvalidReference", "UsageError", "JSONError", "FilterError",
-               "FilterSyntaxError"):
+               "FilterSyntaxError", "PruneFilterError"):
         return ApiError(400, msg)
     if cls in ("ImageInUse",):
         return ApiError(409, msg)

@@ -110,10 +110,13 @@ def remove(req: Request, name: str):
 
 
 def prune(req: Request):
+    from ..engine.filters import PruneFilter
     from ..engine.usage import prune_unused_images
 
-    dangling = req.filters().get("dangling", ["true"])[-1].lower() not in ("false", "0")
-    report = prune_unused_images(req.engine.images, all_images=not dangling)
+    store = req.engine.images
+    keep = PruneFilter("image", req.filters())
+    report = prune_unused_images(store, all_images=keep.dangling is False,
+                                 select=keep.image_selector(store) if keep else None)
     return {"ImagesDeleted": [{"Untagged" if k == "untagged" else "Deleted": v}
                               for k, v in report.events],
             "SpaceReclaimed": report.reclaimed}
@@ -460,10 +463,14 @@ class _Bytes:
 
 
 def build_prune(req: Request):
+    from ..engine.filters import PruneFilter
     from ..engine.usage import images_in_use
     from ..image.gc import prune_build_cache
 
     store = req.engine.images
+    keep = PruneFilter("build", req.filters())
+    keep_bytes = req.int_arg("keep-storage") or None  # Docker: 0 is "no limit"
     report = prune_build_cache(store, all_entries=req.flag("all"),
-                               in_use=images_in_use(store.root))
+                               in_use=images_in_use(store.root), select=keep or None,
+                               keep_bytes=keep_bytes)
     return {"CachesDeleted": list(report.deleted_cache), "SpaceReclaimed": report.reclaimed}

@@ -106,9 +106,11 @@ def remove(req: Request, id: str):  # noqa: A002
 
 
 def prune(req: Request):
+    from ..engine.filters import PruneFilter
     from ..engine.networking import prune_networks
 
-    return {"NetworksDeleted": prune_networks(req.engine)}
+    keep = PruneFilter("network", req.filters())
+    return {"NetworksDeleted": prune_networks(req.engine, keep or None)}
 
 
 def _primary(req: Request, net_ref: str, ref: str):

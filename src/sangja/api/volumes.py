@@ -73,9 +73,13 @@ def remove(req: Request, name: str):
 
 
 def prune(req: Request):
+    from ..engine.filters import PruneFilter
     from ..engine.volumes import prune_volumes
 
     eng = req.engine
-    all_volumes = req.filters().get("all", ["false"])[-1].lower() in ("true", "1")
-    gone, size = prune_volumes(eng.db, eng.paths, anonymous_only=not all_volumes)
+    keep = PruneFilter("volume", req.filters())
+    # API < 1.42 pruned every unused volume, as all=true does now (Docker keeps that)
+    every = keep.all if keep.all is not None else not req.at_least("1.42")
+    gone, size = prune_volumes(eng.db, eng.paths, anonymous_only=not every,
+                               select=keep or None)
     return {"VolumesDeleted": gone, "SpaceReclaimed": size}

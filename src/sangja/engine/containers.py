@@ -784,10 +784,14 @@ class Engine(EngineView):
                     pass  # another container still uses it
         return cid
 
-    def prune(self) -> list[str]:
+    def prune(self, select=None) -> list[str]:
+        """Remove the stopped containers (those `select(created, labels)` accepts: the
+        prune filters, sangja.engine.filters.PruneFilter); their ids."""
         gone = []
         for row in self.db.all():
             if live_state(row) in (EXITED, CREATED) and row["state"] != REMOVING:
+                if select is not None and not select(row["created"], self.options(row).labels):
+                    continue
                 try:
                     self.remove(row["id"], volumes=False)
                     gone.append(row["id"])

@@ -1,7 +1,7 @@
-"""Docker's `--filter KEY=VALUE` for `ps`, `images` and `image prune`: which keys each
+"""Docker's `--filter KEY=VALUE` for `ps`, `images` and every `prune`: which keys each
 command knows, Docker's errors for the ones it does not (exit 1, or 125 for a filter that
-is not KEY=VALUE), and the tests each key makes. The CLI parses the flags and prints; the
-deciding is here."""
+is not KEY=VALUE or a prune filter the daemon refuses), and the tests each key makes. The
+CLI and the API parse and print; the deciding is here."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ PS_KEYS = frozenset({"id", "name", "label", "status", "exited", "ancestor", "bef
                      "volume", "network", "publish", "expose", "health", "isolation",
                      "is-task"})
 IMAGES_KEYS = frozenset({"dangling", "label", "before", "since", "reference", "until"})
-IMAGE_PRUNE_KEYS = frozenset({"label", "label!", "until", "dangling"})
+# What Docker's daemon accepts in each prune (moby daemon/prune.go, volumes/service: a
+# volume has no until=; build cache entries have no labels: label= spares them all).
+PRUNE_KEYS = {
+    "container": frozenset({"label", "label!", "until"}),
+    "network": frozenset({"label", "label!", "until"}),
+    "volume": frozenset({"label", "label!", "all"}),
+    "image": frozenset({"label", "label!", "until", "dangling"}),
+    "build": frozenset({"label", "label!", "until"}),
+}
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 HEALTH = ("starting", "healthy", "unhealthy", "none")
 
@@ -41,6 +49,12 @@ def parse(values: list[str], keys: frozenset[str]) -> dict[str, list[str]]:
             raise FilterError(f"Invalid filter '{key}'")
         out.setdefault(key, []).append(val)
     return out
+
+
+class PruneFilterError(SangjaError):
+    """A prune filter Docker's daemon refuses (its wording): exit 125, HTTP 400."""
+
+    engine_exit_code = 125
 
 
 def match_labels(labels: dict[str, str], wanted: list[str]) -> bool:
@@ -251,7 +265,7 @@ def timestamp(value: str) -> float:
 
 
 class ImageFilter:
-    """`images --filter` and `image prune --filter` over ImageStore.images() rows."""
+    """`images --filter` over ImageStore.images() rows."""
 
     def __init__(self, store, filters: dict[str, list[str]]):
         from ..image.db import ImageNotFound
@@ -278,17 +292,10 @@ class ImageFilter:
             self.labels[image_id] = config.get("Labels") or {}
         return self.labels[image_id]
 
-    def matches_image(self, img) -> bool:
-        """For `image prune`: until=, label=, label!= on an Image record."""
-        row = {"id": img.id, "created": img.created, "repository": "<none>", "tag": "<none>"}
-        if img.tags:
-            row["repository"] = "-"  # tagged: not dangling (prune decides that itself)
-        return self(row, dangling=False)
-
-    def __call__(self, row: dict, dangling: bool = True) -> bool:
+    def __call__(self, row: dict) -> bool:
         f = self.f
         untagged = row["repository"] == "<none>"
-        if dangling and self.dangling is not None and untagged != self.dangling:
+        if self.dangling is not None and untagged != self.dangling:
             return False
         if "reference" in f and not any(reference_matches(p, row["repository"], row["tag"])
                                         for p in f["reference"]):
@@ -302,9 +309,6 @@ class ImageFilter:
             return False
         if "label" in f and not match_labels(self.image_labels(row["id"]), f["label"]):
             return False
-        if "label!" in f and any(match_labels(self.image_labels(row["id"]), [v])
-                                 for v in f["label!"]):
-            return False
         return True
 
 
@@ -315,3 +319,82 @@ def _created(value) -> float:
     from ..humanize import parse_time
 
     return parse_time(value) or 0.0
+
+
+# ---------------------------------------------------------------------------- prune
+
+
+def prune_filters(values: list[str]) -> dict[str, list[str]]:
+    """The CLI's `--filter KEY=VALUE` flags of a prune -> {key: [value, ...]}; which keys a
+    prune accepts is PruneFilter's to say (the daemon's, in Docker)."""
+    out: dict[str, list[str]] = {}
+    for v in values:
+        key, eq, val = v.partition("=")
+        if not eq:
+            raise FilterSyntaxError(f'invalid argument "{v}" for "--filter" flag: bad '
+                                    "format of filter (expected name=value)")
+        out.setdefault(key.strip().lower(), []).append(val)
+    return out
+
+
+def _prune_bool(key: str, values: list[str]) -> bool:
+    for v in values:
+        if v.lower() not in ("true", "false", "1", "0"):
+            raise PruneFilterError(f"invalid filter '{key}={v}'")
+    return values[-1].lower() in ("true", "1")
+
+
+class PruneFilter:
+    """Docker's prune filters, for every kind of object (`kind`: a PRUNE_KEYS key): an
+    object goes only when it was created before until= (a Unix time, an RFC 3339 date or
+    a Go duration before now), has every label= (KEY or KEY=VALUE), and does not match all
+    of the label!= ones (moby's matchLabels). `all` (volumes) and `dangling` (images) are
+    read here and acted on by their prune. Built from the CLI's flags (prune_filters) or
+    the API's `filters`; refuses what the daemon refuses, before anything is removed."""
+
+    def __init__(self, kind: str, filters: dict[str, list[str]] | None = None):
+        filters = {k: v for k, v in (filters or {}).items() if v}
+        for key in filters:
+            if key not in PRUNE_KEYS[kind]:
+                raise PruneFilterError(f"invalid filter '{key}'")
+        self.kind = kind
+        self.labels = filters.get("label", [])
+        self.not_labels = filters.get("label!", [])
+        self.until: float | None = None
+        if "until" in filters:
+            if len(filters["until"]) > 1:
+                raise PruneFilterError("more than one until filter specified")
+            try:
+                self.until = timestamp(filters["until"][0])
+            except FilterError as e:
+                raise PruneFilterError(str(e)) from None
+        self.all = _prune_bool("all", filters["all"]) if "all" in filters else None
+        self.dangling = _prune_bool("dangling", filters["dangling"]) \
+            if "dangling" in filters else None
+        self.given = {k: list(v) for k, v in filters.items()}
+
+    def __bool__(self) -> bool:
+        """Whether it filters anything (all=/dangling= only choose what prune considers)."""
+        return bool(self.labels or self.not_labels or self.until is not None)
+
+    def __call__(self, created: float, labels: dict[str, str] | None) -> bool:
+        """Whether an object created at `created` (Unix time) with `labels` may go."""
+        labels = labels or {}
+        if self.until is not None and created > self.until:
+            return False
+        if self.labels and not match_labels(labels, self.labels):
+            return False
+        if self.not_labels and match_labels(labels, self.not_labels):
+            return False
+        return True
+
+    def image_selector(self, store):
+        """For sangja.image.gc.prune_images: an Image record -> may it go (its creation
+        time and its config's labels)."""
+        def select(img) -> bool:
+            labels = None
+            if self.labels or self.not_labels:
+                labels = (store.config(img.id).get("config") or {}).get("Labels")
+            return self(_created(img.created), labels)
+
+        return select

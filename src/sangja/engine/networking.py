@@ -275,10 +275,11 @@ def disconnect(engine, net_ref: str, ref: str) -> None:
     network_event(engine, "disconnect", net, row["id"])
 
 
-def prune_networks(engine) -> list[str]:
+def prune_networks(engine, select=None) -> list[str]:
     """`network prune` (and `system prune`): remove the user networks no container names
-    or holds an address on, and take down the default network's bridge while no container
-    is on it (it stays defined). Returns the names removed."""
+    or holds an address on (those `select(created, labels)` accepts: the prune filters,
+    sangja.engine.filters.PruneFilter), and take down the default network's bridge while
+    no container is on it (it stays defined). Returns the names removed."""
     if not os.path.exists(os.path.join(engine.paths.root, "networks.db")):
         return []
     from ..network.config import DEFAULT_NETWORK
@@ -295,6 +296,8 @@ def prune_networks(engine) -> list[str]:
         others = [n for n in nets if n["id"] != net["id"] and n["name"] not in gone]
         if net["name"] == DEFAULT_NETWORK:
             idle(root, runroot, net, others)
+            continue
+        if select is not None and not select(net["created"], net.get("labels") or {}):
             continue
         if network_users(engine, net):
             continue

@@ -1,4 +1,5 @@
-"""What the engine's objects (containers, volumes) use, for the image store's prune and df.
+"""What the engine's objects (containers, volumes) use, for the image store's prune and df,
+and the containers' prune with its reclaimed bytes.
 
 The image side (``sangja.image.gc``, ``image prune``, ``system df``/``prune``) asks only these
 functions about containers and volumes. They fail closed: a store without a container
@@ -143,31 +144,17 @@ def volumes_usage(root: str) -> list[dict]:
                  "size": _tree_size(paths.volume_data(r["name"]))} for r in db.volumes()]
 
 
-def prune_containers(root: str, runroot: str | None = None) -> tuple[list[str], int]:
-    """`system prune`: remove every stopped container; return (their ids, bytes of their
-    writable layers). Runs before the images are pruned."""
-    if not _has_containers_db(root):
-        return [], 0
+def prune_containers(eng, select=None) -> tuple[list[str], int]:
+    """`container prune` and `system prune`: remove the stopped containers `select`
+    accepts (sangja.engine.filters.PruneFilter; all without one); return (their ids, bytes
+    of their writable layers, Docker's SpaceReclaimed). `system prune` runs it before the
+    images are pruned."""
     from .status import CREATED, EXITED, live_state
 
-    with _engine(root, runroot) as eng:
-        sizes = {r["id"]: _upper_size(eng, r["id"])
-                 for r in eng.db.all() if live_state(r) in (EXITED, CREATED)}
-        gone = eng.prune()
+    sizes = {r["id"]: _upper_size(eng, r["id"])
+             for r in eng.db.all() if live_state(r) in (EXITED, CREATED)}
+    gone = eng.prune(select)
     return gone, sum(sizes.get(c, 0) for c in gone)
-
-
-def prune_volumes(root: str, all_volumes: bool = False) -> tuple[list[str], int]:
-    """`system prune --volumes`: remove unused anonymous volumes (every unused volume with
-    `all_volumes`); return (their names, bytes reclaimed)."""
-    if not _has_containers_db(root):
-        return [], 0
-    from .paths import Paths
-    from .records import open_db
-    from .volumes import prune_volumes as prune
-
-    with open_db(root) as db:
-        return prune(db, Paths(root, "/run/sangja"), anonymous_only=not all_volumes)
 
 
 def remove_image(store, name: str, *, force: bool = False) -> list[str]:

@@ -151,13 +151,24 @@ def tree_size(path: str) -> int:
         os.close(fd)
 
 
-def prune_volumes(db: ContainerDB, paths, *, anonymous_only: bool = True) -> tuple[list[str], int]:
-    """Remove volumes no container uses (only anonymous ones unless told, as Docker 23+)."""
+def _labels(row) -> dict[str, str]:
+    from ..jsonio import loads
+
+    return loads(row["labels"]) or {}
+
+
+def prune_volumes(db: ContainerDB, paths, *, anonymous_only: bool = True,
+                  select=None) -> tuple[list[str], int]:
+    """`volume prune` and `system prune --volumes`: remove volumes no container uses (only
+    anonymous ones unless told, as Docker 23+; only those `select(created, labels)`
+    accepts: sangja.engine.filters.PruneFilter). Returns (names, bytes reclaimed)."""
     from .records import VolumeInUse
 
     gone, size = [], 0
     for row in db.volumes():
         if anonymous_only and not row["anonymous"]:
+            continue
+        if select is not None and not select(row["created"], _labels(row)):
             continue
         if db.volume_users(row["name"]):
             continue

@@ -162,20 +162,30 @@ def prune_images(store: ImageStore, *, all_images: bool = False,
 
 
 def prune_build_cache(store: ImageStore, *, all_entries: bool = False,
-                      in_use: Iterable[str] = (), report: GCReport | None = None) -> GCReport:
+                      in_use: Iterable[str] = (), report: GCReport | None = None,
+                      select=None, keep_bytes: int | None = None) -> GCReport:
     """`builder prune`: forget the build cache entries whose image nothing else keeps (no
     tag, no container), every entry with ``all_entries`` (then also the RUN --mount
-    cache directories); remove the images only the cache kept, then collect garbage."""
+    cache directories, unless `select` or `keep_bytes` limit it); remove the images only
+    the cache kept, then collect garbage. ``select(last_used, labels)``: only the entries
+    it accepts (the prune filters: until= is BuildKit's "unused for"). ``keep_bytes``
+    (--keep-storage): the least recently used go first, only while the cache's layers
+    take more than that."""
     in_use = set(in_use)
     report = report if report is not None else GCReport()
     with store.lock.exclusive():
         db = store.db
         images = {img.id: img for img in db.images()}
+        entries = db.cache_entries()
         gone = []
-        for entry in db.cache_entries():
+        for entry in entries:
+            if select is not None and not select(entry["last_used"] or entry["created"], None):
+                continue
             img = images.get(entry["image_id"])
             if all_entries or img is None or not (img.tags or img.id in in_use):
                 gone.append(entry)
+        if keep_bytes is not None:
+            gone = _over_keep(store, images, entries, gone, in_use, keep_bytes)
         db.cache_remove(e["key"] for e in gone)
         report.deleted_cache.extend(e["key"] for e in gone)
         still = db.cached_images()
@@ -188,7 +198,7 @@ def prune_build_cache(store: ImageStore, *, all_entries: bool = False,
             except Exception:  # noqa: BLE001 - already gone (two entries, one image)
                 continue
             report.deleted_images.append(img.id)
-        if all_entries:
+        if all_entries and select is None and keep_bytes is None:
             mounts = os.path.join(store.root, CACHE_MOUNTS)
             if os.path.isdir(mounts):
                 for name in sorted(os.listdir(mounts)):
@@ -201,6 +211,36 @@ def prune_build_cache(store: ImageStore, *, all_entries: bool = False,
                 os.unlink(digests)
         collect(store, report)
     return report
+
+
+def _over_keep(store: ImageStore, images: dict, entries: list[dict], candidates: list[dict],
+               in_use: set[str], keep_bytes: int) -> list[dict]:
+    """Of `candidates`, least recently used first, those to remove until the cache's own
+    layers (those of images only cache entries keep) take at most `keep_bytes`."""
+    ever = {e["image_id"] for e in entries}
+    sizes: dict[str, list] = {}
+
+    def cache_bytes(kept_entries: list[dict]) -> int:
+        cached = {e["image_id"] for e in kept_entries}
+        own: dict[str, int] = {}
+        kept: set[str] = set()
+        for img in images.values():
+            if img.tags or img.id in in_use or img.id not in ever:
+                kept.update(img.layers)
+            elif img.id in cached:
+                if img.id not in sizes:
+                    sizes[img.id] = store.layer_sizes(img)
+                own.update((d, n or 0) for d, n in zip(img.layers, sizes[img.id], strict=True))
+        return sum(n for d, n in own.items() if d not in kept)
+
+    remaining = list(entries)
+    gone = []
+    for entry in sorted(candidates, key=lambda e: (e["last_used"] or e["created"], e["key"])):
+        if cache_bytes(remaining) <= keep_bytes:
+            break
+        gone.append(entry)
+        remaining = [e for e in remaining if e["key"] != entry["key"]]
+    return gone
 
 
 def build_cache_usage(store: ImageStore, in_use: Iterable[str] = ()) -> dict[str, Any]:

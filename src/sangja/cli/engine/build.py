@@ -136,19 +136,32 @@ def cmd_build(opts: Globals, args: list[str]) -> int:
 
 BUILDER_PRUNE = Command("[OPTIONS]", "Remove build cache", [
     Flag("-a,--all", help="Remove all unused build cache, not just dangling ones"),
+    Flag("--filter", "multi", 'Provide filter values (e.g. "until=24h")', meta="filter"),
     Flag("-f,--force", help="Do not prompt for confirmation"),
+    Flag("--keep-storage", "value", "Amount of disk space to keep for cache", meta="bytes"),
 ])
 
 
 def cmd_builder_prune(opts: Globals, args: list[str]) -> int:
     flags, rest = BUILDER_PRUNE.parse(args)
     if rest:
-        raise UsageError(f"usage: {PROG} builder prune [-a] [-f]")
-    from .image_tools import confirm, human_size4
+        raise UsageError(f"usage: {PROG} builder prune [-a] [-f] [--filter until=T]")
+    from ...engine.filters import PruneFilter, prune_filters
+    from .image_tools import CONTINUE, confirm, human_size4
 
+    keep = PruneFilter("build", prune_filters(flags["filter"]))
+    keep_bytes = None
+    if flags["keep_storage"] is not None:
+        from ...engine.units import ram_in_bytes
+
+        try:
+            keep_bytes = ram_in_bytes(flags["keep_storage"]) or None  # 0: no limit
+        except ValueError as e:
+            raise UsageError(f'invalid argument "{flags["keep_storage"]}" for '
+                             f'"--keep-storage" flag: {e}') from None
     if not flags["force"]:
-        what = "all build cache" if flags["all"] else "unused build cache"
-        if not confirm(f"WARNING! This will remove {what}."):
+        what = "all build cache" if flags["all"] else "all dangling build cache"
+        if not confirm(f"WARNING! This will remove {what}.", " " + CONTINUE):
             return 0
     from ...engine.usage import images_in_use
     from ...image.gc import prune_build_cache
@@ -156,7 +169,8 @@ def cmd_builder_prune(opts: Globals, args: list[str]) -> int:
 
     with open_store(opts) as store:
         report = prune_build_cache(store, all_entries=flags["all"],
-                                   in_use=images_in_use(store.root))
+                                   in_use=images_in_use(store.root), select=keep or None,
+                                   keep_bytes=keep_bytes)
     if report.deleted_cache:
         print("Deleted build cache objects:")
         for key in report.deleted_cache:

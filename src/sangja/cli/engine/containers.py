@@ -461,7 +461,7 @@ def cmd_cleanup(opts: Globals, args: list[str]) -> int:
 
 
 CONTAINER_PRUNE = Command("[OPTIONS]", "Remove all stopped containers", [
-    Flag("--filter", "multi", "Provide filter values (not supported yet: refused)",
+    Flag("--filter", "multi", 'Provide filter values (e.g. "until=<timestamp>")',
          meta="filter"),
     Flag("-f,--force", help="Do not prompt for confirmation"),
 ])
@@ -470,16 +470,18 @@ CONTAINER_PRUNE = Command("[OPTIONS]", "Remove all stopped containers", [
 def cmd_container_prune(opts: Globals, args: list[str]) -> int:
     flags, rest = CONTAINER_PRUNE.parse(args)
     if rest:
-        raise UsageError(f"usage: {PROG} container prune [-f]")
-    if flags["filter"]:
-        raise UsageError("container prune --filter is not supported yet")
+        raise UsageError(f"usage: {PROG} container prune [-f] [--filter until=T|label=K[=V]]")
+    from ...engine.filters import PruneFilter, prune_filters
+    from ...engine.usage import prune_containers
+    from .image_tools import confirm, human_size4, print_deleted
+
+    keep = PruneFilter("container", prune_filters(flags["filter"]))
+    if not flags["force"] and not confirm("WARNING! This will remove all stopped containers."):
+        return 0
     with _engine(opts) as eng:
-        gone = eng.prune()
-    print("Deleted Containers:")
-    for cid in gone:
-        print(cid)
-    print()
-    print("Total reclaimed space: 0B" if not gone else f"Total: {len(gone)} containers")
+        gone, size = prune_containers(eng, keep or None)
+    print_deleted("Deleted Containers:", [("", c) for c in gone])
+    print(f"Total reclaimed space: {human_size4(size)}")
     return 0
 
 

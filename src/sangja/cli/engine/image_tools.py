@@ -20,14 +20,18 @@ def ellipsis(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def confirm(warning: str) -> bool:
-    """Docker's prompt: the warning, then `Are you sure you want to continue? [y/N]`."""
-    sys.stdout.write(f"{warning}\nAre you sure you want to continue? [y/N] ")
+CONTINUE = "Are you sure you want to continue?"
+
+
+def confirm(warning: str, question: str = "\n" + CONTINUE) -> bool:
+    """Docker's prompt.Confirm: the warning and the question, then ` [y/N] `; one line
+    of stdin, and only "y" or "Y" (spaces around allowed) says yes."""
+    sys.stdout.write(f"{warning}{question} [y/N] ")
     sys.stdout.flush()
     answer = sys.stdin.readline()
     if not answer.endswith("\n"):
         sys.stdout.write("\n")
-    return answer.strip().lower() in ("y", "yes")
+    return answer.strip().lower() == "y"
 
 
 def print_deleted(title: str, events: list[tuple[str, str]]) -> None:
@@ -149,11 +153,11 @@ def cmd_image_prune(opts: Globals, args: list[str]) -> int:
     flags, rest = IMAGE_PRUNE.parse(args)
     if rest:
         raise UsageError("usage: sangja image prune [-a] [-f] [--filter until=T|label=K[=V]]")
-    from ...engine import filters as flt
+    from ...engine.filters import PruneFilter, prune_filters
 
-    wanted = flt.parse(flags["filter"], flt.IMAGE_PRUNE_KEYS)
-    if "dangling" in wanted:  # Docker: dangling=false is -a
-        flags["all"] = flags["all"] or not flt.parse_bool("dangling", wanted.pop("dangling"))
+    keep = PruneFilter("image", prune_filters(flags["filter"]))
+    if keep.dangling is False:  # Docker: dangling=false is -a
+        flags["all"] = True
     if not flags["force"]:
         what = ("all images without at least one container associated to them"
                 if flags["all"] else "all dangling images")
@@ -162,7 +166,7 @@ def cmd_image_prune(opts: Globals, args: list[str]) -> int:
     from ...engine.usage import prune_unused_images
 
     with open_store(opts) as store:
-        select = flt.ImageFilter(store, wanted).matches_image if wanted else None
+        select = keep.image_selector(store) if keep else None
         report = prune_unused_images(store, all_images=flags["all"], select=select)
     print_deleted("Deleted Images:", report.events)
     print(f"Total reclaimed space: {human_size4(report.reclaimed)}")

@@ -216,7 +216,7 @@ def cmd_network_rm(opts: Globals, args: list[str]) -> int:
 
 
 NETWORK_PRUNE = Command("[OPTIONS]", "Remove all unused networks", [
-    Flag("--filter", "multi", "Provide filter values (not supported yet: refused)",
+    Flag("--filter", "multi", 'Provide filter values (e.g. "until=<timestamp>")',
          meta="filter"),
     Flag("-f,--force", help="Do not prompt for confirmation"),
 ])
@@ -225,17 +225,18 @@ NETWORK_PRUNE = Command("[OPTIONS]", "Remove all unused networks", [
 def cmd_network_prune(opts: Globals, args: list[str]) -> int:
     flags, rest = NETWORK_PRUNE.parse(args)
     if rest:
-        raise UsageError(f"usage: {PROG} network prune [-f]")
-    if flags["filter"]:
-        raise UsageError("network prune --filter is not supported yet")
+        raise UsageError(f"usage: {PROG} network prune [-f] [--filter until=T|label=K[=V]]")
+    from ...engine.filters import PruneFilter, prune_filters
     from ...engine.networking import prune_networks
+    from .image_tools import confirm, print_deleted
 
+    keep = PruneFilter("network", prune_filters(flags["filter"]))
+    if not flags["force"] and not confirm("WARNING! This will remove all custom networks not "
+                                          "used by at least one container."):
+        return 0
     with _engine(opts) as eng:
-        gone = prune_networks(eng)
-    if gone:
-        print("Deleted Networks:")
-        for n in gone:
-            print(n)
+        gone = prune_networks(eng, keep or None)
+    print_deleted("Deleted Networks:", [("", n) for n in gone])
     return 0
 
 

@@ -251,6 +251,8 @@ def cmd_df(opts: Globals, args: list[str]) -> int:
 
 SYSTEM_PRUNE = Command("[OPTIONS]", "Remove unused data", [
     Flag("-a,--all", help="Remove all unused images not just dangling ones"),
+    Flag("--filter", "multi", 'Provide filter values (e.g. "label=<key>=<value>")',
+         meta="filter"),
     Flag("-f,--force", help="Do not prompt for confirmation"),
     Flag("--volumes", help="Prune anonymous volumes"),
 ])
@@ -259,38 +261,45 @@ SYSTEM_PRUNE = Command("[OPTIONS]", "Remove unused data", [
 def cmd_system_prune(opts: Globals, args: list[str]) -> int:
     flags, rest = SYSTEM_PRUNE.parse(args)
     if rest:
-        raise UsageError("usage: sangja system prune [-a] [-f] [--volumes]")
+        raise UsageError("usage: sangja system prune [-a] [-f] [--volumes] [--filter K=V]")
+    from ...engine.filters import PruneFilter, PruneFilterError, prune_filters
     from .image_tools import confirm, human_size4, print_deleted
 
-    if not flags["force"]:
-        items = ["all stopped containers", "all networks not used by at least one container"]
-        if flags["volumes"]:
-            items.append("all anonymous volumes not used by at least one container")
-        items.append("all images without at least one container associated to them"
-                     if flags["all"] else "all dangling images")
-        items.append("all build cache" if flags["all"] else "unused build cache")
-        warning = "WARNING! This will remove:\n" + "".join(f"  - {i}\n" for i in items)
-        if not confirm(warning):
-            return 0
-    from ...engine.usage import images_in_use
+    given = prune_filters(flags["filter"])
+    if flags["volumes"] and "until" in given:  # Docker's CLI refuses it so
+        raise PruneFilterError('ERROR: The "until" filter is not supported with "--volumes"')
+    # every pruner's filter, checked before anything is asked or removed
+    keep = {kind: PruneFilter(kind, given) for kind in ("container", "network", "image",
+                                                        "build")}
+    if flags["volumes"]:
+        keep["volume"] = PruneFilter("volume", given)
+    if not flags["force"] and not confirm(_system_prune_warning(flags, given)):
+        return 0
+    from ...engine.containers import Engine
+    from ...engine.networking import prune_networks
+    from ...engine.usage import images_in_use, prune_containers
+    from ...engine.volumes import prune_volumes
     from ...image.gc import prune_build_cache, prune_images
     from .common import store as open_store
 
-    reclaimed = 0
-    with open_store(opts) as store:
-        with store.lock.exclusive():
-            containers, volumes, engine_bytes = prune_engine_objects(
-                store.root, opts.run_root, volumes=flags["volumes"])
+    volumes: list[str] = []
+    with open_store(opts) as store, Engine(opts.storage_root, opts.run_root) as eng:
+        with store.lock.exclusive():  # containers, then what they no longer hold
+            containers, reclaimed = prune_containers(eng, keep["container"] or None)
+            if flags["volumes"]:
+                volumes, vol_bytes = prune_volumes(
+                    eng.db, eng.paths, anonymous_only=not keep["volume"].all,
+                    select=keep["volume"] or None)
+                reclaimed += vol_bytes
             report = prune_images(store, all_images=flags["all"],
-                                  in_use=images_in_use(store.root))
+                                  in_use=images_in_use(store.root),
+                                  select=keep["image"].image_selector(store)
+                                  if keep["image"] else None)
             cache = prune_build_cache(store, all_entries=flags["all"],
-                                      in_use=images_in_use(store.root))
-    reclaimed = engine_bytes + report.reclaimed + cache.reclaimed
-    from ...engine.containers import Engine
-    from ...engine.networking import prune_networks
-
-    with Engine(opts.storage_root, opts.run_root) as eng:
-        networks = prune_networks(eng)
+                                      in_use=images_in_use(store.root),
+                                      select=keep["build"] or None)
+        networks = prune_networks(eng, keep["network"] or None)
+    reclaimed += report.reclaimed + cache.reclaimed
     print_deleted("Deleted Containers:", [("", c) for c in containers])
     print_deleted("Deleted Networks:", [("", n) for n in networks])
     print_deleted("Deleted Volumes:", [("", v) for v in volumes])
@@ -304,19 +313,21 @@ def cmd_system_prune(opts: Globals, args: list[str]) -> int:
     return 0
 
 
-def prune_engine_objects(root: str, runroot: str, *, volumes: bool
-                         ) -> tuple[list[str], list[str], int]:
-    """The engine's part of `system prune`, before the images: stopped containers, then
-    (with --volumes) unused volumes. Returns (container ids, volume names, bytes). The
-    engine implements the hooks in ``sangja.engine.usage``."""
-    from ...engine.usage import prune_containers, prune_volumes
-
-    ids, reclaimed = prune_containers(root, runroot)
-    names: list[str] = []
-    if volumes:
-        names, vol_bytes = prune_volumes(root)
-        reclaimed += vol_bytes
-    return ids, names, reclaimed
+def _system_prune_warning(flags: dict, given: dict[str, list[str]]) -> str:
+    """Docker's confirmation template for `system prune`: what goes, and the label/until
+    filters that choose it."""
+    items = ["all stopped containers", "all networks not used by at least one container"]
+    if flags["volumes"]:
+        items.append("all anonymous volumes not used by at least one container")
+    items.append("all images without at least one container associated to them"
+                 if flags["all"] else "all dangling images")
+    items.append("all build cache" if flags["all"] else "unused build cache")
+    text = "WARNING! This will remove:" + "".join(f"\n  - {i}" for i in items) + "\n"
+    shown = sorted(f"{k}={v}" for k in ("label", "label!", "until") for v in given.get(k, []))
+    if shown:
+        text += "\n  Items to be pruned will be filtered with:" + "".join(
+            f"\n  - {f}" for f in shown) + "\n"
+    return text
 
 
 # ---------------------------------------------------------------------------- system check

@@ -178,8 +178,7 @@ def cmd_volume_rm(opts: Globals, args: list[str]) -> int:
 
 VOLUME_PRUNE = Command("[OPTIONS]", "Remove unused local volumes", [
     Flag("-a,--all", help="Remove all unused volumes, not just anonymous ones"),
-    Flag("--filter", "multi", "Provide filter values (not supported yet: refused)",
-         meta="filter"),
+    Flag("--filter", "multi", 'Provide filter values (e.g. "label=<label>")', meta="filter"),
     Flag("-f,--force", help="Do not prompt for confirmation"),
 ])
 
@@ -187,19 +186,24 @@ VOLUME_PRUNE = Command("[OPTIONS]", "Remove unused local volumes", [
 def cmd_volume_prune(opts: Globals, args: list[str]) -> int:
     flags, rest = VOLUME_PRUNE.parse(args)
     if rest:
-        raise UsageError(f"usage: {PROG} volume prune [-a] [-f]")
-    if flags["filter"]:
-        raise UsageError("volume prune --filter is not supported yet")
+        raise UsageError(f"usage: {PROG} volume prune [-a] [-f] [--filter label=K[=V]]")
+    from ...engine.filters import PruneFilter, PruneFilterError, prune_filters
     from ...engine.volumes import prune_volumes
+    from .image_tools import confirm, human_size4, print_deleted
 
+    keep = PruneFilter("volume", prune_filters(flags["filter"]))
+    if flags["all"] and keep.all is not None:
+        raise PruneFilterError("conflicting options: cannot specify both --all and --filter "
+                               "all=1")
+    every = flags["all"] or bool(keep.all)
+    if not flags["force"] and not confirm(
+            "WARNING! This will remove all local volumes not used by at least one container."
+            if flags["all"] else "WARNING! This will remove anonymous local volumes not used "
+            "by at least one container."):
+        return 0
     db, paths = _db(opts)
     with db:
-        gone, size = prune_volumes(db, paths, anonymous_only=not flags["all"])
-    from .common import human_size
-
-    print("Deleted Volumes:")
-    for n in gone:
-        print(n)
-    print()
-    print(f"Total reclaimed space: {human_size(size)}")
+        gone, size = prune_volumes(db, paths, anonymous_only=not every, select=keep or None)
+    print_deleted("Deleted Volumes:", [("", n) for n in gone])
+    print(f"Total reclaimed space: {human_size4(size)}")
     return 0
