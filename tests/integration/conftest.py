@@ -290,6 +290,24 @@ def host_mountinfo() -> str:
 _COPIES_EVERY_MOUNT = ("mmdebstrap", "debootstrap")
 
 
+def _namespaces_copying_every_mount() -> set[str]:
+    """The mount namespaces of those tools: every process in one (dpkg-deb, apt's methods,
+    maintainer scripts under mmdebstrap) shows the copied mounts, not only the tool."""
+    out = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            if any(os.path.basename(a).decode(errors="replace") in _COPIES_EVERY_MOUNT
+                   for a in argv[:3]):
+                out.add(os.readlink(f"/proc/{entry}/ns/mnt"))
+        except OSError:
+            continue
+    return out
+
+
 def processes_referencing(*needles: str) -> list[tuple[int, str]]:
     """Host processes that still belong to a container identified by `needles`.
 
@@ -299,6 +317,7 @@ def processes_referencing(*needles: str) -> list[tuple[int, str]]:
     hits = []
     me = os.getpid()
     my_mnt = os.readlink("/proc/self/ns/mnt")
+    copies = _namespaces_copying_every_mount()
     paths = [n.rstrip("/") for n in needles if n and n.startswith("/")]
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == me:
@@ -329,10 +348,9 @@ def processes_referencing(*needles: str) -> list[tuple[int, str]]:
             continue
         if not paths:
             continue
-        if any(tool in cmdline for tool in _COPIES_EVERY_MOUNT):
-            continue
         try:
-            if os.readlink(f"/proc/{pid}/ns/mnt") == my_mnt:
+            ns = os.readlink(f"/proc/{pid}/ns/mnt")
+            if ns == my_mnt or ns in copies:
                 continue
             with open(f"/proc/{pid}/mountinfo") as f:
                 table = f.read()
