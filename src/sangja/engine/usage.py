@@ -157,7 +157,8 @@ def prune_containers(root: str, runroot: str | None = None) -> tuple[list[str], 
     return gone, sum(sizes.get(c, 0) for c in gone)
 
 
-def prune_volumes(root: str, all_volumes: bool = False) -> tuple[list[str], int]:
+def prune_volumes(root: str, runroot: str, all_volumes: bool = False
+                  ) -> tuple[list[str], int]:
     """`system prune --volumes`: remove unused anonymous volumes (every unused volume with
     `all_volumes`); return (their names, bytes reclaimed)."""
     if not _has_containers_db(root):
@@ -167,7 +168,7 @@ def prune_volumes(root: str, all_volumes: bool = False) -> tuple[list[str], int]
     from .volumes import prune_volumes as prune
 
     with open_db(root) as db:
-        return prune(db, Paths(root, "/run/sangja"), anonymous_only=not all_volumes)
+        return prune(db, Paths(root, runroot), anonymous_only=not all_volumes)
 
 
 def remove_image(store, name: str, *, force: bool = False) -> list[str]:

@@ -158,7 +158,28 @@ def prune_images(store: ImageStore, *, all_images: bool = False,
             report.events.extend(("untagged", u) for u in untagged)
             report.events.append(("deleted", img.id))
         collect(store, report)
+    _prune_events(store, report)
     return report
+
+
+def _prune_events(store: ImageStore, report: GCReport) -> None:
+    """Docker's events of an image prune: untag and delete per image, then `prune` with
+    the bytes reclaimed. (`report.events`: an image's "untagged" lines, then its
+    "deleted".)"""
+    untagged: list[str] = []
+    for kind, what in report.events:
+        if kind == "untagged":
+            if "@" not in what:  # name@digest lines name the same image again
+                untagged.append(what)
+            continue
+        for name in untagged:
+            store.event("untag", what, name)
+        store.event("delete", what, what)
+        untagged = []
+    if store.runroot is not None:
+        from ..engine.events import emit
+
+        emit(store.runroot, "image", "prune", "", {"reclaimed": str(report.reclaimed)})
 
 
 def prune_build_cache(store: ImageStore, *, all_entries: bool = False,

@@ -314,7 +314,7 @@ def prune_engine_objects(root: str, runroot: str, *, volumes: bool
     ids, reclaimed = prune_containers(root, runroot)
     names: list[str] = []
     if volumes:
-        names, vol_bytes = prune_volumes(root)
+        names, vol_bytes = prune_volumes(root, runroot)
         reclaimed += vol_bytes
     return ids, names, reclaimed
 
