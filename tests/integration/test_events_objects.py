@@ -219,7 +219,7 @@ def test_image_events_import_build_prune(cli, tmp_path):
         ("image", "delete", imported, {"name": imported}),
         ("image", "tag", built, {"evl": "yes", "name": "zz-evbuild:2"}),
         ("image", "untag", built, {"evl": "yes", "name": "zz-evbuild:1"}),
-        ("image", "untag", built, {"name": "zz-evbuild:2"}),
+        ("image", "untag", built, {"evl": "yes", "name": "zz-evbuild:2"}),
         ("image", "delete", built, {"name": built}),
     ], got
     # image prune: a dangling image's delete, then Docker's prune event

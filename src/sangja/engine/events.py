@@ -58,25 +58,29 @@ def familiar_image(name: str) -> str:
 
 
 def image_event(store, action: str, image_id: str, name: str | None = None, *,
-                actor: str | None = None) -> None:
+                actor: str | None = None, labels: dict | None = None) -> None:
     """pull, push, tag, untag, delete, load, import, save: Docker's image events, from the
     image store that did the work (`store.runroot`: where its events go; None for a store
     opened only to read or repair). The actor is the image id, or `actor` (pull and push
     name the reference). Attributes: the image's labels (while it exists, as Docker's)
-    and `name`."""
+    and `name` (`labels`: read before the image went, for its untag)."""
     runroot = getattr(store, "runroot", None)
     if runroot is None:
         return
-    attrs: dict[str, str] = {}
-    if action != "delete":
-        try:
-            labels = (store.config(image_id).get("config") or {}).get("Labels") or {}
-            attrs.update({str(k): str(v) for k, v in labels.items()})
-        except Exception:  # noqa: BLE001 - an event never fails the command
-            pass
+    if labels is None and action != "delete":
+        labels = image_labels(store, image_id)
+    attrs = {str(k): str(v) for k, v in (labels or {}).items()}
     if name:
         attrs["name"] = name
     emit(runroot, "image", action, actor or image_id, attrs)
+
+
+def image_labels(store, image_id: str) -> dict:
+    """The image's labels (its events carry them); none when it cannot be read."""
+    try:
+        return (store.config(image_id).get("config") or {}).get("Labels") or {}
+    except Exception:  # noqa: BLE001 - an event never fails the command
+        return {}
 
 
 def network_event(runroot: str, action: str, net: dict, container: str | None = None,

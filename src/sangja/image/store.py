@@ -525,7 +525,7 @@ class ImageStore:
         return name
 
     def event(self, action: str, image_id: str, name: str | None = None, *,
-              actor: str | None = None) -> None:
+              actor: str | None = None, labels: dict | None = None) -> None:
         """Log Docker's image event `action` on the image `image_id` (`name`: a reference,
         shown familiar; `actor`: the event's ID when it is not the image id, as pull's and
         push's reference)."""
@@ -533,7 +533,7 @@ class ImageStore:
             from ..engine.events import familiar_image, image_event
 
             image_event(self, action, image_id, familiar_image(name) if name else None,
-                        actor=actor)
+                        actor=actor, labels=labels)
 
     def untag(self, ref: str) -> str:
         """Remove a tag; return the image id it pointed at."""
@@ -639,19 +639,23 @@ class ImageStore:
         them)."""
         with self.lock.exclusive():  # what is unreferenced is decided with no writer mid-way
             img = self.resolve(name_or_id)
+            labels = self.event_labels(img.id)
             lines = self._remove(name_or_id, force, in_use or {})
-        self.removal_events(img.id, lines)
-        return lines
-
-    def removal_events(self, image_id: str, lines: list[str]) -> None:
-        """rmi's (and prune's) "Untagged: NAME" / "Deleted: ID" as Docker's untag / delete
-        events of the image `image_id`."""
-        for line in lines:
+        for line in lines:  # Docker's untag / delete events
             kind, _, what = line.partition(": ")
             if kind == "Untagged":
-                self.event("untag", image_id, what)
-            elif kind == "Deleted" and what == image_id:
-                self.event("delete", image_id, image_id)
+                self.event("untag", img.id, what, labels=labels)
+            elif kind == "Deleted" and what == img.id:
+                self.event("delete", img.id, img.id)
+        return lines
+
+    def event_labels(self, image_id: str) -> dict | None:
+        """The image's labels for its events (None: no events are logged)."""
+        if self.runroot is None:
+            return None
+        from ..engine.events import image_labels
+
+        return image_labels(self, image_id)
 
     def _remove(self, name_or_id: str, force: bool, in_use: dict[str, str]) -> list[str]:
         img, by_tag = self._resolve(name_or_id)
