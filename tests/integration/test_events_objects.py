@@ -296,6 +296,13 @@ def test_api_events_show_volume_and_network_events(service, cli):
                            ("volume", "destroy", "zz-evapi", vol): 1,
                            ("network", "create", net_id, net): 1,
                            ("network", "destroy", net_id, net): 1}), got
+    # image events of the API's endpoints: once each, the name as the docker user typed it
+    service.ok("tag", "busybox", "zz-evapitag:1")
+    service.ok("rmi", "zz-evapitag:1")
+    out = service.ok("events", "--since", since, "--until", str(int(time.time()) + 1),
+                     "--filter", "image=zz-evapitag:1", "--format",
+                     "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
+    assert out.splitlines() == ["image tag zz-evapitag:1", "image untag zz-evapitag:1"]
     # the docker CLI's volume= and network= filters
     out = service.ok("events", "--since", since, "--until", str(int(time.time()) + 1),
                      "--filter", "volume=zz-evapi", "--format", "{{.Type}} {{.Action}}")

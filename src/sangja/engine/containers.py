@@ -339,10 +339,12 @@ class Engine(EngineView):
                        pid_start=lp.start_time(launched.init_pid),
                        monitor_pid=launched.monitor_pid, started_at=time.time(),
                        finished_at=None, exit_code=0, oom_killed=0, stopped_by_user=0, error="")
-        from .events import container_event
-        from .volumes import mount_events
+        if any(m.type == "volume" for m in opts.mounts):  # (no import on the plain run path)
+            from .volumes import mount_events
 
-        mount_events(self.paths, cid, opts.mounts, "mount")
+            mount_events(self.paths, cid, opts.mounts, "mount")
+        from .events import container_event
+
         container_event(self, row, "start", opts=opts)
         return client
 
@@ -541,9 +543,10 @@ class Engine(EngineView):
         if oom:
             container_event(self, row, "oom", opts=opts)
         container_event(self, row, "die", {"exitCode": str(code)}, opts=opts)
-        from .volumes import mount_events
+        if any(m.type == "volume" for m in opts.mounts):
+            from .volumes import mount_events
 
-        mount_events(self.paths, cid, opts.mounts, "unmount")
+            mount_events(self.paths, cid, opts.mounts, "unmount")
         return decision
 
     @staticmethod
