@@ -82,30 +82,21 @@ def tag(req: Request, name: str):
     if not repo:
         raise bad_request("repo is required")
     target = f"{repo}:{req.arg('tag')}" if req.arg("tag") else repo
-    from ..engine.events import image_event
-
     store = req.engine.images
     image_id = store.resolve(lookup_name(store, name)).id
-    image_event(req.service.runroot, "tag", image_id, store.tag(local_name(store, target),
-                                                                 image_id))
+    store.tag(local_name(store, target), image_id)
     req.send_empty(201)
 
 
 def remove(req: Request, name: str):
-    from ..engine.events import image_event
     from ..engine.usage import remove_image
 
     store = req.engine.images
     name = lookup_name(store, name)
-    image_id = store.resolve(name).id
     out = []
     for line in remove_image(store, name, force=req.flag("force")):
         kind, _, what = line.partition(": ")
         out.append({kind: what})
-        if kind == "Untagged":  # the events `sangja rmi` logs
-            image_event(req.service.runroot, "untag", image_id, what)
-        elif kind == "Deleted" and what == image_id:
-            image_event(req.service.runroot, "delete", image_id, what)
     return out
 
 

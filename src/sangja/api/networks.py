@@ -3,7 +3,6 @@ network per project). The network store and the engine's connect are the CLI's."
 
 from __future__ import annotations
 
-from ..engine.events import emit
 from .errors import ApiError, bad_request, conflict, not_found
 from .http import Request
 
@@ -84,12 +83,11 @@ def create(req: Request):
                 "ip_range": c.get("IPRange") or ""} for c in ipam.get("Config") or []
                if c.get("Subnet")]
     options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
-    net = _one(make, req.service.root, name, driver=body.get("Driver") or "bridge",
+    net = _one(make, req.service.root, req.service.runroot, name,
+               driver=body.get("Driver") or "bridge",
                subnets=subnets, internal=bool(body.get("Internal")),
                ipv6=bool(body.get("EnableIPv6")), labels=body.get("Labels") or {},
                options=options)
-    emit(req.service.runroot, "network", "create", net["id"],
-         {"name": name, "type": net.get("driver", "bridge")})
     req.send_json({"Id": net["id"], "Warning": ""}, 201)
 
 
@@ -100,8 +98,6 @@ def remove(req: Request, id: str):  # noqa: A002
 
     net = _one(get, req.service.root, id)
     _one(rm, req.service.root, req.service.runroot, id, network_users(req.engine, net))
-    emit(req.service.runroot, "network", "destroy", net["id"],
-         {"name": net["name"], "type": net.get("driver", "bridge")})
     req.send_empty(204)
 
 

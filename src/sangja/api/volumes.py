@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-from ..engine.events import emit
 from .errors import bad_request
 from .http import Request
 
@@ -48,7 +47,6 @@ def create(req: Request):
     name = body.get("Name") or os.urandom(32).hex()
     eng = req.engine
     ensure_volume(eng.db, eng.paths, name, labels=body.get("Labels") or {})
-    emit(req.service.runroot, "volume", "create", name, {"driver": "local"})
     req.send_json(_info(eng, eng.db.volume(name)), 201)
 
 
@@ -67,8 +65,6 @@ def remove(req: Request, name: str):
     except NoSuchVolume:
         if not req.flag("force"):
             raise
-    else:
-        emit(req.service.runroot, "volume", "destroy", name, {"driver": "local"})
     req.send_empty(204)
 
 

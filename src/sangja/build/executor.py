@@ -230,7 +230,7 @@ class Builder:
     def _build(self) -> str:
         from ..image.store import ImageStore
 
-        with ImageStore(self.root) as store:
+        with ImageStore(self.root, self.runroot) as store:
             tags = [store.canonical(t) for t in self.opts.tags]  # bad names fail first
             with store.lock.shared():  # every step's image is kept until the build ends
                 self.bases = self._resolve_bases(store)
@@ -359,7 +359,7 @@ class Builder:
     def _stage(self, n: int) -> None:
         from ..image.store import ImageStore
 
-        with ImageStore(self.root) as store:
+        with ImageStore(self.root, self.runroot) as store:
             run = _StageRun(self, store, self.plan.stages[n])
             try:
                 self.finals[n] = run.run()
@@ -382,8 +382,9 @@ class Builder:
         image_id = materialize(store, state, self.epoch)
         for t in tags:
             try:
-                if store.db.resolve(t).id == image_id:
-                    continue  # a rebuild: the tag is there already, nothing to write
+                if store.db.resolve(t).id == image_id:  # a rebuild: the tag is there
+                    store.event("tag", image_id, t)  # already; Docker logs it all the same
+                    continue
             except ImageNotFound:
                 pass
             store.tag(t, image_id)

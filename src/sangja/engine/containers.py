@@ -187,11 +187,15 @@ class Engine(EngineView):
         # The record (with its volumes) first, in one transaction, then the directories: a
         # CLI killed in between leaves a record `rm` can remove (`locked` makes a missing
         # directory), never a directory no record names.
-        self.db.insert(row, volumes)
+        new_volumes = self.db.insert(row, volumes)
         try:
             os.makedirs(self.paths.container_dir(cid), mode=0o700, exist_ok=True)
             for name, anon in volumes:
                 ensure_volume(self.db, self.paths, name, anonymous=anon)
+            from .events import volume_event
+
+            for name in new_volumes:  # recorded with the container: made now
+                volume_event(self.paths.runroot, "create", name)
         except BaseException:
             self.db.delete(cid)
             shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)
@@ -335,6 +339,10 @@ class Engine(EngineView):
                        pid_start=lp.start_time(launched.init_pid),
                        monitor_pid=launched.monitor_pid, started_at=time.time(),
                        finished_at=None, exit_code=0, oom_killed=0, stopped_by_user=0, error="")
+        if any(m.type == "volume" for m in opts.mounts):  # (no import on the plain run path)
+            from .volumes import mount_events
+
+            mount_events(self.paths, cid, opts.mounts, "mount")
         from .events import container_event
 
         container_event(self, row, "start", opts=opts)
@@ -535,6 +543,10 @@ class Engine(EngineView):
         if oom:
             container_event(self, row, "oom", opts=opts)
         container_event(self, row, "die", {"exitCode": str(code)}, opts=opts)
+        if any(m.type == "volume" for m in opts.mounts):
+            from .volumes import mount_events
+
+            mount_events(self.paths, cid, opts.mounts, "unmount")
         return decision
 
     @staticmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from .events import log_path
+from .events import familiar_image, log_path
 
 FILTER_KEYS = ("container", "event", "image", "label", "network", "type", "volume")
 
@@ -29,13 +29,35 @@ def parse_filters(values: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def _image_matches(wanted: str, names: list[str]) -> bool:
-    def norm(n: str) -> str:
-        last = n.rsplit("/", 1)[-1]
-        return n if ":" in last or "@" in n else n + ":latest"
+def _image_forms(name: str) -> set[str]:
+    """What an image filter value or event name matches as: its familiar form (events
+    give names so), with and without its tag (Docker's stripTag; no tag means latest)."""
+    n = familiar_image(name)
+    if "@" in n:
+        return {n, n.partition("@")[0]}
+    if ":" in n.rsplit("/", 1)[-1]:
+        return {n, n.rpartition(":")[0]}
+    return {n, n + ":latest"}
 
-    w = norm(wanted)
-    return any(n and (n == wanted or norm(n) == w or n.startswith(wanted)) for n in names)
+
+def _image_matches(wanted: str, names: list[str]) -> bool:
+    """Docker's image filter: the value is the image (id, reference or repository) an
+    event names; an image id also by a prefix (`sha256:` optional)."""
+    forms = _image_forms(wanted)
+    for n in names:
+        if not n:
+            continue
+        if n.startswith("sha256:"):
+            if wanted and (n.startswith(wanted) or n[7:].startswith(wanted)):
+                return True
+        elif familiar_image(wanted) in _image_forms(n) or familiar_image(n) in forms:
+            return True
+    return False
+
+
+def _fuzzy(wanted: list[str], *values: str) -> bool:
+    """Docker's FuzzyMatch: a value that is one of `values` or a prefix of one."""
+    return any(w and any(v and v.startswith(w) for v in values) for w in wanted)
 
 
 def matches(msg: dict, filters: dict[str, list[str]]) -> bool:
@@ -54,17 +76,14 @@ def matches(msg: dict, filters: dict[str, list[str]]) -> bool:
                 w and (aid.startswith(w) or str(attrs.get("name", "")).startswith(w))
                 for w in wanted)
         elif key == "image":
-            names = [attrs.get("image", ""), msg.get("from", "")]
-            if kind == "image":
-                names += [aid, attrs.get("name", "")]
+            names = ([aid, attrs.get("name", "")] if kind == "image" else
+                     [attrs.get("image", ""), msg.get("from", "")])
             ok = any(_image_matches(w, names) for w in wanted)
         elif key == "label":
             ok = any(attrs.get(w.partition("=")[0]) == w.partition("=")[2] if "=" in w
                      else w in attrs for w in wanted)
-        elif key == "network":
-            ok = kind == "network" and any(w in (aid, attrs.get("name")) for w in wanted)
-        elif key == "volume":
-            ok = kind == "volume" and aid in wanted
+        elif key in ("network", "volume"):  # the network or volume by id or name, or
+            ok = kind == key and _fuzzy(wanted, aid, str(attrs.get("name", "")))  # prefix
         else:
             ok = False
         if not ok:

@@ -1,6 +1,7 @@
-"""The event log: what `sangja events` shows. Without a daemon to broadcast them, every
-command that changes a container (or an image, a network) appends one JSON line to
-`RR/events/events.log` in the run root (so, like Docker's, the log ends with a reboot);
+"""The event log: what `sangja events` shows. Without a daemon to broadcast them, the
+engine's functions that change a container, an image, a network or a volume append one
+JSON line each to `RR/events/events.log` in the run root (the CLI and the API emit none:
+whatever path does the work logs it) (so, like Docker's, the log ends with a reboot);
 `events` reads it (sangja.engine.event_query) and, without --until, follows it as it grows.
 
 One line is Docker's event message (`docker events --format '{{json .}}'`):
@@ -46,15 +47,62 @@ def container_event(engine, row, action: str, extra: dict[str, str] | None = Non
     emit(engine.paths.runroot, "container", action, row["id"], attrs, image=row["image_name"])
 
 
-def image_event(runroot: str, action: str, image_id: str, name: str | None = None) -> None:
-    """pull, tag, untag, delete, load, import, save, push: Docker's image events."""
-    emit(runroot, "image", action, image_id, {"name": name} if name else {})
+def familiar_image(name: str) -> str:
+    """An image name as the user typed it, as Docker's events give it (its reference's
+    "familiar" form): sangja's local domain and Docker Hub's prefixes dropped
+    (`localhost/foo:1` -> `foo:1`, `docker.io/library/busybox:latest` -> `busybox:latest`)."""
+    for prefix in ("localhost/", "docker.io/library/", "docker.io/"):
+        if name.startswith(prefix) and name[len(prefix):]:
+            return name[len(prefix):]
+    return name
 
 
-def network_event(engine, action: str, net: dict, cid: str) -> None:
-    """connect, disconnect (Actor: the network; the container in its attributes)."""
-    emit(engine.paths.runroot, "network", action, net.get("id", ""),
-         {"container": cid, "name": net.get("name", ""), "type": net.get("driver", "bridge")})
+def image_event(store, action: str, image_id: str, name: str | None = None, *,
+                actor: str | None = None, labels: dict | None = None) -> None:
+    """pull, push, tag, untag, delete, load, import, save: Docker's image events, from the
+    image store that did the work (`store.runroot`: where its events go; None for a store
+    opened only to read or repair). The actor is the image id, or `actor` (pull and push
+    name the reference). Attributes: the image's labels (while it exists, as Docker's)
+    and `name` (`labels`: read before the image went, for its untag)."""
+    runroot = getattr(store, "runroot", None)
+    if runroot is None:
+        return
+    if labels is None and action != "delete":
+        labels = image_labels(store, image_id)
+    attrs = {str(k): str(v) for k, v in (labels or {}).items()}
+    if name:
+        attrs["name"] = name
+    emit(runroot, "image", action, actor or image_id, attrs)
+
+
+def image_labels(store, image_id: str) -> dict:
+    """The image's labels (its events carry them); none when it cannot be read."""
+    try:
+        return (store.config(image_id).get("config") or {}).get("Labels") or {}
+    except Exception:  # noqa: BLE001 - an event never fails the command
+        return {}
+
+
+def network_event(runroot: str, action: str, net: dict, container: str | None = None,
+                  extra: dict[str, str] | None = None) -> None:
+    """create, destroy, connect, disconnect (Actor: the network; `container`: the one
+    connected or disconnected), prune (`extra`: its `reclaimed`)."""
+    attrs = {**(extra or {})}
+    if container is not None:
+        attrs["container"] = container
+    if net:
+        attrs.update(name=net.get("name", ""), type=net.get("driver") or "bridge")
+    emit(runroot, "network", action, net.get("id", "") if net else "", attrs)
+
+
+def volume_event(runroot: str, action: str, name: str,
+                 extra: dict[str, str] | None = None) -> None:
+    """create, destroy, mount, unmount (`extra`: the container, and for mount where and
+    how), prune (no volume: `extra` says `reclaimed`). The driver is always local."""
+    attrs = {**(extra or {})}
+    if action != "prune":
+        attrs["driver"] = "local"
+    emit(runroot, "volume", action, name, attrs)
 
 
 def _message(kind: str, action: str, actor_id: str, attrs: dict, image: str | None) -> dict:

@@ -244,7 +244,7 @@ def connect(engine, net_ref: str, ref: str, aliases: list[str], ip: str | None,
         engine.db.update(row["id"], options=dumps(opts.to_dict()))
     from .events import network_event
 
-    network_event(engine, "connect", net, row["id"])
+    network_event(engine.paths.runroot, "connect", net, row["id"])
 
 
 def disconnect(engine, net_ref: str, ref: str) -> None:
@@ -272,7 +272,7 @@ def disconnect(engine, net_ref: str, ref: str) -> None:
         engine.db.update(row["id"], options=dumps(opts.to_dict()))
     from .events import network_event
 
-    network_event(engine, "disconnect", net, row["id"])
+    network_event(engine.paths.runroot, "disconnect", net, row["id"])
 
 
 def prune_networks(engine, select=None) -> list[str]:
@@ -305,6 +305,9 @@ def prune_networks(engine, select=None) -> list[str]:
             gone.append(remove(root, runroot, net["id"], []))
         except NetworkError:
             continue
+    from .events import network_event
+
+    network_event(runroot, "prune", {}, extra={"reclaimed": "0"})  # as Docker's
     return gone
 
 

@@ -96,20 +96,24 @@ class ContainerDB(SQLiteDB):
     REBUILD = "start an empty one"
 
     # -- containers ------------------------------------------------------------------------
-    def insert(self, row: dict, volumes: Iterable[tuple[str, bool]] = ()) -> None:
+    def insert(self, row: dict, volumes: Iterable[tuple[str, bool]] = ()) -> list[str]:
         """Record a container, and its `volumes` ((name, anonymous): recorded if new, and
-        marked in use by it), in one transaction: a killed CLI leaves all or nothing."""
+        marked in use by it), in one transaction: a killed CLI leaves all or nothing.
+        Returns the names of the volumes recorded now (their `create` events)."""
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
+        new = []
         try:
             with self.transaction() as c:
                 c.execute(f"INSERT INTO containers ({cols}) VALUES ({marks})", list(row.values()))
                 now = time.time()
                 for name, anonymous in volumes:
-                    c.execute("INSERT OR IGNORE INTO volumes (name, created, anonymous) "
-                              "VALUES (?, ?, ?)", (name, now, int(anonymous)))
+                    if c.execute("INSERT OR IGNORE INTO volumes (name, created, anonymous) "
+                                 "VALUES (?, ?, ?)", (name, now, int(anonymous))).rowcount:
+                        new.append(name)
                     c.execute("INSERT OR IGNORE INTO container_volumes VALUES (?, ?)",
                               (row["id"], name))
+            return new
         except sqlite3.IntegrityError:
             holder = self.conn.execute("SELECT id FROM containers WHERE name = ?",
                                        (row["name"],)).fetchone()

@@ -37,7 +37,7 @@ class EngineView:
         if self._images is None:
             from ..image.store import ImageStore
 
-            self._images = ImageStore(self.paths.root)
+            self._images = ImageStore(self.paths.root, self.paths.runroot)
         return self._images
 
     def image_config(self, image_id: str) -> dict:

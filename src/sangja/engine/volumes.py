@@ -1,12 +1,14 @@
 """Local volumes: a directory `R/volumes/NAME/_data` and a record. Named volumes are made
 on first use (as Docker does); anonymous ones belong to one container and go with
-`rm -v`/`--rm`. A volume a container uses cannot be removed."""
+`rm -v`/`--rm`. A volume a container uses cannot be removed. What happens to a volume
+is logged here, once, as Docker's volume events (create, destroy, mount, unmount, prune)."""
 
 from __future__ import annotations
 
 import os
 
 from ..errors import SangjaError
+from .events import volume_event
 from .records import ContainerDB, NoSuchVolume
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -26,10 +28,14 @@ def ensure_volume(db: ContainerDB, paths, name: str, *, anonymous: bool = False,
     validate_volume_name(name)
     os.makedirs(paths.volume_data(name), mode=0o755, exist_ok=True)
     os.chmod(os.path.dirname(paths.volume_data(name)), 0o700)
-    return db.add_volume(name, labels=dumps(labels or {}), anonymous=anonymous)
+    made = db.add_volume(name, labels=dumps(labels or {}), anonymous=anonymous)
+    if made:
+        volume_event(paths.runroot, "create", name)
+    return made
 
 
 def remove_volume(db: ContainerDB, paths, name: str, *, missing_ok: bool = False) -> None:
+    """Remove the volume and its data (Docker's `destroy` event when there was one)."""
     import shutil
 
     try:
@@ -37,7 +43,22 @@ def remove_volume(db: ContainerDB, paths, name: str, *, missing_ok: bool = False
     except NoSuchVolume:
         if not missing_ok:
             raise
+    else:
+        volume_event(paths.runroot, "destroy", name)
     shutil.rmtree(os.path.join(paths.volumes, name), ignore_errors=True)
+
+
+def mount_events(paths, cid: str, mounts, action: str) -> None:
+    """Docker's `mount` (with where and how) or `unmount` event of each volume of a
+    container (`mounts`: its options' mounts) as it starts or stops."""
+    for m in mounts:
+        if m.type != "volume" or not m.source:
+            continue
+        extra = {"container": cid}
+        if action == "mount":
+            extra.update({"destination": m.target, "read/write": str(not m.readonly).lower(),
+                          "propagation": ""})
+        volume_event(paths.runroot, action, m.source, extra)
 
 
 def volume_info(paths, row) -> dict:
@@ -179,4 +200,5 @@ def prune_volumes(db: ContainerDB, paths, *, anonymous_only: bool = True,
             continue
         gone.append(row["name"])
         size += n
+    volume_event(paths.runroot, "prune", "", {"reclaimed": str(size)})
     return gone, size

@@ -175,6 +175,8 @@ def save(
             _save_docker(store, selected, tf)
         else:
             _save_oci(store, selected, tf)
+    for entry in selected:  # Docker's `save` event per image, once it is written
+        store.event("save", entry.image.id, entry.image.id)
 
 
 def _layer_blobs(store: ImageStore, image_id: str) -> dict[str, str | None]:
@@ -657,11 +659,27 @@ def _run(store: ImageStore, files: _TarArchive | _LayoutDir, only: str | None = 
                     f"{files.path}: not an OCI image layout (no index.json)")
             if not loader.ingest.records:
                 raise ArchiveError("the archive holds no images")
-            return loader.ingest.commit()
+            names = loader.ingest.commit()
         except BaseException:
             if loader is not None:
                 loader.ingest.rollback()
             raise
+    _load_events(store, names)
+    return names
+
+
+def _load_events(store: ImageStore, names: list[str]) -> None:
+    """Docker's `load` event per image loaded (actor and name: the image id)."""
+    from sangja.errors import SangjaError
+
+    ids: dict[str, None] = {}
+    for n in names:
+        try:
+            ids[store.resolve(n).id] = None
+        except SangjaError:
+            continue
+    for image_id in ids:
+        store.event("load", image_id, image_id)
 
 
 def load(store: ImageStore, src: BinaryIO) -> list[str]:

@@ -142,6 +142,7 @@ def prune_images(store: ImageStore, *, all_images: bool = False,
     ``select(image)``: only images it accepts (`image prune --filter`)."""
     in_use = set(in_use)
     report = GCReport()
+    labels: dict[str, dict | None] = {}  # of the images removed, for their events
     with store.lock.exclusive():
         cached = store.db.cached_images()
         for img in store.db.images():
@@ -151,6 +152,7 @@ def prune_images(store: ImageStore, *, all_images: bool = False,
                 continue  # build cache, not a dangling image: builder prune's
             if select is not None and not select(img):
                 continue
+            labels[img.id] = store.event_labels(img.id)
             store.db.remove_image(img.id)  # cascades to its tags and layer links
             untagged = untag_lines(img.tags, img.manifest_digest)
             report.untagged.extend(untagged)
@@ -158,7 +160,29 @@ def prune_images(store: ImageStore, *, all_images: bool = False,
             report.events.extend(("untagged", u) for u in untagged)
             report.events.append(("deleted", img.id))
         collect(store, report)
+    _prune_events(store, report, labels)
     return report
+
+
+def _prune_events(store: ImageStore, report: GCReport, labels: dict[str, dict | None]
+                  ) -> None:
+    """Docker's events of an image prune: untag and delete per image, then `prune` with
+    the bytes reclaimed. (`report.events`: an image's "untagged" lines, then its
+    "deleted".)"""
+    untagged: list[str] = []
+    for kind, what in report.events:
+        if kind == "untagged":
+            if "@" not in what:  # name@digest lines name the same image again
+                untagged.append(what)
+            continue
+        for name in untagged:
+            store.event("untag", what, name, labels=labels.get(what))
+        store.event("delete", what, what)
+        untagged = []
+    if store.runroot is not None:
+        from ..engine.events import emit
+
+        emit(store.runroot, "image", "prune", "", {"reclaimed": str(report.reclaimed)})
 
 
 def prune_build_cache(store: ImageStore, *, all_entries: bool = False,

@@ -274,12 +274,15 @@ def import_tarball(
                 )
                 if canonical:
                     store.db.tag(canonical, config_desc.digest)
-            return config_desc.digest
         except BaseException:
             _rollback(store, [d for d in added if d not in existing], unpacked)
             raise
         finally:
             _rmtree(work)
+    if canonical:  # Docker's import tags (an event), then logs the import
+        store.event("tag", config_desc.digest, canonical)
+    store.event("import", config_desc.digest, config_desc.digest)
+    return config_desc.digest
 
 
 def _rollback(store: ImageStore, added: list[str], unpacked: str | None) -> None:

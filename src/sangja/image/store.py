@@ -220,8 +220,13 @@ def oci_manifest(config_digest: str, config_size: int,
 
 
 class ImageStore:
-    def __init__(self, root: str | os.PathLike[str] | None = None):
+    def __init__(self, root: str | os.PathLike[str] | None = None,
+                 runroot: str | None = None):
+        """`runroot`: the engine's run root, where what this store does is logged as
+        Docker's image events (sangja.engine.events); None (a store opened to read, check
+        or repair) logs nothing."""
         self.root = os.path.abspath(os.fspath(root) if root is not None else default_root())
+        self.runroot = runroot
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         self.blobs = BlobStore(self.root)
         self.db = Database(os.path.join(self.root, "images.db"))
@@ -511,11 +516,24 @@ class ImageStore:
         return str(ref)
 
     def tag(self, ref: str, image_id: str) -> str:
-        """Point the (canonicalized) reference at an image; return the canonical name."""
+        """Point the (canonicalized) reference at an image; return the canonical name.
+        Logs Docker's `tag` event (`tag`, `commit`, `build -t`, `import NAME` all tag)."""
         name = self.canonical(ref)
         image = self.resolve(image_id)
         self.db.tag(name, image.id)
+        self.event("tag", image.id, name)
         return name
+
+    def event(self, action: str, image_id: str, name: str | None = None, *,
+              actor: str | None = None, labels: dict | None = None) -> None:
+        """Log Docker's image event `action` on the image `image_id` (`name`: a reference,
+        shown familiar; `actor`: the event's ID when it is not the image id, as pull's and
+        push's reference)."""
+        if self.runroot is not None:
+            from ..engine.events import familiar_image, image_event
+
+            image_event(self, action, image_id, familiar_image(name) if name else None,
+                        actor=actor, labels=labels)
 
     def untag(self, ref: str) -> str:
         """Remove a tag; return the image id it pointed at."""
@@ -620,7 +638,24 @@ class ImageStore:
         or with ``force`` only untagged (its layers stay: the container's root is made of
         them)."""
         with self.lock.exclusive():  # what is unreferenced is decided with no writer mid-way
-            return self._remove(name_or_id, force, in_use or {})
+            img = self.resolve(name_or_id)
+            labels = self.event_labels(img.id)
+            lines = self._remove(name_or_id, force, in_use or {})
+        for line in lines:  # Docker's untag / delete events
+            kind, _, what = line.partition(": ")
+            if kind == "Untagged":
+                self.event("untag", img.id, what, labels=labels)
+            elif kind == "Deleted" and what == img.id:
+                self.event("delete", img.id, img.id)
+        return lines
+
+    def event_labels(self, image_id: str) -> dict | None:
+        """The image's labels for its events (None: no events are logged)."""
+        if self.runroot is None:
+            return None
+        from ..engine.events import image_labels
+
+        return image_labels(self, image_id)
 
     def _remove(self, name_or_id: str, force: bool, in_use: dict[str, str]) -> list[str]:
         img, by_tag = self._resolve(name_or_id)

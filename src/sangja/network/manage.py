@@ -8,9 +8,10 @@ import os
 from .store import NetworkError, NoSuchNetwork, open_networks
 
 
-def create(root: str, name: str, *, driver: str = "bridge", subnets: list[dict] | None = None,
-           internal: bool = False, ipv6: bool = False, labels: dict | None = None,
-           options: dict | None = None) -> dict:
+def create(root: str, runroot: str, name: str, *, driver: str = "bridge",
+           subnets: list[dict] | None = None, internal: bool = False, ipv6: bool = False,
+           labels: dict | None = None, options: dict | None = None) -> dict:
+    """A new network (Docker's `create` event logged in `runroot`'s event log)."""
     from .config import DEFAULT_NETWORK, new_network
     from .netavark import HostLock
 
@@ -28,9 +29,12 @@ def create(root: str, name: str, *, driver: str = "bridge", subnets: list[dict] 
             net = new_network(root, name, db.all(), driver=driver, subnets=subnets,
                               internal=internal, ipv6=ipv6, labels=labels, options=options)
             db.insert(net)
-            return net
     finally:
         lock.release()
+    from ..engine.events import network_event
+
+    network_event(runroot, "create", net)
+    return net
 
 
 def networks(root: str) -> list[dict]:
@@ -60,7 +64,8 @@ def leases(root: str, net_id: str | None = None) -> list:
 
 def remove(root: str, runroot: str, ref: str, users: list[str]) -> str:
     """Remove a network no container uses (`users`: names of containers that name it).
-    Its bridge and rules went with its last container; a keeper is torn down here."""
+    Its bridge and rules went with its last container; a keeper is torn down here.
+    Logs Docker's `destroy` event (`network rm`, `network prune`, the API's)."""
     from .config import DEFAULT_NETWORK
 
     with open_networks(root) as db:
@@ -76,6 +81,9 @@ def remove(root: str, runroot: str, ref: str, users: list[str]) -> str:
     idle(root, runroot, net, others)
     with open_networks(root) as db:
         db.delete(net["id"])
+    from ..engine.events import network_event
+
+    network_event(runroot, "destroy", net)
     return net["name"]
 
 

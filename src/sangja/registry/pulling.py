@@ -71,7 +71,7 @@ def pull(store: ImageStore, name: str, *, platform: str | mf.Platform | None = N
         for n in names:
             img = store.resolve(n)
             out.append(PullResult(n, img.id, img.manifest_digest or ""))
-        return out
+        return out  # the loader logged Docker's `load` events
     if isinstance(platform, str):
         platform = mf.Platform.parse_string(platform)
     if all_tags and ("@" in name or ":" in name.rpartition("/")[2]):
@@ -90,9 +90,12 @@ def pull(store: ImageStore, name: str, *, platform: str | mf.Platform | None = N
                         tags = repo.tags()
                         if not tags:
                             raise NotFound(f"{repo}: has no tags")
-                        return [_pull(store, ep, _tagged(ref, t), platform, options, emit)
-                                for t in tags]
-                    return [_pull(store, ep, ref, platform, options, emit)]
+                        results = [_pull(store, ep, _tagged(ref, t), platform, options, emit)
+                                   for t in tags]
+                    else:
+                        results = [_pull(store, ep, ref, platform, options, emit)]
+                    _pull_events(store, results)
+                    return results
                 except (NotFound, Unauthorized) as e:
                     errors.append(e)
                 except RegistryError as e:
@@ -105,6 +108,16 @@ def pull(store: ImageStore, name: str, *, platform: str | mf.Platform | None = N
     finally:
         if own:
             options.close()
+
+
+def _pull_events(store: ImageStore, results: list[PullResult]) -> None:
+    """Docker's `pull` event per reference: the reference is the actor, `name` its
+    repository (`busybox:latest`, name `busybox`)."""
+    from sangja.engine.events import familiar_image
+
+    for r in results:
+        shown = familiar_image(r.name)
+        store.event("pull", r.image_id, parse(r.name).name, actor=shown)
 
 
 def _tagged(ref: Reference, tag: str) -> Reference:

@@ -87,6 +87,9 @@ def push(store: ImageStore, source: str, destination: str | None = None, *,
             raise RegistryError(f"{repo}: the manifest went up as {digest}, not "
                                 f"{img.manifest_digest}")
         emit({"status": "Pushed", "id": str(ref), "digest": digest, "size": len(data)})
+        from sangja.engine.events import familiar_image
+
+        store.event("push", img.id, ref.name, actor=familiar_image(str(ref)))
         return PushResult(str(ref), digest, len(data))
     finally:
         if own:

@@ -43,7 +43,7 @@ class Globals:
 def store(opts: Globals):
     from ...image.store import ImageStore
 
-    return ImageStore(opts.storage_root)
+    return ImageStore(opts.storage_root, opts.run_root)
 
 
 # ---------------------------------------------------------------------------- formatting

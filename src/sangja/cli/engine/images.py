@@ -172,10 +172,7 @@ def cmd_tag(opts: Globals, args: list[str]) -> int:
         raise UsageError("usage: sangja tag SOURCE TARGET")
     with open_store(opts) as store:
         image_id = store.resolve(rest[0]).id
-        name = store.tag(rest[1], image_id)
-    from ...engine.events import image_event
-
-    image_event(opts.run_root, "tag", image_id, name)
+        store.tag(rest[1], image_id)
     return 0
 
 
@@ -197,10 +194,8 @@ def cmd_rmi(opts: Globals, args: list[str]) -> int:
     with open_store(opts) as store:
         for name in rest:
             try:
-                image_id = store.resolve(name).id
                 for line in remove_image(store, name, force=force):
                     print(line)
-                    _removal_event(opts, image_id, line)
             except SangjaError as e:
                 print(f"{PROG}: {e}", file=sys.stderr)
                 # Docker's 1 for whatever its daemon refuses (no such image, in use, a bad
@@ -209,17 +204,6 @@ def cmd_rmi(opts: Globals, args: list[str]) -> int:
 
                 rc = max(rc, 125 if isinstance(e, DatabaseLost) else 1)
     return rc
-
-
-def _removal_event(opts, image_id: str, line: str) -> None:
-    """rmi's "Untagged: NAME" / "Deleted: ID" lines as Docker's untag / delete events."""
-    from ...engine.events import image_event
-
-    kind, _, what = line.partition(": ")
-    if kind == "Untagged":
-        image_event(opts.run_root, "untag", image_id, what)
-    elif kind == "Deleted" and what == image_id:
-        image_event(opts.run_root, "delete", image_id, what)
 
 
 SAVE = Command("[OPTIONS] IMAGE [IMAGE...]", "Save one or more images to a tar archive "

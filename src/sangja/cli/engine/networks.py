@@ -82,7 +82,8 @@ def cmd_network_create(opts: Globals, args: list[str]) -> int:
     options = _kv(flags["opt"], "option")
     if options.get("mtu") and not options["mtu"].isdigit():
         raise UsageError(f"invalid mtu {options['mtu']!r}")
-    net = _one_line(create, opts.storage_root, name, driver=flags["driver"] or "bridge",
+    net = _one_line(create, opts.storage_root, opts.run_root, name,
+                    driver=flags["driver"] or "bridge",
                     subnets=subnets, internal=flags["internal"], ipv6=flags["ipv6"],
                     labels=_kv(flags["label"], "label"), options=options)
     if flags["disable_dns"]:

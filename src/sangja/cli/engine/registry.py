@@ -88,10 +88,6 @@ def cmd_pull(opts: Globals, args: list[str]) -> int:
                            all_tags=flags["all_tags"], options=options, progress=progress)
     finally:
         options.close()
-    from ...engine.events import image_event
-
-    for r in results:
-        image_event(opts.run_root, "pull", r.name, r.name.rsplit(":", 1)[0])
     if progress.mode != "json":
         for image_id in dict.fromkeys(r.image_id for r in results):
             print(image_id)
