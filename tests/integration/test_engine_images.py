@@ -102,7 +102,7 @@ def test_sangja_root_env(bootstrapped):
         (("tag", "busybox", "UPPER/Case"), 125),
         (("rmi", "UPPER/Case"), 1),
         (("bootstrap", "busybox", "UPPER/Case"), 125),
-        (("nosuchcommand",), 125),
+        (("nosuchcommand",), 1),  # docker: "unknown command", exit 1
         (("images", "--bogus"), 125),
     ],
 )
