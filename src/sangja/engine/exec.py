@@ -106,8 +106,6 @@ def exec_captured(eng, row, args: list[str], timeout: float, limit: int
     None. For healthchecks (sangja.engine.health)."""
     import select
 
-    from ..linux import signals
-
     cid = row["id"]
     process = exec_process_spec(eng, row, ExecOptions(args=list(args)))
     runtime = eng.runtime(row)
@@ -137,10 +135,9 @@ def exec_captured(eng, row, args: list[str], timeout: float, limit: int
                     left = deadline - time.monotonic()
                     if left <= 0:
                         timed_out = True
-                        try:
-                            os.kill(pid, signals.SIGKILL)
-                        except ProcessLookupError:
-                            pass
+                        from ..linux.process import kill_tree
+
+                        kill_tree(pid)  # and what it started: a probe past its time ends
                         break
                     ready, _, _ = select.select([pidfd, r], [], [], left)
                     if r in ready and not _read_into(r, kept, limit):
@@ -152,6 +149,12 @@ def exec_captured(eng, row, args: list[str], timeout: float, limit: int
                         break
                     if r_done:  # EOF: only the exit is left to wait for
                         select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+            except BaseException:  # interrupted (the monitor's SIGTERM): nothing stays
+                from ..linux.process import kill_tree
+
+                kill_tree(pid)
+                child.exit_code()
+                raise
             finally:
                 os.close(pidfd)
             code = child.exit_code()
@@ -162,9 +165,11 @@ def exec_captured(eng, row, args: list[str], timeout: float, limit: int
     return (None if timed_out else code), text
 
 
-def _read_into(fd: int, buf: bytearray, limit: int) -> bool:
-    """Read what `fd` has now, keeping up to `limit` bytes; False at EOF."""
-    while True:
+def _read_into(fd: int, buf: bytearray, limit: int, chunks: int = 16) -> bool:
+    """Read what `fd` has now, keeping up to `limit` bytes; False at EOF. At most `chunks`
+    reads: writers that refill the pipe as fast as it is read must not keep the caller
+    from its deadline."""
+    for _ in range(chunks):
         try:
             data = os.read(fd, _CHUNK)
         except BlockingIOError:
@@ -175,6 +180,7 @@ def _read_into(fd: int, buf: bytearray, limit: int) -> bool:
             return False
         if len(buf) < limit:
             buf += data[: limit - len(buf)]
+    return True
 
 
 def exec_process_spec(eng, row, opts: ExecOptions,

@@ -151,8 +151,28 @@ def _rfc3339(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // _NS)) + f".{ns % _NS:09d}Z"
 
 
+class ProbeInterrupted(HealthError):
+    """SIGTERM during a probe: the monitor's word that the container's init exited."""
+
+
+def _raise_on_sigterm():
+    """SIGTERM raises ProbeInterrupted (in the main thread), so that a probe the monitor
+    stops kills what it started in the container and removes its exec directory; the
+    old handler, to restore, or None."""
+    from ..linux import signals
+
+    def stop(_sig, _frame):
+        raise ProbeInterrupted("the probe was stopped: the container is exiting")
+
+    try:
+        return signals.signal(signals.SIGTERM, stop)
+    except ValueError:  # not the main thread
+        return None
+
+
 def run_probe(engine, ref: str) -> dict:
     """One probe of a running container, recorded; returns State.Health after it."""
+    from ..linux import signals
     from .exec import ExecError, exec_captured
     from .status import RUNNING, live_state
 
@@ -169,15 +189,20 @@ def run_probe(engine, ref: str) -> dict:
         raise HealthError(f"container {ref} has no defined healthcheck")
     timeout = check.get("Timeout") or DEFAULT_TIMEOUT
     start = time.time_ns()
+    old = _raise_on_sigterm()
     try:
         code, output = exec_captured(engine, row, _argv(check["Test"], image_config),
                                      timeout / _NS, MAX_OUTPUT)
         if code is None:
             code, output = -1, f"Health check exceeded timeout ({_human(timeout)})"
     except ExecError as e:
-        if live_state(engine.get(row["id"])) != RUNNING:  # stopped meanwhile: no result
-            raise HealthError(f"container {ref} is not running") from None
         code, output = -1, str(e)
+    finally:
+        if old is not None:
+            signals.signal(signals.SIGTERM, old)
+    if code != 0 and live_state(engine.get(row["id"])) != RUNNING:
+        # stopped meanwhile (the probe died with it): no result, as Docker's
+        raise HealthError(f"container {ref} is not running")
     end = time.time_ns()
     entry = {"Start": _rfc3339(start), "End": _rfc3339(end), "ExitCode": code,
              "Output": output}
