@@ -9,8 +9,10 @@ write, that is not a regular file, or a spec directory that cannot be read, fail
 command: the specs name host commands (hooks) and devices, and a check that cannot
 trust its data fails closed. Where the edits land inside the container is the runtime's
 business: device nodes and mount targets are resolved inside the container's root
-(sangja.linux.paths), whatever links the image planted on the way. `SANGJA_CDI_SPEC_DIRS` (colon-separated) replaces the two
-directories (podman's `cdi_spec_dirs`)."""
+(sangja.linux.paths), whatever links the image planted on the way.
+
+`SANGJA_CDI_SPEC_DIRS` (colon-separated) replaces the two directories (podman's
+`cdi_spec_dirs`)."""
 
 from __future__ import annotations
 
