@@ -174,8 +174,11 @@ def test_thousands_of_probes_keep_five_results(cli):
     script = "n=$(cat /tmp/n 2>/dev/null || echo 0); echo $((n+1)) > /tmp/n; echo $n"
     cid = cli.detach(*NONE, "--health-cmd", script, "--health-interval", "1ms",
                      "busybox", "sleep", "300")
-    wait_until(lambda: int(cli.exec_out(cid, "sh", "-c", "cat /tmp/n || echo 0")) >= 40,
-               120, interval=0.5, message="40 probes")
+    def probes() -> int:  # empty while a probe rewrites it
+        text = cli.exec_out(cid, "sh", "-c", "cat /tmp/n 2>/dev/null").strip()
+        return int(text) if text.isdigit() else 0
+
+    wait_until(lambda: probes() >= 40, 120, interval=0.5, message="40 probes")
     h = health(cli, cid)
     assert len(h["Log"]) == 5 and h["Status"] == "healthy", h
     assert all(e["ExitCode"] == 0 and e["Output"].strip().isdigit() for e in h["Log"]), h
