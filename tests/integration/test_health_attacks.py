@@ -209,3 +209,18 @@ def test_probe_in_a_workdir_that_is_a_link_to_a_host_path(cli, tmp_path):
     assert probe(cli, cid).returncode == 1
     assert "No such file" in health(cli, cid)["Log"][-1]["Output"]
     assert sorted(os.listdir(host)) == ["host-secret"]
+
+
+@pytest.mark.parametrize("planted", ["mkfifo /etc/passwd", "ln -s /dev/zero /etc/passwd"])
+def test_passwd_that_blocks_or_never_ends(cli, planted):
+    """Without HOME in its environment the runtime's exec looks the user's home up in the
+    container's /etc/passwd: a FIFO there blocked it (and so the probe, before its timeout
+    starts, and the monitor's probes for ever), a link to /dev/zero read without end. Now
+    neither is read: HOME is "/"."""
+    cid = cli.detach(*NONE, "--health-cmd", "echo $HOME", "--health-timeout", "1h",
+                     "--health-interval", "1h", "busybox", "sleep", "300")
+    cli.exec_out(cid, "sh", "-c", f"rm /etc/passwd && {planted}")
+    assert probe(cli, cid).returncode == 0
+    assert health(cli, cid)["Log"][-1]["Output"] == "/\n"
+    assert cli("exec", cid, "sh", "-c", "echo $HOME", timeout=HANG).stdout == "/\n"
+    assert not exec_dirs(cli, cid)
