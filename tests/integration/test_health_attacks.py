@@ -175,7 +175,7 @@ def test_thousands_of_probes_keep_five_results(cli):
     cid = cli.detach(*NONE, "--health-cmd", script, "--health-interval", "1ms",
                      "busybox", "sleep", "300")
     def probes() -> int:  # empty while a probe rewrites it
-        text = cli.exec_out(cid, "sh", "-c", "cat /tmp/n 2>/dev/null").strip()
+        text = cli.exec_out(cid, "sh", "-c", "cat /tmp/n 2>/dev/null; true").strip()
         return int(text) if text.isdigit() else 0
 
     wait_until(lambda: probes() >= 40, 120, interval=0.5, message="40 probes")
