@@ -697,7 +697,9 @@ static void untrace(pid_t p, int st)
  * the probe command (`sangja healthcheck run --monitor ID`, which does the probe and
  * records the result) `health_interval` ms after the start and then that long after each
  * probe has ended, never two at once, until the init exits (then a probe still running
- * is killed: there is nothing left to probe). */
+ * is told to stop with SIGTERM: there is nothing left to probe. SIGTERM, not SIGKILL:
+ * the probe kills what it started in the container, removes its exec directory from
+ * the run directory and records nothing). */
 static pid_t health_pid;
 static int64_t health_due, health_started;
 static bool health_passed;          /* a probe exited 0: the start period's pace is over */
@@ -1026,7 +1028,7 @@ int main(int argc, char **argv)
             health_start();
         if (phase == RUNNING && init_exited) {
             if (health_pid > 0)
-                kill(health_pid, SIGKILL);
+                kill(health_pid, SIGTERM);
             phase = DRAINING;
             deadline = now + DRAIN_MS;
             stdin_shutdown();

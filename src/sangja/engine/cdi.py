@@ -4,8 +4,15 @@ directory wins), and their containerEdits applied to a container's OCI config: d
 nodes (with their cgroup allow rules), environment variables, mounts and hooks.
 
 The spec files are the host administrator's (root's), read as JSON, or as YAML when
-PyYAML is installed. `SANGJA_CDI_SPEC_DIRS` (colon-separated) replaces the two
-directories (podman's `cdi_spec_dirs`)."""
+PyYAML is installed. One that is not root's (or the engine user's), that anyone may
+write, that is not a regular file, or a spec directory that cannot be read, fails the
+command: the specs name host commands (hooks) and devices, and a check that cannot
+trust its data fails closed. Where the edits land inside the container is the runtime's
+business: device nodes and mount targets are resolved inside the container's root
+(sangja.linux.paths), whatever links the image planted on the way.
+
+`SANGJA_CDI_SPEC_DIRS` (colon-separated) replaces the two directories (podman's
+`cdi_spec_dirs`)."""
 
 from __future__ import annotations
 
@@ -28,9 +35,43 @@ def spec_dirs() -> list[str]:
     return [d for d in env.split(":") if d] if env else list(DEFAULT_DIRS)
 
 
-def _load(path: str) -> dict:
-    with open(path, "rb") as f:
-        data = f.read(_MAX_SPEC + 1)
+def _read_spec(path: str) -> bytes | None:
+    """The bytes of the spec file `path`, or None for a directory (skipped, as the CDI
+    library skips them). Fails closed (CDIError) on what cannot be trusted or read: a
+    FIFO, device node or dangling link (never opened for data: a FIFO would block, a device
+    would run its driver), a file that another user owns or that anyone may write (its
+    hooks run as root on the host, its devices are opened to the container)."""
+    from ..linux.paths import reopen_regular
+
+    try:
+        pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError as e:
+        raise CDIError(f"CDI spec {path}: {e.strerror}") from None
+    try:
+        st = os.fstat(pfd)
+        if stat.S_ISDIR(st.st_mode):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            raise CDIError(f"CDI spec {path}: not a regular file")
+        if st.st_uid not in (0, os.geteuid()):
+            raise CDIError(f"CDI spec {path}: owned by uid {st.st_uid}, not by root")
+        if st.st_mode & stat.S_IWOTH:
+            raise CDIError(f"CDI spec {path}: writable by everyone (mode "
+                           f"{stat.S_IMODE(st.st_mode):o})")
+        try:
+            fd = reopen_regular(pfd)
+        except OSError as e:
+            raise CDIError(f"CDI spec {path}: {e.strerror}") from None
+    finally:
+        os.close(pfd)
+    with os.fdopen(fd, "rb") as f:
+        try:
+            return f.read(_MAX_SPEC + 1)
+        except OSError as e:
+            raise CDIError(f"CDI spec {path}: {e.strerror}") from None
+
+
+def _load(path: str, data: bytes) -> dict:
     if len(data) > _MAX_SPEC:
         raise CDIError(f"CDI spec {path}: larger than 4 MiB")
     from ..jsonio import JSONError, loads
@@ -49,6 +90,8 @@ def _load(path: str) -> dict:
             doc = yaml.safe_load(data)
         except yaml.YAMLError as y:
             raise CDIError(f"CDI spec {path}: {y}".replace("\n", " ")) from None
+        except RecursionError:
+            raise CDIError(f"CDI spec {path}: nested too deeply") from None
     if not isinstance(doc, dict):
         raise CDIError(f"CDI spec {path}: expected an object")
     return doc
@@ -59,13 +102,16 @@ def _specs() -> list[tuple[str, dict]]:
     for d in spec_dirs():
         try:
             names = sorted(os.listdir(d))
-        except OSError:
-            continue
+        except FileNotFoundError:
+            continue  # no such directory: no specs there
+        except OSError as e:  # a directory that cannot be read fails closed
+            raise CDIError(f"CDI spec directory {d}: {e.strerror}") from None
         for name in names:
             if name.endswith((".json", ".yaml", ".yml")):
                 path = os.path.join(d, name)
-                if os.path.isfile(path):
-                    out.append((path, _load(path)))
+                data = _read_spec(path)
+                if data is not None:
+                    out.append((path, _load(path, data)))
     return out
 
 
@@ -166,6 +212,12 @@ def apply(spec: dict, names: list[str]) -> None:
             spec.setdefault("hooks", {}).setdefault(h["hookName"], []).append(hook)
 
 
+def _device_number(value) -> bool:
+    """A device major or minor: an integer, not negative (a -1 in the cgroup rule is the
+    wildcard, as the CDI library says in refusing it), not a JSON true/false."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _device_node(where: str, node) -> tuple[dict, dict]:
     if not isinstance(node, dict) or not isinstance(node.get("path"), str) or \
             not node["path"].startswith("/"):
@@ -189,8 +241,9 @@ def _device_node(where: str, node) -> tuple[dict, dict]:
         mode = stat.S_IMODE(st.st_mode) if mode is None else mode
         uid = st.st_uid if uid is None else uid
         gid = st.st_gid if gid is None else gid
-    if kind not in ("c", "b", "u") or not isinstance(major, int) or not isinstance(minor, int):
-        raise CDIError(f"{where}: type must be c or b with integer major and minor")
+    if kind not in ("c", "b", "u") or not _device_number(major) or not _device_number(minor):
+        raise CDIError(f"{where}: type must be c or b with integer major and minor (0 or "
+                       "more: -1 would allow every device)")
     perms = node.get("permissions") or "rwm"
     if not isinstance(perms, str) or not set(perms) <= set("rwm"):
         raise CDIError(f"{where}: permissions must be a subset of rwm")

@@ -117,15 +117,14 @@ def exec_in_container(eng, ref: str, opts: ExecOptions, stdio: tuple[int, int, i
         session.close(keep_record=opts.detach)
 
 
-def exec_captured(eng, row, args: list[str], timeout: float, limit: int
-                  ) -> tuple[int | None, str]:
+def exec_captured(eng, row, args: list[str], timeout: float, limit: int,
+                  stop_fd: int | None = None) -> tuple[int | None, str]:
     """Run `args` in the running container of `row` (its user, environment, working
     directory) with stdout and stderr into one pipe: (exit code, the first `limit` bytes
     of the output as text). Past `timeout` seconds the process is killed and the code is
-    None. For healthchecks (sangja.engine.health)."""
+    None; once `stop_fd` is readable, too, and ExecError says it was stopped. For
+    healthchecks (sangja.engine.health)."""
     import select
-
-    from ..linux import signals
 
     cid = row["id"]
     process = exec_process_spec(eng, row, ExecOptions(args=list(args)))
@@ -150,18 +149,21 @@ def exec_captured(eng, row, args: list[str], timeout: float, limit: int
             pidfd = child.adopt(pid)
             os.set_blocking(r, False)
             deadline = time.monotonic() + timeout
-            timed_out = False
+            timed_out = stopped = False
+            stop = [] if stop_fd is None else [stop_fd]
             try:
                 while True:
                     left = deadline - time.monotonic()
-                    if left <= 0:
-                        timed_out = True
-                        try:
-                            os.kill(pid, signals.SIGKILL)
-                        except ProcessLookupError:
-                            pass
+                    if left <= 0 or stopped:
+                        timed_out = not stopped
+                        from ..linux.process import kill_tree
+
+                        kill_tree(pid)  # and what it started: a probe past its time ends
                         break
-                    ready, _, _ = select.select([pidfd, r], [], [], left)
+                    ready, _, _ = select.select([pidfd, r, *stop], [], [], left)
+                    if stop_fd in ready:
+                        stopped = True
+                        continue
                     if r in ready and not _read_into(r, kept, limit):
                         r_done = True
                     else:
@@ -171,19 +173,29 @@ def exec_captured(eng, row, args: list[str], timeout: float, limit: int
                         break
                     if r_done:  # EOF: only the exit is left to wait for
                         select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+            except BaseException:  # interrupted (^C by hand): the process does not stay
+                from ..linux.process import kill_tree
+
+                kill_tree(pid)
+                child.exit_code()
+                raise
             finally:
                 os.close(pidfd)
             code = child.exit_code()
         finally:
             child.close()
             os.close(r)
+    if stopped:
+        raise ExecError("the process was stopped")
     text = bytes(kept[:limit]).decode("utf-8", "replace")
     return (None if timed_out else code), text
 
 
-def _read_into(fd: int, buf: bytearray, limit: int) -> bool:
-    """Read what `fd` has now, keeping up to `limit` bytes; False at EOF."""
-    while True:
+def _read_into(fd: int, buf: bytearray, limit: int, chunks: int = 16) -> bool:
+    """Read what `fd` has now, keeping up to `limit` bytes; False at EOF. At most `chunks`
+    reads: writers that refill the pipe as fast as it is read must not keep the caller
+    from its deadline."""
+    for _ in range(chunks):
         try:
             data = os.read(fd, _CHUNK)
         except BlockingIOError:
@@ -194,6 +206,7 @@ def _read_into(fd: int, buf: bytearray, limit: int) -> bool:
             return False
         if len(buf) < limit:
             buf += data[: limit - len(buf)]
+    return True
 
 
 def exec_process_spec(eng, row, opts: ExecOptions,

@@ -151,6 +151,42 @@ def _rfc3339(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // _NS)) + f".{ns % _NS:09d}Z"
 
 
+class _StopOnSigterm:
+    """SIGTERM during a probe (the monitor's, when the container's init exits) stops it:
+    the signal only writes to a pipe (signal.set_wakeup_fd) that the probe's wait watches,
+    so the probe kills its process in the container, removes its exec directory and
+    records nothing. No exception is raised from the handler: one landing in a clean-up
+    would leave that clean-up half done. Outside the main thread it does nothing."""
+
+    def __enter__(self) -> _StopOnSigterm:
+        from ..linux import signals
+
+        self.fired = False
+        self.fd: int | None = None
+        self._r, self._w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+
+        def note(_sig, _frame):
+            self.fired = True
+
+        try:
+            self._old_handler = signals.signal(signals.SIGTERM, note)
+        except ValueError:  # not the main thread
+            self._old_handler = None
+            return self
+        self._old_fd = signals.set_wakeup_fd(self._w)
+        self.fd = self._r
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from ..linux import signals
+
+        if self._old_handler is not None:
+            signals.set_wakeup_fd(self._old_fd)
+            signals.signal(signals.SIGTERM, self._old_handler)
+        os.close(self._r)
+        os.close(self._w)
+
+
 def run_probe(engine, ref: str) -> dict:
     """One probe of a running container, recorded; returns State.Health after it."""
     from .exec import ExecError, exec_captured
@@ -169,19 +205,44 @@ def run_probe(engine, ref: str) -> dict:
         raise HealthError(f"container {ref} has no defined healthcheck")
     timeout = check.get("Timeout") or DEFAULT_TIMEOUT
     start = time.time_ns()
+    with _StopOnSigterm() as stop:  # until the result is written: no half-written file
+        try:
+            code, output = exec_captured(engine, row, _argv(check["Test"], image_config),
+                                         timeout / _NS, MAX_OUTPUT, stop.fd)
+            if code is None:
+                code, output = -1, f"Health check exceeded timeout ({_human(timeout)})"
+        except ExecError as e:
+            code, output = -1, str(e)
+        if stop.fired:
+            raise HealthError(f"the probe of container {ref} was stopped")
+        if code != 0 and (live_state(engine.get(row["id"])) != RUNNING or
+                          _init_exiting(row)):
+            # stopped meanwhile (the probe died with it): no result, as Docker's
+            raise HealthError(f"container {ref} is not running")
+        end = time.time_ns()
+        entry = {"Start": _rfc3339(start), "End": _rfc3339(end), "ExitCode": code,
+                 "Output": output}
+        return _record(engine, row, check, entry, start)
+
+
+_PF_EXITING = 0x4
+
+
+def _init_exiting(row) -> bool:
+    """The container's init has begun to exit. It is not a zombie yet while its pid
+    namespace is torn down: it waits until the processes it killed there, our probe
+    among them, are reaped; but the kernel marks it PF_EXITING (stat's flags) first."""
+    from ..linux import process as lp
+
+    pid = row["pid"]
+    if not pid or lp.start_time(pid) != row["pid_start"]:
+        return True
     try:
-        code, output = exec_captured(engine, row, _argv(check["Test"], image_config),
-                                     timeout / _NS, MAX_OUTPUT)
-        if code is None:
-            code, output = -1, f"Health check exceeded timeout ({_human(timeout)})"
-    except ExecError as e:
-        if live_state(engine.get(row["id"])) != RUNNING:  # stopped meanwhile: no result
-            raise HealthError(f"container {ref} is not running") from None
-        code, output = -1, str(e)
-    end = time.time_ns()
-    entry = {"Start": _rfc3339(start), "End": _rfc3339(end), "ExitCode": code,
-             "Output": output}
-    return _record(engine, row, check, entry, start)
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return bool(int(data[data.rindex(b")") + 2:].split()[6]) & _PF_EXITING)
+    except (OSError, ValueError, IndexError):
+        return True
 
 
 def _human(ns: int) -> str:

@@ -155,3 +155,59 @@ def close_range(lo: int, hi: int = 0xFFFFFFFF) -> None:
                     os.close(fd)
                 except OSError:
                     pass
+
+
+def children(pid: int) -> list[int]:
+    """The pids of `pid`'s children (every thread's, from /proc/PID/task/*/children);
+    [] when it is gone."""
+    out: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out += [int(p) for p in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def kill_tree(pid: int, rounds: int = 100) -> None:
+    """SIGKILL `pid`, its process group and every process descending from it.
+
+    Each one is stopped (SIGSTOP) before its children are read, so none of them forks
+    after it was counted; a fork already under way when the stop came still ends, so the
+    walk is repeated until a round finds no new process. Then all of them are killed at
+    once: none has been reparented away (to the pid namespace's init) on the way. For a
+    process we own (our child, not reaped yet), so its pid and process group id cannot
+    name anyone else."""
+    from . import signals
+
+    found: list[int] = []
+    known: set[int] = set()
+    for _ in range(rounds):
+        todo = [p for p in [pid, *(c for q in found for c in children(q))] if p not in known]
+        if not todo:
+            break
+        while todo:
+            p = todo.pop()
+            if p in known:
+                continue
+            try:
+                os.kill(p, signals.SIGSTOP)
+            except ProcessLookupError:
+                continue
+            known.add(p)
+            found.append(p)
+            todo += children(p)
+    try:
+        os.killpg(pid, signals.SIGKILL)  # its group: jobs whose parent exited before
+    except OSError:
+        pass
+    for p in found:
+        try:
+            os.kill(p, signals.SIGKILL)
+        except ProcessLookupError:
+            pass

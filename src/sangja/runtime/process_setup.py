@@ -30,15 +30,32 @@ def env_dict(env: list[str]) -> dict[str, str]:
     return out
 
 
+_PASSWD_MAX = 1 << 20
+
+
 def home_of(uid: int) -> str:
+    """HOME from the container's /etc/passwd, "/" if it has none. That file is the
+    container's: a FIFO there must not block us (it is opened non-blocking and refused),
+    a link to /dev/zero must not fill our memory (only a regular file is read, 1 MiB of
+    it at most)."""
+    import stat
+
     try:
-        with open("/etc/passwd") as f:
-            for line in f:
-                parts = line.rstrip("\n").split(":")
-                if len(parts) >= 6 and parts[2] == str(uid):
-                    return parts[5] or "/"
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
-        pass
+        return "/"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "/"
+        data = os.read(fd, _PASSWD_MAX)
+    except OSError:
+        return "/"
+    finally:
+        os.close(fd)
+    for line in data.decode("utf-8", "replace").splitlines():
+        parts = line.split(":")
+        if len(parts) >= 6 and parts[2] == str(uid):
+            return parts[5] or "/"
     return "/"
 
 
