@@ -120,3 +120,15 @@ def _service(engine):
 # A test module takes it with `from api_service import service_fixture` (its fixture name
 # is `service`).
 service_fixture = pytest.fixture(scope="module", name="service")(_service)
+
+
+def _docker_client(service, cli):
+    """docker-py's client on the module's service (skipped without docker-py)."""
+    docker = pytest.importorskip("docker")
+    c = docker.DockerClient(base_url=f"unix://{service.sock}", timeout=60)
+    yield c
+    c.close()
+
+
+# `from api_service import docker_client_fixture`: the fixture named `client`.
+docker_client_fixture = pytest.fixture(name="client")(_docker_client)

@@ -15,17 +15,16 @@ import subprocess
 import time
 
 import pytest
-from api_service import Service, UnixHTTPConnection, start_service, stop_service, wait_gone
+from api_service import (
+    Service,
+    UnixHTTPConnection,
+    service_fixture,  # noqa: F401 - the module's fixtures
+    start_service,
+    wait_gone,
+)
 from engine_cli import wait_until
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture(scope="module")
-def service(engine):
-    svc = start_service(engine)
-    yield svc
-    stop_service(svc)
 
 
 @pytest.fixture

@@ -14,25 +14,10 @@ import subprocess
 import textwrap
 
 import pytest
-from api_service import start_service, stop_service
+from api_service import docker_client_fixture, service_fixture  # noqa: F401 - the module's fixtures
 from engine_cli import wait_until
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture(scope="module")
-def service(engine):
-    svc = start_service(engine)
-    yield svc
-    stop_service(svc)
-
-
-@pytest.fixture
-def client(service, cli):
-    docker = pytest.importorskip("docker")
-    c = docker.DockerClient(base_url=f"unix://{service.sock}", timeout=60)
-    yield c
-    c.close()
 
 
 def test_docker_py_run_and_loop(client, cli):

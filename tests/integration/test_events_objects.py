@@ -14,6 +14,7 @@ import time
 from collections import Counter
 
 import pytest
+from api_service import service_fixture  # noqa: F401 - the module's `service`
 from engine_cli import isolation_guard, wait_until
 
 pytestmark = pytest.mark.root
@@ -265,15 +266,6 @@ def test_image_push_pull_events(cli, tmp_path):
 
 
 # ---------------------------------------------------------------------------- the API
-
-
-@pytest.fixture(scope="module")
-def service(engine):
-    from api_service import start_service, stop_service
-
-    svc = start_service(engine)
-    yield svc
-    stop_service(svc)
 
 
 def test_api_events_show_volume_and_network_events(service, cli):

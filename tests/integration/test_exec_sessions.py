@@ -18,17 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
-from api_service import Service, start_service, stop_service
+from api_service import (
+    Service,
+    service_fixture,  # noqa: F401 - the module's fixtures
+    )
 from engine_cli import HEX64, Pty, wait_until
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture(scope="module")
-def service(engine):
-    svc = start_service(engine)
-    yield svc
-    stop_service(svc)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import json
 import time
 
 import pytest
-from api_service import start_service, stop_service
+from api_service import docker_client_fixture, service_fixture  # noqa: F401 - the module's fixtures
 
 pytestmark = pytest.mark.root
 
@@ -255,21 +255,6 @@ def test_builder_prune_until(cli, tmp_path):
 
 
 # ---------------------------------------------------------------------------- API
-
-
-@pytest.fixture(scope="module")
-def service(engine):
-    svc = start_service(engine)
-    yield svc
-    stop_service(svc)
-
-
-@pytest.fixture
-def client(service, cli):
-    docker = pytest.importorskip("docker")
-    c = docker.DockerClient(base_url=f"unix://{service.sock}", timeout=60)
-    yield c
-    c.close()
 
 
 def test_api_prune_filters(client, cli):
