@@ -13,8 +13,9 @@ from __future__ import annotations
 from sangja.image import manifest as mf
 from sangja.records import dataclass
 from sangja.registry.client import Repository
-from sangja.registry.errors import NotFound, RegistryError, Unauthorized
+from sangja.registry.errors import RegistryError
 from sangja.registry.options import Options
+from sangja.registry.resolving import first_answer
 
 __all__ = ["RemoteImage", "describe"]
 
@@ -34,26 +35,12 @@ def describe(name: str, *, options: Options | None = None) -> RemoteImage:
     own = options is None
     options = options or Options()
     try:
-        config = options.registries()
-        refs = config.candidates(name)
-        errors: list[RegistryError] = []
-        for ref in refs:
-            for ep in config.endpoints(ref):
-                try:
-                    repo = Repository(options.session_for(ep), ep.path)
-                    return _describe(repo, ref.digest or ref.tag or "latest",
-                                     f"{ref.name}@{ref.digest}" if ref.digest else str(ref))
-                except (NotFound, Unauthorized) as e:
-                    errors.append(e)
-                except RegistryError as e:
-                    if len(refs) == 1 and not ep.mirror:
-                        raise
-                    errors.append(e)
-        if len(errors) == 1:
-            raise errors[0]
-        if all(isinstance(e, NotFound) for e in errors):
-            raise NotFound(f"{name}: not found: " + "; ".join(map(str, errors)))
-        raise RegistryError(f"cannot describe {name!r}: " + "; ".join(map(str, errors)))
+        def attempt(ref, ep) -> RemoteImage:
+            repo = Repository(options.session_for(ep), ep.path)
+            return _describe(repo, ref.digest or ref.tag or "latest",
+                             f"{ref.name}@{ref.digest}" if ref.digest else str(ref))
+
+        return first_answer(options, name, "describe", attempt)
     finally:
         if own:
             options.close()

@@ -29,8 +29,9 @@ from sangja.image.store import ImageStore
 from sangja.records import dataclass
 from sangja.registry.client import Repository
 from sangja.registry.config import Endpoint
-from sangja.registry.errors import NotFound, RegistryError, Unauthorized, UnresolvableName
+from sangja.registry.errors import NotFound, RegistryError, UnresolvableName
 from sangja.registry.options import Options
+from sangja.registry.resolving import first_answer
 
 __all__ = ["POLICIES", "PullResult", "image_for", "pull"]
 
@@ -79,32 +80,20 @@ def pull(store: ImageStore, name: str, *, platform: str | mf.Platform | None = N
     own = options is None
     options = options or Options()
     try:
-        config = options.registries()
-        refs = config.candidates(name)
-        errors: list[RegistryError] = []
-        for ref in refs:
-            for ep in config.endpoints(ref):
-                try:
-                    if all_tags:
-                        repo = Repository(options.session_for(ep), ep.path)
-                        tags = repo.tags()
-                        if not tags:
-                            raise NotFound(f"{repo}: has no tags")
-                        results = [_pull(store, ep, _tagged(ref, t), platform, options, emit)
-                                   for t in tags]
-                    else:
-                        results = [_pull(store, ep, ref, platform, options, emit)]
-                    _pull_events(store, results)
-                    return results
-                except (NotFound, Unauthorized) as e:
-                    errors.append(e)
-                except RegistryError as e:
-                    if len(refs) == 1 and not ep.mirror:
-                        raise
-                    errors.append(e)
-        if len(errors) == 1:
-            raise errors[0]
-        raise RegistryError(f"cannot pull {name!r}: " + "; ".join(map(str, errors)))
+        def attempt(ref: Reference, ep: Endpoint) -> list[PullResult]:
+            if all_tags:
+                repo = Repository(options.session_for(ep), ep.path)
+                tags = repo.tags()
+                if not tags:
+                    raise NotFound(f"{repo}: has no tags")
+                results = [_pull(store, ep, _tagged(ref, t), platform, options, emit)
+                           for t in tags]
+            else:
+                results = [_pull(store, ep, ref, platform, options, emit)]
+            _pull_events(store, results)
+            return results
+
+        return first_answer(options, name, "pull", attempt)
     finally:
         if own:
             options.close()
