@@ -278,7 +278,9 @@ def test_missing_helper_is_one_line_and_leaves_nothing(tmp_path, busybox_rootfs)
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     config = json.loads(json.dumps(BASE_CONFIG))
-    config["root"]["path"] = str(busybox_rootfs)
+    rootfs = tmp_path / "rootfs"  # a copy: the session's shared rootfs stays as built
+    subprocess.run(["cp", "-a", str(busybox_rootfs), str(rootfs)], check=True)
+    config["root"]["path"] = str(rootfs)
     config["process"]["args"] = ["true"]
     (bundle / "config.json").write_text(json.dumps(config))
     state = tmp_path / "state"

@@ -384,7 +384,11 @@ def test_fuzz_config_json(runtime, tmp_path, busybox_rootfs):
     rng = random.Random(20261203)
     base = copy.deepcopy(BASE_CONFIG)
     base["process"]["args"] = ["true"]
-    base["root"] = {"path": str(busybox_rootfs), "readonly": True}
+    # a copy: a changed config may make the root writable and the runtime then makes
+    # /dev nodes in it (the session's shared rootfs must stay as built)
+    rootfs = tmp_path / "rootfs"
+    subprocess.run(["cp", "-a", str(busybox_rootfs), str(rootfs)], check=True)
+    base["root"] = {"path": str(rootfs), "readonly": True}
     base["linux"]["seccomp"] = copy.deepcopy(SECCOMP)
     base["linux"]["resources"]["pids"] = {"limit": 100}
     base["process"]["scheduler"] = {"policy": "SCHED_OTHER", "nice": 0}
