@@ -67,7 +67,6 @@ class Engine(EngineView):
         """Lock one container and yield its current row (re-read under the lock)."""
         row = self.db.get(ref)
         cid = row["id"]
-        made = False
         try:
             fd = os.open(self.paths.lock_path(cid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except FileNotFoundError:
@@ -77,7 +76,6 @@ class Engine(EngineView):
                 self.db.get(cid)
             except NoSuchContainer:
                 raise NoSuchContainer(ref) from None
-            made = not os.path.isdir(self.paths.container_dir(cid))
             os.makedirs(self.paths.container_dir(cid), mode=0o700, exist_ok=True)
             fd = os.open(self.paths.lock_path(cid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -85,10 +83,12 @@ class Engine(EngineView):
             try:
                 row = self.db.get(cid)
             except NoSuchContainer:
-                if made:  # removed meanwhile: take back the directory made above
-                    import shutil
+                # Removed meanwhile, and that `rm` is over (it held the lock). What is left
+                # is ours to take back: the directory made above, or the lock file that our
+                # O_CREAT put back between the remover's unlink of it and its rmdir.
+                import shutil
 
-                    shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)
+                shutil.rmtree(self.paths.container_dir(cid), ignore_errors=True)
                 raise NoSuchContainer(ref) from None
             yield row
         finally:
